@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, from a clean clone, in one command.
+#   deploy/test.sh                 # install deps, build (build/), run every test
+#   deploy/test.sh -L unit         # extra arguments go to ctest: run a slice
+#   SHAKEN_SANITIZE=1 deploy/test.sh   # the same under AddressSanitizer + UBSan (build-asan/)
+# Exits non-zero on any build or test failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./deploy/install-deps.sh
+
+build_dir=build
+cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${SHAKEN_SANITIZE:-0}" = 1 ]; then
+  build_dir=build-asan
+  cmake_args+=(-DSHAKEN_SANITIZE=ON -DSHAKEN_BUILD_BENCH=OFF)
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+
+jobs=$(nproc)
+cmake -S . -B "$build_dir" "${cmake_args[@]}"
+cmake --build "$build_dir" -j "$jobs"
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"

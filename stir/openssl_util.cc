@@ -1,0 +1,213 @@
+#include "stir/openssl_util.h"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+
+namespace shaken::stir {
+namespace {
+
+const EVP_MD* Sha256Md() {
+  // Fetched once: an implicit fetch per call costs more than hashing a PASSporT.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+BioPtr MemBio(std::string_view data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+absl::StatusOr<std::string> BioContents(BIO* bio) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  if (n < 0) return absl::InternalError("BIO_get_mem_data failed");
+  return std::string(data, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+absl::Status OpenSslError(absl::StatusCode code, std::string_view what) {
+  std::string msg(what);
+  unsigned long err;
+  const char* sep = ": ";
+  while ((err = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(err, buf, sizeof(buf));
+    absl::StrAppend(&msg, sep, buf);
+    sep = "; ";
+  }
+  return absl::Status(code, msg);
+}
+
+Sha256Digest Sha256(std::string_view data) {
+  Sha256Digest out;
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, Sha256Md(), nullptr) != 1 ||
+      len != out.size()) {
+    // Hashing memory cannot fail short of memory exhaustion; a zero digest would be a silent
+    // forgery hazard, so stop instead.
+    abort();
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> EcdsaRawToDer(const Es256Signature& raw) {
+  EcdsaSigPtr sig(ECDSA_SIG_new());
+  BIGNUM* r = BN_bin2bn(raw.data(), 32, nullptr);
+  BIGNUM* s = BN_bin2bn(raw.data() + 32, 32, nullptr);
+  if (sig == nullptr || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return OpenSslError(absl::StatusCode::kInternal, "building ECDSA-Sig-Value");
+  }
+  unsigned char* der = nullptr;
+  int len = i2d_ECDSA_SIG(sig.get(), &der);
+  if (len <= 0) return OpenSslError(absl::StatusCode::kInternal, "encoding ECDSA-Sig-Value");
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+absl::StatusOr<Es256Signature> EcdsaDerToRaw(std::string_view der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  if (sig == nullptr || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("malformed DER ECDSA signature");
+  }
+  const BIGNUM* r = nullptr;
+  const BIGNUM* s = nullptr;
+  ECDSA_SIG_get0(sig.get(), &r, &s);
+  Es256Signature out;
+  if (BN_bn2binpad(r, out.data(), 32) != 32 || BN_bn2binpad(s, out.data() + 32, 32) != 32) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("ECDSA signature r or s is longer than 32 bytes");
+  }
+  return out;
+}
+
+absl::StatusOr<EvpPkeyPtr> ReadPrivateKeyPem(std::string_view pem) {
+  BioPtr bio = MemBio(pem);
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (key == nullptr) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument,
+                        "not a PEM private key (unencrypted SEC1 or PKCS#8 expected)");
+  }
+  return key;
+}
+
+absl::StatusOr<EvpPkeyPtr> ReadPublicKeyPem(std::string_view pem) {
+  BioPtr bio = MemBio(pem);
+  EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (key == nullptr) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument, "not a PEM public key");
+  }
+  return key;
+}
+
+absl::StatusOr<std::string> PublicKeyToPem(const EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PUBKEY(bio.get(), const_cast<EVP_PKEY*>(key)) != 1) {
+    return OpenSslError(absl::StatusCode::kInternal, "encoding public key as PEM");
+  }
+  return BioContents(bio.get());
+}
+
+absl::StatusOr<std::string> PublicKeyToDer(const EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(const_cast<EVP_PKEY*>(key), &der);
+  if (len <= 0) return OpenSslError(absl::StatusCode::kInternal, "encoding public key as DER");
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+absl::StatusOr<EvpPkeyPtr> PublicKeyFromP256Point(std::string_view point) {
+  if (point.size() != 65 || static_cast<unsigned char>(point[0]) != 0x04) {
+    return absl::InvalidArgumentError(
+        "EC point is not an uncompressed P-256 point (65 bytes starting 0x04)");
+  }
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
+    return OpenSslError(absl::StatusCode::kInternal, "EVP_PKEY_fromdata_init");
+  }
+  char group[] = "prime256v1";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<char*>(point.data()), point.size()),
+      OSSL_PARAM_construct_end()};
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument, "EC point is not on P-256");
+  }
+  return EvpPkeyPtr(raw);
+}
+
+bool IsP256Key(const EVP_PKEY* key) {
+  if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return false;
+  char name[64] = {0};
+  size_t len = 0;
+  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
+                                     &len) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  return std::strcmp(name, "prime256v1") == 0 || std::strcmp(name, "P-256") == 0;
+}
+
+absl::Status VerifyEs256(const EVP_PKEY* key, const Sha256Digest& digest,
+                         const Es256Signature& sig) {
+  // DER of two 32-byte integers is at most 72 bytes; build it on the stack, no BIGNUM needed.
+  unsigned char der[80];
+  size_t n = 0;
+  auto put_int = [&](const uint8_t* v) {
+    size_t i = 0;
+    while (i < 31 && v[i] == 0) ++i;  // minimal encoding
+    size_t len = 32 - i;
+    bool pad = (v[i] & 0x80) != 0;
+    der[n++] = 0x02;
+    der[n++] = static_cast<unsigned char>(len + (pad ? 1 : 0));
+    if (pad) der[n++] = 0x00;
+    std::memcpy(der + n, v + i, len);
+    n += len;
+  };
+  der[n++] = 0x30;
+  der[n++] = 0;  // length filled below
+  put_int(sig.data());
+  put_int(sig.data() + 32);
+  der[1] = static_cast<unsigned char>(n - 2);
+
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(key), nullptr));
+  if (ctx == nullptr || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    return OpenSslError(absl::StatusCode::kInternal, "EVP_PKEY_verify_init");
+  }
+  int rc = EVP_PKEY_verify(ctx.get(), der, n, digest.data(), digest.size());
+  if (rc == 1) return absl::OkStatus();
+  ERR_clear_error();
+  return absl::InvalidArgumentError("ES256 signature does not verify");
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string data;
+  data.resize(max_bytes + 1);
+  in.read(data.data(), static_cast<std::streamsize>(data.size()));
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  data.resize(static_cast<size_t>(in.gcount()));
+  if (data.size() > max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is larger than ", max_bytes, " bytes"));
+  }
+  return data;
+}
+
+}  // namespace shaken::stir

@@ -1,0 +1,83 @@
+// openssl_util.h: the choke point for OpenSSL: owning pointers for its objects, one helper that
+// turns its error queue into an absl::Status, and the ES256 encodings (raw r||s vs DER).
+#ifndef SHAKEN_STIR_OPENSSL_UTIL_H_
+#define SHAKEN_STIR_OPENSSL_UTIL_H_
+
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "stir/signer.h"
+
+namespace shaken::stir {
+
+template <auto Free>
+struct OpenSslDeleter {
+  template <typename T>
+  void operator()(T* p) const {
+    Free(p);
+  }
+};
+
+using BioPtr = std::unique_ptr<BIO, OpenSslDeleter<BIO_free_all>>;
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OpenSslDeleter<EVP_PKEY_free>>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OpenSslDeleter<EVP_PKEY_CTX_free>>;
+using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OpenSslDeleter<EVP_MD_CTX_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, OpenSslDeleter<ECDSA_SIG_free>>;
+using X509Ptr = std::unique_ptr<X509, OpenSslDeleter<X509_free>>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, OpenSslDeleter<X509_CRL_free>>;
+using X509StorePtr = std::unique_ptr<X509_STORE, OpenSslDeleter<X509_STORE_free>>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OpenSslDeleter<X509_STORE_CTX_free>>;
+using BignumPtr = std::unique_ptr<BIGNUM, OpenSslDeleter<BN_free>>;
+
+// OpenSslError drains this thread's OpenSSL error queue into a status with `code`, whose message
+// starts with `what` and ends with OpenSSL's own reasons.
+absl::Status OpenSslError(absl::StatusCode code, std::string_view what);
+
+// Sha256 hashes `data`. Never fails for in-memory input.
+Sha256Digest Sha256(std::string_view data);
+
+// EcdsaRawToDer converts a JWS r||s signature to the DER ECDSA-Sig-Value that X.509 and OpenSSL's
+// verify functions use.
+absl::StatusOr<std::string> EcdsaRawToDer(const Es256Signature& raw);
+
+// EcdsaDerToRaw converts a DER ECDSA-Sig-Value (P-256) to r||s. Fails on malformed DER or on r or
+// s longer than 32 bytes.
+absl::StatusOr<Es256Signature> EcdsaDerToRaw(std::string_view der);
+
+// ReadPrivateKeyPem parses an unencrypted PEM private key (SEC1 "EC PRIVATE KEY" or PKCS#8).
+absl::StatusOr<EvpPkeyPtr> ReadPrivateKeyPem(std::string_view pem);
+
+// ReadPublicKeyPem parses a PEM SubjectPublicKeyInfo ("PUBLIC KEY").
+absl::StatusOr<EvpPkeyPtr> ReadPublicKeyPem(std::string_view pem);
+
+// PublicKeyToPem and PublicKeyToDer encode the public half of `key` as SubjectPublicKeyInfo.
+absl::StatusOr<std::string> PublicKeyToPem(const EVP_PKEY* key);
+absl::StatusOr<std::string> PublicKeyToDer(const EVP_PKEY* key);
+
+// PublicKeyFromP256Point builds an EC P-256 public key from an uncompressed point (0x04 || X || Y).
+absl::StatusOr<EvpPkeyPtr> PublicKeyFromP256Point(std::string_view point);
+
+// IsP256Key tells whether `key` is an EC key on the P-256 (prime256v1) curve.
+bool IsP256Key(const EVP_PKEY* key);
+
+// VerifyEs256 checks an r||s signature over `digest` with the public key `key`. OK when the
+// signature is valid; INVALID_ARGUMENT (with no OpenSSL internals) when it is not.
+absl::Status VerifyEs256(const EVP_PKEY* key, const Sha256Digest& digest,
+                         const Es256Signature& sig);
+
+// ReadFile reads a whole (small) file, at most `max_bytes`.
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 1 << 20);
+
+}  // namespace shaken::stir
+
+#endif  // SHAKEN_STIR_OPENSSL_UTIL_H_

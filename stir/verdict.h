@@ -1,0 +1,113 @@
+// verdict.h: what a verification concludes, in the terms a SIP stack needs: pass/fail, verstat
+// (3GPP TS 24.229), the SIP response code and reason phrase (RFC 8224 §6.2.2, ATIS-1000074
+// §5.3.2), and a machine-readable reason.
+#ifndef SHAKEN_STIR_VERDICT_H_
+#define SHAKEN_STIR_VERDICT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace shaken::stir {
+
+// Verstat values set on the verified identity (3GPP TS 24.229 §7.2A.20).
+enum class Verstat { kPassed, kFailed, kNoValidation };
+std::string_view VerstatName(Verstat v);  // "TN-Validation-Passed", ...
+
+// Reason is why a verification ended as it did. Each has a stable name (the machine-readable
+// reason in logs, metrics and the gRPC API), a SIP code and a verstat; see kReasonTable in
+// verdict.cc. The codes follow the ATIS-1000082 error cases E1-E19 (shared/standards.md §4.4).
+enum class Reason : uint8_t {
+  kPassed = 0,
+  // 428: nothing to verify.
+  kNoIdentity,
+  // 438: the Identity header or the PASSporT cannot be used.
+  kIdentityMalformed,       // RFC 8224 §4 grammar violated
+  kCompactForm,             // E4: SHAKEN requires the full form (ATIS-1000074 §5.3.3)
+  kPptUnsupported,          // E5/E13: ppt is not "shaken"
+  kPptMismatch,             // PP-6: header ppt differs from the Identity ppt parameter
+  kPassportMalformed,       // segments, base64url, JSON, size
+  kClaimMissing,            // E14
+  kClaimInvalid,            // a claim of the wrong type or form
+  kAttestInvalid,           // E19
+  kOrigidInvalid,           // origid is not a UUID (RFC 8588 §5)
+  kOrigMismatch,            // E16
+  kDestMismatch,            // E16
+  kSignatureInvalid,        // E18 (TN-Validation-Failed)
+  // 436: the credential cannot be obtained.
+  kInfoMissing,             // E6
+  kInfoInvalid,             // E7
+  kHeaderParamMissing,      // E9: typ, alg, x5u or ppt missing from the PASSporT header
+  kX5uMismatch,             // E10
+  kX5uNotAllowed,           // SH-10, CE-12: not https, port, userinfo, query, fragment
+  kFetchDns,
+  kFetchConnect,
+  kFetchTimeout,
+  kFetchTls,
+  kFetchHttpStatus,
+  kFetchRedirect,
+  kFetchTooLarge,
+  kFetchNotPem,
+  kFetchAddressBlocked,     // SSRF guard: loopback, private or link-local address
+  kFetchFailed,
+  // 437: the credential was obtained but is not acceptable.
+  kTypInvalid,              // E11
+  kAlgUnsupported,          // E12
+  kCertUntrusted,           // E17
+  kCertExpired,
+  kCertNotYetValid,
+  kCertRevoked,
+  kCertNoTnAuthList,
+  kCertPolicy,
+  kCertKeyUsage,
+  kCertKeyType,
+  kCertInvalid,
+  // 403: outside the freshness window.
+  kDateStale,               // E3
+  kIatStale,                // E15
+  kIatFuture,               // E15, symmetric window
+  kCount_,
+};
+
+std::string_view ReasonName(Reason r);      // "signature_invalid", ...
+int ReasonSipCode(Reason r);                // 0 for kPassed
+std::string_view ReasonPhrase(Reason r);    // "Invalid Identity Header", ...
+Verstat ReasonVerstat(Reason r);
+// ReasonFromName is the inverse of ReasonName; nullopt for an unknown name.
+std::optional<Reason> ReasonFromName(std::string_view name);
+
+// Verdict is the outcome of verifying one Identity header value (or of a whole request: see
+// Verifier::VerifyAll). Fields after `detail` are filled as far as verification got.
+struct Verdict {
+  bool passed = false;
+  Reason reason = Reason::kNoIdentity;
+  Verstat verstat = Verstat::kNoValidation;
+  int sip_code = 428;
+  std::string_view sip_reason;   // reason phrase, static storage
+  std::string detail;            // a human sentence: what exactly was wrong
+
+  std::string ppt;
+  std::string attest;
+  std::string origid;
+  std::string orig_tn;
+  std::vector<std::string> dest_tns;
+  std::optional<int64_t> iat;
+  std::string x5u;
+
+  // From the signing certificate, when it was obtained.
+  std::string cert_subject;
+  std::string cert_spc;
+  std::string cert_serial;       // hex
+  std::optional<absl::Time> cert_not_after;
+
+  // MakeVerdict fills passed, reason, verstat, sip_code and sip_reason from `r`.
+  void SetReason(Reason r, std::string detail_text = {});
+};
+
+}  // namespace shaken::stir
+
+#endif  // SHAKEN_STIR_VERDICT_H_
