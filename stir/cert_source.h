@@ -34,6 +34,9 @@ struct CertificateInfo {
   std::vector<TnAuthEntry> tn_auth_list;  // empty if the extension is absent
   std::string spc;                 // the first SPC entry, if any
   std::vector<std::string> policy_oids;
+  // Deviations from the ATIS-1000080 profile tolerated by a lenient validator (P16, P17), one
+  // short sentence each, for logs and lint reports. Empty for a strict validation.
+  std::vector<std::string> profile_warnings;
 };
 
 // VerifiedCertificate is a signing certificate whose chain and SHAKEN profile were checked.

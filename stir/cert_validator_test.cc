@@ -1,0 +1,421 @@
+#include "stir/cert_validator.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_pki.h"
+
+namespace shaken::stir {
+namespace {
+
+using ::shaken::testing::LeafOptions;
+using ::shaken::testing::StatusIs;
+using ::shaken::testing::TempDir;
+using ::shaken::testing::TestCert;
+using ::shaken::testing::TestPki;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const absl::Time kNow = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
+
+std::string Bytes(std::initializer_list<int> b) {
+  std::string out;
+  for (int x : b) out.push_back(static_cast<char>(x));
+  return out;
+}
+
+class CertValidatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(pki_, TestPki::Create(kNow));
+    ca_file_ = dir_.Write("ca.pem", pki_->root().cert_pem);
+  }
+
+  std::unique_ptr<CertValidator> Validator(
+      ProfileStrictness strictness = ProfileStrictness::kLenient,
+      std::vector<std::string> crls = {}) {
+    CertValidatorOptions options;
+    options.ca_file = ca_file_;
+    options.strictness = strictness;
+    options.crl_files = std::move(crls);
+    auto v = CertValidator::New(options);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? *std::move(v) : nullptr;
+  }
+
+  CertificateResult Validate(const LeafOptions& leaf_options,
+                             ProfileStrictness strictness = ProfileStrictness::kLenient) {
+    auto leaf = pki_->IssueLeaf(leaf_options);
+    EXPECT_TRUE(leaf.ok()) << leaf.status();
+    return Validator(strictness)->ValidatePem(pki_->ChainPem(*leaf), kNow);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestPki> pki_;
+  std::string ca_file_;
+};
+
+TEST_F(CertValidatorTest, GoodChainPasses) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  for (ProfileStrictness strictness : {ProfileStrictness::kLenient, ProfileStrictness::kStrict}) {
+    CertificateResult r = Validator(strictness)->ValidatePem(pki_->ChainPem(leaf), kNow);
+    ASSERT_TRUE(r.ok()) << ReasonName(r.reason) << ": " << r.detail;
+    EXPECT_EQ(r.cert->info.spc, "709J");
+    ASSERT_EQ(r.cert->info.tn_auth_list.size(), 1u);
+    EXPECT_EQ(r.cert->info.tn_auth_list[0].kind, TnAuthEntry::Kind::kSpc);
+    EXPECT_THAT(r.cert->info.policy_oids, ElementsAre("2.16.840.1.114569.1.1.3"));
+    EXPECT_THAT(r.cert->info.profile_warnings, IsEmpty());
+    EXPECT_THAT(r.cert->info.subject, HasSubstr("CN=SHAKEN 709J"));
+    EXPECT_THAT(r.cert->info.issuer, HasSubstr("STI-CA"));
+    EXPECT_FALSE(r.cert->info.serial_hex.empty());
+    EXPECT_EQ(r.cert->info.not_after, absl::FromUnixSeconds(absl::ToUnixSeconds(
+                                          kNow + absl::Hours(24 * 90))));
+    EXPECT_EQ(r.cert->valid_until, r.cert->info.not_after);  // leaf expires before the CAs
+    EXPECT_EQ(r.cert->valid_from, kNow - absl::Hours(1));    // the leaf's notBefore is latest
+    EXPECT_TRUE(IsP256Key(r.cert->public_key.get()));
+  }
+}
+
+TEST_F(CertValidatorTest, CaDirectoryOfHashedNames) {
+  std::string ca_dir = dir_.path() + "/certs";
+  ASSERT_OK(testing::WriteHashedCaDir(ca_dir, {pki_->root().cert.get()}));
+  CertValidatorOptions options;
+  options.ca_dir = ca_dir;
+  ASSERT_OK_AND_ASSIGN(auto validator, CertValidator::New(options));
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  CertificateResult r = validator->ValidatePem(pki_->ChainPem(leaf), kNow);
+  EXPECT_TRUE(r.ok()) << r.detail;
+}
+
+TEST_F(CertValidatorTest, ConfigErrorsAreClear) {
+  CertValidatorOptions options;
+  EXPECT_THAT(CertValidator::New(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no trust anchors")));
+  options.ca_file = dir_.path() + "/missing.pem";
+  EXPECT_THAT(CertValidator::New(options), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    HasSubstr("cannot load trust anchors")));
+  options.ca_file.clear();
+  options.ca_dir = dir_.path() + "/missing";
+  EXPECT_THAT(CertValidator::New(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not exist")));
+  options.ca_dir.clear();
+  options.ca_file = ca_file_;
+  options.crl_files = {dir_.Write("junk.crl", "not a crl")};
+  EXPECT_THAT(CertValidator::New(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("holds no PEM or DER CRL")));
+}
+
+TEST_F(CertValidatorTest, NotPem) {
+  auto v = Validator();
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  for (const std::string& body :
+       {std::string(""), std::string("   \n"), std::string("<html>hello</html>"),
+        std::string("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        std::string("-----BEGIN CERTIFICATE-----\nMIIB"),
+        "junk before\n" + leaf.cert_pem, leaf.cert_pem + "junk after",
+        leaf.key_pem + leaf.cert_pem, std::string(70000, 'A')}) {
+    CertificateResult r = v->ValidatePem(body, kNow);
+    EXPECT_EQ(r.reason, Reason::kFetchNotPem) << body.substr(0, 40) << " -> " << r.detail;
+  }
+}
+
+TEST_F(CertValidatorTest, ChainCertificateCountIsCapped) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  std::string body = leaf.cert_pem;
+  for (int i = 0; i < 8; ++i) body += pki_->intermediate().cert_pem;
+  CertificateResult r = Validator()->ValidatePem(body, kNow);
+  EXPECT_EQ(r.reason, Reason::kFetchNotPem);
+  EXPECT_THAT(r.detail, HasSubstr("more than 8"));
+}
+
+TEST_F(CertValidatorTest, MissingIntermediateIsUntrusted) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  CertificateResult r = Validator()->ValidatePem(leaf.cert_pem, kNow);
+  EXPECT_EQ(r.reason, Reason::kCertUntrusted) << r.detail;
+}
+
+TEST_F(CertValidatorTest, OtherPkiIsUntrusted) {
+  ASSERT_OK_AND_ASSIGN(auto other, TestPki::Create(kNow));
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, other->IssueLeaf());
+  CertificateResult r = Validator()->ValidatePem(other->ChainPem(leaf), kNow);
+  EXPECT_EQ(r.reason, Reason::kCertUntrusted) << r.detail;
+  // The right leaf with the wrong intermediate.
+  ASSERT_OK_AND_ASSIGN(TestCert good, pki_->IssueLeaf());
+  r = Validator()->ValidatePem(good.cert_pem + other->intermediate().cert_pem, kNow);
+  EXPECT_EQ(r.reason, Reason::kCertUntrusted) << r.detail;
+}
+
+TEST_F(CertValidatorTest, SelfSignedIsUntrusted) {
+  LeafOptions o;
+  o.self_signed = true;
+  EXPECT_EQ(Validate(o).reason, Reason::kCertUntrusted);
+}
+
+TEST_F(CertValidatorTest, ExpiredAndNotYetValid) {
+  LeafOptions expired;
+  expired.not_before_offset = -absl::Hours(24 * 30);
+  expired.not_after_offset = -absl::Hours(24);
+  EXPECT_EQ(Validate(expired).reason, Reason::kCertExpired);
+  LeafOptions future;
+  future.not_before_offset = absl::Hours(24);
+  EXPECT_EQ(Validate(future).reason, Reason::kCertNotYetValid);
+  // Validation happens at the given time, not the wall clock.
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  auto v = Validator();
+  EXPECT_TRUE(v->ValidatePem(pki_->ChainPem(leaf), kNow + absl::Hours(24 * 89)).ok());
+  EXPECT_EQ(v->ValidatePem(pki_->ChainPem(leaf), kNow + absl::Hours(24 * 91)).reason,
+            Reason::kCertExpired);
+  EXPECT_EQ(v->ValidatePem(pki_->ChainPem(leaf), kNow - absl::Hours(2)).reason,
+            Reason::kCertNotYetValid);
+}
+
+TEST_F(CertValidatorTest, NoTnAuthList) {
+  LeafOptions o;
+  o.tn_auth_list = false;
+  CertificateResult r = Validate(o);
+  EXPECT_EQ(r.reason, Reason::kCertNoTnAuthList);
+  EXPECT_THAT(r.detail, HasSubstr("1.3.6.1.5.5.7.1.26"));
+}
+
+TEST_F(CertValidatorTest, MalformedTnAuthListIsRejected) {
+  LeafOptions o;
+  o.tn_auth_list_der = Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30});  // truncated
+  CertificateResult r = Validate(o);
+  EXPECT_EQ(r.reason, Reason::kCertInvalid);
+  EXPECT_THAT(r.detail, HasSubstr("TNAuthList"));
+}
+
+TEST_F(CertValidatorTest, PolicyStrictVsLenient) {
+  LeafOptions v1;
+  v1.policy_oids = {"2.16.840.1.114569.1.1.1"};
+  CertificateResult lenient = Validate(v1, ProfileStrictness::kLenient);
+  ASSERT_TRUE(lenient.ok()) << lenient.detail;
+  EXPECT_THAT(lenient.cert->info.profile_warnings,
+              ElementsAre(HasSubstr("considered invalid")));
+  EXPECT_EQ(Validate(v1, ProfileStrictness::kStrict).reason, Reason::kCertPolicy);
+
+  LeafOptions v4;
+  v4.policy_oids = {"2.16.840.1.114569.1.1.4"};
+  EXPECT_TRUE(Validate(v4, ProfileStrictness::kStrict).ok());
+
+  LeafOptions other;
+  other.policy_oids = {"1.2.3.4"};
+  EXPECT_EQ(Validate(other, ProfileStrictness::kLenient).reason, Reason::kCertPolicy);
+  LeafOptions none;
+  none.policy_oids = {};
+  EXPECT_EQ(Validate(none, ProfileStrictness::kLenient).reason, Reason::kCertPolicy);
+  LeafOptions two;
+  two.policy_oids = {"2.16.840.1.114569.1.1.3", "1.2.3.4"};
+  EXPECT_TRUE(Validate(two, ProfileStrictness::kLenient).ok());
+  EXPECT_EQ(Validate(two, ProfileStrictness::kStrict).reason, Reason::kCertPolicy);
+}
+
+TEST_F(CertValidatorTest, KeyUsage) {
+  LeafOptions cert_sign;
+  cert_sign.key_usage = LeafOptions::KeyUsage::kKeyCertSign;
+  EXPECT_EQ(Validate(cert_sign).reason, Reason::kCertKeyUsage);
+  LeafOptions absent;
+  absent.key_usage = LeafOptions::KeyUsage::kAbsent;
+  CertificateResult lenient = Validate(absent);
+  ASSERT_TRUE(lenient.ok()) << lenient.detail;
+  EXPECT_THAT(lenient.cert->info.profile_warnings, ElementsAre(HasSubstr("KeyUsage is absent")));
+  EXPECT_EQ(Validate(absent, ProfileStrictness::kStrict).reason, Reason::kCertKeyUsage);
+}
+
+TEST_F(CertValidatorTest, KeyType) {
+  LeafOptions p384;
+  p384.key_type = LeafOptions::KeyType::kP384;
+  EXPECT_EQ(Validate(p384).reason, Reason::kCertKeyType);
+  LeafOptions rsa;
+  rsa.key_type = LeafOptions::KeyType::kRsa2048;
+  EXPECT_EQ(Validate(rsa).reason, Reason::kCertKeyType);
+}
+
+TEST_F(CertValidatorTest, CaLeafIsInvalid) {
+  LeafOptions o;
+  o.ca = true;
+  EXPECT_EQ(Validate(o).reason, Reason::kCertInvalid);
+}
+
+TEST_F(CertValidatorTest, SpcRulesStrictVsLenient) {
+  LeafOptions lower;
+  lower.spc = "709j";
+  CertificateResult lenient = Validate(lower);
+  ASSERT_TRUE(lenient.ok()) << lenient.detail;
+  EXPECT_THAT(lenient.cert->info.profile_warnings, ElementsAre(HasSubstr("upper-case")));
+  EXPECT_EQ(Validate(lower, ProfileStrictness::kStrict).reason, Reason::kCertInvalid);
+
+  LeafOptions two;  // SPC + one TN
+  two.tn_auth_list_der = Bytes({0x30, 0x0F, 0xA0, 0x06, 0x16, 0x04, '7', '0', '9', 'J', 0xA2,
+                                0x05, 0x16, 0x03, '1', '2', '3'});
+  lenient = Validate(two);
+  ASSERT_TRUE(lenient.ok()) << lenient.detail;
+  EXPECT_EQ(lenient.cert->info.spc, "709J");
+  EXPECT_EQ(lenient.cert->info.tn_auth_list.size(), 2u);
+  EXPECT_EQ(Validate(two, ProfileStrictness::kStrict).reason, Reason::kCertNoTnAuthList);
+}
+
+TEST_F(CertValidatorTest, RevokedViaCrl) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  ASSERT_OK_AND_ASSIGN(TestCert other, pki_->IssueLeaf());
+  ASSERT_OK_AND_ASSIGN(std::string crl, pki_->CrlPem({leaf.cert.get()}, /*issuer_is_root=*/false));
+  auto v = Validator(ProfileStrictness::kLenient, {dir_.Write("sti.crl", crl)});
+  CertificateResult r = v->ValidatePem(pki_->ChainPem(leaf), kNow);
+  EXPECT_EQ(r.reason, Reason::kCertRevoked) << r.detail;
+  r = v->ValidatePem(pki_->ChainPem(other), kNow);
+  ASSERT_TRUE(r.ok()) << r.detail;
+  // The cached validation must not outlive the CRL.
+  EXPECT_EQ(r.cert->valid_until, kNow + absl::Hours(24 * 7));
+}
+
+TEST_F(CertValidatorTest, RevokedIntermediateViaRootCrl) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  ASSERT_OK_AND_ASSIGN(std::string crl,
+                       pki_->CrlPem({pki_->intermediate().cert.get()}, /*issuer_is_root=*/true));
+  auto v = Validator(ProfileStrictness::kLenient, {dir_.Write("root.crl", crl)});
+  EXPECT_EQ(v->ValidatePem(pki_->ChainPem(leaf), kNow).reason, Reason::kCertRevoked);
+}
+
+TEST_F(CertValidatorTest, RequireCrl) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  ASSERT_OK_AND_ASSIGN(std::string crl, pki_->CrlPem({}, /*issuer_is_root=*/true));
+  CertValidatorOptions options;
+  options.ca_file = ca_file_;
+  options.crl_files = {dir_.Write("root.crl", crl)};
+  options.require_crl = true;  // the intermediate's CRL is missing
+  ASSERT_OK_AND_ASSIGN(auto v, CertValidator::New(options));
+  CertificateResult r = v->ValidatePem(pki_->ChainPem(leaf), kNow);
+  EXPECT_EQ(r.reason, Reason::kCertUntrusted);
+  EXPECT_THAT(r.detail, HasSubstr("CRL"));
+  options.require_crl = false;
+  ASSERT_OK(v->Reload(options));
+  EXPECT_TRUE(v->ValidatePem(pki_->ChainPem(leaf), kNow).ok());
+}
+
+TEST_F(CertValidatorTest, ReloadSwapsTrustAnchors) {
+  ASSERT_OK_AND_ASSIGN(auto other, TestPki::Create(kNow));
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, other->IssueLeaf());
+  auto v = Validator();
+  const uint64_t gen = v->generation();
+  EXPECT_EQ(v->ValidatePem(other->ChainPem(leaf), kNow).reason, Reason::kCertUntrusted);
+  // SIGHUP: the operator replaced the CA file.
+  dir_.Write("ca.pem", other->root().cert_pem);
+  ASSERT_OK(v->Reload());
+  EXPECT_GT(v->generation(), gen);
+  EXPECT_TRUE(v->ValidatePem(other->ChainPem(leaf), kNow).ok());
+  // A failed reload keeps the previous configuration.
+  dir_.Write("ca.pem", "garbage");
+  EXPECT_FALSE(v->Reload().ok());
+  EXPECT_TRUE(v->ValidatePem(other->ChainPem(leaf), kNow).ok());
+}
+
+TEST_F(CertValidatorTest, ConcurrentValidateAndReload) {
+  ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
+  auto v = Validator();
+  std::string chain = pki_->ChainPem(leaf);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (!v->ValidatePem(chain, kNow).ok()) failures++;
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) ASSERT_OK(v->Reload());
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// --- ParseTnAuthList ---
+
+TEST(ParseTnAuthListTest, SingleSpc) {
+  ASSERT_OK_AND_ASSIGN(auto entries, ParseTnAuthList(Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04,
+                                                             0x37, 0x30, 0x39, 0x4A})));
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].kind, TnAuthEntry::Kind::kSpc);
+  EXPECT_EQ(entries[0].value, "709J");
+}
+
+TEST(ParseTnAuthListTest, RangeAndOneExplicitAndImplicit) {
+  // range [1] EXPLICIT SEQUENCE { "1215", 100 }, one [2] EXPLICIT "12155550121",
+  // range [1] IMPLICIT { "9", 2 }, one [2] IMPLICIT "5".
+  std::string der = Bytes({0xA1, 0x0B, 0x30, 0x09, 0x16, 0x04, '1', '2', '1', '5', 0x02, 0x01,
+                           100,
+                           0xA2, 0x0D, 0x16, 0x0B, '1', '2', '1', '5', '5', '5', '5', '0', '1',
+                           '2', '1',
+                           0xA1, 0x06, 0x16, 0x01, '9', 0x02, 0x01, 0x02,
+                           0x82, 0x01, '5'});
+  der = Bytes({0x30, static_cast<int>(der.size())}) + der;
+  ASSERT_OK_AND_ASSIGN(auto entries, ParseTnAuthList(der));
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].kind, TnAuthEntry::Kind::kRange);
+  EXPECT_EQ(entries[0].value, "1215");
+  EXPECT_EQ(entries[0].count, 100u);
+  EXPECT_EQ(entries[1].kind, TnAuthEntry::Kind::kOne);
+  EXPECT_EQ(entries[1].value, "12155550121");
+  EXPECT_EQ(entries[2].kind, TnAuthEntry::Kind::kRange);
+  EXPECT_EQ(entries[2].count, 2u);
+  EXPECT_EQ(entries[3].value, "5");
+}
+
+TEST(ParseTnAuthListTest, MalformedInputsAreErrors) {
+  const std::vector<std::string> bad = {
+      "",
+      Bytes({0x30}),
+      Bytes({0x30, 0x00}),                                           // empty list
+      Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30}),       // truncated
+      Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A, 0x00}),  // trailing
+      Bytes({0x31, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // SET, not SEQUENCE
+      Bytes({0x30, 0x08, 0xA3, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // unknown tag [3]
+      Bytes({0x30, 0x08, 0xA0, 0x06, 0x0C, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // UTF8String
+      Bytes({0x30, 0x84, 0x7F, 0xFF, 0xFF, 0xFF, 0xA0}),                     // huge length
+      Bytes({0x30, 0x88, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}),   // 8 length bytes
+      Bytes({0x30, 0x80, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A, 0x00, 0x00}),  // BER
+      Bytes({0x30, 0x81, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // non-minimal
+      Bytes({0x30, 0x08, 0xA0, 0x86, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),
+      Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x05, 0x37, 0x30, 0x39, 0x4A}),  // inner overruns
+      Bytes({0x30, 0x04, 0xA0, 0x02, 0x16, 0x00}),                          // empty SPC
+      Bytes({0x30, 0x05, 0xA0, 0x03, 0x16, 0x01, 0x80}),                    // non-ASCII SPC
+      Bytes({0x30, 0x05, 0xA2, 0x03, 0x16, 0x01, 'x'}),                      // TN not digits
+      Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0x01}),   // count 1
+      Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0xFF}),   // negative count
+      Bytes({0x30, 0x05, 0xA1, 0x03, 0x16, 0x01, '1'}),                      // count missing
+      Bytes({0x30, 0x03, 0x1F, 0x81, 0x00}),                                 // high tag number
+  };
+  for (const std::string& der : bad) {
+    EXPECT_FALSE(ParseTnAuthList(der).ok()) << absl::BytesToHexString(der);
+  }
+}
+
+TEST(ParseTnAuthListTest, EveryTruncationAndBitFlipIsSafe) {
+  const std::string good = Bytes({0x30, 0x16, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A,
+                                  0xA1, 0x0C, 0x30, 0x0A, 0x16, 0x05, '1', '2', '1', '5', '5',
+                                  0x02, 0x01, 0x10});
+  ASSERT_OK(ParseTnAuthList(good).status());
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(ParseTnAuthList(good.substr(0, n)).ok()) << n;
+  }
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string mutated = good;
+      mutated[i] = static_cast<char>(mutated[i] ^ (1 << bit));
+      (void)ParseTnAuthList(mutated);  // must not crash or read out of bounds (ASan)
+    }
+  }
+}
+
+TEST(ParsePemChainTest, TooLarge) {
+  EXPECT_THAT(ParsePemChain(std::string(100, ' '), 8, 50),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
+}
+
+}  // namespace
+}  // namespace shaken::stir
