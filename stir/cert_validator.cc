@@ -12,7 +12,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "stir/absl_compat.h"
 #include "stir/status_macros.h"
 
 namespace shaken::stir {
@@ -146,7 +145,7 @@ absl::StatusOr<Tlv> ReadTlv(std::string_view& in) {
 
 absl::StatusOr<Tlv> ReadOnly(std::string_view in, std::string_view what) {
   ASSIGN_OR_RETURN(Tlv tlv, ReadTlv(in));
-  if (!in.empty()) return absl::InvalidArgumentError(absl::StrCat("trailing bytes after ", ToAbsl(what)));
+  if (!in.empty()) return absl::InvalidArgumentError(absl::StrCat("trailing bytes after ", absl::string_view(what.data(), what.size())));
   return tlv;
 }
 
