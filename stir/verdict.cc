@@ -2,6 +2,9 @@
 
 #include <array>
 
+#include "absl/strings/cord.h"
+#include "stir/absl_compat.h"
+
 namespace shaken::stir {
 namespace {
 
@@ -120,6 +123,23 @@ std::optional<Reason> ReasonFromName(std::string_view name) {
     if (row.name == name) return row.reason;
   }
   return std::nullopt;
+}
+
+namespace {
+constexpr std::string_view kReasonPayload = "type.shaken/stir.Reason";
+}  // namespace
+
+absl::Status ReasonError(Reason r, std::string_view detail) {
+  absl::Status s = absl::InvalidArgumentError(ToAbsl(detail));
+  s.SetPayload(ToAbsl(kReasonPayload), absl::Cord(ToAbsl(ReasonName(r))));
+  return s;
+}
+
+Reason ReasonOf(const absl::Status& status, Reason fallback) {
+  absl::optional<absl::Cord> payload = status.GetPayload(ToAbsl(kReasonPayload));
+  if (!payload.has_value()) return fallback;
+  std::optional<Reason> r = ReasonFromName(std::string(*payload));
+  return r.value_or(fallback);
 }
 
 void Verdict::SetReason(Reason r, std::string detail_text) {

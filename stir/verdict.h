@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace shaken::stir {
@@ -80,6 +81,12 @@ Verstat ReasonVerstat(Reason r);
 // ReasonFromName is the inverse of ReasonName; nullopt for an unknown name.
 std::optional<Reason> ReasonFromName(std::string_view name);
 
+// ReasonError makes an INVALID_ARGUMENT status that carries `r`, for the parse and check
+// functions whose failures map to a specific SIP code. ReasonOf reads it back (`fallback` when the
+// status carries none).
+absl::Status ReasonError(Reason r, std::string_view detail);
+Reason ReasonOf(const absl::Status& status, Reason fallback);
+
 // Verdict is the outcome of verifying one Identity header value (or of a whole request: see
 // Verifier::VerifyAll). Fields after `detail` are filled as far as verification got.
 struct Verdict {
@@ -104,7 +111,7 @@ struct Verdict {
   std::string cert_serial;       // hex
   std::optional<absl::Time> cert_not_after;
 
-  // MakeVerdict fills passed, reason, verstat, sip_code and sip_reason from `r`.
+  // SetReason fills passed, reason, verstat, sip_code and sip_reason from `r`.
   void SetReason(Reason r, std::string detail_text = {});
 };
 

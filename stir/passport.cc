@@ -1,0 +1,323 @@
+#include "stir/passport.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "stir/absl_compat.h"
+#include "stir/base64url.h"
+#include "stir/identity_header.h"
+#include "stir/openssl_util.h"
+#include "stir/status_macros.h"
+#include "stir/tn.h"
+#include "stir/verdict.h"
+
+namespace shaken::stir {
+namespace {
+
+absl::Status Malformed(std::string_view what) {
+  return ReasonError(Reason::kPassportMalformed, what);
+}
+
+// ReadHeaderString reads an optional string member of the JOSE header.
+absl::Status ReadHeaderString(const Json& header, const char* name,
+                              std::optional<std::string>* out) {
+  auto it = header.find(name);
+  if (it == header.end()) return absl::OkStatus();
+  if (!it->is_string()) {
+    return Malformed(absl::StrCat("PASSporT header \"", name, "\" is not a string"));
+  }
+  *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Json> DecodeJsonSegment(std::string_view segment, const char* which) {
+  absl::StatusOr<std::string> raw = Base64UrlDecode(segment);
+  if (!raw.ok()) {
+    return Malformed(absl::StrCat("PASSporT ", which, ": ", raw.status().message()));
+  }
+  absl::StatusOr<Json> json = ParseStrictJson(*raw);
+  if (!json.ok()) {
+    return Malformed(absl::StrCat("PASSporT ", which, ": ", json.status().message()));
+  }
+  return json;
+}
+
+absl::Status ClaimMissing(std::string_view name) {
+  return ReasonError(Reason::kClaimMissing, absl::StrCat("PASSporT claim \"", ToAbsl(name),
+                                                         "\" is missing"));
+}
+absl::Status ClaimInvalid(std::string_view what) {
+  return ReasonError(Reason::kClaimInvalid, what);
+}
+
+absl::Status ReadStringArray(const Json& v, std::string_view name,
+                             std::vector<std::string>* out) {
+  if (!v.is_array() || v.empty()) {
+    return ClaimInvalid(absl::StrCat("claim ", ToAbsl(name), " must be a non-empty array of strings"));
+  }
+  if (v.size() > kMaxDestTns) {
+    return ClaimInvalid(absl::StrCat("claim ", ToAbsl(name), " has more than ", kMaxDestTns, " entries"));
+  }
+  for (const Json& item : v) {
+    if (!item.is_string()) {
+      return ClaimInvalid(absl::StrCat("claim ", ToAbsl(name), " must hold strings only"));
+    }
+    out->push_back(item.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// CheckShakenClaims applies RFC 8588 to typed claims.
+absl::Status CheckShakenClaims(const PassportClaims& c) {
+  if (!c.attest) return ClaimMissing("attest");
+  if (!c.origid) return ClaimMissing("origid");
+  if (!c.orig_tn) return ClaimMissing("orig.tn");
+  if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
+  if (*c.attest != "A" && *c.attest != "B" && *c.attest != "C") {
+    return ReasonError(Reason::kAttestInvalid,
+                       absl::StrCat("attest \"", c.attest->substr(0, 16),
+                                    "\" is not A, B or C (RFC 8588 §4)"));
+  }
+  if (!IsUuid(*c.origid)) {
+    return ReasonError(Reason::kOrigidInvalid, "origid is not a UUID (RFC 8588 §5)");
+  }
+  return absl::OkStatus();
+}
+
+bool IsUrlChar(char c) {
+  return absl::ascii_isgraph(static_cast<unsigned char>(c)) && c != '<' && c != '>' &&
+         c != '"' && c != '\\';
+}
+
+}  // namespace
+
+absl::StatusOr<DecodedPassport> DecodePassport(std::string_view jws) {
+  if (jws.size() > kMaxPassportBytes) {
+    return Malformed(absl::StrCat("PASSporT of ", jws.size(), " bytes exceeds the limit of ",
+                                  kMaxPassportBytes));
+  }
+  size_t dot1 = jws.find('.');
+  size_t dot2 = dot1 == std::string_view::npos ? dot1 : jws.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || jws.find('.', dot2 + 1) != std::string_view::npos) {
+    return Malformed("a PASSporT has exactly three dot-separated segments (JWS compact form)");
+  }
+  if (dot1 == 0 && dot2 == 1) {
+    return ReasonError(Reason::kCompactForm,
+                       "compact form PASSporT; SHAKEN requires the full form "
+                       "(ATIS-1000074 §5.3.3)");
+  }
+  if (dot1 == 0 || dot2 == dot1 + 1 || dot2 + 1 == jws.size()) {
+    return Malformed("a PASSporT segment is empty");
+  }
+  DecodedPassport out;
+  ASSIGN_OR_RETURN(Json header, DecodeJsonSegment(jws.substr(0, dot1), "header"));
+  ASSIGN_OR_RETURN(out.payload, DecodeJsonSegment(jws.substr(dot1 + 1, dot2 - dot1 - 1),
+                                                  "payload"));
+  absl::StatusOr<std::string> sig = Base64UrlDecode(jws.substr(dot2 + 1));
+  if (!sig.ok()) return Malformed(absl::StrCat("PASSporT signature: ", sig.status().message()));
+  out.signature = *std::move(sig);
+  RETURN_IF_ERROR(ReadHeaderString(header, "alg", &out.header.alg));
+  RETURN_IF_ERROR(ReadHeaderString(header, "typ", &out.header.typ));
+  RETURN_IF_ERROR(ReadHeaderString(header, "ppt", &out.header.ppt));
+  RETURN_IF_ERROR(ReadHeaderString(header, "x5u", &out.header.x5u));
+  out.signing_input = std::string(jws.substr(0, dot2));
+  return out;
+}
+
+absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_view ppt) {
+  PassportClaims c;
+  auto iat = payload.find("iat");
+  auto orig = payload.find("orig");
+  auto dest = payload.find("dest");
+  if (iat == payload.end()) return ClaimMissing("iat");
+  if (orig == payload.end()) return ClaimMissing("orig");
+  if (dest == payload.end()) return ClaimMissing("dest");
+
+  // errata 5985 / 6656: iat is a JSON number, never a string.
+  if (!iat->is_number_integer() || (iat->is_number_integer() && !iat->is_number_unsigned() &&
+                                    iat->get<int64_t>() < 0)) {
+    return ClaimInvalid("claim iat must be a non-negative JSON integer (RFC 8225 errata 5985)");
+  }
+  if (iat->is_number_unsigned() && iat->get<uint64_t>() > uint64_t{1} << 40) {
+    return ClaimInvalid("claim iat is out of range");
+  }
+  c.iat = iat->get<int64_t>();
+
+  if (!orig->is_object() || orig->size() != 1) {
+    return ClaimInvalid("claim orig must be an object with a single tn or uri");
+  }
+  if (auto tn = orig->find("tn"); tn != orig->end()) {
+    if (!tn->is_string()) return ClaimInvalid("claim orig.tn must be a string");
+    c.orig_tn = tn->get<std::string>();
+  } else if (auto uri = orig->find("uri"); uri != orig->end()) {
+    if (!uri->is_string()) return ClaimInvalid("claim orig.uri must be a string");
+    c.orig_uri = uri->get<std::string>();
+  } else {
+    return ClaimInvalid("claim orig must hold tn or uri");
+  }
+
+  if (!dest->is_object() || dest->empty()) {
+    return ClaimInvalid("claim dest must be an object holding a tn and/or uri array");
+  }
+  for (const auto& [name, value] : dest->items()) {
+    if (name == "tn") {
+      RETURN_IF_ERROR(ReadStringArray(value, "dest.tn", &c.dest_tns));
+    } else if (name == "uri") {
+      RETURN_IF_ERROR(ReadStringArray(value, "dest.uri", &c.dest_uris));
+    } else {
+      return ClaimInvalid("claim dest may hold only tn and uri arrays (RFC 8225 §5.2.1)");
+    }
+  }
+
+  for (const auto& [name, value] : payload.items()) {
+    if (name == "iat" || name == "orig" || name == "dest") continue;
+    if (name == "attest" || name == "origid") {
+      if (!value.is_string()) {
+        return ClaimInvalid(absl::StrCat("claim ", name, " must be a string"));
+      }
+      (name == "attest" ? c.attest : c.origid) = value.get<std::string>();
+      continue;
+    }
+    c.other[name] = value;
+  }
+
+  if (ppt == kPptShaken) {
+    RETURN_IF_ERROR(CheckShakenClaims(c));
+    return c;
+  }
+  return ReasonError(Reason::kPptUnsupported,
+                     absl::StrCat("PASSporT type ppt=\"", ToAbsl(ppt.substr(0, 16)),
+                                  "\" is not supported; shakend verifies ppt=shaken"));
+}
+
+std::string CanonicalShakenHeader(std::string_view x5u) {
+  std::string out = R"({"alg":"ES256","ppt":"shaken","typ":"passport","x5u":)";
+  AppendJsonString(x5u, &out);
+  out.push_back('}');
+  return out;
+}
+
+std::string CanonicalShakenPayload(std::string_view attest, const std::vector<std::string>& dest,
+                                   int64_t iat, std::string_view orig, std::string_view origid) {
+  std::string out;
+  out.reserve(96 + dest.size() * 20);
+  out.append(R"({"attest":)");
+  AppendJsonString(attest, &out);
+  out.append(R"(,"dest":{"tn":[)");
+  for (size_t i = 0; i < dest.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonString(dest[i], &out);
+  }
+  out.append(R"(]},"iat":)");
+  absl::StrAppend(&out, iat);
+  out.append(R"(,"orig":{"tn":)");
+  AppendJsonString(orig, &out);
+  out.append(R"(},"origid":)");
+  AppendJsonString(origid, &out);
+  out.push_back('}');
+  return out;
+}
+
+absl::Status ValidateX5uForSigning(std::string_view x5u) {
+  if (!absl::StartsWith(ToAbsl(x5u), "https://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x5u \"", ToAbsl(x5u.substr(0, 128)), "\" must be an https URL (ATIS-1000080)"));
+  }
+  if (x5u.size() > 1024) return absl::InvalidArgumentError("x5u is longer than 1024 bytes");
+  for (char c : x5u) {
+    if (!IsUrlChar(c)) {
+      return absl::InvalidArgumentError(
+          "x5u must be printable ASCII without spaces, '<', '>', '\"' or '\\'");
+    }
+  }
+  std::string_view rest = x5u.substr(8);
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.empty()) return absl::InvalidArgumentError("x5u has no host");
+  if (authority.find('@') != std::string_view::npos) {
+    return absl::InvalidArgumentError("x5u must not carry userinfo (SH-10)");
+  }
+  if (x5u.find('?') != std::string_view::npos || x5u.find('#') != std::string_view::npos) {
+    return absl::InvalidArgumentError("x5u must not carry a query or fragment (SH-10)");
+  }
+  return absl::OkStatus();
+}
+
+PassportSigner::PassportSigner(const Signer* signer, std::string x5u, const Clock* clock,
+                               Options options)
+    : signer_(signer), x5u_(std::move(x5u)), clock_(clock), options_(options) {
+  header_b64_ = Base64UrlEncode(CanonicalShakenHeader(x5u_));
+}
+
+absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Signer* signer,
+                                                                        std::string x5u,
+                                                                        const Clock* clock,
+                                                                        Options options) {
+  if (signer == nullptr || clock == nullptr) {
+    return absl::InvalidArgumentError("PassportSigner needs a signer and a clock");
+  }
+  RETURN_IF_ERROR(ValidateX5uForSigning(x5u));
+  return std::unique_ptr<PassportSigner>(
+      new PassportSigner(signer, std::move(x5u), clock, options));
+}
+
+absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
+                                                    absl::Time deadline) const {
+  if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attest \"", claims.attest.substr(0, 16), "\" must be A, B or C (RFC 8588 §4)"));
+  }
+  absl::StatusOr<std::string> orig = CanonicalizeTn(claims.orig_tn);
+  if (!orig.ok()) return absl::InvalidArgumentError(absl::StrCat("orig tn: ", orig.status().message()));
+  if (claims.dest_tns.empty()) {
+    return absl::InvalidArgumentError("dest needs at least one telephone number");
+  }
+  if (claims.dest_tns.size() > kMaxDestTns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest has ", claims.dest_tns.size(), " numbers; at most ", kMaxDestTns));
+  }
+  std::vector<std::string> dest;
+  dest.reserve(claims.dest_tns.size());
+  for (size_t i = 0; i < claims.dest_tns.size(); ++i) {
+    absl::StatusOr<std::string> tn = CanonicalizeTn(claims.dest_tns[i]);
+    if (!tn.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dest tn #", i + 1, ": ", tn.status().message()));
+    }
+    dest.push_back(*std::move(tn));
+  }
+  SignedPassport out;
+  absl::Time now = clock_->Now();
+  out.iat = claims.iat.value_or(absl::ToUnixSeconds(now));
+  if (out.iat <= 0) return absl::InvalidArgumentError("iat must be a positive NumericDate");
+  if (options_.max_iat_skew > absl::ZeroDuration() &&
+      absl::AbsDuration(absl::FromUnixSeconds(out.iat) - now) > options_.max_iat_skew) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "iat ", out.iat, " is ", absl::FormatDuration(absl::FromUnixSeconds(out.iat) - now),
+        " from now; the signing policy allows ", absl::FormatDuration(options_.max_iat_skew),
+        " (RFC 8224 §4.1)"));
+  }
+  if (claims.origid.has_value()) {
+    if (!IsUuid(*claims.origid)) {
+      return absl::InvalidArgumentError("origid must be a UUID, e.g. "
+                                        "123e4567-e89b-12d3-a456-426655440000 (RFC 8588 §5)");
+    }
+    out.origid = *claims.origid;
+  } else {
+    out.origid = NewUuidV4();
+  }
+
+  std::string payload = CanonicalShakenPayload(claims.attest, dest, out.iat, *orig, out.origid);
+  std::string& jws = out.jws;
+  jws.reserve(header_b64_.size() + payload.size() * 4 / 3 + 96);
+  jws.append(header_b64_);
+  jws.push_back('.');
+  Base64UrlEncodeAppend(payload, &jws);
+  ASSIGN_OR_RETURN(Es256Signature sig, signer_->SignDigest(Sha256(jws), deadline));
+  jws.push_back('.');
+  Base64UrlEncodeAppend(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
+                        &jws);
+  out.identity = BuildIdentityHeader(jws, x5u_);
+  return out;
+}
+
+}  // namespace shaken::stir

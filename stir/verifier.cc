@@ -1,0 +1,260 @@
+#include "stir/verifier.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "stir/absl_compat.h"
+#include "stir/identity_header.h"
+#include "stir/openssl_util.h"
+#include "stir/passport.h"
+#include "stir/tn.h"
+
+namespace shaken::stir {
+namespace {
+
+// n/2 for P-256, big-endian: a signature with s above it is the "high-S" twin of a low-S one.
+constexpr uint8_t kP256HalfOrder[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+
+std::string Truncated(std::string_view s, size_t n = 64) {
+  if (s.size() <= n) return std::string(s);
+  return absl::StrCat(ToAbsl(s.substr(0, n)), "...");
+}
+
+bool SameTnSet(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  for (const auto& x : a) {
+    if (std::find(b.begin(), b.end(), x) == b.end()) return false;
+  }
+  for (const auto& x : b) {
+    if (std::find(a.begin(), a.end(), x) == a.end()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Verifier::Verifier(CertificateSource* certs, const Clock* clock, VerifierOptions options)
+    : certs_(certs), clock_(clock), options_(options) {}
+
+Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
+                            const std::vector<std::string>& to_tns,
+                            std::optional<absl::Time> date) const {
+  Verdict v;
+  auto fail = [&v](const absl::Status& s, Reason fallback) {
+    v.SetReason(ReasonOf(s, fallback), std::string(s.message()));
+    return v;
+  };
+
+  // 1-3. The Identity header.
+  absl::StatusOr<IdentityHeader> header = ParseIdentityHeader(identity);
+  if (!header.ok()) return fail(header.status(), Reason::kIdentityMalformed);
+  if (header->ppt.has_value()) v.ppt = *header->ppt;
+  if (header->ppt.has_value() && *header->ppt != kPptShaken) {
+    v.SetReason(Reason::kPptUnsupported,
+                absl::StrCat("Identity ppt=", Truncated(*header->ppt, 16),
+                             " is not handled; this verifier handles ppt=shaken"));
+    return v;
+  }
+  if (!header->info.has_value()) {
+    v.SetReason(Reason::kInfoMissing, "the Identity header has no info parameter (RFC 8224 §4)");
+    return v;
+  }
+
+  // 4. The JWS.
+  absl::StatusOr<DecodedPassport> passport = DecodePassport(header->digest);
+  if (!passport.ok()) return fail(passport.status(), Reason::kPassportMalformed);
+  const PassportHeader& h = passport->header;
+
+  // 5-7. The JOSE header.
+  for (const auto& [member, name] : {std::pair{&h.ppt, "ppt"}, std::pair{&h.typ, "typ"},
+                                     std::pair{&h.alg, "alg"}, std::pair{&h.x5u, "x5u"}}) {
+    if (!member->has_value()) {
+      v.SetReason(Reason::kHeaderParamMissing,
+                  absl::StrCat("the PASSporT header has no \"", name, "\" (RFC 8225 §4)"));
+      return v;
+    }
+  }
+  v.ppt = *h.ppt;
+  v.x5u = *h.x5u;
+  if (*h.ppt != kPptShaken) {
+    v.SetReason(Reason::kPptUnsupported,
+                absl::StrCat("PASSporT ppt \"", Truncated(*h.ppt, 16), "\" is not shaken"));
+    return v;
+  }
+  if (header->ppt.has_value() && *header->ppt != *h.ppt) {
+    v.SetReason(Reason::kPptMismatch, "the Identity ppt parameter differs from the PASSporT ppt");
+    return v;
+  }
+  if (*h.x5u != *header->info) {
+    v.SetReason(Reason::kX5uMismatch,
+                absl::StrCat("x5u \"", Truncated(*h.x5u), "\" differs from info \"",
+                             Truncated(*header->info), "\""));
+    return v;
+  }
+  if (!absl::StartsWith(*h.x5u, "https://") &&
+      !(options_.allow_http_x5u && absl::StartsWith(*h.x5u, "http://"))) {
+    v.SetReason(Reason::kX5uNotAllowed, "x5u must be an https URL (ATIS-1000080, SH-10)");
+    return v;
+  }
+  if (*h.typ != kTypPassport) {
+    v.SetReason(Reason::kTypInvalid,
+                absl::StrCat("typ \"", Truncated(*h.typ, 16), "\" is not \"passport\""));
+    return v;
+  }
+  if (*h.alg != kAlgEs256) {
+    v.SetReason(Reason::kAlgUnsupported,
+                absl::StrCat("alg \"", Truncated(*h.alg, 16),
+                             "\" is not accepted; SHAKEN signs with ES256 only"));
+    return v;
+  }
+
+  // 8. Claims.
+  absl::StatusOr<PassportClaims> claims = ExtractClaims(passport->payload, *h.ppt);
+  if (!claims.ok()) return fail(claims.status(), Reason::kClaimInvalid);
+  v.attest = *claims->attest;
+  v.origid = *claims->origid;
+  v.orig_tn = *claims->orig_tn;
+  v.dest_tns = claims->dest_tns;
+  v.iat = claims->iat;
+
+  // 9. Freshness.
+  const absl::Time now = clock_->Now();
+  if (date.has_value() && absl::AbsDuration(now - *date) > options_.date_window) {
+    v.SetReason(Reason::kDateStale,
+                absl::StrCat("the Date header is ", absl::FormatDuration(now - *date),
+                             " from now; the window is ",
+                             absl::FormatDuration(options_.date_window)));
+    return v;
+  }
+  const absl::Duration age = now - absl::FromUnixSeconds(*claims->iat);
+  if (age > options_.iat_window) {
+    v.SetReason(Reason::kIatStale, absl::StrCat("iat is ", absl::FormatDuration(age),
+                                                " old; the window is ",
+                                                absl::FormatDuration(options_.iat_window)));
+    return v;
+  }
+  if (-age > options_.iat_window) {
+    v.SetReason(Reason::kIatFuture, absl::StrCat("iat is ", absl::FormatDuration(-age),
+                                                 " in the future; the window is ",
+                                                 absl::FormatDuration(options_.iat_window)));
+    return v;
+  }
+
+  // 10. orig and dest against the call (P3: canonical forms on both sides).
+  absl::StatusOr<std::string> orig = CanonicalizeTn(*claims->orig_tn);
+  if (!orig.ok()) {
+    v.SetReason(Reason::kClaimInvalid, absl::StrCat("orig.tn: ", orig.status().message()));
+    return v;
+  }
+  if (!from_tn.empty() && *orig != from_tn) {
+    v.SetReason(Reason::kOrigMismatch,
+                absl::StrCat("orig.tn ", Truncated(*orig, 32), " does not match the caller ",
+                             Truncated(from_tn, 32)));
+    return v;
+  }
+  std::vector<std::string> dest;
+  dest.reserve(claims->dest_tns.size());
+  for (const std::string& tn : claims->dest_tns) {
+    absl::StatusOr<std::string> c = CanonicalizeTn(tn);
+    if (!c.ok()) {
+      v.SetReason(Reason::kClaimInvalid, absl::StrCat("dest.tn: ", c.status().message()));
+      return v;
+    }
+    dest.push_back(*std::move(c));
+  }
+  if (!to_tns.empty() && !SameTnSet(dest, to_tns)) {
+    v.SetReason(Reason::kDestMismatch, "dest.tn does not match the called number(s)");
+    return v;
+  }
+
+  // 11. The certificate.
+  CertificateResult cert = certs_->Lookup(*h.x5u, now);
+  if (!cert.ok()) {
+    v.SetReason(cert.reason == Reason::kPassed ? Reason::kFetchFailed : cert.reason,
+                std::move(cert.detail));
+    return v;
+  }
+  v.cert_subject = cert.cert->info.subject;
+  v.cert_spc = cert.cert->info.spc;
+  v.cert_serial = cert.cert->info.serial_hex;
+  v.cert_not_after = cert.cert->info.not_after;
+
+  // 12. The signature, over the bytes received (PP-5), never re-serialized JSON.
+  if (passport->signature.size() != 64) {
+    v.SetReason(Reason::kSignatureInvalid,
+                absl::StrCat("an ES256 signature is 64 bytes (r||s); this one is ",
+                             passport->signature.size()));
+    return v;
+  }
+  Es256Signature sig;
+  std::memcpy(sig.data(), passport->signature.data(), sig.size());
+  if (options_.require_low_s && std::memcmp(sig.data() + 32, kP256HalfOrder, 32) > 0) {
+    v.SetReason(Reason::kSignatureInvalid, "high-S signature refused by policy");
+    return v;
+  }
+  if (!VerifyEs256(cert.cert->public_key.get(), Sha256(passport->signing_input), sig).ok()) {
+    v.SetReason(Reason::kSignatureInvalid,
+                "the signature does not verify with the x5u certificate's key");
+    return v;
+  }
+  v.SetReason(Reason::kPassed);
+  return v;
+}
+
+absl::StatusOr<VerifyResult> Verifier::Verify(const std::vector<std::string>& identity_headers,
+                                              const CallInfo& call) const {
+  if (identity_headers.size() > kMaxIdentityHeaders) {
+    return absl::InvalidArgumentError(absl::StrCat("a call carries at most ",
+                                                   kMaxIdentityHeaders,
+                                                   " Identity header values"));
+  }
+  std::string from;
+  if (!call.from_tn.empty()) {
+    absl::StatusOr<std::string> f = CanonicalizeTn(call.from_tn);
+    if (!f.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("from tn: ", f.status().message()));
+    }
+    from = *std::move(f);
+  }
+  std::vector<std::string> to;
+  to.reserve(call.to_tns.size());
+  for (const std::string& tn : call.to_tns) {
+    absl::StatusOr<std::string> t = CanonicalizeTn(tn);
+    if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("to tn: ", t.status().message()));
+    to.push_back(*std::move(t));
+  }
+
+  VerifyResult result;
+  result.headers.reserve(identity_headers.size());
+  for (const std::string& identity : identity_headers) {
+    result.headers.push_back(VerifyOne(identity, from, to, call.date));
+  }
+
+  // ID-7: pick the call's verdict.
+  if (result.headers.empty()) {
+    result.overall.SetReason(Reason::kNoIdentity, "the call carries no Identity header");
+    return result;
+  }
+  const Verdict* chosen = nullptr;
+  for (const Verdict& v : result.headers) {
+    if (v.passed) {
+      chosen = &v;
+      break;
+    }
+  }
+  if (chosen == nullptr) {
+    for (const Verdict& v : result.headers) {
+      if (v.sip_code != 436) {
+        chosen = &v;
+        break;
+      }
+    }
+  }
+  result.overall = chosen != nullptr ? *chosen : result.headers.front();
+  return result;
+}
+
+}  // namespace shaken::stir

@@ -1,0 +1,96 @@
+// verifier.h: the STI-VS. Takes the Identity header values of a call with its From/PAI and To
+// numbers and returns a Verdict per header and one for the call.
+//
+// Checks, in this order (cheap and local first; the network only for a well-formed, fresh,
+// matching PASSporT; shared/standards.md §3.2 and E1-E19 of §4.4):
+//   1. Identity grammar (438 identity_malformed) and full form (438 compact_form)
+//   2. Identity ppt parameter is shaken if present (438 ppt_unsupported)
+//   3. info present (436 info_missing) and <absoluteURI> (436 info_invalid)
+//   4. JWS: three segments, strict base64url, strict JSON (438 passport_malformed)
+//   5. header ppt, typ, alg, x5u present (436 header_param_missing); ppt is shaken
+//      (438 ppt_unsupported) and equals the Identity ppt (438 ppt_mismatch)
+//   6. x5u == info (436 x5u_mismatch), https (436 x5u_not_allowed)
+//   7. typ == passport (437 typ_invalid); alg == ES256, so none/HS256/RS256/ES384 are
+//      never verified (437 alg_unsupported)
+//   8. claims present and typed (438 claim_missing / claim_invalid), attest A|B|C
+//      (438 attest_invalid), origid a UUID (438 origid_invalid)
+//   9. Date within the window if given (403 date_stale); iat within +-window (403 iat_stale,
+//      iat_future)
+//  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438)
+//  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*)
+//  12. signature over the received header.payload bytes (438 signature_invalid)
+#ifndef SHAKEN_STIR_VERIFIER_H_
+#define SHAKEN_STIR_VERIFIER_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stir/cert_source.h"
+#include "stir/clock.h"
+#include "stir/verdict.h"
+
+namespace shaken::stir {
+
+// At most this many Identity header values per call (RFC 8224 allows several: shaken, div, rph).
+inline constexpr size_t kMaxIdentityHeaders = 16;
+
+struct VerifierOptions {
+  // RFC 8224 §4.1: 60 s is RECOMMENDED; symmetric, so a future iat is rejected too (P7).
+  absl::Duration iat_window = absl::Seconds(60);
+  absl::Duration date_window = absl::Seconds(60);
+  // Lab allowance: accept http:// x5u (the fetcher must allow it too).
+  bool allow_http_x5u = false;
+  // Policy: reject ECDSA signatures whose s is above n/2 (both (r,s) and (r,n-s) verify; a
+  // low-S rule removes that malleability). Off by default: HSMs emit either.
+  bool require_low_s = false;
+};
+
+// CallInfo is what the SIP request tells the verifier besides the Identity headers.
+struct CallInfo {
+  std::string from_tn;               // P-Asserted-Identity or From user part (RFC 8224 §4.1)
+  std::vector<std::string> to_tns;   // To user part(s)
+  std::optional<absl::Time> date;    // the SIP Date header, when present
+};
+
+// VerifyResult holds one verdict per Identity header value, in input order, and the call's.
+struct VerifyResult {
+  Verdict overall;
+  std::vector<Verdict> headers;
+};
+
+// Verifier verifies SHAKEN PASSporTs. Thread-safe; `certs` and `clock` must outlive it.
+class Verifier {
+ public:
+  Verifier(CertificateSource* certs, const Clock* clock, VerifierOptions options = {});
+
+  // Verify verifies every Identity header value of one call. A failed verification is a
+  // verdict, not an error; INVALID_ARGUMENT is only for a malformed request: a From or To
+  // number that cannot be canonicalized, or more than kMaxIdentityHeaders values.
+  //
+  // The overall verdict is the first passing shaken header's. Otherwise (RFC 8224 §6.2.2,
+  // ID-7): 428 when there is no header, 436 only when every header failed with 436, else the
+  // first failure that is not a 436.
+  absl::StatusOr<VerifyResult> Verify(const std::vector<std::string>& identity_headers,
+                                      const CallInfo& call) const;
+
+  // VerifyOne verifies a single Identity header value against canonical From/To numbers
+  // (already canonicalized by the caller).
+  Verdict VerifyOne(std::string_view identity, std::string_view from_tn,
+                    const std::vector<std::string>& to_tns,
+                    std::optional<absl::Time> date) const;
+
+  const VerifierOptions& options() const { return options_; }
+
+ private:
+  CertificateSource* certs_;
+  const Clock* clock_;
+  VerifierOptions options_;
+};
+
+}  // namespace shaken::stir
+
+#endif  // SHAKEN_STIR_VERIFIER_H_
