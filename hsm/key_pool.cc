@@ -1,0 +1,393 @@
+#include "hsm/key_pool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "hsm/ck.h"
+#include "hsm/objects.h"
+#include "stir/status_macros.h"
+
+namespace shaken::hsm {
+namespace {
+
+// Errors after which every session of the token may be gone (not just this one's key handle).
+bool IsSessionLevelLoss(CK_RV rv) {
+  return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || rv == CKR_DEVICE_REMOVED ||
+         rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR;
+}
+
+absl::Status Prefix(const absl::Status& st, absl::string_view prefix) {
+  return absl::Status(st.code(), absl::StrCat(prefix, st.message()));
+}
+
+}  // namespace
+
+absl::string_view HealthName(Health h) {
+  switch (h) {
+    case Health::kServing:
+      return "SERVING";
+    case Health::kDegraded:
+      return "DEGRADED";
+    case Health::kDown:
+      return "DOWN";
+  }
+  return "?";
+}
+
+KeyPool::KeyPool(std::shared_ptr<Token> token, Pkcs11Uri uri, const KeyPoolOptions& options)
+    : token_(std::move(token)),
+      uri_(std::move(uri)),
+      where_(uri_.redacted()),
+      options_(options),
+      copy_key_(options.key_copy != KeyCopy::kNever),
+      backoff_(options.backoff_initial) {}
+
+absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> token,
+                                                         const Pkcs11Uri& key_uri,
+                                                         const KeyPoolOptions& options) {
+  const std::string prefix = absl::StrCat("signing key ", key_uri.redacted(), ": ");
+  if (token == nullptr) return absl::InvalidArgumentError(absl::StrCat(prefix, "no token"));
+  if (options.size < 1 || options.size > 1024 || options.open_at_start < 1 ||
+      options.open_at_start > options.size || options.max_wait < absl::ZeroDuration() ||
+      options.backoff_initial <= absl::ZeroDuration() || options.backoff_multiplier < 1.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "bad pool options (need 1 <= open_at_start <= size <= 1024, backoff > 0)"));
+  }
+  if (absl::Status st = token->CheckEcdsaSupport(); !st.ok()) return Prefix(st, prefix);
+
+  std::unique_ptr<KeyPool> pool(new KeyPool(std::move(token), key_uri, options));
+  for (int i = 0; i < options.open_at_start; ++i) {
+    absl::StatusOr<Lease> lease = pool->OpenLease(/*generation=*/1);
+    if (!lease.ok()) {
+      absl::MutexLock lock(&pool->mu_);
+      for (const Lease& l : pool->idle_) pool->Abandon(l);
+      pool->idle_.clear();
+      return Prefix(lease.status(), prefix);
+    }
+    absl::MutexLock lock(&pool->mu_);
+    pool->RecordOpenSuccess(*lease);
+  }
+  {
+    absl::MutexLock lock(&pool->mu_);
+    pool->next_attempt_ = absl::Now() + options.open_interval;
+  }
+  pool->maintainer_ = std::thread([p = pool.get()] { p->Maintain(); });
+  return pool;
+}
+
+KeyPool::~KeyPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (maintainer_.joinable()) maintainer_.join();
+  absl::MutexLock lock(&mu_);
+  for (const Lease& l : idle_) Abandon(l);
+  idle_.clear();
+}
+
+absl::StatusOr<KeyPool::Lease> KeyPool::OpenLease(uint64_t generation) const {
+  const CK_FUNCTION_LIST* fl = token_->functions();
+  ASSIGN_OR_RETURN(CK_SESSION_HANDLE session, token_->OpenSession(/*rw=*/false));
+  Lease lease{session, CK_INVALID_HANDLE, false, generation};
+  absl::StatusOr<CK_OBJECT_HANDLE> key = internal::FindSigningKey(fl, session, uri_);
+  if (!key.ok()) {
+    Abandon(lease);
+    return key.status();
+  }
+  lease.key = *key;
+  if (copy_key_.load(std::memory_order_relaxed)) {
+    // PKCS#11 v3.0 §4.4: CKA_COPYABLE false forbids C_CopyObject; absent means copyable.
+    std::optional<bool> copyable = internal::GetBool(fl, session, *key, CKA_COPYABLE);
+    absl::Status st;
+    if (copyable == false) {
+      st = absl::FailedPreconditionError(absl::StrCat(where_, " has CKA_COPYABLE false"));
+    } else {
+      CK_BBOOL no = CK_FALSE;
+      CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof(no)}};
+      CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+      st = CK_CALL(fl, C_CopyObject, where_, session, *key, tmpl, 1, &copy);
+      if (st.ok()) {
+        lease.key = copy;
+        lease.copied = true;
+      }
+    }
+    if (!st.ok()) {
+      if (options_.key_copy == KeyCopy::kRequired) {
+        Abandon(lease);
+        return Prefix(st, "key copy required but refused: ");
+      }
+      // The token or its policy refuses copies: sign with the token object from now on.
+      copy_key_.store(false, std::memory_order_relaxed);
+    }
+  }
+  sessions_opened_.fetch_add(1, std::memory_order_relaxed);
+  return lease;
+}
+
+void KeyPool::Abandon(const Lease& lease) const {
+  if (token_->module().quirks().close_pooled_sessions) {
+    token_->CloseSession(lease.session);  // closing also destroys the session-object key copy
+  } else if (lease.copied) {
+    // The session stays open (quirk); do not leave the key copy behind in it. Best effort: in the
+    // loss cases it is already gone.
+    (void)CK_CALL(token_->functions(), C_DestroyObject, where_, lease.session, lease.key);
+  }
+}
+
+absl::StatusOr<KeyPool::Lease> KeyPool::Checkout(absl::Time deadline) const {
+  const absl::Time cap = absl::Now() + options_.max_wait;
+  const bool capped = cap < deadline;
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !idle_.empty() || live_ == 0 || stopping_;
+  };
+  if (!ready()) {
+    if (!mu_.AwaitWithDeadline(absl::Condition(&ready), capped ? cap : deadline)) {
+      if (capped) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            where_, ": all ", live_, " sessions busy for ", absl::FormatDuration(options_.max_wait)));
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat(where_, ": deadline passed while all ", live_, " sessions were busy"));
+    }
+  }
+  if (idle_.empty()) {
+    return absl::UnavailableError(absl::StrCat(where_, ": token down, reconnecting",
+                                               last_error_.empty() ? "" : " (last error: ",
+                                               last_error_, last_error_.empty() ? "" : ")"));
+  }
+  Lease lease = idle_.back();  // LIFO: the most recently used session is the warmest
+  idle_.pop_back();
+  return lease;
+}
+
+void KeyPool::Return(const Lease& lease) const {
+  absl::MutexLock lock(&mu_);
+  if (lease.generation < generation_) {
+    // Opened before a session-level loss: its handle may now name someone else's session.
+    --live_;
+    sessions_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  idle_.push_back(lease);
+}
+
+void KeyPool::Drop(const Lease& lease, const absl::Status& why) const {
+  std::optional<CK_RV> rv = internal::CkrOf(why);
+  std::vector<Lease> stale;
+  {
+    absl::MutexLock lock(&mu_);
+    --live_;
+    sessions_dropped_.fetch_add(1, std::memory_order_relaxed);
+    last_error_ = std::string(why.message());
+    if (rv && IsSessionLevelLoss(*rv) && lease.generation == generation_) {
+      // Every session opened so far may be gone: drop the idle ones now, the busy ones when they
+      // come back (Return), rather than letting each request find out by failing.
+      ++generation_;
+      for (const Lease& l : idle_) {
+        if (l.generation < generation_) stale.push_back(l);
+      }
+      idle_.erase(std::remove_if(idle_.begin(), idle_.end(),
+                                 [&](const Lease& l) { return l.generation < generation_; }),
+                  idle_.end());
+      live_ -= static_cast<int>(stale.size());
+      sessions_dropped_.fetch_add(stale.size(), std::memory_order_relaxed);
+    }
+  }
+  // The sessions in a session-level loss are gone already: nothing to close. Otherwise the broken
+  // session is closed (or its key copy destroyed) and never used again.
+  if (!(rv && IsSessionLevelLoss(*rv))) Abandon(lease);
+}
+
+absl::Status KeyPool::Sign(const Lease& lease, const stir::Sha256Digest& digest,
+                           stir::Es256Signature& sig) const {
+  const CK_FUNCTION_LIST* fl = token_->functions();
+  // CKM_ECDSA over a digest computed in process (see ModuleQuirks); PKCS#11 v2.40 §2.3.6: the
+  // signature is r || s, each the size of the order (32 bytes for P-256): the JWS form.
+  CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+  RETURN_IF_ERROR(CK_CALL(fl, C_SignInit, where_, lease.session, &mech, lease.key));
+  stir::Sha256Digest data = digest;  // C_Sign takes a non-const pointer
+  CK_ULONG len = sig.size();
+  RETURN_IF_ERROR(CK_CALL(fl, C_Sign, where_, lease.session, data.data(), data.size(), sig.data(), &len));
+  if (len != sig.size()) {
+    return absl::InternalError(absl::StrCat(where_, ": C_Sign returned ", len, " bytes, not 64"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KeyPool::Lease> KeyPool::RetryLease(absl::Time deadline) const {
+  bool fresh = false;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (consecutive_failures_ == 0 && !stopping_ && live_ + opening_ < options_.size) {
+      ++opening_;
+      generation = generation_;
+      fresh = true;
+    } else if (idle_.empty() && (consecutive_failures_ > 0 || live_ == 0)) {
+      // The token is known to be down: do not hammer it; the background thread retries with
+      // backoff.
+      return absl::UnavailableError("token down, reconnecting in the background");
+    }
+  }
+  if (!fresh) return Checkout(deadline);  // the pool is full again: take an idle session
+
+  absl::StatusOr<Lease> lease = OpenLease(generation);
+  absl::MutexLock lock(&mu_);
+  --opening_;
+  if (!lease.ok()) {
+    RecordOpenFailure(lease.status());
+    return lease.status();
+  }
+  if (lease->generation < generation_) {
+    // Another loss happened while it was being opened: its state is unknown; never sign with it.
+    sessions_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return absl::UnavailableError("token lost again while reconnecting");
+  }
+  ++live_;
+  consecutive_failures_ = 0;
+  backoff_ = options_.backoff_initial;
+  return lease;
+}
+
+absl::StatusOr<stir::Es256Signature> KeyPool::SignDigest(const stir::Sha256Digest& digest,
+                                                         absl::Time deadline) const {
+  ASSIGN_OR_RETURN(Lease lease, Checkout(deadline));
+  stir::Es256Signature sig;
+  absl::Status st = Sign(lease, digest, sig);
+  if (ABSL_PREDICT_TRUE(st.ok())) {
+    Return(lease);
+    signatures_.fetch_add(1, std::memory_order_relaxed);
+    return sig;
+  }
+  sign_failures_.fetch_add(1, std::memory_order_relaxed);
+  Drop(lease, st);
+  std::optional<CK_RV> rv = internal::CkrOf(st);
+  if (!rv || !internal::IsRecoverable(*rv)) return st;
+  if (absl::Now() >= deadline) return st;
+
+  // Retry once, on a fresh session when the pool has room for one.
+  absl::StatusOr<Lease> again = RetryLease(deadline);
+  if (!again.ok()) {
+    return absl::UnavailableError(absl::StrCat(where_, ": session lost (", st.message(),
+                                               "); retry failed: ", again.status().message()));
+  }
+  absl::Status st2 = Sign(*again, digest, sig);
+  if (st2.ok()) {
+    Return(*again);
+    signatures_.fetch_add(1, std::memory_order_relaxed);
+    return sig;
+  }
+  sign_failures_.fetch_add(1, std::memory_order_relaxed);
+  Drop(*again, st2);
+  return absl::UnavailableError(
+      absl::StrCat(where_, ": signing failed twice, reconnecting: ", st2.message()));
+}
+
+void KeyPool::RecordOpenSuccess(const Lease& lease) const {
+  if (lease.generation < generation_) {
+    // Opened across a session-level loss: it may be dead or alias a reused handle. Discard.
+    sessions_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  idle_.push_back(lease);
+  ++live_;
+  if (live_ >= options_.size) filled_ = true;
+  consecutive_failures_ = 0;
+  backoff_ = options_.backoff_initial;
+}
+
+void KeyPool::RecordOpenFailure(const absl::Status& st) const {
+  open_failures_.fetch_add(1, std::memory_order_relaxed);
+  ++consecutive_failures_;
+  last_error_ = std::string(st.message());
+  next_attempt_ = absl::Now() + backoff_;
+  backoff_ = std::min(options_.backoff_max, backoff_ * options_.backoff_multiplier);
+}
+
+void KeyPool::Maintain() {
+  mu_.Lock();
+  while (!stopping_) {
+    auto need = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return stopping_ || live_ + opening_ < options_.size;
+    };
+    mu_.Await(absl::Condition(&need));
+    if (stopping_) break;
+    if (absl::Now() < next_attempt_) {
+      // Pacing (gradual open) or backoff: sleep until then unless told to stop.
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithDeadline(absl::Condition(&stop), next_attempt_);
+      continue;
+    }
+    ++opening_;
+    const uint64_t generation = generation_;
+    mu_.Unlock();
+    absl::StatusOr<Lease> lease = OpenLease(generation);
+    mu_.Lock();
+    --opening_;
+    if (lease.ok()) {
+      RecordOpenSuccess(*lease);
+      next_attempt_ = absl::Now() + options_.open_interval;
+      if (stopping_) break;
+    } else {
+      RecordOpenFailure(lease.status());
+    }
+  }
+  mu_.Unlock();
+}
+
+Health KeyPool::HealthLocked() const {
+  if (live_ == 0) return Health::kDown;
+  if (live_ < options_.size && (filled_ || consecutive_failures_ > 0)) return Health::kDegraded;
+  return Health::kServing;
+}
+
+Health KeyPool::health() const {
+  absl::MutexLock lock(&mu_);
+  return HealthLocked();
+}
+
+KeyPoolStats KeyPool::stats() const {
+  KeyPoolStats s;
+  {
+    absl::MutexLock lock(&mu_);
+    s.health = HealthLocked();
+    s.live = live_;
+    s.idle = static_cast<int>(idle_.size());
+    s.last_error = last_error_;
+  }
+  s.size = options_.size;
+  s.key_copied = copy_key_.load(std::memory_order_relaxed);
+  s.signatures = signatures_.load(std::memory_order_relaxed);
+  s.sign_failures = sign_failures_.load(std::memory_order_relaxed);
+  s.sessions_opened = sessions_opened_.load(std::memory_order_relaxed);
+  s.sessions_dropped = sessions_dropped_.load(std::memory_order_relaxed);
+  s.open_failures = open_failures_.load(std::memory_order_relaxed);
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<KeyPool>> OpenKeyPool(const SignerConfig& config) {
+  ASSIGN_OR_RETURN(Pkcs11Uri uri,
+                   Pkcs11Uri::Parse(config.key_uri, {.allow_pin_value = config.allow_pin_value}));
+  std::string path = config.module_path;
+  if (path.empty() && uri.module_path()) path = *uri.module_path();
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(uri.redacted(), ": no PKCS#11 module path (config or module-path=)"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Module> module,
+                   Module::Load(path, config.quirks.value_or(ModuleQuirks::ForPath(path))));
+  std::optional<PinSource> pin = config.pin;
+  if (!pin) {
+    ASSIGN_OR_RETURN(PinSource from_uri, uri.PinFromUri());
+    pin = std::move(from_uri);
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Token> token, module->OpenToken(uri, *pin));
+  return KeyPool::Create(std::move(token), uri, config.pool);
+}
+
+}  // namespace shaken::hsm

@@ -1,0 +1,153 @@
+// module.h: a loaded PKCS#11 module (Module) and a logged-in token on it (Token).
+//
+// A process loads each module once (Module::Load caches by path) and logs in to each token once
+// (Module::OpenToken caches by slot): several signing profiles on one or more tokens share them.
+// PKCS#11 v2.40 §5.6: login state belongs to the application, not to a session, so one C_Login
+// serves every session; it is lost only when the last session of the token closes.
+#ifndef SHAKEN_HSM_MODULE_H_
+#define SHAKEN_HSM_MODULE_H_
+
+#include <p11-kit/pkcs11.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "hsm/pkcs11_uri.h"
+#include "hsm/secret.h"
+
+namespace shaken::hsm {
+
+// ModuleQuirks are the known misbehaviours of a PKCS#11 module, as named switches (never #ifdefs).
+// Signing always uses CKM_ECDSA over a SHA-256 digest computed in process: hashed ECDSA mechanisms
+// (CKM_ECDSA_SHA256) are missing or unreliable on several tokens, SoftHSM2 2.6.1 among them
+// (CKR_MECHANISM_INVALID), and stir::Signer hands us a digest anyway.
+struct ModuleQuirks {
+  // finalize_on_unload: call C_Finalize (and dlclose) when the last Module reference goes.
+  // SoftHSM2 2.6.1 crashes when de-initialised late (atexit ordering): false for it.
+  bool finalize_on_unload = true;
+  // close_pooled_sessions: close a pool's sessions when the pool drops or destroys them.
+  // SoftHSM2 2.6.1 has crashed under concurrent session open/close: false for it; a dropped
+  // session is abandoned (it is already invalid in every recoverable case) and the module frees
+  // it at process exit. Opening and closing are serialised per module in every case.
+  bool close_pooled_sessions = true;
+
+  // SoftHsm2 is the setting for SoftHSM2 2.6.x.
+  static ModuleQuirks SoftHsm2() { return {.finalize_on_unload = false, .close_pooled_sessions = false}; }
+  // ForPath guesses the quirks from the module's file name (libsofthsm2.so -> SoftHsm2()).
+  static ModuleQuirks ForPath(absl::string_view path);
+};
+
+class Token;
+
+// Module is a PKCS#11 module, initialised with CKF_OS_LOCKING_OK (the module may be called from
+// any thread; PKCS#11 v2.40 §5.4). Thread-safe. Shared by shared_ptr; Tokens keep it alive.
+// Never fork() after loading one (PKCS#11 v2.40 §6.7.1: a child may not use the parent's state).
+class Module : public std::enable_shared_from_this<Module> {
+ public:
+  // Load dlopens `path`, gets its function list and calls C_Initialize. A module already loaded by
+  // this process is returned again (one Load per path). Fails with NOT_FOUND (no such file),
+  // FAILED_PRECONDITION (not a PKCS#11 module) or the mapped C_Initialize error.
+  // CKR_CRYPTOKI_ALREADY_INITIALIZED (another library in the process initialised it) is accepted;
+  // then this Module never finalizes it.
+  static absl::StatusOr<std::shared_ptr<Module>> Load(const std::string& path,
+                                                      const ModuleQuirks& quirks);
+  static absl::StatusOr<std::shared_ptr<Module>> Load(const std::string& path) {
+    return Load(path, ModuleQuirks::ForPath(path));
+  }
+
+  // Wrap uses a function list the caller already has: a wrapper around a module (call counting,
+  // tracing). The caller keeps `functions` alive longer than the Module. `name` is for messages.
+  static absl::StatusOr<std::shared_ptr<Module>> Wrap(const CK_FUNCTION_LIST* functions,
+                                                      const ModuleQuirks& quirks,
+                                                      std::string name);
+
+  ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // OpenToken finds the token that `uri`'s token attributes name (the first present one that
+  // matches) and returns it; the same token asked twice gives the same Token (one login per
+  // token). `pin` is read at each login and wiped after C_Login. NOT_FOUND when no token matches
+  // (message names the URI). The login itself happens with the first session.
+  absl::StatusOr<std::shared_ptr<Token>> OpenToken(const Pkcs11Uri& uri, const PinSource& pin);
+
+  const CK_FUNCTION_LIST* functions() const { return fl_; }
+  const ModuleQuirks& quirks() const { return quirks_; }
+  const std::string& name() const { return name_; }
+
+  // lifecycle_mu serialises C_OpenSession / C_CloseSession on this module (see ModuleQuirks).
+  absl::Mutex& lifecycle_mu() const ABSL_LOCK_RETURNED(lifecycle_mu_) { return lifecycle_mu_; }
+
+ private:
+  Module(const CK_FUNCTION_LIST* fl, void* dl, const ModuleQuirks& quirks, std::string name)
+      : fl_(fl), dl_(dl), quirks_(quirks), name_(std::move(name)) {}
+  static absl::Status Initialize(Module& m);
+
+  const CK_FUNCTION_LIST* fl_;
+  void* dl_;  // dlopen handle, or nullptr for Wrap
+  ModuleQuirks quirks_;
+  std::string name_;
+  bool initialized_by_us_ = false;
+  mutable absl::Mutex lifecycle_mu_;
+  absl::Mutex tokens_mu_;
+  std::map<CK_SLOT_ID, std::weak_ptr<Token>> tokens_ ABSL_GUARDED_BY(tokens_mu_);
+};
+
+// Token is one token on a Module, with its login state. Thread-safe. Created by Module::OpenToken.
+class Token {
+ public:
+  ~Token();
+  // OpenSession opens a session (read-write when `rw`) and makes sure the user is logged in:
+  // C_GetSessionInfo tells whether the application is already logged in to the token; if not, one
+  // thread reads the PIN, calls C_Login and wipes the PIN. If the slot vanished (token removed and
+  // re-inserted), the slot is looked up again by URI once. Errors name the URI, never the PIN:
+  // PERMISSION_DENIED for a wrong or locked PIN, UNAVAILABLE for a device problem, NOT_FOUND when
+  // the token is gone. The caller owns the session: CloseSession it (or abandon it per quirks).
+  absl::StatusOr<CK_SESSION_HANDLE> OpenSession(bool rw = false);
+
+  // CloseSession closes `session` (serialised with other opens and closes on the module).
+  void CloseSession(CK_SESSION_HANDLE session);
+
+  // where is the token's pin-free URI for messages.
+  const std::string& where() const { return where_; }
+  Module& module() const { return *module_; }
+  const CK_FUNCTION_LIST* functions() const { return module_->functions(); }
+  CK_SLOT_ID slot() const;
+
+  // SupportsEcdsaSign checks that the token offers CKM_ECDSA for signing with 256-bit keys.
+  absl::Status CheckEcdsaSupport() const;
+
+ private:
+  friend class Module;
+  Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, Pkcs11Uri uri, PinSource pin);
+  absl::Status EnsureLoggedIn(CK_SESSION_HANDLE session);
+  absl::StatusOr<CK_SLOT_ID> Resolve() const;
+
+  std::shared_ptr<Module> module_;
+  Pkcs11Uri uri_;
+  PinSource pin_;
+  std::string where_;
+  mutable absl::Mutex mu_;
+  CK_SLOT_ID slot_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex login_mu_;
+  // anchor_ is an idle session opened right after each successful C_Login and kept for the
+  // Token's lifetime: PKCS#11 v2.40 §5.6 drops the login when the last session of the token
+  // closes, so without it a short key-management session would log every pool out.
+  CK_SESSION_HANDLE anchor_ ABSL_GUARDED_BY(login_mu_) = CK_INVALID_HANDLE;
+};
+
+namespace internal {
+// FindSlot returns the first slot with a present token that `uri` matches. NOT_FOUND names the
+// URI and how many tokens were seen.
+absl::StatusOr<CK_SLOT_ID> FindSlot(const CK_FUNCTION_LIST* fl, const Pkcs11Uri& uri);
+}  // namespace internal
+
+}  // namespace shaken::hsm
+
+#endif  // SHAKEN_HSM_MODULE_H_

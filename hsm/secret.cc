@@ -1,0 +1,130 @@
+#include "hsm/secret.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace shaken::hsm {
+namespace {
+
+constexpr size_t kMaxPin = 256;
+
+// Trims a trailing CR/LF, as editors and `echo` leave one at the end of a PIN file.
+size_t TrimmedSize(const char* p, size_t n) {
+  while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) --n;
+  return n;
+}
+
+}  // namespace
+
+SecretString::SecretString(absl::string_view value)
+    : data_(new char[value.size() + 1]), size_(value.size()) {
+  std::memcpy(data_.get(), value.data(), value.size());
+  data_[size_] = '\0';
+}
+
+SecretString::SecretString(SecretString&& other) noexcept
+    : data_(std::move(other.data_)), size_(other.size_) {
+  other.size_ = 0;
+}
+
+SecretString& SecretString::operator=(SecretString&& other) noexcept {
+  if (this != &other) {
+    Wipe();
+    data_ = std::move(other.data_);
+    size_ = other.size_;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+SecretString::~SecretString() { Wipe(); }
+
+void SecretString::Wipe() {
+  if (data_) OPENSSL_cleanse(data_.get(), size_ + 1);
+  data_.reset();
+  size_ = 0;
+}
+
+PinSource PinSource::FromFile(std::string path) { return PinSource(Kind::kFile, std::move(path)); }
+
+PinSource PinSource::FromEnv(std::string variable) {
+  return PinSource(Kind::kEnv, std::move(variable));
+}
+
+PinSource PinSource::FromValue(absl::string_view pin) {
+  PinSource s(Kind::kValue, "");
+  s.value_ = std::make_shared<const SecretString>(pin);
+  return s;
+}
+
+std::string PinSource::Describe() const {
+  switch (kind_) {
+    case Kind::kFile:
+      return absl::StrCat("file:", where_);
+    case Kind::kEnv:
+      return absl::StrCat("env:", where_);
+    case Kind::kValue:
+      return "value";
+  }
+  return "?";
+}
+
+absl::StatusOr<SecretString> PinSource::Read() const {
+  switch (kind_) {
+    case Kind::kValue:
+      return SecretString(value_->view());
+    case Kind::kEnv: {
+      const char* v = std::getenv(where_.c_str());
+      if (v == nullptr || *v == '\0') {
+        return absl::NotFoundError(absl::StrCat("PIN source ", Describe(), " is unset or empty"));
+      }
+      size_t n = TrimmedSize(v, std::strlen(v));
+      if (n > kMaxPin) {
+        return absl::InvalidArgumentError(absl::StrCat("PIN source ", Describe(), " is too long"));
+      }
+      return SecretString(absl::string_view(v, n));
+    }
+    case Kind::kFile: {
+      int fd = ::open(where_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        int err = errno;
+        absl::StatusCode code = err == ENOENT ? absl::StatusCode::kNotFound
+                                              : absl::StatusCode::kPermissionDenied;
+        return absl::Status(code, absl::StrCat("PIN source ", Describe(), ": cannot open: ",
+                                               std::strerror(err)));
+      }
+      // Read into a fixed stack buffer that is wiped before returning; no std::string copies.
+      char buf[kMaxPin + 2];
+      size_t n = 0;
+      while (n < sizeof(buf)) {
+        ssize_t r = ::read(fd, buf + n, sizeof(buf) - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += static_cast<size_t>(r);
+      }
+      ::close(fd);
+      size_t len = TrimmedSize(buf, n);
+      absl::StatusOr<SecretString> result;
+      if (n == sizeof(buf) || len > kMaxPin) {
+        result = absl::InvalidArgumentError(absl::StrCat("PIN source ", Describe(), " is too long"));
+      } else if (len == 0) {
+        result = absl::InvalidArgumentError(absl::StrCat("PIN source ", Describe(), " is empty"));
+      } else {
+        result = SecretString(absl::string_view(buf, len));
+      }
+      OPENSSL_cleanse(buf, sizeof(buf));
+      return result;
+    }
+  }
+  return absl::InternalError("bad PinSource");
+}
+
+}  // namespace shaken::hsm
