@@ -145,7 +145,9 @@ absl::StatusOr<Tlv> ReadTlv(std::string_view& in) {
 
 absl::StatusOr<Tlv> ReadOnly(std::string_view in, std::string_view what) {
   ASSIGN_OR_RETURN(Tlv tlv, ReadTlv(in));
-  if (!in.empty()) return absl::InvalidArgumentError(absl::StrCat("trailing bytes after ", absl::string_view(what.data(), what.size())));
+  if (!in.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("trailing bytes after ", absl::string_view(what.data(), what.size())));
   return tlv;
 }
 
@@ -235,8 +237,8 @@ absl::StatusOr<std::vector<TnAuthEntry>> ParseTnAuthList(std::string_view der) {
         break;
       }
       default:
-        return absl::InvalidArgumentError(absl::StrCat(
-            "TNEntry has tag 0x", absl::Hex(entry.tag), "; expected [0] spc, [1] range or [2] one"));
+        return absl::InvalidArgumentError(absl::StrCat("TNEntry has tag 0x", absl::Hex(entry.tag),
+                                                       "; expected [0] spc, [1] range or [2] one"));
     }
     entries.push_back(std::move(out));
   }
@@ -284,8 +286,7 @@ std::string OidText(const ASN1_OBJECT* obj) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(
-    CertValidatorOptions options);
+absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(CertValidatorOptions options);
 
 // Ignores "no CRL for this issuer" when CRLs are optional (require_crl = false).
 int VerifyCallbackCrlOptional(int ok, X509_STORE_CTX* ctx) {
@@ -346,8 +347,7 @@ int FindUniqueExtension(const X509* cert, const ASN1_OBJECT* obj) {
 
 bool IsUpperAlnum(std::string_view s) {
   for (char c : s) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) &&
-        !(c >= 'A' && c <= 'Z')) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && !(c >= 'A' && c <= 'Z')) {
       return false;
     }
   }
@@ -386,8 +386,9 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
       ku_idx >= 0 && X509_EXTENSION_get_critical(X509_get_ext(leaf, ku_idx)) == 1;
   if (strict) {
     if (!ku_present || !ku_critical || ku != KU_DIGITAL_SIGNATURE) {
-      *detail = "KeyUsage must be present, critical and digitalSignature only "
-                "(ATIS-1000080 §6.4.1)";
+      *detail =
+          "KeyUsage must be present, critical and digitalSignature only "
+          "(ATIS-1000080 §6.4.1)";
       return Reason::kCertKeyUsage;
     }
   } else if (!ku_present) {
@@ -404,8 +405,9 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
   }
   int tn_idx = FindUniqueExtension(leaf, tn_oid.get());
   if (tn_idx == -1) {
-    *detail = "the signing certificate has no TNAuthList extension (RFC 8226, OID "
-              "1.3.6.1.5.5.7.1.26)";
+    *detail =
+        "the signing certificate has no TNAuthList extension (RFC 8226, OID "
+        "1.3.6.1.5.5.7.1.26)";
     return Reason::kCertNoTnAuthList;
   }
   if (tn_idx == -2) {
@@ -427,8 +429,8 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
       break;
     }
   }
-  const bool single_spc = info->tn_auth_list.size() == 1 &&
-                          info->tn_auth_list[0].kind == TnAuthEntry::Kind::kSpc;
+  const bool single_spc =
+      info->tn_auth_list.size() == 1 && info->tn_auth_list[0].kind == TnAuthEntry::Kind::kSpc;
   if (strict) {
     // ATIS-1000080 v005: exactly one SPC entry; digits and upper-case letters only.
     if (!single_spc) {
@@ -459,7 +461,8 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
   std::vector<std::string> shaken_oids;
   for (int i = 0; policies && i < sk_POLICYINFO_num(policies.get()); ++i) {
     std::string oid = OidText(sk_POLICYINFO_value(policies.get(), i)->policyid);
-    if (std::string_view(oid).starts_with(absl::StrCat(kShakenPolicyArc, "."))) shaken_oids.push_back(oid);
+    if (std::string_view(oid).starts_with(absl::StrCat(kShakenPolicyArc, ".")))
+      shaken_oids.push_back(oid);
     info->policy_oids.push_back(std::move(oid));
   }
   if (shaken_oids.empty()) {
@@ -471,8 +474,7 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
   const std::string cp_v14 = absl::StrCat(kShakenPolicyArc, ".4");
   const std::string cp_v1 = absl::StrCat(kShakenPolicyArc, ".1");
   if (strict) {
-    if (info->policy_oids.size() != 1 ||
-        (shaken_oids[0] != cp_v13 && shaken_oids[0] != cp_v14)) {
+    if (info->policy_oids.size() != 1 || (shaken_oids[0] != cp_v13 && shaken_oids[0] != cp_v14)) {
       *detail = absl::StrCat("the certificate policy must be exactly one of ", cp_v13, " or ",
                              cp_v14, "; found [", absl::StrJoin(info->policy_oids, ", "), "]");
       return Reason::kCertPolicy;
@@ -521,8 +523,8 @@ absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(
   auto trust = std::make_shared<CertValidator::Trust>();
   trust->store.reset(X509_STORE_new());
   if (!trust->store) return OpenSslError(absl::StatusCode::kInternal, "X509_STORE_new");
-  if (!options.ca_file.empty() && !X509_STORE_load_file(trust->store.get(),
-                                                        options.ca_file.c_str())) {
+  if (!options.ca_file.empty() &&
+      !X509_STORE_load_file(trust->store.get(), options.ca_file.c_str())) {
     return OpenSslError(absl::StatusCode::kInvalidArgument,
                         absl::StrCat("cannot load trust anchors from CA file ", options.ca_file,
                                      " (expected PEM certificates)"));
@@ -560,8 +562,8 @@ absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(
                             absl::StrCat("cannot add a CRL from ", path));
       }
       const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
-      if (next != nullptr) trust->crl_next_update = std::min(trust->crl_next_update,
-                                                             Asn1ToTime(next));
+      if (next != nullptr)
+        trust->crl_next_update = std::min(trust->crl_next_update, Asn1ToTime(next));
       ++loaded;
     }
     if (loaded == 0) {
@@ -593,9 +595,7 @@ std::shared_ptr<const CertValidator::Trust> CertValidator::CurrentTrust() const 
   return trust_;
 }
 
-ProfileStrictness CertValidator::strictness() const {
-  return CurrentTrust()->options.strictness;
-}
+ProfileStrictness CertValidator::strictness() const { return CurrentTrust()->options.strictness; }
 
 absl::Status CertValidator::Reload() { return Reload(CurrentTrust()->options); }
 
@@ -618,8 +618,7 @@ CertificateResult CertValidator::ValidatePem(std::string_view pem, absl::Time no
   absl::StatusOr<std::vector<X509Ptr>> certs =
       ParsePemChain(pem, opts.max_chain_certs, opts.max_pem_bytes);
   if (!certs.ok()) {
-    return CertificateResult::Failure(Reason::kFetchNotPem,
-                                      std::string(certs.status().message()));
+    return CertificateResult::Failure(Reason::kFetchNotPem, std::string(certs.status().message()));
   }
   X509* leaf = (*certs)[0].get();
 
@@ -654,9 +653,8 @@ CertificateResult CertValidator::ValidatePem(std::string_view pem, absl::Time no
     std::string who = depth == 0 ? "the signing certificate"
                                  : absl::StrCat("the chain certificate at depth ", depth);
     if (bad != nullptr) absl::StrAppend(&who, " (", NameToString(X509_get_subject_name(bad)), ")");
-    return CertificateResult::Failure(
-        MapVerifyError(err),
-        absl::StrCat(who, ": ", X509_verify_cert_error_string(err)));
+    return CertificateResult::Failure(MapVerifyError(err),
+                                      absl::StrCat(who, ": ", X509_verify_cert_error_string(err)));
   }
 
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
@@ -674,8 +672,8 @@ CertificateResult CertValidator::ValidatePem(std::string_view pem, absl::Time no
     verified->valid_until = std::min(verified->valid_until, Asn1ToTime(X509_get0_notAfter(c)));
   }
   // A validation that relied on CRLs is good only until the earliest CRL must be refreshed.
-  if (trust->have_crls) verified->valid_until = std::min(verified->valid_until,
-                                                         trust->crl_next_update);
+  if (trust->have_crls)
+    verified->valid_until = std::min(verified->valid_until, trust->crl_next_update);
   verified->public_key.reset(X509_get_pubkey(leaf));
   CertificateInfo& info = verified->info;
   info.subject = NameToString(X509_get_subject_name(leaf));

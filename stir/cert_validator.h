@@ -111,7 +111,7 @@ class CertValidator {
 };
 
 // Object identifiers used by the profile checks.
-inline constexpr char kTnAuthListOid[] = "1.3.6.1.5.5.7.1.26";      // RFC 8226 §9
+inline constexpr char kTnAuthListOid[] = "1.3.6.1.5.5.7.1.26";       // RFC 8226 §9
 inline constexpr char kShakenPolicyArc[] = "2.16.840.1.114569.1.1";  // SHAKEN CP
 
 }  // namespace shaken::stir

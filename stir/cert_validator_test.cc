@@ -5,7 +5,6 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -75,8 +74,8 @@ TEST_F(CertValidatorTest, GoodChainPasses) {
     EXPECT_THAT(r.cert->info.subject, HasSubstr("CN=SHAKEN 709J"));
     EXPECT_THAT(r.cert->info.issuer, HasSubstr("STI-CA"));
     EXPECT_FALSE(r.cert->info.serial_hex.empty());
-    EXPECT_EQ(r.cert->info.not_after, absl::FromUnixSeconds(absl::ToUnixSeconds(
-                                          kNow + absl::Hours(24 * 90))));
+    EXPECT_EQ(r.cert->info.not_after,
+              absl::FromUnixSeconds(absl::ToUnixSeconds(kNow + absl::Hours(24 * 90))));
     EXPECT_EQ(r.cert->valid_until, r.cert->info.not_after);  // leaf expires before the CAs
     EXPECT_EQ(r.cert->valid_from, kNow - absl::Hours(1));    // the leaf's notBefore is latest
     EXPECT_TRUE(IsP256Key(r.cert->public_key.get()));
@@ -99,8 +98,8 @@ TEST_F(CertValidatorTest, ConfigErrorsAreClear) {
   EXPECT_THAT(CertValidator::New(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no trust anchors")));
   options.ca_file = dir_.path() + "/missing.pem";
-  EXPECT_THAT(CertValidator::New(options), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                    HasSubstr("cannot load trust anchors")));
+  EXPECT_THAT(CertValidator::New(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot load trust anchors")));
   options.ca_file.clear();
   options.ca_dir = dir_.path() + "/missing";
   EXPECT_THAT(CertValidator::New(options),
@@ -118,9 +117,8 @@ TEST_F(CertValidatorTest, NotPem) {
   for (const std::string& body :
        {std::string(""), std::string("   \n"), std::string("<html>hello</html>"),
         std::string("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
-        std::string("-----BEGIN CERTIFICATE-----\nMIIB"),
-        "junk before\n" + leaf.cert_pem, leaf.cert_pem + "junk after",
-        leaf.key_pem + leaf.cert_pem, std::string(70000, 'A')}) {
+        std::string("-----BEGIN CERTIFICATE-----\nMIIB"), "junk before\n" + leaf.cert_pem,
+        leaf.cert_pem + "junk after", leaf.key_pem + leaf.cert_pem, std::string(70000, 'A')}) {
     CertificateResult r = v->ValidatePem(body, kNow);
     EXPECT_EQ(r.reason, Reason::kFetchNotPem) << body.substr(0, 40) << " -> " << r.detail;
   }
@@ -197,8 +195,7 @@ TEST_F(CertValidatorTest, PolicyStrictVsLenient) {
   v1.policy_oids = {"2.16.840.1.114569.1.1.1"};
   CertificateResult lenient = Validate(v1, ProfileStrictness::kLenient);
   ASSERT_TRUE(lenient.ok()) << lenient.detail;
-  EXPECT_THAT(lenient.cert->info.profile_warnings,
-              ElementsAre(HasSubstr("considered invalid")));
+  EXPECT_THAT(lenient.cert->info.profile_warnings, ElementsAre(HasSubstr("considered invalid")));
   EXPECT_EQ(Validate(v1, ProfileStrictness::kStrict).reason, Reason::kCertPolicy);
 
   LeafOptions v4;
@@ -253,8 +250,8 @@ TEST_F(CertValidatorTest, SpcRulesStrictVsLenient) {
   EXPECT_EQ(Validate(lower, ProfileStrictness::kStrict).reason, Reason::kCertInvalid);
 
   LeafOptions two;  // SPC + one TN
-  two.tn_auth_list_der = Bytes({0x30, 0x0F, 0xA0, 0x06, 0x16, 0x04, '7', '0', '9', 'J', 0xA2,
-                                0x05, 0x16, 0x03, '1', '2', '3'});
+  two.tn_auth_list_der = Bytes({0x30, 0x0F, 0xA0, 0x06, 0x16, 0x04, '7', '0', '9', 'J', 0xA2, 0x05,
+                                0x16, 0x03, '1', '2', '3'});
   lenient = Validate(two);
   ASSERT_TRUE(lenient.ok()) << lenient.detail;
   EXPECT_EQ(lenient.cert->info.spc, "709J");
@@ -337,8 +334,9 @@ TEST_F(CertValidatorTest, ConcurrentValidateAndReload) {
 // --- ParseTnAuthList ---
 
 TEST(ParseTnAuthListTest, SingleSpc) {
-  ASSERT_OK_AND_ASSIGN(auto entries, ParseTnAuthList(Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04,
-                                                             0x37, 0x30, 0x39, 0x4A})));
+  ASSERT_OK_AND_ASSIGN(
+      auto entries,
+      ParseTnAuthList(Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A})));
   ASSERT_EQ(entries.size(), 1u);
   EXPECT_EQ(entries[0].kind, TnAuthEntry::Kind::kSpc);
   EXPECT_EQ(entries[0].value, "709J");
@@ -347,12 +345,10 @@ TEST(ParseTnAuthListTest, SingleSpc) {
 TEST(ParseTnAuthListTest, RangeAndOneExplicitAndImplicit) {
   // range [1] EXPLICIT SEQUENCE { "1215", 100 }, one [2] EXPLICIT "12155550121",
   // range [1] IMPLICIT { "9", 2 }, one [2] IMPLICIT "5".
-  std::string der = Bytes({0xA1, 0x0B, 0x30, 0x09, 0x16, 0x04, '1', '2', '1', '5', 0x02, 0x01,
-                           100,
-                           0xA2, 0x0D, 0x16, 0x0B, '1', '2', '1', '5', '5', '5', '5', '0', '1',
-                           '2', '1',
-                           0xA1, 0x06, 0x16, 0x01, '9', 0x02, 0x01, 0x02,
-                           0x82, 0x01, '5'});
+  std::string der =
+      Bytes({0xA1, 0x0B, 0x30, 0x09, 0x16, 0x04, '1', '2',  '1',  '5',  0x02, 0x01, 100,
+             0xA2, 0x0D, 0x16, 0x0B, '1',  '2',  '1', '5',  '5',  '5',  '5',  '0',  '1',
+             '2',  '1',  0xA1, 0x06, 0x16, 0x01, '9', 0x02, 0x01, 0x02, 0x82, 0x01, '5'});
   der = Bytes({0x30, static_cast<int>(der.size())}) + der;
   ASSERT_OK_AND_ASSIGN(auto entries, ParseTnAuthList(der));
   ASSERT_EQ(entries.size(), 4u);
@@ -370,25 +366,25 @@ TEST(ParseTnAuthListTest, MalformedInputsAreErrors) {
   const std::vector<std::string> bad = {
       "",
       Bytes({0x30}),
-      Bytes({0x30, 0x00}),                                           // empty list
-      Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30}),       // truncated
+      Bytes({0x30, 0x00}),                                                        // empty list
+      Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30}),                    // truncated
       Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A, 0x00}),  // trailing
       Bytes({0x31, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // SET, not SEQUENCE
       Bytes({0x30, 0x08, 0xA3, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // unknown tag [3]
       Bytes({0x30, 0x08, 0xA0, 0x06, 0x0C, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // UTF8String
-      Bytes({0x30, 0x84, 0x7F, 0xFF, 0xFF, 0xFF, 0xA0}),                     // huge length
-      Bytes({0x30, 0x88, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}),   // 8 length bytes
+      Bytes({0x30, 0x84, 0x7F, 0xFF, 0xFF, 0xFF, 0xA0}),                    // huge length
+      Bytes({0x30, 0x88, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}),  // 8 length bytes
       Bytes({0x30, 0x80, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A, 0x00, 0x00}),  // BER
       Bytes({0x30, 0x81, 0x08, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),  // non-minimal
       Bytes({0x30, 0x08, 0xA0, 0x86, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A}),
       Bytes({0x30, 0x08, 0xA0, 0x06, 0x16, 0x05, 0x37, 0x30, 0x39, 0x4A}),  // inner overruns
       Bytes({0x30, 0x04, 0xA0, 0x02, 0x16, 0x00}),                          // empty SPC
       Bytes({0x30, 0x05, 0xA0, 0x03, 0x16, 0x01, 0x80}),                    // non-ASCII SPC
-      Bytes({0x30, 0x05, 0xA2, 0x03, 0x16, 0x01, 'x'}),                      // TN not digits
+      Bytes({0x30, 0x05, 0xA2, 0x03, 0x16, 0x01, 'x'}),                     // TN not digits
       Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0x01}),   // count 1
       Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0xFF}),   // negative count
-      Bytes({0x30, 0x05, 0xA1, 0x03, 0x16, 0x01, '1'}),                      // count missing
-      Bytes({0x30, 0x03, 0x1F, 0x81, 0x00}),                                 // high tag number
+      Bytes({0x30, 0x05, 0xA1, 0x03, 0x16, 0x01, '1'}),                     // count missing
+      Bytes({0x30, 0x03, 0x1F, 0x81, 0x00}),                                // high tag number
   };
   for (const std::string& der : bad) {
     EXPECT_FALSE(ParseTnAuthList(der).ok()) << absl::BytesToHexString(der);
@@ -396,9 +392,9 @@ TEST(ParseTnAuthListTest, MalformedInputsAreErrors) {
 }
 
 TEST(ParseTnAuthListTest, EveryTruncationAndBitFlipIsSafe) {
-  const std::string good = Bytes({0x30, 0x16, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A,
-                                  0xA1, 0x0C, 0x30, 0x0A, 0x16, 0x05, '1', '2', '1', '5', '5',
-                                  0x02, 0x01, 0x10});
+  const std::string good =
+      Bytes({0x30, 0x16, 0xA0, 0x06, 0x16, 0x04, 0x37, 0x30, 0x39, 0x4A, 0xA1, 0x0C,
+             0x30, 0x0A, 0x16, 0x05, '1',  '2',  '1',  '5',  '5',  0x02, 0x01, 0x10});
   ASSERT_OK(ParseTnAuthList(good).status());
   for (size_t n = 0; n < good.size(); ++n) {
     EXPECT_FALSE(ParseTnAuthList(good.substr(0, n)).ok()) << n;

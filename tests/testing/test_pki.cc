@@ -158,8 +158,7 @@ absl::StatusOr<TestCert> MakeCa(const std::string& cn, absl::Time now, const Tes
       BuildCert(spec, key.get(), issuer ? issuer->cert.get() : nullptr,
                 issuer ? issuer->key.get() : nullptr, [&](X509* c, X509* iss) -> absl::Status {
                   RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:TRUE"));
-                  RETURN_IF_ERROR(
-                      AddExt(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign"));
                   return absl::OkStatus();
                 }));
   return Finish(std::move(cert), std::move(key));
@@ -203,8 +202,8 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
   ASSIGN_OR_RETURN(
       X509Ptr cert,
       BuildCert(spec, key.get(), issuer, issuer_key, [&](X509* c, X509* iss) -> absl::Status {
-        RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints,
-                               o.ca ? "critical,CA:TRUE" : "critical,CA:FALSE"));
+        RETURN_IF_ERROR(
+            AddExt(c, iss, NID_basic_constraints, o.ca ? "critical,CA:TRUE" : "critical,CA:FALSE"));
         switch (o.key_usage) {
           case LeafOptions::KeyUsage::kDigitalSignature:
             RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,digitalSignature"));
@@ -228,19 +227,17 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
           CERTIFICATEPOLICIES_free(pols);
           if (ok != 1) return OpenSslError(absl::StatusCode::kInternal, "certificatePolicies");
         }
-        RETURN_IF_ERROR(AddExt(c, iss, NID_crl_distribution_points,
-                               "URI:https://sti-pa.test/crl"));
+        RETURN_IF_ERROR(AddExt(c, iss, NID_crl_distribution_points, "URI:https://sti-pa.test/crl"));
         if (o.tn_auth_list) {
           std::string der;
           if (o.tn_auth_list_der.has_value()) {
             der = *o.tn_auth_list_der;
           } else {
             // RFC 8226: SEQUENCE { [0] EXPLICIT IA5String spc }.
-            std::string ia5 = absl::StrCat(std::string{0x16, static_cast<char>(o.spc.size())},
-                                           o.spc);
-            std::string tagged =
-                absl::StrCat(std::string{static_cast<char>(0xA0), static_cast<char>(ia5.size())},
-                             ia5);
+            std::string ia5 =
+                absl::StrCat(std::string{0x16, static_cast<char>(o.spc.size())}, o.spc);
+            std::string tagged = absl::StrCat(
+                std::string{static_cast<char>(0xA0), static_cast<char>(ia5.size())}, ia5);
             der = absl::StrCat(std::string{0x30, static_cast<char>(tagged.size())}, tagged);
           }
           RETURN_IF_ERROR(AddRawExt(c, kTnAuthListOid, der, /*critical=*/false));
@@ -255,8 +252,7 @@ std::string TestPki::ChainPem(const TestCert& leaf) const {
 }
 
 absl::StatusOr<std::string> TestPki::CrlPem(const std::vector<const X509*>& revoked,
-                                            bool issuer_is_root,
-                                            absl::Duration next_update) const {
+                                            bool issuer_is_root, absl::Duration next_update) const {
   const TestCert& issuer = issuer_is_root ? root_ : intermediate_;
   stir::X509CrlPtr crl(X509_CRL_new());
   if (!crl || !X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) ||
@@ -269,8 +265,8 @@ absl::StatusOr<std::string> TestPki::CrlPem(const std::vector<const X509*>& revo
   X509_CRL_set1_nextUpdate(crl.get(), next.get());
   for (const X509* cert : revoked) {
     X509RevokedPtr rev(X509_REVOKED_new());
-    X509_REVOKED_set_serialNumber(
-        rev.get(), const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(cert)));
+    X509_REVOKED_set_serialNumber(rev.get(),
+                                  const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(cert)));
     X509_REVOKED_set_revocationDate(rev.get(), last.get());
     if (!X509_CRL_add0_revoked(crl.get(), rev.get())) {
       return OpenSslError(absl::StatusCode::kInternal, "X509_CRL_add0_revoked");

@@ -36,12 +36,12 @@ struct LeafOptions {
   // Replaces the whole TNAuthList extension value (DER) when set; "" with tn_auth_list=true
   // produces an empty value.
   std::optional<std::string> tn_auth_list_der;
-  bool tn_auth_list = true;                 // false: no TNAuthList extension
+  bool tn_auth_list = true;  // false: no TNAuthList extension
   std::vector<std::string> policy_oids = {"2.16.840.1.114569.1.1.3"};  // empty: no extension
   KeyUsage key_usage = KeyUsage::kDigitalSignature;
   KeyType key_type = KeyType::kP256;
-  bool self_signed = false;                 // not issued by the intermediate
-  bool ca = false;                          // BasicConstraints CA:TRUE
+  bool self_signed = false;  // not issued by the intermediate
+  bool ca = false;           // BasicConstraints CA:TRUE
   // Validity, relative to the PKI's `now` unless absolute times are given.
   absl::Duration not_before_offset = -absl::Hours(1);
   absl::Duration not_after_offset = absl::Hours(24 * 90);

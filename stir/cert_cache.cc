@@ -1,0 +1,270 @@
+#include "stir/cert_cache.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+
+namespace shaken::stir {
+
+struct X5uCertificateSource::Entry {
+  std::string url;
+  std::string pem;           // the fetched chain; empty when the fetch itself failed
+  CertificateResult result;  // positive or negative
+  absl::Time expires;
+  uint64_t generation = 0;  // CertValidator::generation() at validation time
+  size_t bytes = 0;
+  mutable std::atomic<bool> referenced{false};  // set by readers (CLOCK eviction)
+};
+
+struct X5uCertificateSource::Flight {
+  absl::Notification done;
+  CertificateResult result;  // written by the leader before done.Notify()
+};
+
+namespace {
+
+absl::string_view Key(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<X5uCertificateSource>> X5uCertificateSource::New(
+    std::shared_ptr<const CertificateFetcher> fetcher,
+    std::shared_ptr<const CertValidator> validator, CertCacheOptions options,
+    std::shared_ptr<CertificateStore> store) {
+  if (fetcher == nullptr || validator == nullptr) {
+    return absl::InvalidArgumentError("the x5u certificate source needs a fetcher and a validator");
+  }
+  if (options.max_entries == 0 || options.max_bytes == 0 || options.max_x5u_bytes == 0) {
+    return absl::InvalidArgumentError("x5u cache bounds must be positive");
+  }
+  if (options.default_ttl < absl::ZeroDuration() || options.max_ttl < absl::ZeroDuration() ||
+      options.min_ttl < absl::ZeroDuration() || options.negative_ttl < absl::ZeroDuration() ||
+      options.min_ttl > options.max_ttl) {
+    return absl::InvalidArgumentError(
+        "x5u cache lifetimes must be non-negative and min_ttl must not exceed max_ttl");
+  }
+  return std::unique_ptr<X5uCertificateSource>(new X5uCertificateSource(
+      std::move(fetcher), std::move(validator), std::move(options), std::move(store)));
+}
+
+X5uCertificateSource::X5uCertificateSource(std::shared_ptr<const CertificateFetcher> fetcher,
+                                           std::shared_ptr<const CertValidator> validator,
+                                           CertCacheOptions options,
+                                           std::shared_ptr<CertificateStore> store)
+    : fetcher_(std::move(fetcher)),
+      validator_(std::move(validator)),
+      options_(std::move(options)),
+      store_(std::move(store)) {}
+
+X5uCertificateSource::~X5uCertificateSource() = default;
+
+CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time now) {
+  if (x5u.empty() || x5u.size() > options_.max_x5u_bytes) {
+    return CertificateResult::Failure(
+        Reason::kX5uNotAllowed,
+        absl::StrCat("the x5u URL is empty or longer than ", options_.max_x5u_bytes, " bytes"));
+  }
+  const uint64_t generation = validator_->generation();
+  std::shared_ptr<const Entry> stale;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = map_.find(Key(x5u));
+    if (it != map_.end() && now < it->second->expires) {
+      const Entry& e = *it->second;
+      const bool current = e.generation == generation;
+      if (e.result.ok()) {
+        if (current && now >= e.result.cert->valid_from && now < e.result.cert->valid_until) {
+          e.referenced.store(true, std::memory_order_relaxed);
+          counters_.hits.fetch_add(1, std::memory_order_relaxed);
+          return e.result;  // the hot path: a shared_ptr copy
+        }
+        if (current && now < e.result.cert->valid_from) {
+          // A lookup "in the past" (e.g. verify --at): answer without disturbing the entry.
+          counters_.hits.fetch_add(1, std::memory_order_relaxed);
+          return CertificateResult::Failure(
+              Reason::kCertNotYetValid,
+              "the certificate chain is not yet valid at the verification time");
+        }
+        stale = it->second;
+      } else if (current || e.pem.empty()) {
+        // A remembered failure; validation failures are retried after a trust reload.
+        e.referenced.store(true, std::memory_order_relaxed);
+        counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
+        return e.result;
+      } else {
+        stale = it->second;
+      }
+    }
+  }
+  counters_.misses.fetch_add(1, std::memory_order_relaxed);
+
+  // Single flight: one leader per URL; the others wait for its result.
+  std::string url(x5u);
+  std::shared_ptr<Flight> flight;
+  bool leader = false;
+  {
+    absl::MutexLock lock(&flights_mu_);
+    auto [it, inserted] = flights_.try_emplace(url);
+    if (inserted) {
+      it->second = std::make_shared<Flight>();
+      leader = true;
+    }
+    flight = it->second;
+  }
+  if (!leader) {
+    counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
+    flight->done.WaitForNotification();  // bounded by the fetcher's total timeout
+    return flight->result;
+  }
+  CertificateResult result = Lead(url, now, std::move(stale));
+  flight->result = result;
+  {
+    absl::MutexLock lock(&flights_mu_);
+    flights_.erase(url);
+  }
+  flight->done.Notify();
+  return result;
+}
+
+CertificateResult X5uCertificateSource::Lead(const std::string& url, absl::Time now,
+                                             std::shared_ptr<const Entry> stale) {
+  // Read before validating: a reload racing with us makes the entry look stale, never current.
+  const uint64_t gen = validator_->generation();
+  // 1. A cached chain whose validation is out of date (trust reload): validate it again.
+  if (stale != nullptr && !stale->pem.empty()) {
+    counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
+    CertificateResult r = validator_->ValidatePem(stale->pem, now);
+    if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
+    return Remember(gen, url, now, std::move(r), stale->pem, std::nullopt, stale->expires);
+  }
+  // 2. The operator's shared store.
+  if (store_ != nullptr) {
+    absl::StatusOr<std::optional<CertificateStore::Entry>> stored = store_->Get(url);
+    if (!stored.ok()) {
+      counters_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    } else if (stored->has_value() && now < (*stored)->expires) {
+      counters_.store_hits.fetch_add(1, std::memory_order_relaxed);
+      counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
+      CertificateResult r = validator_->ValidatePem((*stored)->pem, now);
+      if (r.ok()) {
+        return Remember(gen, url, now, std::move(r), std::move((*stored)->pem), std::nullopt,
+                        (*stored)->expires);
+      }
+      // A store entry that no longer validates: fetch a fresh copy below.
+    }
+  }
+  // 3. The network.
+  counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+  FetchResult fetched = fetcher_->Fetch(url);
+  if (!fetched.ok()) {
+    counters_.fetch_errors.fetch_add(1, std::memory_order_relaxed);
+    return Remember(gen, url, now,
+                    CertificateResult::Failure(fetched.reason, std::move(fetched.detail)), "",
+                    std::nullopt, std::nullopt);
+  }
+  CertificateResult r = validator_->ValidatePem(fetched.body, now);
+  if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
+  // P14: Cache-Control / Expires, else the default (24 h).
+  std::optional<absl::Duration> fresh = fetched.FreshnessLifetime(now);
+  return Remember(gen, url, now, std::move(r), std::move(fetched.body),
+                  fresh.value_or(options_.default_ttl), std::nullopt);
+}
+
+CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std::string& url,
+                                                 absl::Time now, CertificateResult result,
+                                                 std::string pem,
+                                                 std::optional<absl::Duration> fresh_for,
+                                                 std::optional<absl::Time> store_expires) {
+  absl::Time expires;
+  if (result.ok()) {
+    if (fresh_for.has_value()) {
+      absl::Duration ttl = std::clamp(*fresh_for, options_.min_ttl, options_.max_ttl);
+      expires = now + ttl;
+    } else {
+      expires = std::min(store_expires.value_or(now), now + options_.max_ttl);
+    }
+    // P14: never beyond the chain's validity (earliest notAfter, CRL nextUpdate).
+    expires = std::min(expires, result.cert->valid_until);
+  } else {
+    expires = now + options_.negative_ttl;
+  }
+  if (expires <= now) return result;  // not cacheable (max-age=0, no-store, negative_ttl=0)
+
+  // Publish to the operator's store what we fetched ourselves and validated.
+  if (result.ok() && store_ != nullptr && fresh_for.has_value()) {
+    if (!store_->Put(url, pem, expires).ok()) {
+      counters_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  auto entry = std::make_shared<Entry>();
+  entry->url = url;
+  entry->pem = std::move(pem);
+  entry->result = result;
+  entry->expires = expires;
+  entry->generation = generation;
+  entry->bytes =
+      entry->url.size() + entry->pem.size() + entry->result.detail.size() + kEntryOverheadBytes;
+  Insert(std::move(entry));
+  return result;
+}
+
+void X5uCertificateSource::Insert(std::shared_ptr<Entry> entry) {
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = map_.try_emplace(entry->url, nullptr);
+  if (inserted) {
+    order_.push_back(entry->url);
+  } else {
+    bytes_ -= it->second->bytes;
+  }
+  bytes_ += entry->bytes;
+  it->second = std::move(entry);
+  EvictLocked();
+}
+
+void X5uCertificateSource::EvictLocked() {
+  // CLOCK: the oldest entry goes unless it was used since its last chance. Each pass clears the
+  // flags, so the loop ends.
+  while ((map_.size() > options_.max_entries || bytes_ > options_.max_bytes) && !order_.empty()) {
+    std::string url = std::move(order_.front());
+    order_.pop_front();
+    auto it = map_.find(url);
+    if (it == map_.end()) continue;
+    if (it->second->referenced.exchange(false, std::memory_order_relaxed) && map_.size() > 1) {
+      order_.push_back(std::move(url));
+      continue;
+    }
+    bytes_ -= it->second->bytes;
+    map_.erase(it);
+    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void X5uCertificateSource::Clear() {
+  absl::MutexLock lock(&mu_);
+  map_.clear();
+  order_.clear();
+  bytes_ = 0;
+}
+
+CertCacheStats X5uCertificateSource::Stats() const {
+  CertCacheStats s;
+  s.hits = counters_.hits.load(std::memory_order_relaxed);
+  s.negative_hits = counters_.negative_hits.load(std::memory_order_relaxed);
+  s.misses = counters_.misses.load(std::memory_order_relaxed);
+  s.coalesced = counters_.coalesced.load(std::memory_order_relaxed);
+  s.fetches = counters_.fetches.load(std::memory_order_relaxed);
+  s.fetch_errors = counters_.fetch_errors.load(std::memory_order_relaxed);
+  s.validation_failures = counters_.validation_failures.load(std::memory_order_relaxed);
+  s.revalidations = counters_.revalidations.load(std::memory_order_relaxed);
+  s.store_hits = counters_.store_hits.load(std::memory_order_relaxed);
+  s.store_errors = counters_.store_errors.load(std::memory_order_relaxed);
+  s.evictions = counters_.evictions.load(std::memory_order_relaxed);
+  absl::ReaderMutexLock lock(&mu_);
+  s.entries = map_.size();
+  s.bytes = bytes_;
+  return s;
+}
+
+}  // namespace shaken::stir

@@ -1,0 +1,446 @@
+#include "stir/x5u_fetcher.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace shaken::stir {
+namespace {
+
+struct CurlUrlDeleter {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct CurlEasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct CurlFreeDeleter {
+  void operator()(char* p) const { curl_free(p); }
+};
+using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
+using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
+
+// curl_global_init is not thread-safe in every libcurl build we might meet; do it once.
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// GetPart returns a URL part, or nullopt when libcurl reports it absent.
+std::optional<std::string> GetPart(CURLU* url, CURLUPart part, unsigned flags = 0) {
+  char* raw = nullptr;
+  if (curl_url_get(url, part, &raw, flags) != CURLUE_OK || raw == nullptr) return std::nullopt;
+  std::unique_ptr<char, CurlFreeDeleter> owned(raw);
+  return std::string(raw);
+}
+
+bool InV4(uint32_t addr, uint32_t net, int bits) {
+  uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  return (addr & mask) == (net & mask);
+}
+
+uint32_t V4(int a, int b, int c, int d) {
+  return (uint32_t(a) << 24) | (uint32_t(b) << 16) | (uint32_t(c) << 8) | uint32_t(d);
+}
+
+// BlockedV4 takes a host-order IPv4 address.
+bool BlockedV4(uint32_t a) {
+  return InV4(a, V4(0, 0, 0, 0), 8) ||        // "this network", unspecified
+         InV4(a, V4(10, 0, 0, 0), 8) ||       // RFC 1918
+         InV4(a, V4(100, 64, 0, 0), 10) ||    // CGNAT (RFC 6598)
+         InV4(a, V4(127, 0, 0, 0), 8) ||      // loopback
+         InV4(a, V4(169, 254, 0, 0), 16) ||   // link-local
+         InV4(a, V4(172, 16, 0, 0), 12) ||    // RFC 1918
+         InV4(a, V4(192, 0, 0, 0), 24) ||     // IETF protocol assignments
+         InV4(a, V4(192, 0, 2, 0), 24) ||     // TEST-NET-1
+         InV4(a, V4(192, 168, 0, 0), 16) ||   // RFC 1918
+         InV4(a, V4(198, 18, 0, 0), 15) ||    // benchmarking
+         InV4(a, V4(198, 51, 100, 0), 24) ||  // TEST-NET-2
+         InV4(a, V4(203, 0, 113, 0), 24) ||   // TEST-NET-3
+         InV4(a, V4(224, 0, 0, 0), 4) ||      // multicast
+         InV4(a, V4(240, 0, 0, 0), 4);        // reserved, broadcast
+}
+
+bool BlockedV6(const in6_addr& addr) {
+  const uint8_t* b = addr.s6_addr;
+  auto embedded_v4 = [&](int offset) {
+    return (uint32_t(b[offset]) << 24) | (uint32_t(b[offset + 1]) << 16) |
+           (uint32_t(b[offset + 2]) << 8) | uint32_t(b[offset + 3]);
+  };
+  static const uint8_t kZero[16] = {};
+  if (std::memcmp(b, kZero, 16) == 0) return true;                                // ::
+  if (std::memcmp(b, kZero, 15) == 0 && b[15] == 1) return true;                  // ::1
+  if ((b[0] & 0xFE) == 0xFC) return true;                                         // fc00::/7 ULA
+  if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return true;                         // fe80::/10
+  if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return true;                         // fec0::/10
+  if (b[0] == 0xFF) return true;                                                  // multicast
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0D && b[3] == 0xB8) return true;  // doc
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  if (std::memcmp(b, kMapped, 12) == 0) return BlockedV4(embedded_v4(12));  // ::ffff:a.b.c.d
+  if (std::memcmp(b, kZero, 12) == 0) return BlockedV4(embedded_v4(12));    // ::a.b.c.d
+  static const uint8_t kNat64[12] = {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::memcmp(b, kNat64, 12) == 0) return BlockedV4(embedded_v4(12));  // 64:ff9b::/96
+  return false;
+}
+
+// Transfer is the per-fetch state the libcurl callbacks see.
+struct Transfer {
+  const X5uFetcherOptions* options = nullptr;
+  std::string body;
+  bool too_large = false;
+  bool address_blocked = false;
+  std::string blocked_address;
+  std::string cache_control;
+  std::string expires;
+  std::string date;
+};
+
+size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t n = size * nmemb;
+  if (t->body.size() + n > t->options->max_body_bytes) {
+    t->too_large = true;
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
+  t->body.append(data, n);
+  return n;
+}
+
+size_t HeaderCallback(char* data, size_t size, size_t nmemb, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t n = size * nmemb;
+  std::string_view line(data, n);
+  if (line.starts_with("HTTP/")) {  // a new response (e.g. after 100 Continue)
+    t->cache_control.clear();
+    t->expires.clear();
+    t->date.clear();
+    return n;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  std::string name = absl::AsciiStrToLower(absl::string_view(line.data(), colon));
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    value.remove_suffix(1);
+  }
+  constexpr size_t kMaxHeaderValue = 1024;
+  if (value.size() > kMaxHeaderValue) return n;  // ignore absurd values rather than fail
+  if (name == "cache-control") {
+    if (!t->cache_control.empty()) t->cache_control += ",";
+    if (t->cache_control.size() < 4 * kMaxHeaderValue) t->cache_control.append(value);
+  } else if (name == "expires") {
+    t->expires.assign(value);
+  } else if (name == "date") {
+    t->date.assign(value);
+  }
+  return n;
+}
+
+curl_socket_t OpenSocketCallback(void* user, curlsocktype purpose, struct curl_sockaddr* address) {
+  auto* t = static_cast<Transfer*>(user);
+  if (!t->options->allow_private_addresses && IsBlockedAddress(&address->addr)) {
+    t->address_blocked = true;
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (address->family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr, text,
+                sizeof(text));
+    } else if (address->family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr, text,
+                sizeof(text));
+    }
+    t->blocked_address = text;
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// ParseCacheControl reads the directives we use (RFC 9111 §5.2.2).
+void ParseCacheControl(std::string_view value, FetchResult* out) {
+  std::optional<absl::Duration> max_age, s_maxage;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    std::string directive(absl::StripAsciiWhitespace(absl::string_view(item.data(), item.size())));
+    directive = absl::AsciiStrToLower(directive);
+    size_t eq = directive.find('=');
+    std::string name = directive.substr(0, eq);
+    std::string arg = eq == std::string::npos ? "" : directive.substr(eq + 1);
+    if (arg.size() >= 2 && arg.front() == '"' && arg.back() == '"')
+      arg = arg.substr(1, arg.size() - 2);
+    if (name == "no-store" || name == "no-cache") {
+      out->no_store = true;
+    } else if (name == "max-age" || name == "s-maxage") {
+      int64_t seconds = 0;
+      if (arg.empty() || arg.size() > 12 ||
+          arg.find_first_not_of("0123456789") != std::string::npos ||
+          !absl::SimpleAtoi(arg, &seconds)) {
+        continue;  // RFC 9111 §4.2.1: an invalid value is ignored here (treated as absent)
+      }
+      (name == "max-age" ? max_age : s_maxage) = absl::Seconds(seconds);
+    }
+  }
+  out->max_age = s_maxage.has_value() ? s_maxage : max_age;
+}
+
+std::optional<absl::Time> ParseHttpDate(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  time_t t = curl_getdate(value.c_str(), nullptr);
+  if (t == -1) return std::nullopt;
+  return absl::FromTimeT(t);
+}
+
+Reason MapCurlError(CURLcode code, const Transfer& t) {
+  if (t.too_large) return Reason::kFetchTooLarge;
+  if (t.address_blocked && (code == CURLE_COULDNT_CONNECT || code == CURLE_OPERATION_TIMEDOUT)) {
+    return Reason::kFetchAddressBlocked;
+  }
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return Reason::kFetchDns;
+    case CURLE_COULDNT_CONNECT:
+      return Reason::kFetchConnect;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Reason::kFetchTimeout;
+    case CURLE_FILESIZE_EXCEEDED:
+      return Reason::kFetchTooLarge;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+      return Reason::kFetchTls;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      return Reason::kX5uNotAllowed;
+    case CURLE_TOO_MANY_REDIRECTS:
+      return Reason::kFetchRedirect;
+    default:
+      return Reason::kFetchFailed;
+  }
+}
+
+// ParseAllowedUrl applies the URL policy; on success `*out` holds libcurl's parse.
+FetchResult ParseAllowedUrl(std::string_view url, const X5uFetcherOptions& options,
+                            CurlUrlPtr* out) {
+  auto refuse = [](std::string why) {
+    return FetchResult::Failure(Reason::kX5uNotAllowed, std::move(why));
+  };
+  if (url.empty()) return refuse("the x5u URL is empty");
+  if (url.size() > options.max_url_bytes) {
+    return refuse(absl::StrCat("the x5u URL is longer than ", options.max_url_bytes, " bytes"));
+  }
+  for (char c : url) {
+    if (c <= 0x20 || c >= 0x7F || c == '\\') {
+      return refuse("the x5u URL has a space, control, backslash or non-ASCII character");
+    }
+  }
+  // The characters are checked as well as libcurl's parts: libcurl reports an empty query or
+  // fragment ("...pem?") as absent.
+  if (url.find('?') != std::string_view::npos) return refuse("the x5u URL has a query");
+  if (url.find('#') != std::string_view::npos) return refuse("the x5u URL has a fragment");
+  // libcurl tolerates "https:///host/..." and other slash variants; require "scheme://authority".
+  const size_t sep = url.find("://");
+  if (sep == std::string_view::npos || sep + 3 >= url.size() || url[sep + 3] == '/') {
+    return refuse("the x5u URL must have the form https://host[:port]/path");
+  }
+  GlobalInit();
+  CurlUrlPtr parsed(curl_url());
+  if (!parsed) return FetchResult::Failure(Reason::kFetchFailed, "out of memory");
+  std::string copy(url);
+  CURLUcode rc = curl_url_set(parsed.get(), CURLUPART_URL, copy.c_str(), CURLU_NON_SUPPORT_SCHEME);
+  if (rc != CURLUE_OK) {
+    return refuse(absl::StrCat("the x5u URL is malformed: ", curl_url_strerror(rc)));
+  }
+  std::optional<std::string> scheme = GetPart(parsed.get(), CURLUPART_SCHEME);
+  if (!scheme || !(*scheme == "https" || (*scheme == "http" && options.allow_http))) {
+    return refuse(absl::StrCat("the x5u URL scheme must be https (ATIS-1000080), not '",
+                               scheme.value_or(""), "'"));
+  }
+  if (GetPart(parsed.get(), CURLUPART_USER) || GetPart(parsed.get(), CURLUPART_PASSWORD) ||
+      GetPart(parsed.get(), CURLUPART_OPTIONS) || url.find('@') != std::string_view::npos) {
+    return refuse("the x5u URL has userinfo ('user@host')");
+  }
+  if (GetPart(parsed.get(), CURLUPART_QUERY)) return refuse("the x5u URL has a query");
+  if (GetPart(parsed.get(), CURLUPART_FRAGMENT)) return refuse("the x5u URL has a fragment");
+  std::optional<std::string> host = GetPart(parsed.get(), CURLUPART_HOST);
+  if (!host || host->empty()) return refuse("the x5u URL has no host");
+  std::optional<std::string> port = GetPart(parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  const bool port_ok = port == "443" || port == "8443" || (*scheme == "http" && port == "80");
+  if (!options.allow_any_port && !port_ok) {
+    return refuse(absl::StrCat("the x5u URL port must be 443 or 8443 (ATIS-1000080), not ",
+                               port.value_or("?")));
+  }
+  *out = std::move(parsed);
+  return FetchResult{};
+}
+
+}  // namespace
+
+bool IsBlockedAddress(const struct sockaddr* addr) {
+  if (addr == nullptr) return true;
+  if (addr->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+    return BlockedV4(ntohl(in->sin_addr.s_addr));
+  }
+  if (addr->sa_family == AF_INET6) {
+    return BlockedV6(reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr);
+  }
+  return true;
+}
+
+bool IsBlockedIp(std::string_view ip) {
+  std::string text(ip);
+  sockaddr_in v4 = {};
+  if (inet_pton(AF_INET, text.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    return IsBlockedAddress(reinterpret_cast<const sockaddr*>(&v4));
+  }
+  sockaddr_in6 v6 = {};
+  if (inet_pton(AF_INET6, text.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    return IsBlockedAddress(reinterpret_cast<const sockaddr*>(&v6));
+  }
+  return true;
+}
+
+std::optional<absl::Duration> FetchResult::FreshnessLifetime(absl::Time now) const {
+  if (no_store) return absl::ZeroDuration();
+  if (max_age.has_value()) return *max_age;
+  if (expires.has_value()) {
+    absl::Duration d = *expires - date.value_or(now);
+    return d < absl::ZeroDuration() ? absl::ZeroDuration() : d;
+  }
+  return std::nullopt;
+}
+
+FetchResult CheckX5uUrl(std::string_view url, const X5uFetcherOptions& options) {
+  CurlUrlPtr parsed;
+  return ParseAllowedUrl(url, options, &parsed);
+}
+
+absl::StatusOr<std::unique_ptr<X5uFetcher>> X5uFetcher::New(X5uFetcherOptions options) {
+  if (options.connect_timeout <= absl::ZeroDuration() ||
+      options.total_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("x5u fetch timeouts must be positive");
+  }
+  if (options.max_body_bytes == 0) {
+    return absl::InvalidArgumentError("x5u max_body_bytes must be positive");
+  }
+  if (!options.tls_ca_file.empty() && !std::ifstream(options.tls_ca_file).good()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the x5u TLS CA file ", options.tls_ca_file));
+  }
+  GlobalInit();
+  return std::unique_ptr<X5uFetcher>(new X5uFetcher(std::move(options)));
+}
+
+FetchResult X5uFetcher::Fetch(std::string_view url) const {
+  CurlUrlPtr parsed;
+  FetchResult policy = ParseAllowedUrl(url, options_, &parsed);
+  if (!policy.ok()) return policy;
+
+  CurlEasyPtr curl(curl_easy_init());
+  if (!curl) return FetchResult::Failure(Reason::kFetchFailed, "curl_easy_init failed");
+  Transfer t;
+  t.options = &options_;
+  char error[CURL_ERROR_SIZE] = "";
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_CURLU, parsed.get());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, options_.allow_http ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
+  curl_easy_setopt(c, CURLOPT_PROXY, "");     // ignore http_proxy & co: the guard checks peers
+  curl_easy_setopt(c, CURLOPT_NETRC, static_cast<long>(CURL_NETRC_IGNORED));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(options_.total_timeout)));
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_body_bytes));
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  if (!options_.tls_ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, options_.tls_ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);  // only the configured CA file
+  }
+  curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
+  curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteCallback);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, HeaderCallback);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenSocketCallback);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+
+  const CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    Reason reason = MapCurlError(rc, t);
+    std::string detail;
+    if (reason == Reason::kFetchTooLarge) {
+      detail = absl::StrCat("the x5u response is larger than ", options_.max_body_bytes, " bytes");
+    } else if (reason == Reason::kFetchAddressBlocked) {
+      detail = absl::StrCat("the x5u host resolves to a non-public address (", t.blocked_address,
+                            "); refused by the SSRF guard");
+    } else {
+      detail = absl::StrCat("x5u fetch failed: ", error[0] ? error : curl_easy_strerror(rc));
+    }
+    return FetchResult::Failure(reason, std::move(detail));
+  }
+
+  FetchResult out;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.http_status);
+  if (out.http_status >= 300 && out.http_status < 400) {
+    FetchResult f = FetchResult::Failure(Reason::kFetchRedirect,
+                                         absl::StrCat("the x5u server answered ", out.http_status,
+                                                      " (a redirect); redirects are not followed"));
+    f.http_status = out.http_status;
+    return f;
+  }
+  if (out.http_status != 200) {
+    FetchResult f = FetchResult::Failure(
+        Reason::kFetchHttpStatus,
+        absl::StrCat("the x5u server answered HTTP ", out.http_status, "; expected 200"));
+    f.http_status = out.http_status;
+    return f;
+  }
+  char* content_type = nullptr;
+  if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &content_type) == CURLE_OK && content_type) {
+    out.content_type = std::string(content_type).substr(0, 256);
+  }
+  // CE-13: the body is a PEM chain; the validator parses it strictly, this is the early check.
+  if (std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
+    FetchResult f = FetchResult::Failure(Reason::kFetchNotPem,
+                                         "the x5u response body is not a PEM certificate chain");
+    f.http_status = out.http_status;
+    f.content_type = out.content_type;
+    return f;
+  }
+  ParseCacheControl(t.cache_control, &out);
+  out.expires = ParseHttpDate(t.expires);
+  if (!t.expires.empty() && !out.expires.has_value()) {
+    out.expires = absl::InfinitePast();  // RFC 9111 §5.3: an invalid Expires means "expired"
+  }
+  out.date = ParseHttpDate(t.date);
+  out.body = std::move(t.body);
+  return out;
+}
+
+}  // namespace shaken::stir

@@ -1,0 +1,118 @@
+// x5u_fetcher.h: dereferencing an x5u / info URL (RFC 8224 §6.2 step 3, ATIS-1000080) with
+// libcurl, under a URL policy checked before any network I/O and with bounded time and size.
+#ifndef SHAKEN_STIR_X5U_FETCHER_H_
+#define SHAKEN_STIR_X5U_FETCHER_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stir/verdict.h"
+
+struct sockaddr;
+
+namespace shaken::stir {
+
+// X5uFetcherOptions. The defaults are the production policy; every relaxation is a lab option.
+struct X5uFetcherOptions {
+  // P12 (Asterisk curl_timeout 2 s): connect (TCP + TLS handshake start) and whole-transfer limits.
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration total_timeout = absl::Seconds(4);
+  // Body cap; the transfer is aborted as soon as it is exceeded (a declared Content-Length over
+  // the cap aborts before the body is read).
+  size_t max_body_bytes = 16 * 1024;
+  // TLS trust for the fetch: the system store when empty, otherwise only this PEM CA bundle.
+  std::string tls_ca_file;
+  // Lab options. CE-12 / SH-10: a verifier "should not dereference" anything but https on port
+  // 443 or 8443.
+  bool allow_http = false;
+  bool allow_any_port = false;
+  // SSRF guard off: allow loopback, private, link-local, CGNAT, ULA, multicast and unspecified
+  // addresses. For tests and labs only.
+  bool allow_private_addresses = false;
+  std::string user_agent = "shakend-x5u/1";
+  size_t max_url_bytes = 2048;
+};
+
+// FetchResult is the outcome of one fetch. On failure `reason` is one of the 436 reasons
+// (kX5uNotAllowed, kFetchDns, kFetchConnect, kFetchTimeout, kFetchTls, kFetchHttpStatus,
+// kFetchRedirect, kFetchTooLarge, kFetchNotPem, kFetchAddressBlocked, kFetchFailed) and `detail`
+// says what happened; body is empty.
+struct FetchResult {
+  Reason reason = Reason::kPassed;
+  std::string detail;
+  long http_status = 0;
+  std::string body;
+  std::string content_type;
+  // Caching information (RFC 9111 §5.2, §5.3): max-age (s-maxage preferred: we are a shared
+  // cache), Expires and Date. no_store / no_cache mean "do not reuse without asking again".
+  std::optional<absl::Duration> max_age;
+  std::optional<absl::Time> expires;
+  std::optional<absl::Time> date;
+  bool no_store = false;
+
+  bool ok() const { return reason == Reason::kPassed; }
+  // FreshnessLifetime is how long the response may be reused (RFC 9111 §4.2.1): s-maxage /
+  // max-age, else Expires - Date (Date absent: Expires - `now`), else nullopt (no information).
+  // Zero when no-store / no-cache; never negative.
+  std::optional<absl::Duration> FreshnessLifetime(absl::Time now) const;
+  static FetchResult Failure(Reason r, std::string d) {
+    FetchResult out;
+    out.reason = r;
+    out.detail = std::move(d);
+    return out;
+  }
+};
+
+// CertificateFetcher obtains the body at an x5u URL. Implementations are thread-safe. A test may
+// substitute its own.
+class CertificateFetcher {
+ public:
+  virtual ~CertificateFetcher() = default;
+  virtual FetchResult Fetch(std::string_view url) const = 0;
+};
+
+// X5uFetcher is the libcurl CertificateFetcher. Every Fetch uses its own easy handle (no shared
+// connection state between requests); Fetch may be called from any number of threads at once.
+// Blocks for at most about total_timeout.
+//
+// Policy, applied before any network I/O: the URL is at most max_url_bytes of printable ASCII,
+// parsed by libcurl's own URL parser (the same one that then connects, so no parser
+// differential); scheme https (http with allow_http); no userinfo, query or fragment; port 443 or
+// 8443 (80 for lab http) unless allow_any_port. While connecting: every address libcurl is about to
+// connect to is checked by the SSRF guard (CURLOPT_OPENSOCKETFUNCTION), so DNS rebinding cannot
+// bypass it; proxies from the environment are ignored. During the transfer: no redirects (a 3xx is
+// kFetchRedirect), no content decoding, body cap, only HTTP 200 accepted, the body must contain a
+// PEM certificate.
+class X5uFetcher final : public CertificateFetcher {
+ public:
+  // New fails (INVALID_ARGUMENT) on non-positive timeouts or cap, or an unreadable tls_ca_file.
+  static absl::StatusOr<std::unique_ptr<X5uFetcher>> New(X5uFetcherOptions options);
+
+  FetchResult Fetch(std::string_view url) const override;
+  const X5uFetcherOptions& options() const { return options_; }
+
+ private:
+  explicit X5uFetcher(X5uFetcherOptions options) : options_(std::move(options)) {}
+  X5uFetcherOptions options_;
+};
+
+// CheckX5uUrl applies the URL policy of X5uFetcher without any network I/O. kPassed when
+// allowed, otherwise kX5uNotAllowed with a detail.
+FetchResult CheckX5uUrl(std::string_view url, const X5uFetcherOptions& options);
+
+// IsBlockedAddress tells whether the SSRF guard refuses `addr` (AF_INET or AF_INET6): loopback,
+// RFC 1918, CGNAT 100.64/10, link-local, unspecified, multicast, reserved/broadcast, benchmarking
+// 198.18/15, IETF 192.0.0/24, documentation ranges, ULA fc00::/7, site-local fec0::/10, and IPv4
+// addresses embedded in IPv4-mapped, IPv4-compatible or NAT64 64:ff9b::/96 IPv6 addresses. Unknown
+// families are blocked.
+bool IsBlockedAddress(const struct sockaddr* addr);
+// IsBlockedIp is IsBlockedAddress for a textual IPv4/IPv6 address (true when unparsable).
+bool IsBlockedIp(std::string_view ip);
+
+}  // namespace shaken::stir
+
+#endif  // SHAKEN_STIR_X5U_FETCHER_H_

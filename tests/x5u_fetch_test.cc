@@ -1,0 +1,275 @@
+// x5u_fetch_test: the libcurl fetcher against a real HTTPS server on 127.0.0.1.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stir/x5u_fetcher.h"
+#include "tests/testing/https_server.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_pki.h"
+
+namespace shaken::stir {
+namespace {
+
+using ::shaken::testing::HttpResponse;
+using ::shaken::testing::HttpsServer;
+using ::shaken::testing::HttpsServerOptions;
+using ::shaken::testing::TempDir;
+using ::shaken::testing::TlsServerPki;
+using ::testing::HasSubstr;
+
+constexpr char kPemBody[] =
+    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";  // the fetcher only
+                                                                       // looks for PEM
+
+class X5uFetchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(tls_, TlsServerPki::Create(absl::Now()));
+    HttpsServerOptions so;
+    so.cert_pem = tls_.server.cert_pem;
+    so.key_pem = tls_.server.key_pem;
+    ASSERT_OK_AND_ASSIGN(server_, HttpsServer::Start(so));
+    ca_file_ = dir_.Write("tls-ca.pem", tls_.ca.cert_pem);
+  }
+
+  // LabOptions: what a test on 127.0.0.1 with an ephemeral port needs.
+  X5uFetcherOptions LabOptions() const {
+    X5uFetcherOptions o;
+    o.tls_ca_file = ca_file_;
+    o.allow_any_port = true;
+    o.allow_private_addresses = true;
+    o.connect_timeout = absl::Milliseconds(1000);
+    o.total_timeout = absl::Milliseconds(1500);
+    return o;
+  }
+
+  FetchResult Fetch(const std::string& path, X5uFetcherOptions o) {
+    auto fetcher = X5uFetcher::New(o);
+    EXPECT_TRUE(fetcher.ok()) << fetcher.status();
+    return (*fetcher)->Fetch(server_->Url(path));
+  }
+  FetchResult Fetch(const std::string& path) { return Fetch(path, LabOptions()); }
+
+  TempDir dir_;
+  TlsServerPki tls_;
+  std::unique_ptr<HttpsServer> server_;
+  std::string ca_file_;
+};
+
+TEST_F(X5uFetchTest, GoodBodyAndCacheHeaders) {
+  server_->SetRoute("/709J.pem", {.status = 200,
+                                  .headers = {{"Content-Type", "application/pem-certificate-chain"},
+                                              {"Cache-Control", "public, max-age=3600"},
+                                              {"Date", "Thu, 01 Jan 2026 00:00:00 GMT"},
+                                              {"Expires", "Thu, 01 Jan 2026 02:00:00 GMT"}},
+                                  .body = kPemBody});
+  FetchResult r = Fetch("/709J.pem");
+  ASSERT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.http_status, 200);
+  EXPECT_EQ(r.body, kPemBody);
+  EXPECT_EQ(r.content_type, "application/pem-certificate-chain");
+  EXPECT_EQ(r.max_age, absl::Hours(1));
+  EXPECT_EQ(r.date, absl::FromUnixSeconds(1767225600));
+  EXPECT_EQ(r.expires, absl::FromUnixSeconds(1767225600 + 7200));
+  EXPECT_FALSE(r.no_store);
+  EXPECT_EQ(server_->RequestCount("/709J.pem"), 1);
+}
+
+TEST_F(X5uFetchTest, CacheControlVariants) {
+  server_->SetRoute("/s",
+                    {.headers = {{"Cache-Control", "max-age=10, s-maxage=20"}}, .body = kPemBody});
+  EXPECT_EQ(Fetch("/s").max_age, absl::Seconds(20));  // a shared cache prefers s-maxage
+  server_->SetRoute("/ns", {.headers = {{"Cache-Control", "no-store"}}, .body = kPemBody});
+  EXPECT_TRUE(Fetch("/ns").no_store);
+  server_->SetRoute("/bad",
+                    {.headers = {{"Cache-Control", "max-age=-5, max-age=abc"}, {"Expires", "0"}},
+                     .body = kPemBody});
+  FetchResult bad = Fetch("/bad");
+  EXPECT_FALSE(bad.max_age.has_value());
+  EXPECT_EQ(bad.FreshnessLifetime(absl::Now()), absl::ZeroDuration());  // invalid Expires
+  server_->SetRoute("/two",
+                    {.headers = {{"Cache-Control", "public"}, {"Cache-Control", "MAX-AGE=\"30\""}},
+                     .body = kPemBody});
+  EXPECT_EQ(Fetch("/two").max_age, absl::Seconds(30));
+}
+
+TEST_F(X5uFetchTest, HttpErrors) {
+  FetchResult r = Fetch("/missing.pem");
+  EXPECT_EQ(r.reason, Reason::kFetchHttpStatus);
+  EXPECT_EQ(r.http_status, 404);
+  EXPECT_THAT(r.detail, HasSubstr("404"));
+  server_->SetRoute("/err", {.status = 500, .body = "oops"});
+  r = Fetch("/err");
+  EXPECT_EQ(r.reason, Reason::kFetchHttpStatus);
+  EXPECT_EQ(r.http_status, 500);
+}
+
+TEST_F(X5uFetchTest, RedirectIsNotFollowed) {
+  server_->SetRoute("/moved",
+                    {.status = 302, .headers = {{"Location", server_->Url("/709J.pem")}}});
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  FetchResult r = Fetch("/moved");
+  EXPECT_EQ(r.reason, Reason::kFetchRedirect);
+  EXPECT_EQ(server_->RequestCount("/709J.pem"), 0);
+}
+
+TEST_F(X5uFetchTest, SlowServerTimesOut) {
+  server_->SetRoute("/slow", {.body = kPemBody, .delay_before = absl::Seconds(30)});
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Milliseconds(300);
+  const absl::Time start = absl::Now();
+  FetchResult r = Fetch("/slow", o);
+  EXPECT_EQ(r.reason, Reason::kFetchTimeout) << r.detail;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  // A body that trickles in is cut by the same total timeout.
+  server_->SetRoute("/trickle", {.body = std::string(kPemBody) + std::string(1000, '\n'),
+                                 .delay_between_chunks = absl::Seconds(1),
+                                 .chunk_size = 10});
+  r = Fetch("/trickle", o);
+  EXPECT_EQ(r.reason, Reason::kFetchTimeout) << r.detail;
+}
+
+TEST_F(X5uFetchTest, OversizedBodyIsAborted) {
+  std::string big = std::string(kPemBody) + std::string(20000, '\n');
+  server_->SetRoute("/big", {.body = big});
+  FetchResult r = Fetch("/big");
+  EXPECT_EQ(r.reason, Reason::kFetchTooLarge) << r.detail;
+  // Without Content-Length the cap applies while streaming.
+  server_->SetRoute("/big-stream", {.body = big, .chunk_size = 1024, .send_content_length = false});
+  r = Fetch("/big-stream");
+  EXPECT_EQ(r.reason, Reason::kFetchTooLarge) << r.detail;
+  // Exactly at the cap is fine.
+  X5uFetcherOptions o = LabOptions();
+  o.max_body_bytes = sizeof(kPemBody) - 1;
+  server_->SetRoute("/exact", {.body = kPemBody});
+  EXPECT_TRUE(Fetch("/exact", o).ok());
+}
+
+TEST_F(X5uFetchTest, NotPem) {
+  server_->SetRoute("/html",
+                    {.headers = {{"Content-Type", "text/html"}}, .body = "<html>login</html>"});
+  FetchResult r = Fetch("/html");
+  EXPECT_EQ(r.reason, Reason::kFetchNotPem);
+  server_->SetRoute("/empty", {.body = ""});
+  EXPECT_EQ(Fetch("/empty").reason, Reason::kFetchNotPem);
+}
+
+TEST_F(X5uFetchTest, TlsFailures) {
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  // The system store does not know the test TLS CA.
+  X5uFetcherOptions o = LabOptions();
+  o.tls_ca_file.clear();
+  EXPECT_EQ(Fetch("/709J.pem", o).reason, Reason::kFetchTls);
+  // A CA file that is not the server's issuer.
+  ASSERT_OK_AND_ASSIGN(TlsServerPki other, TlsServerPki::Create(absl::Now()));
+  o.tls_ca_file = dir_.Write("other-ca.pem", other.ca.cert_pem);
+  EXPECT_EQ(Fetch("/709J.pem", o).reason, Reason::kFetchTls);
+  EXPECT_EQ(server_->RequestCount("/709J.pem"), 0);
+}
+
+TEST_F(X5uFetchTest, LocalhostByName) {
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(LabOptions()));
+  FetchResult r = fetcher->Fetch(server_->Url("/709J.pem", "localhost"));
+  EXPECT_TRUE(r.ok()) << r.detail;  // the server certificate names DNS:localhost too
+}
+
+TEST_F(X5uFetchTest, SsrfGuardRefusesLoopback) {
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  X5uFetcherOptions o = LabOptions();
+  o.allow_private_addresses = false;
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(o));
+  FetchResult r = fetcher->Fetch(server_->Url("/709J.pem"));
+  EXPECT_EQ(r.reason, Reason::kFetchAddressBlocked) << r.detail;
+  EXPECT_THAT(r.detail, HasSubstr("127.0.0.1"));
+  // By name: the check is on the resolved address actually being connected to.
+  r = fetcher->Fetch(server_->Url("/709J.pem", "localhost"));
+  EXPECT_EQ(r.reason, Reason::kFetchAddressBlocked) << r.detail;
+  EXPECT_EQ(server_->TotalRequests(), 0);
+}
+
+TEST_F(X5uFetchTest, ConnectRefused) {
+  // A port that was free a moment ago.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(LabOptions()));
+  FetchResult r =
+      fetcher->Fetch("https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/a.pem");
+  EXPECT_EQ(r.reason, Reason::kFetchConnect) << r.detail;
+}
+
+TEST_F(X5uFetchTest, DnsFailure) {
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(LabOptions()));
+  FetchResult r = fetcher->Fetch("https://no-such-host.invalid/a.pem");  // RFC 6761
+  // Without a resolver the lookup may also time out; either way it must be a 436 fetch reason.
+  EXPECT_TRUE(r.reason == Reason::kFetchDns || r.reason == Reason::kFetchTimeout)
+      << ReasonName(r.reason) << ": " << r.detail;
+}
+
+TEST_F(X5uFetchTest, PlainHttpOnlyWhenAllowed) {
+  HttpsServerOptions so;
+  so.tls = false;
+  ASSERT_OK_AND_ASSIGN(auto plain, HttpsServer::Start(so));
+  plain->SetRoute("/709J.pem", {.body = kPemBody});
+  X5uFetcherOptions o = LabOptions();
+  ASSERT_OK_AND_ASSIGN(auto strict, X5uFetcher::New(o));
+  EXPECT_EQ(strict->Fetch(plain->Url("/709J.pem")).reason, Reason::kX5uNotAllowed);
+  EXPECT_EQ(plain->TotalRequests(), 0);
+  o.allow_http = true;
+  ASSERT_OK_AND_ASSIGN(auto lab, X5uFetcher::New(o));
+  FetchResult r = lab->Fetch(plain->Url("/709J.pem"));
+  EXPECT_TRUE(r.ok()) << r.detail;
+  // https:// to a plain-HTTP server never completes a handshake: a TLS failure or a timeout,
+  // depending on what the peer answers to the ClientHello (ours waits for a request line).
+  std::string https_url = plain->Url("/709J.pem");
+  https_url.replace(0, 4, "https");
+  o.connect_timeout = absl::Milliseconds(200);
+  ASSERT_OK_AND_ASSIGN(auto short_lab, X5uFetcher::New(o));
+  FetchResult r2 = short_lab->Fetch(https_url);
+  EXPECT_TRUE(r2.reason == Reason::kFetchTls || r2.reason == Reason::kFetchTimeout)
+      << ReasonName(r2.reason) << ": " << r2.detail;
+}
+
+TEST_F(X5uFetchTest, UrlPolicyAgainstTheRealServer) {
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  X5uFetcherOptions o = LabOptions();
+  o.allow_any_port = false;
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(o));
+  EXPECT_EQ(fetcher->Fetch(server_->Url("/709J.pem")).reason, Reason::kX5uNotAllowed);  // port
+  ASSERT_OK_AND_ASSIGN(auto lab, X5uFetcher::New(LabOptions()));
+  const std::string base = "https://127.0.0.1:" + std::to_string(server_->port());
+  EXPECT_EQ(
+      lab->Fetch("https://u:p@127.0.0.1:" + std::to_string(server_->port()) + "/709J.pem").reason,
+      Reason::kX5uNotAllowed);
+  EXPECT_EQ(lab->Fetch(base + "/709J.pem?x").reason, Reason::kX5uNotAllowed);
+  EXPECT_EQ(lab->Fetch(base + "/709J.pem#x").reason, Reason::kX5uNotAllowed);
+  EXPECT_EQ(server_->TotalRequests(), 0);
+  EXPECT_TRUE(lab->Fetch(base + "/709J.pem").ok());
+}
+
+TEST_F(X5uFetchTest, ConcurrentFetches) {
+  server_->SetRoute("/709J.pem", {.body = kPemBody});
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(LabOptions()));
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      if (fetcher->Fetch(server_->Url("/709J.pem")).ok()) ok++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(server_->RequestCount("/709J.pem"), 8);
+}
+
+}  // namespace
+}  // namespace shaken::stir
