@@ -183,6 +183,11 @@ absl::Status CkError(CK_RV rv, absl::string_view call, absl::string_view where) 
   return status;
 }
 
+absl::Status WithCkr(absl::Status status, CK_RV rv) {
+  status.SetPayload(kCkrPayloadUrl, absl::Cord(absl::StrCat(static_cast<unsigned long>(rv))));
+  return status;
+}
+
 std::optional<CK_RV> CkrOf(const absl::Status& status) {
   auto payload = status.GetPayload(kCkrPayloadUrl);
   if (!payload) return std::nullopt;

@@ -40,6 +40,10 @@ bool IsRecoverable(CK_RV rv);
 // PIN (pass Pkcs11Uri::redacted()).
 absl::Status CkError(CK_RV rv, absl::string_view call, absl::string_view where);
 
+// WithCkr attaches `rv` to a status built elsewhere (e.g. "no token matches" as
+// CKR_TOKEN_NOT_PRESENT) so that recovery code can classify it with CkrOf.
+absl::Status WithCkr(absl::Status status, CK_RV rv);
+
 // CkrOf returns the CK_RV carried by a status made by CkError, or nullopt.
 std::optional<CK_RV> CkrOf(const absl::Status& status);
 

@@ -74,11 +74,13 @@ absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> 
     absl::MutexLock lock(&pool->mu_);
     pool->next_attempt_ = absl::Now() + options.open_interval;
   }
+  pool->token_->module().Register(pool.get());
   pool->maintainer_ = std::thread([p = pool.get()] { p->Maintain(); });
   return pool;
 }
 
 KeyPool::~KeyPool() {
+  if (maintainer_.joinable()) token_->module().Unregister(this);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -224,7 +226,7 @@ absl::StatusOr<KeyPool::Lease> KeyPool::RetryLease(absl::Time deadline) const {
   uint64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (consecutive_failures_ == 0 && !stopping_ && live_ + opening_ < options_.size) {
+    if (consecutive_failures_ == 0 && !stopping_ && !paused_ && live_ + opening_ < options_.size) {
       ++opening_;
       generation = generation_;
       fresh = true;
@@ -313,7 +315,7 @@ void KeyPool::Maintain() {
   mu_.Lock();
   while (!stopping_) {
     auto need = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return stopping_ || live_ + opening_ < options_.size;
+      return stopping_ || (!paused_ && live_ + opening_ < options_.size);
     };
     mu_.Await(absl::Condition(&need));
     if (stopping_) break;
@@ -335,9 +337,53 @@ void KeyPool::Maintain() {
       if (stopping_) break;
     } else {
       RecordOpenFailure(lease.status());
+      if (token_->module().quirks().reinitialize_on_token_loss) {
+        mu_.Unlock();
+        MaybeReinitialize(lease.status());
+        mu_.Lock();
+      }
     }
   }
   mu_.Unlock();
+}
+
+void KeyPool::MaybeReinitialize(const absl::Status& open_error) {
+  std::optional<CK_RV> rv = internal::CkrOf(open_error);
+  if (!rv) return;
+  switch (*rv) {
+    case CKR_GENERAL_ERROR:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_DEVICE_REMOVED:
+    case CKR_DEVICE_ERROR:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+      break;
+    default:
+      return;  // a missing key or a wrong PIN is not cured by re-initialising
+  }
+  // Paced by the caller's backoff: at most one attempt per failed open.
+  (void)token_->module().Reinitialize(token_->module().epoch());
+}
+
+void KeyPool::Pause() {
+  absl::MutexLock lock(&mu_);
+  paused_ = true;
+  ++generation_;  // whatever is in use now is dropped when it comes back
+  auto quiet = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return opening_ == 0 && live_ == static_cast<int>(idle_.size());
+  };
+  // Bounded: a signature takes microseconds to milliseconds; never wait forever.
+  mu_.AwaitWithTimeout(absl::Condition(&quiet), absl::Seconds(5));
+  // The module is about to be finalised: its sessions die with it, nothing to close.
+  live_ -= static_cast<int>(idle_.size());
+  sessions_dropped_.fetch_add(idle_.size(), std::memory_order_relaxed);
+  idle_.clear();
+}
+
+void KeyPool::Resume() {
+  absl::MutexLock lock(&mu_);
+  paused_ = false;
+  next_attempt_ = absl::Now();
 }
 
 Health KeyPool::HealthLocked() const {

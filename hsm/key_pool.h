@@ -95,8 +95,10 @@ struct KeyPoolStats {
 // again, key copied again); if that fails it returns UNAVAILABLE and the background thread
 // reconnects with backoff while further requests fail fast. A session-level loss also drops every
 // idle session opened before it (they may be gone too, and their handle numbers may be reused).
-// Any other error drops the session too, without a retry.
-class KeyPool final : public stir::Signer {
+// Any other error drops the session too, without a retry. With ModuleQuirks::
+// reinitialize_on_token_loss, a token that cannot be reached again makes the background thread
+// re-initialise the module (all pools on it paused meanwhile).
+class KeyPool final : public stir::Signer, private Module::Quiescer {
  public:
   // Create opens options.open_at_start sessions on `token`, logs in (once per token), finds the
   // private key `key_uri` names and checks that it is EC P-256 with CKA_SIGN and that the token
@@ -145,6 +147,9 @@ class KeyPool final : public stir::Signer {
   void RecordOpenSuccess(const Lease& lease) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Health HealthLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Maintain();
+  void MaybeReinitialize(const absl::Status& open_error);
+  void Pause() override;
+  void Resume() override;
 
   const std::shared_ptr<Token> token_;
   const Pkcs11Uri uri_;
@@ -159,6 +164,7 @@ class KeyPool final : public stir::Signer {
   mutable uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;
   mutable bool filled_ ABSL_GUARDED_BY(mu_) = false;
   mutable bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  mutable bool paused_ ABSL_GUARDED_BY(mu_) = false;  // module being re-initialised
   mutable int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
   mutable absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
   mutable absl::Time next_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include "absl/status/status.h"
@@ -114,6 +116,36 @@ Module::~Module() {
   // Otherwise the module stays mapped and initialised until exit: see ModuleQuirks.
 }
 
+void Module::Register(Quiescer* q) {
+  absl::MutexLock lock(&reinit_mu_);
+  quiescers_.push_back(q);
+}
+
+void Module::Unregister(Quiescer* q) {
+  absl::MutexLock lock(&reinit_mu_);
+  quiescers_.erase(std::remove(quiescers_.begin(), quiescers_.end(), q), quiescers_.end());
+}
+
+uint64_t Module::epoch() const {
+  absl::MutexLock lock(&reinit_mu_);
+  return epoch_;
+}
+
+absl::Status Module::Reinitialize(uint64_t seen_epoch) {
+  absl::MutexLock lock(&reinit_mu_);
+  if (epoch_ != seen_epoch) return absl::OkStatus();  // someone else just did it
+  for (Quiescer* q : quiescers_) q->Pause();
+  absl::Status st;
+  {
+    absl::MutexLock lifecycle(&lifecycle_mu_);
+    (void)CK_CALL(fl_, C_Finalize, name_, nullptr);
+    st = Initialize(*this);
+  }
+  ++epoch_;
+  for (Quiescer* q : quiescers_) q->Resume();
+  return st;
+}
+
 absl::StatusOr<std::shared_ptr<Token>> Module::OpenToken(const Pkcs11Uri& uri,
                                                          const PinSource& pin) {
   ASSIGN_OR_RETURN(CK_SLOT_ID slot, internal::FindSlot(fl_, uri));
@@ -146,8 +178,10 @@ absl::StatusOr<CK_SLOT_ID> FindSlot(const CK_FUNCTION_LIST* fl, const Pkcs11Uri&
     if ((info.flags & CKF_TOKEN_INITIALIZED) == 0) continue;
     if (uri.MatchesToken(info)) return s;
   }
-  return absl::NotFoundError(absl::StrFormat(
-      "no token matches %s (%d initialised tokens present)", where, slots.size()));
+  return internal::WithCkr(absl::NotFoundError(absl::StrFormat(
+                               "no token matches %s (%d initialised tokens present)", where,
+                               slots.size())),
+                           CKR_TOKEN_NOT_PRESENT);
 }
 
 }  // namespace internal
@@ -224,7 +258,8 @@ absl::Status Token::EnsureLoggedIn(CK_SESSION_HANDLE session) {
   pin = absl::StatusOr<SecretString>();  // wipes the PIN now, not at scope end
   absl::Status st = internal::Check(rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv, "C_Login", where_);
   if (!st.ok()) {
-    return absl::Status(st.code(), absl::StrCat(st.message(), " (PIN from ", pin_.Describe(), ")"));
+    return internal::WithCkr(
+        absl::Status(st.code(), absl::StrCat(st.message(), " (PIN from ", pin_.Describe(), ")")), rv);
   }
   // Keep the login alive independently of the callers' sessions (see anchor_). A previous anchor
   // is gone if we had to log in again.

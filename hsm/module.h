@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -36,9 +37,20 @@ struct ModuleQuirks {
   // session is abandoned (it is already invalid in every recoverable case) and the module frees
   // it at process exit. Opening and closing are serialised per module in every case.
   bool close_pooled_sessions = true;
+  // reinitialize_on_token_loss: when a token cannot be reached again after a loss (not found, or
+  // CKR_GENERAL_ERROR / CKR_TOKEN_NOT_PRESENT / CKR_DEVICE_* when opening or logging in), pause
+  // every pool on the module, C_Finalize + C_Initialize it, and let the pools reconnect.
+  // SoftHSM2 2.6.1 marks a token whose directory vanished invalid for the life of the process
+  // (C_GetTokenInfo -> CKR_GENERAL_ERROR even after the directory is back) and reloads it only at
+  // C_Initialize (in a new slot): true for it. It briefly disrupts other tokens on the module.
+  bool reinitialize_on_token_loss = false;
 
   // SoftHsm2 is the setting for SoftHSM2 2.6.x.
-  static ModuleQuirks SoftHsm2() { return {.finalize_on_unload = false, .close_pooled_sessions = false}; }
+  static ModuleQuirks SoftHsm2() {
+    return {.finalize_on_unload = false,
+            .close_pooled_sessions = false,
+            .reinitialize_on_token_loss = true};
+  }
   // ForPath guesses the quirks from the module's file name (libsofthsm2.so -> SoftHsm2()).
   static ModuleQuirks ForPath(absl::string_view path);
 };
@@ -81,6 +93,24 @@ class Module : public std::enable_shared_from_this<Module> {
   const ModuleQuirks& quirks() const { return quirks_; }
   const std::string& name() const { return name_; }
 
+  // Quiescer is a user of the module's sessions (a KeyPool) that a re-initialisation must pause:
+  // Pause returns once the participant has no PKCS#11 call in flight and has forgotten its
+  // sessions (bounded wait); Resume lets it reconnect.
+  class Quiescer {
+   public:
+    virtual ~Quiescer() = default;
+    virtual void Pause() = 0;
+    virtual void Resume() = 0;
+  };
+  void Register(Quiescer* q);
+  void Unregister(Quiescer* q);
+
+  // Reinitialize does C_Finalize + C_Initialize with every registered Quiescer paused, unless
+  // another caller already did since `seen_epoch` (then it returns OK at once). Invalidates every
+  // session and handle of the module; slots may change. Thread-safe.
+  absl::Status Reinitialize(uint64_t seen_epoch);
+  uint64_t epoch() const;
+
   // lifecycle_mu serialises C_OpenSession / C_CloseSession on this module (see ModuleQuirks).
   absl::Mutex& lifecycle_mu() const ABSL_LOCK_RETURNED(lifecycle_mu_) { return lifecycle_mu_; }
 
@@ -95,6 +125,9 @@ class Module : public std::enable_shared_from_this<Module> {
   std::string name_;
   bool initialized_by_us_ = false;
   mutable absl::Mutex lifecycle_mu_;
+  mutable absl::Mutex reinit_mu_;
+  std::vector<Quiescer*> quiescers_ ABSL_GUARDED_BY(reinit_mu_);
+  uint64_t epoch_ ABSL_GUARDED_BY(reinit_mu_) = 0;
   absl::Mutex tokens_mu_;
   std::map<CK_SLOT_ID, std::weak_ptr<Token>> tokens_ ABSL_GUARDED_BY(tokens_mu_);
 };
