@@ -1,0 +1,293 @@
+// c_api.cc: the C ABI (shaken/shaken_client.h) over the C++ client. Sees no gRPC type.
+//
+// Every entry point checks its pointers before touching them (a NULL is answered with
+// INVALID_ARGUMENT, never a crash) and catches C++ exceptions at the boundary: our code throws
+// none, but std::bad_alloc must not unwind into a C caller.
+#include "shaken/shaken_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "shaken/client.h"
+
+struct shaken_client {
+  std::unique_ptr<shaken::client::Client> client;
+};
+
+namespace {
+
+using shaken::client::Client;
+using shaken::client::ClientOptions;
+
+constexpr int kInvalidArgument = 3;
+constexpr int kResourceExhausted = 8;
+constexpr int kInternal = 13;
+
+int SetError(shaken_error* err, int code, const std::string& message) {
+  if (err != nullptr) {
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", message.c_str());
+  }
+  return code;
+}
+
+int SetStatus(shaken_error* err, const absl::Status& status) {
+  return SetError(err, static_cast<int>(status.code()), std::string(status.message()));
+}
+
+int Ok(shaken_error* err) { return SetError(err, 0, ""); }
+
+int InvalidArgument(shaken_error* err, const std::string& message) {
+  return SetError(err, kInvalidArgument, message);
+}
+
+// Str copies an optional C string: NULL reads as "".
+std::string Str(const char* s) { return s == nullptr ? std::string() : std::string(s); }
+
+// Dup allocates a copy with malloc; the result is released by the matching *_free.
+char* Dup(const std::string& s) {
+  char* p = static_cast<char*>(malloc(s.size() + 1));
+  if (p == nullptr) throw std::bad_alloc();
+  memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+// Strings checks an array of `n` C strings named `what`; NULL elements are errors.
+bool Strings(const char* const* array, size_t n, const char* what, std::vector<std::string>* out,
+             shaken_error* err) {
+  if (n > 0 && array == nullptr) {
+    InvalidArgument(err, absl::StrCat(what, " is NULL but its count is ", n));
+    return false;
+  }
+  out->reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (array[i] == nullptr) {
+      InvalidArgument(err, absl::StrCat(what, "[", i, "] is NULL"));
+      return false;
+    }
+    out->emplace_back(array[i]);
+  }
+  return true;
+}
+
+std::optional<absl::Duration> Timeout(uint32_t ms) {
+  if (ms == 0) return std::nullopt;
+  return absl::Milliseconds(ms);
+}
+
+void FreeVerdict(shaken_verdict* v) {
+  free(v->verstat);
+  free(v->sip_reason);
+  free(v->reason);
+  free(v->detail);
+  free(v->attest);
+  free(v->origid);
+  free(v->orig_tn);
+  free(v->x5u);
+  free(v->cert_subject);
+  free(v->cert_spc);
+  free(v->cert_serial);
+  memset(v, 0, sizeof *v);
+}
+
+// FillVerdict fills a zeroed `out`; on bad_alloc the caller frees what was filled.
+void FillVerdict(const shaken::client::Verdict& v, shaken_verdict* out) {
+  out->passed = v.passed ? 1 : 0;
+  out->sip_code = v.sip_code;
+  out->iat = v.iat;
+  out->cert_not_after = v.certificate.not_after;
+  out->verstat = Dup(v.verstat);
+  out->sip_reason = Dup(v.sip_reason);
+  out->reason = Dup(v.reason);
+  out->detail = Dup(v.detail);
+  out->attest = Dup(v.attest);
+  out->origid = Dup(v.origid);
+  out->orig_tn = Dup(v.orig_tn);
+  out->x5u = Dup(v.x5u);
+  out->cert_subject = Dup(v.certificate.subject);
+  out->cert_spc = Dup(v.certificate.spc);
+  out->cert_serial = Dup(v.certificate.serial);
+}
+
+}  // namespace
+
+extern "C" {
+
+void shaken_client_options_init(shaken_client_options* opts) {
+  if (opts != nullptr) memset(opts, 0, sizeof *opts);
+}
+
+int shaken_client_new(const shaken_client_options* opts, shaken_client** out, shaken_error* err) {
+  if (out != nullptr) *out = nullptr;
+  if (opts == nullptr) return InvalidArgument(err, "shaken_client_new: opts is NULL");
+  if (out == nullptr) return InvalidArgument(err, "shaken_client_new: out is NULL");
+  try {
+    ClientOptions o;
+    o.target = Str(opts->target);
+    o.root_ca_file = Str(opts->root_ca_file);
+    o.client_cert_file = Str(opts->client_cert_file);
+    o.client_key_file = Str(opts->client_key_file);
+    o.server_name_override = Str(opts->server_name_override);
+    o.insecure_plaintext = opts->insecure_plaintext != 0;
+    if (opts->default_timeout_ms != 0) o.default_timeout = absl::Milliseconds(opts->default_timeout_ms);
+    if (opts->max_attempts != 0) {
+      // Out-of-range values reach ValidateOptions, which names the limit.
+      o.retry.max_attempts = opts->max_attempts > 1000 ? 1000 : static_cast<int>(opts->max_attempts);
+    }
+    if (opts->initial_backoff_ms != 0) o.retry.initial_backoff = absl::Milliseconds(opts->initial_backoff_ms);
+    if (opts->max_backoff_ms != 0) o.retry.max_backoff = absl::Milliseconds(opts->max_backoff_ms);
+    if (opts->keepalive_time_ms != 0) o.keepalive.time = absl::Milliseconds(opts->keepalive_time_ms);
+    if (opts->keepalive_timeout_ms != 0) o.keepalive.timeout = absl::Milliseconds(opts->keepalive_timeout_ms);
+    if (opts->disable_keepalive != 0) o.keepalive.time = absl::ZeroDuration();
+    o.user_agent = Str(opts->user_agent);
+
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::New(std::move(o));
+    if (!client.ok()) return SetStatus(err, client.status());
+    auto handle = std::make_unique<shaken_client>();
+    handle->client = *std::move(client);
+    *out = handle.release();
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_client_new: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_client_new: unexpected C++ exception");
+  }
+}
+
+void shaken_client_free(shaken_client* client) { delete client; }
+
+int shaken_sign(shaken_client* client, const shaken_sign_request* request,
+                shaken_sign_result* result, shaken_error* err) {
+  if (result != nullptr) memset(result, 0, sizeof *result);
+  if (client == nullptr) return InvalidArgument(err, "shaken_sign: client is NULL");
+  if (request == nullptr) return InvalidArgument(err, "shaken_sign: request is NULL");
+  if (result == nullptr) return InvalidArgument(err, "shaken_sign: result is NULL");
+  if (request->attest == nullptr) return InvalidArgument(err, "shaken_sign: request->attest is NULL");
+  if (request->orig_tn == nullptr) {
+    return InvalidArgument(err, "shaken_sign: request->orig_tn is NULL");
+  }
+  try {
+    shaken::client::SignParams p;
+    if (!Strings(request->dest_tns, request->num_dest_tns, "shaken_sign: request->dest_tns",
+                 &p.dest_tns, err)) {
+      return err != nullptr ? err->code : kInvalidArgument;
+    }
+    p.profile = Str(request->profile);
+    p.attest = request->attest;
+    p.orig_tn = request->orig_tn;
+    if (request->has_iat != 0) p.iat = request->iat;
+    p.origid = Str(request->origid);
+    p.request_id = Str(request->request_id);
+
+    absl::StatusOr<shaken::client::SignResult> r =
+        client->client->Sign(p, Timeout(request->timeout_ms));
+    if (!r.ok()) return SetStatus(err, r.status());
+    try {
+      result->iat = r->iat;
+      result->identity = Dup(r->identity);
+      result->passport = Dup(r->passport);
+      result->origid = Dup(r->origid);
+      result->profile = Dup(r->profile);
+      result->request_id = Dup(r->request_id);
+    } catch (...) {
+      shaken_sign_result_free(result);
+      throw;
+    }
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_sign: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_sign: unexpected C++ exception");
+  }
+}
+
+void shaken_sign_result_free(shaken_sign_result* result) {
+  if (result == nullptr) return;
+  free(result->identity);
+  free(result->passport);
+  free(result->origid);
+  free(result->profile);
+  free(result->request_id);
+  memset(result, 0, sizeof *result);
+}
+
+int shaken_verify(shaken_client* client, const shaken_verify_request* request,
+                  shaken_verify_result* result, shaken_error* err) {
+  if (result != nullptr) memset(result, 0, sizeof *result);
+  if (client == nullptr) return InvalidArgument(err, "shaken_verify: client is NULL");
+  if (request == nullptr) return InvalidArgument(err, "shaken_verify: request is NULL");
+  if (result == nullptr) return InvalidArgument(err, "shaken_verify: result is NULL");
+  if (request->from_tn == nullptr) {
+    return InvalidArgument(err, "shaken_verify: request->from_tn is NULL");
+  }
+  try {
+    shaken::client::VerifyParams p;
+    if (!Strings(request->identities, request->num_identities, "shaken_verify: request->identities",
+                 &p.identities, err) ||
+        !Strings(request->to_tns, request->num_to_tns, "shaken_verify: request->to_tns",
+                 &p.to_tns, err)) {
+      return err != nullptr ? err->code : kInvalidArgument;
+    }
+    p.from_tn = request->from_tn;
+    if (request->has_date != 0) p.date = request->date;
+    p.request_id = Str(request->request_id);
+
+    absl::StatusOr<shaken::client::VerifyResult> r =
+        client->client->Verify(p, Timeout(request->timeout_ms));
+    if (!r.ok()) return SetStatus(err, r.status());
+    try {
+      FillVerdict(r->overall, &result->overall);
+      if (!r->identities.empty()) {
+        result->identities = static_cast<shaken_verdict*>(
+            calloc(r->identities.size(), sizeof(shaken_verdict)));
+        if (result->identities == nullptr) throw std::bad_alloc();
+        result->num_identities = r->identities.size();
+        for (size_t i = 0; i < r->identities.size(); ++i) {
+          FillVerdict(r->identities[i], &result->identities[i]);
+        }
+      }
+    } catch (...) {
+      shaken_verify_result_free(result);
+      throw;
+    }
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_verify: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_verify: unexpected C++ exception");
+  }
+}
+
+void shaken_verify_result_free(shaken_verify_result* result) {
+  if (result == nullptr) return;
+  FreeVerdict(&result->overall);
+  for (size_t i = 0; i < result->num_identities && result->identities != nullptr; ++i) {
+    FreeVerdict(&result->identities[i]);
+  }
+  free(result->identities);
+  memset(result, 0, sizeof *result);
+}
+
+const char* shaken_code_name(int code) {
+  static const char* const kNames[] = {
+      "OK",                 "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED",  "NOT_FOUND",         "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",      "OUT_OF_RANGE",
+      "UNIMPLEMENTED",      "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  if (code < 0 || code > 16) return "UNKNOWN_CODE";
+  return kNames[code];
+}
+
+}  // extern "C"

@@ -1,0 +1,178 @@
+/* shaken/shaken_client.h: the C ABI of the shakend client, for SBC modules written in C
+ * (Kamailio, OpenSIPS, FreeSWITCH). C99; no C++, gRPC, protobuf or OpenSSL type appears here.
+ * Link with `pkg-config --cflags --libs shakenclient`.
+ *
+ * Conventions (as in BoringSSL):
+ * - Every function that can fail returns 0 on success, or a google.rpc code (3 INVALID_ARGUMENT,
+ *   4 DEADLINE_EXCEEDED, 7 PERMISSION_DENIED, 14 UNAVAILABLE, ...; see shaken_code_name) and, when
+ *   `err` is not NULL, fills `*err` with the same code and a NUL-terminated message. `err` may
+ *   always be NULL.
+ * - Pointers passed in are borrowed for the duration of the call only; nothing is retained.
+ * - Results are structs the caller owns (e.g. on the stack) whose strings and arrays the library
+ *   allocates; release them with the matching *_free function. On failure a result is zeroed, so
+ *   freeing it is always safe. Free functions accept NULL and zeroed structs.
+ * - A failed verification is not an error: shaken_verify returns 0 and a verdict with passed == 0.
+ *
+ * Thread-safety and processes: one shaken_client may be used by any number of threads of ONE
+ * process at once. It must not cross fork(): gRPC's threads and connections do not survive it.
+ * Multi-process SBCs (Kamailio, OpenSIPS) create one client per worker process, after the fork
+ * (child_init), never in the parent (mod_init); a child must not use or free a client it
+ * inherited. FreeSWITCH (one process, many threads) shares one client.
+ *
+ * No global state besides what gRPC keeps for its own use. */
+#ifndef SHAKEN_CLIENT_SHAKEN_CLIENT_H_
+#define SHAKEN_CLIENT_SHAKEN_CLIENT_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shaken/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SHAKEN_CLIENT_ABI_VERSION changes whenever a struct below changes layout. */
+#define SHAKEN_CLIENT_ABI_VERSION 1
+
+/* shaken_client is an opaque handle to one connection (gRPC channel) to a shakend target. */
+typedef struct shaken_client shaken_client;
+
+/* shaken_error is an error code and a message. code 0 means OK (message ""). */
+typedef struct shaken_error {
+  int code;          /* google.rpc code */
+  char message[512]; /* NUL-terminated; truncated if longer */
+} shaken_error;
+
+/* shaken_client_options configures shaken_client_new. Zero-initialize it (or call
+ * shaken_client_options_init): every zero field takes its default. Strings are borrowed for the
+ * duration of shaken_client_new only; the files are read there. */
+typedef struct shaken_client_options {
+  const char *target;               /* required: "host:port" or a gRPC target URI */
+  const char *root_ca_file;         /* PEM CA(s) of the server; NULL: gRPC's default roots */
+  const char *client_cert_file;     /* PEM, for mutual TLS; requires client_key_file */
+  const char *client_key_file;      /* PEM private key; requires client_cert_file */
+  const char *server_name_override; /* tests/labs: name checked in the server certificate */
+  int insecure_plaintext;           /* nonzero: no TLS (labs only; no TLS file may be set) */
+  uint32_t default_timeout_ms;      /* per-call deadline when a request gives none; 0: 500 */
+  uint32_t max_attempts;            /* attempts on UNAVAILABLE, 1..5; 0: 3 */
+  uint32_t initial_backoff_ms;      /* 0: 20 */
+  uint32_t max_backoff_ms;          /* 0: 200 */
+  uint32_t keepalive_time_ms;       /* 0: 30000 */
+  uint32_t keepalive_timeout_ms;    /* 0: 10000 */
+  int disable_keepalive;            /* nonzero: no keepalive pings */
+  const char *user_agent;           /* NULL: none; e.g. "kamailio-stirshaken/5.7" */
+} shaken_client_options;
+
+/* shaken_client_options_init zeroes `opts` (all defaults). NULL is ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_client_options_init(shaken_client_options *opts);
+
+/* shaken_client_new validates `opts`, reads the TLS files and creates a client; it does not
+ * connect yet. On success stores a new client in `*out` (owned by the caller, released with
+ * shaken_client_free) and returns 0. On failure stores NULL in `*out` (when `out` is not NULL)
+ * and returns 3 INVALID_ARGUMENT naming the option to fix (NULL `opts` or `out`, no target,
+ * unreadable or non-PEM file, cert without key, ...). */
+SHAKEN_CLIENT_EXPORT int shaken_client_new(const shaken_client_options *opts, shaken_client **out,
+                                           shaken_error *err);
+
+/* shaken_client_free closes the client and frees it. NULL is ignored. No call may be in progress
+ * on `client` (from any thread). */
+SHAKEN_CLIENT_EXPORT void shaken_client_free(shaken_client *client);
+
+/* shaken_sign_request is one signing request. Strings are borrowed for the call. */
+typedef struct shaken_sign_request {
+  const char *profile;          /* NULL or "": the server's default profile */
+  const char *attest;           /* "A", "B" or "C"; required */
+  const char *orig_tn;          /* calling number; required */
+  const char *const *dest_tns;  /* called number(s): num_dest_tns non-NULL strings */
+  size_t num_dest_tns;          /* at least 1 */
+  int has_iat;                  /* nonzero: use iat; zero: the server's clock */
+  int64_t iat;                  /* seconds since the Unix epoch (SIP Date) */
+  const char *origid;           /* NULL or "": the server makes a fresh UUID */
+  const char *request_id;       /* NULL or "": none; echoed, at most 128 bytes */
+  uint32_t timeout_ms;          /* 0: the client's default_timeout_ms */
+} shaken_sign_request;
+
+/* shaken_sign_result is what was signed. Every string is non-NULL after a successful
+ * shaken_sign, allocated by the library, and released by shaken_sign_result_free. */
+typedef struct shaken_sign_result {
+  char *identity; /* the SIP Identity header field value */
+  char *passport; /* the PASSporT (JWS compact serialization) */
+  char *origid;
+  int64_t iat;
+  char *profile;
+  char *request_id;
+} shaken_sign_result;
+
+/* shaken_sign signs one call through `client`. Thread-safe. On success fills `*result` (which
+ * the caller then releases with shaken_sign_result_free) and returns 0; on failure zeroes
+ * `*result` (when not NULL) and returns the code: 3 for NULL/missing arguments or a request the
+ * server finds malformed, 14 UNAVAILABLE after the retries, 4 on the deadline, ... */
+SHAKEN_CLIENT_EXPORT int shaken_sign(shaken_client *client, const shaken_sign_request *request,
+                                     shaken_sign_result *result, shaken_error *err);
+
+/* shaken_sign_result_free frees the strings of `result` and zeroes it; not `result` itself.
+ * NULL and zeroed results are ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_sign_result_free(shaken_sign_result *result);
+
+/* shaken_verify_request is one verification request. Strings are borrowed for the call. */
+typedef struct shaken_verify_request {
+  const char *const *identities; /* Identity header values, as received */
+  size_t num_identities;         /* at least 1 */
+  const char *from_tn;           /* asserted calling number; required */
+  const char *const *to_tns;     /* called number(s) */
+  size_t num_to_tns;
+  int has_date;                  /* nonzero: `date` is the SIP Date header */
+  int64_t date;                  /* seconds since the Unix epoch */
+  const char *request_id;        /* NULL or "": none */
+  uint32_t timeout_ms;           /* 0: the client's default_timeout_ms */
+} shaken_verify_request;
+
+/* shaken_verdict is the outcome of verifying one Identity header, or a whole call. Every string
+ * is non-NULL (possibly "") in a verdict filled by shaken_verify. */
+typedef struct shaken_verdict {
+  int passed;         /* nonzero: verified */
+  char *verstat;      /* "TN-Validation-Passed" / "TN-Validation-Failed" / "No-TN-Validation" */
+  int sip_code;       /* when not passed: 403, 428, 436, 437 or 438 (RFC 8224 §6.2.2); else 0 */
+  char *sip_reason;   /* its reason phrase */
+  char *reason;       /* stable machine-readable reason: "passed", "signature_invalid", ... */
+  char *detail;       /* a human sentence on what was wrong */
+  char *attest;
+  char *origid;
+  char *orig_tn;
+  int64_t iat;
+  char *x5u;
+  char *cert_subject; /* the signing certificate */
+  char *cert_spc;
+  char *cert_serial;
+  int64_t cert_not_after;
+} shaken_verdict;
+
+/* shaken_verify_result is the call's verdict and one verdict per request identity, in order.
+ * Released by shaken_verify_result_free. */
+typedef struct shaken_verify_result {
+  shaken_verdict overall;
+  size_t num_identities;
+  shaken_verdict *identities; /* array of num_identities (NULL when 0) */
+} shaken_verify_result;
+
+/* shaken_verify verifies the Identity header(s) of one call. Thread-safe. Returns 0 and fills
+ * `*result` (released with shaken_verify_result_free) whenever the server answered, whether or
+ * not verification passed: look at result->overall.passed. On failure zeroes `*result` and
+ * returns the code, as shaken_sign. */
+SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client *client, const shaken_verify_request *request,
+                                       shaken_verify_result *result, shaken_error *err);
+
+/* shaken_verify_result_free frees everything `result` points to and zeroes it; not `result`
+ * itself. NULL and zeroed results are ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_verify_result_free(shaken_verify_result *result);
+
+/* shaken_code_name returns the name of a google.rpc code ("OK", "INVALID_ARGUMENT", ...;
+ * "UNKNOWN_CODE" outside 0..16): a static string, never NULL, not to be freed. */
+SHAKEN_CLIENT_EXPORT const char *shaken_code_name(int code);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SHAKEN_CLIENT_SHAKEN_CLIENT_H_ */
