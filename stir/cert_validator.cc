@@ -288,6 +288,14 @@ std::string OidText(const ASN1_OBJECT* obj) {
 
 absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(CertValidatorOptions options);
 
+void FillNamesAndValidity(const X509* cert, CertificateInfo* info) {
+  info->subject = NameToString(X509_get_subject_name(cert));
+  info->issuer = NameToString(X509_get_issuer_name(cert));
+  info->serial_hex = SerialHex(cert);
+  info->not_before = Asn1ToTime(X509_get0_notBefore(cert));
+  info->not_after = Asn1ToTime(X509_get0_notAfter(cert));
+}
+
 // Ignores "no CRL for this issuer" when CRLs are optional (require_crl = false).
 int VerifyCallbackCrlOptional(int ok, X509_STORE_CTX* ctx) {
   if (!ok && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_UNABLE_TO_GET_CRL) {
@@ -675,15 +683,42 @@ CertificateResult CertValidator::ValidatePem(std::string_view pem, absl::Time no
   if (trust->have_crls)
     verified->valid_until = std::min(verified->valid_until, trust->crl_next_update);
   verified->public_key.reset(X509_get_pubkey(leaf));
-  CertificateInfo& info = verified->info;
-  info.subject = NameToString(X509_get_subject_name(leaf));
-  info.issuer = NameToString(X509_get_issuer_name(leaf));
-  info.serial_hex = SerialHex(leaf);
-  info.not_before = Asn1ToTime(X509_get0_notBefore(leaf));
-  info.not_after = Asn1ToTime(X509_get0_notAfter(leaf));
+  FillNamesAndValidity(leaf, &verified->info);
   CertificateResult out;
   out.cert = std::move(verified);
   return out;
+}
+
+absl::StatusOr<CertificateInfo> DescribeCertificate(const X509* cert) {
+  CertificateInfo info;
+  FillNamesAndValidity(cert, &info);
+  Asn1ObjPtr tn_oid(OBJ_txt2obj(kTnAuthListOid, 1));
+  int tn_idx = tn_oid ? X509_get_ext_by_OBJ(cert, tn_oid.get(), -1) : -1;
+  if (tn_idx >= 0) {
+    const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(X509_get_ext(cert, tn_idx));
+    absl::StatusOr<std::vector<TnAuthEntry>> list = ParseTnAuthList(
+        std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                         static_cast<size_t>(ASN1_STRING_length(data))));
+    if (!list.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the TNAuthList extension is malformed: ", list.status().message()));
+    }
+    info.tn_auth_list = *std::move(list);
+    for (const TnAuthEntry& e : info.tn_auth_list) {
+      if (e.kind == TnAuthEntry::Kind::kSpc) {
+        info.spc = e.value;
+        break;
+      }
+    }
+  }
+  int crit = 0;
+  CertPoliciesPtr policies(static_cast<CERTIFICATEPOLICIES*>(
+      X509_get_ext_d2i(cert, NID_certificate_policies, &crit, nullptr)));
+  ERR_clear_error();
+  for (int i = 0; policies && i < sk_POLICYINFO_num(policies.get()); ++i) {
+    info.policy_oids.push_back(OidText(sk_POLICYINFO_value(policies.get(), i)->policyid));
+  }
+  return info;
 }
 
 }  // namespace shaken::stir

@@ -72,6 +72,11 @@ absl::StatusOr<std::vector<X509Ptr>> ParsePemChain(std::string_view pem, size_t 
 // 64 bytes or not printable ASCII, or a range count outside 2..2^63.
 absl::StatusOr<std::vector<TnAuthEntry>> ParseTnAuthList(std::string_view der);
 
+// DescribeCertificate reads what CertificateInfo holds from one certificate (names, serial,
+// validity, TNAuthList, policy OIDs) without judging it. INVALID_ARGUMENT when its TNAuthList is
+// malformed. For a profile's own certificate, `cert show` and the like.
+absl::StatusOr<CertificateInfo> DescribeCertificate(const X509* cert);
+
 // CertValidator validates x5u chains against a trust configuration. Build with New; Reload swaps
 // in new trust anchors and CRLs (SIGHUP) atomically: a validation in progress finishes with the
 // configuration it started with. Thread-safe; ValidatePem may be called from any thread.

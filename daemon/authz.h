@@ -1,0 +1,44 @@
+// authz.h: client authorization. A client is named by its TLS certificate (subjectAltName DNS or
+// URI names, else the subject CN); the configuration's `clients` rules say which methods and
+// profiles each name may use. With no rules at all, every client that passed the transport's
+// authentication may do everything.
+#ifndef SHAKEN_DAEMON_AUTHZ_H_
+#define SHAKEN_DAEMON_AUTHZ_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <grpcpp/security/auth_context.h>
+
+#include "daemon/config.h"
+
+namespace shaken::daemon {
+
+// Caller is who made a request and what the rules grant them.
+struct Caller {
+  std::string identity;  // first SAN / CN, or "anonymous" (no client certificate)
+  std::vector<const ClientRule*> rules;  // rules that match the identity
+  bool unrestricted = false;              // no rules are configured
+};
+
+// Authorizer applies ClientRules. Immutable after construction; thread-safe.
+class Authorizer {
+ public:
+  explicit Authorizer(std::vector<ClientRule> rules) : rules_(std::move(rules)) {}
+
+  // Identify reads the peer's certificate names from `ctx` (may be null: no TLS).
+  Caller Identify(const grpc::AuthContext* ctx) const;
+
+  // MayCall tells whether `caller` may call `method` ("Sign", "Verify", ...).
+  static bool MayCall(const Caller& caller, std::string_view method);
+  // MayUse tells whether `caller` may call `method` with signing profile `profile`.
+  static bool MayUse(const Caller& caller, std::string_view method, std::string_view profile);
+
+ private:
+  std::vector<ClientRule> rules_;
+};
+
+}  // namespace shaken::daemon
+
+#endif  // SHAKEN_DAEMON_AUTHZ_H_

@@ -1,0 +1,391 @@
+#include "daemon/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "stir/absl_compat.h"
+#include "stir/passport.h"
+#include "stir/status_macros.h"
+
+namespace shaken::daemon {
+namespace {
+
+// Node reads one YAML mapping, remembering which keys were consumed so that Finish() can refuse
+// the rest. Errors carry the key path.
+class Node {
+ public:
+  Node(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
+
+  absl::Status CheckMap() const {
+    if (!node_.IsMap()) return Error(path_, "must be a mapping of keys to values");
+    return absl::OkStatus();
+  }
+
+  bool Has(const std::string& key) {
+    seen_.insert(key);
+    return node_[key].IsDefined() && !node_[key].IsNull();
+  }
+  std::string Path(const std::string& key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
+  YAML::Node Get(const std::string& key) {
+    seen_.insert(key);
+    return node_[key];
+  }
+
+  absl::Status String(const std::string& key, std::string* out) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    if (!n.IsScalar()) return Error(Path(key), "must be a string");
+    *out = n.Scalar();
+    return absl::OkStatus();
+  }
+  absl::Status Bool(const std::string& key, bool* out) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    const std::string& s = n.IsScalar() ? n.Scalar() : "";
+    if (s == "true") {
+      *out = true;
+    } else if (s == "false") {
+      *out = false;
+    } else {
+      return Error(Path(key), "must be true or false");
+    }
+    return absl::OkStatus();
+  }
+  template <typename T>
+  absl::Status Number(const std::string& key, T* out, T min, T max) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    long long v = 0;
+    if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v) || v < static_cast<long long>(min) ||
+        v > static_cast<long long>(max)) {
+      return Error(Path(key), absl::StrCat("must be a whole number from ", min, " to ", max));
+    }
+    *out = static_cast<T>(v);
+    return absl::OkStatus();
+  }
+  absl::Status Duration(const std::string& key, absl::Duration* out) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    absl::Duration d;
+    if (!n.IsScalar() || !absl::ParseDuration(n.Scalar(), &d) || d < absl::ZeroDuration()) {
+      return Error(Path(key), "must be a duration such as 500ms, 60s, 5m or 24h");
+    }
+    *out = d;
+    return absl::OkStatus();
+  }
+  absl::Status StringList(const std::string& key, std::vector<std::string>* out) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    if (!n.IsSequence()) return Error(Path(key), "must be a list of strings");
+    out->clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      if (!n[i].IsScalar()) return Error(absl::StrCat(Path(key), "[", i, "]"), "must be a string");
+      out->push_back(n[i].Scalar());
+    }
+    return absl::OkStatus();
+  }
+
+  // Finish refuses keys that were never asked for.
+  absl::Status Finish() const {
+    for (const auto& item : node_) {
+      std::string key = item.first.IsScalar() ? item.first.Scalar() : "?";
+      if (!seen_.count(key)) {
+        return Error(Path(key), "is not a known setting (misspelt? see deploy/shakend.example.yaml)");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::Status Error(const std::string& path, std::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " ", std::string(what)));
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
+  if (!parent.Has("tls")) return absl::OkStatus();
+  Node n(parent.Get("tls"), parent.Path("tls"));
+  RETURN_IF_ERROR(n.CheckMap());
+  TlsConfig tls;
+  RETURN_IF_ERROR(n.String("cert_file", &tls.cert_file));
+  RETURN_IF_ERROR(n.String("key_file", &tls.key_file));
+  RETURN_IF_ERROR(n.String("client_ca_file", &tls.client_ca_file));
+  RETURN_IF_ERROR(n.Finish());
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return Node::Error(n.Path("cert_file"), "and key_file are both required for TLS");
+  }
+  *out = std::move(tls);
+  return absl::OkStatus();
+}
+
+absl::Status ReadListen(Node& root, Config* c) {
+  if (!root.Has("listen")) return absl::OkStatus();
+  Node n(root.Get("listen"), "listen");
+  RETURN_IF_ERROR(n.CheckMap());
+  RETURN_IF_ERROR(n.String("api", &c->api_listen));
+  RETURN_IF_ERROR(n.String("health", &c->health_listen));
+  RETURN_IF_ERROR(n.String("metrics", &c->metrics_listen));
+  RETURN_IF_ERROR(n.Bool("allow_insecure", &c->allow_insecure));
+  RETURN_IF_ERROR(ReadTls(n, &c->tls));
+  return n.Finish();
+}
+
+absl::Status ReadClients(Node& root, Config* c) {
+  if (!root.Has("clients")) return absl::OkStatus();
+  YAML::Node list = root.Get("clients");
+  if (!list.IsSequence()) return Node::Error("clients", "must be a list");
+  static const std::set<std::string> kMethods = {"Sign", "SignStream", "Verify", "ListProfiles",
+                                                 "*"};
+  for (size_t i = 0; i < list.size(); ++i) {
+    Node n(list[i], absl::StrCat("clients[", i, "]"));
+    RETURN_IF_ERROR(n.CheckMap());
+    ClientRule rule;
+    RETURN_IF_ERROR(n.String("identity", &rule.identity));
+    RETURN_IF_ERROR(n.StringList("methods", &rule.methods));
+    RETURN_IF_ERROR(n.StringList("profiles", &rule.profiles));
+    RETURN_IF_ERROR(n.Finish());
+    if (rule.identity.empty()) return Node::Error(n.Path("identity"), "is required");
+    if (rule.methods.empty()) return Node::Error(n.Path("methods"), "needs at least one method");
+    for (const auto& m : rule.methods) {
+      if (!kMethods.count(m)) {
+        return Node::Error(n.Path("methods"),
+                           absl::StrCat("has \"", m,
+                                        "\"; use Sign, SignStream, Verify, ListProfiles or *"));
+      }
+    }
+    c->clients.push_back(std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadPkcs11(Node& root, Config* c) {
+  if (!root.Has("pkcs11")) return absl::OkStatus();
+  Node n(root.Get("pkcs11"), "pkcs11");
+  RETURN_IF_ERROR(n.CheckMap());
+  Pkcs11Config p;
+  RETURN_IF_ERROR(n.String("module", &p.module));
+  RETURN_IF_ERROR(n.String("pin_source", &p.pin_source));
+  if (n.Has("quirks")) p.quirks_set = true;
+  RETURN_IF_ERROR(n.StringList("quirks", &p.quirks));
+  RETURN_IF_ERROR(n.Number("pool_size", &p.pool_size, 1, 1024));
+  RETURN_IF_ERROR(n.Number("open_at_start", &p.open_at_start, 1, 1024));
+  RETURN_IF_ERROR(n.String("key_copy", &p.key_copy));
+  RETURN_IF_ERROR(n.Duration("max_wait", &p.max_wait));
+  RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
+  RETURN_IF_ERROR(n.Duration("backoff_initial", &p.backoff_initial));
+  RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
+  RETURN_IF_ERROR(n.Finish());
+  if (p.module.empty()) return Node::Error("pkcs11.module", "is required (path of the .so)");
+  if (!absl::StartsWith(p.pin_source, "file:") && !absl::StartsWith(p.pin_source, "env:")) {
+    return Node::Error("pkcs11.pin_source",
+                       "must be file:/path/to/pin or env:VARIABLE (a PIN is never written in "
+                       "the configuration)");
+  }
+  for (const auto& q : p.quirks) {
+    if (q != "no-finalize" && q != "keep-sessions-open") {
+      return Node::Error("pkcs11.quirks",
+                         absl::StrCat("has \"", q, "\"; known: no-finalize, keep-sessions-open"));
+    }
+  }
+  if (p.key_copy != "never" && p.key_copy != "if-allowed" && p.key_copy != "required") {
+    return Node::Error("pkcs11.key_copy", "must be never, if-allowed or required");
+  }
+  if (p.open_at_start > p.pool_size) p.open_at_start = p.pool_size;
+  c->pkcs11 = std::move(p);
+  return absl::OkStatus();
+}
+
+absl::Status ReadProfiles(Node& root, Config* c) {
+  if (!root.Has("profiles")) return Node::Error("profiles", "is required: at least one signing profile");
+  YAML::Node list = root.Get("profiles");
+  if (!list.IsSequence() || list.size() == 0) {
+    return Node::Error("profiles", "must be a non-empty list");
+  }
+  std::set<std::string> names;
+  int defaults = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Node n(list[i], absl::StrCat("profiles[", i, "]"));
+    RETURN_IF_ERROR(n.CheckMap());
+    ProfileConfig p;
+    RETURN_IF_ERROR(n.String("name", &p.name));
+    RETURN_IF_ERROR(n.String("key", &p.key));
+    RETURN_IF_ERROR(n.String("x5u", &p.x5u));
+    RETURN_IF_ERROR(n.String("certificate", &p.certificate_file));
+    RETURN_IF_ERROR(n.StringList("attest", &p.attest));
+    RETURN_IF_ERROR(n.Bool("default", &p.is_default));
+    RETURN_IF_ERROR(n.Finish());
+    if (p.name.empty()) return Node::Error(n.Path("name"), "is required");
+    if (!names.insert(p.name).second) {
+      return Node::Error(n.Path("name"), absl::StrCat("\"", p.name, "\" is used twice"));
+    }
+    if (!absl::StartsWith(p.key, "pkcs11:") && !absl::StartsWith(p.key, "file:")) {
+      return Node::Error(n.Path("key"),
+                         "must be a PKCS#11 URI (pkcs11:token=...;object=...) or file:/path.pem");
+    }
+    if (absl::StartsWith(p.key, "pkcs11:") && !c->pkcs11.has_value()) {
+      return Node::Error(n.Path("key"), "is a PKCS#11 URI but there is no pkcs11 section");
+    }
+    if (absl::StrContains(p.key, "pin-value")) {
+      return Node::Error(n.Path("key"),
+                         "must not carry pin-value; set pkcs11.pin_source instead");
+    }
+    absl::Status x5u = stir::ValidateX5uForSigning(p.x5u);
+    if (!x5u.ok()) return Node::Error(n.Path("x5u"), ToStd(x5u.message()));
+    if (p.certificate_file.empty()) {
+      return Node::Error(n.Path("certificate"), "is required (the PEM chain published at x5u)");
+    }
+    if (p.attest.empty()) return Node::Error(n.Path("attest"), "needs at least one level");
+    for (const auto& a : p.attest) {
+      if (a != "A" && a != "B" && a != "C") {
+        return Node::Error(n.Path("attest"), absl::StrCat("has \"", a, "\"; levels are A, B, C"));
+      }
+    }
+    if (p.is_default) ++defaults;
+    c->profiles.push_back(std::move(p));
+  }
+  if (defaults > 1) return Node::Error("profiles", "may mark only one profile default: true");
+  if (defaults == 0) c->profiles.front().is_default = true;
+  return absl::OkStatus();
+}
+
+absl::Status CheckVerifier(const VerifierConfig& v) {
+  if (v.policy != "strict" && v.policy != "lenient") {
+    return Node::Error("verifier.policy", "must be strict or lenient");
+  }
+  if (v.enabled && v.ca_file.empty() && v.ca_dir.empty()) {
+    return Node::Error("verifier.ca_file",
+                       "or verifier.ca_dir is required: the STI-CA trust anchors (or set "
+                       "verifier.enabled: false)");
+  }
+  if (v.iat_window <= absl::ZeroDuration()) {
+    return Node::Error("verifier.iat_window", "must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadVerifier(Node& root, Config* c) {
+  if (!root.Has("verifier")) return CheckVerifier(c->verifier);
+  Node n(root.Get("verifier"), "verifier");
+  RETURN_IF_ERROR(n.CheckMap());
+  VerifierConfig& v = c->verifier;
+  RETURN_IF_ERROR(n.Bool("enabled", &v.enabled));
+  RETURN_IF_ERROR(n.String("ca_file", &v.ca_file));
+  RETURN_IF_ERROR(n.String("ca_dir", &v.ca_dir));
+  RETURN_IF_ERROR(n.StringList("crl_files", &v.crl_files));
+  RETURN_IF_ERROR(n.String("policy", &v.policy));
+  RETURN_IF_ERROR(n.Duration("iat_window", &v.iat_window));
+  RETURN_IF_ERROR(n.Bool("require_low_s", &v.require_low_s));
+  RETURN_IF_ERROR(n.Duration("connect_timeout", &v.connect_timeout));
+  RETURN_IF_ERROR(n.Duration("fetch_timeout", &v.fetch_timeout));
+  RETURN_IF_ERROR(n.Number<size_t>("max_certificate_bytes", &v.max_certificate_bytes, 1024,
+                                   1 << 20));
+  RETURN_IF_ERROR(n.String("tls_ca_file", &v.tls_ca_file));
+  RETURN_IF_ERROR(n.Number<size_t>("cache_max_entries", &v.cache_max_entries, 1, 10000000));
+  RETURN_IF_ERROR(n.Number<size_t>("cache_max_bytes", &v.cache_max_bytes, 1 << 16,
+                                   size_t{1} << 34));
+  RETURN_IF_ERROR(n.Duration("cache_default_ttl", &v.cache_default_ttl));
+  RETURN_IF_ERROR(n.Duration("cache_max_ttl", &v.cache_max_ttl));
+  RETURN_IF_ERROR(n.Duration("cache_negative_ttl", &v.cache_negative_ttl));
+  if (n.Has("lab")) {
+    Node lab(n.Get("lab"), "verifier.lab");
+    RETURN_IF_ERROR(lab.CheckMap());
+    RETURN_IF_ERROR(lab.Bool("allow_http", &v.lab_allow_http));
+    RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.lab_allow_private_addresses));
+    RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.lab_allow_any_port));
+    RETURN_IF_ERROR(lab.Finish());
+  }
+  RETURN_IF_ERROR(n.Finish());
+  return CheckVerifier(v);
+}
+
+absl::Status ReadLogging(Node& root, Config* c) {
+  if (!root.Has("logging")) return absl::OkStatus();
+  Node n(root.Get("logging"), "logging");
+  RETURN_IF_ERROR(n.CheckMap());
+  RETURN_IF_ERROR(n.String("level", &c->log_level));
+  RETURN_IF_ERROR(n.String("format", &c->log_format));
+  RETURN_IF_ERROR(n.Bool("audit_tns", &c->audit_tns));
+  RETURN_IF_ERROR(n.String("audit_file", &c->audit_file));
+  RETURN_IF_ERROR(n.Finish());
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (!kLevels.count(c->log_level)) {
+    return Node::Error("logging.level", "must be trace, debug, info, warn or error");
+  }
+  if (c->log_format != "text" && c->log_format != "json") {
+    return Node::Error("logging.format", "must be text or json");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": not valid YAML: line ",
+                                                   e.mark.line + 1, ": ", e.msg));
+  }
+  Config c;
+  auto with_origin = [&](absl::Status s) {
+    return absl::Status(s.code(), absl::StrCat(origin, ": ", s.message()));
+  };
+  try {
+    Node root(doc, "");
+    if (!doc.IsMap()) return with_origin(absl::InvalidArgumentError("the file must be a YAML mapping"));
+    absl::Status s = ReadListen(root, &c);
+    if (s.ok()) s = ReadClients(root, &c);
+    if (s.ok()) s = ReadPkcs11(root, &c);
+    if (s.ok()) s = ReadProfiles(root, &c);
+    if (s.ok()) s = ReadVerifier(root, &c);
+    if (s.ok()) s = ReadLogging(root, &c);
+    if (s.ok()) s = root.Duration("max_iat_skew", &c.max_iat_skew);
+    if (s.ok()) s = root.Number<size_t>("max_request_bytes", &c.max_request_bytes, 1024, 16 << 20);
+    if (s.ok()) s = root.Duration("drain_grace", &c.drain_grace);
+    if (s.ok()) s = root.Finish();
+    if (!s.ok()) return with_origin(s);
+  } catch (const YAML::Exception& e) {
+    return with_origin(absl::InvalidArgumentError(absl::StrCat("line ", e.mark.line + 1, ": ", e.msg)));
+  }
+  if (!c.tls.has_value() && !c.allow_insecure) {
+    return with_origin(absl::InvalidArgumentError(
+        "listen.tls is required for the API listener; for a lab without TLS say "
+        "listen.allow_insecure: true"));
+  }
+  if (!c.clients.empty() && c.tls.has_value() && c.tls->client_ca_file.empty()) {
+    bool only_wildcard = true;
+    for (const auto& r : c.clients) only_wildcard &= r.identity == "*";
+    if (!only_wildcard) {
+      return with_origin(absl::InvalidArgumentError(
+          "clients name identities, which come from client certificates: set "
+          "listen.tls.client_ca_file (mTLS)"));
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open configuration file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than 1 MiB"));
+  }
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace shaken::daemon

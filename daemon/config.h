@@ -1,0 +1,117 @@
+// config.h: shakend's configuration file (YAML, read with yaml-cpp). Every key is known: an
+// unknown or misspelt key is an error naming its path, so a typo never silently changes policy.
+// See deploy/shakend.example.yaml for a commented example of every key.
+#ifndef SHAKEN_DAEMON_CONFIG_H_
+#define SHAKEN_DAEMON_CONFIG_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace shaken::daemon {
+
+struct TlsConfig {
+  std::string cert_file;       // server certificate chain (PEM)
+  std::string key_file;        // server private key (PEM)
+  std::string client_ca_file;  // CAs for client certificates; set => mTLS
+};
+
+struct ClientRule {
+  // identity: a client certificate's subjectAltName DNS/URI name or subject CN; "*" matches
+  // any authenticated client (and, on a listener without mTLS, any client).
+  std::string identity;
+  std::vector<std::string> methods;   // "Sign", "SignStream", "Verify", "ListProfiles" or "*"
+  std::vector<std::string> profiles;  // profile names or "*"
+};
+
+struct Pkcs11Config {
+  std::string module;          // path of the PKCS#11 module (.so)
+  std::string pin_source;      // "file:/path" or "env:NAME"
+  // Named token quirks; empty list = guessed from the module's file name.
+  std::vector<std::string> quirks;  // "no-finalize", "keep-sessions-open"
+  bool quirks_set = false;
+  int pool_size = 2;           // sessions per signing key (Little's law; hsm/README.md)
+  int open_at_start = 1;
+  std::string key_copy = "if-allowed";  // never | if-allowed | required
+  absl::Duration max_wait = absl::Seconds(2);
+  absl::Duration open_interval = absl::Milliseconds(5);
+  absl::Duration backoff_initial = absl::Milliseconds(100);
+  absl::Duration backoff_max = absl::Seconds(10);
+};
+
+struct ProfileConfig {
+  std::string name;
+  std::string key;               // "pkcs11:..." (RFC 7512) or "file:/path/key.pem"
+  std::string x5u;               // https URL where the certificate chain is published
+  std::string certificate_file;  // that chain, leaf first (PEM)
+  std::vector<std::string> attest = {"A", "B", "C"};
+  bool is_default = false;
+};
+
+struct VerifierConfig {
+  bool enabled = true;
+  std::string ca_file;                 // STI-CA trust anchors (PEM bundle)
+  std::string ca_dir;                  // or a c_rehash directory
+  std::vector<std::string> crl_files;
+  std::string policy = "strict";       // strict | lenient (SHAKEN certificate profile)
+  absl::Duration iat_window = absl::Seconds(60);
+  bool require_low_s = false;
+  // x5u fetch
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration fetch_timeout = absl::Seconds(4);
+  size_t max_certificate_bytes = 16 * 1024;
+  std::string tls_ca_file;             // trust for the HTTPS fetch; empty = system store
+  // certificate cache
+  size_t cache_max_entries = 10000;
+  size_t cache_max_bytes = 64 << 20;
+  absl::Duration cache_default_ttl = absl::Hours(24);
+  absl::Duration cache_max_ttl = absl::Hours(24 * 7);
+  absl::Duration cache_negative_ttl = absl::Seconds(30);
+  // lab allowances (never in production)
+  bool lab_allow_http = false;
+  bool lab_allow_private_addresses = false;
+  bool lab_allow_any_port = false;
+};
+
+struct Config {
+  // Listeners. `api` serves shaken.v1 (mTLS when tls.client_ca_file is set); `health` is a
+  // plaintext gRPC listener with grpc.health.v1 only (Kubernetes probes); `metrics` serves
+  // Prometheus /metrics over plain HTTP. An empty address disables that listener (not `api`).
+  std::string api_listen = "127.0.0.1:50051";
+  std::optional<TlsConfig> tls;
+  bool allow_insecure = false;  // plaintext API listener: labs only, must be said explicitly
+  std::string health_listen;
+  std::string metrics_listen;
+
+  std::vector<ClientRule> clients;  // empty: every client may do everything
+  std::optional<Pkcs11Config> pkcs11;
+  std::vector<ProfileConfig> profiles;
+  VerifierConfig verifier;
+
+  // Signing policy: refuse an iat further than this from now (RFC 8224 §4.1).
+  absl::Duration max_iat_skew = absl::Seconds(60);
+
+  // Limits and lifecycle.
+  size_t max_request_bytes = 64 * 1024;
+  absl::Duration drain_grace = absl::Seconds(10);
+
+  // Logging.
+  std::string log_level = "info";   // trace | debug | info | warn | error
+  std::string log_format = "text";  // text | json
+  bool audit_tns = false;           // include TNs in audit records
+  std::string audit_file;           // empty: audit records go to the log stream
+};
+
+// LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND
+// with the file name, the key path (e.g. "profiles[1].x5u") and what is wrong.
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
+absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin);
+
+}  // namespace shaken::daemon
+
+#endif  // SHAKEN_DAEMON_CONFIG_H_

@@ -1,0 +1,160 @@
+#include "daemon/config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace shaken::daemon {
+namespace {
+
+using ::shaken::testing::IsOk;
+using ::shaken::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(
+listen:
+  api: 127.0.0.1:50051
+  allow_insecure: true
+profiles:
+  - name: lab
+    key: file:/etc/shakend/sp.key
+    x5u: https://cert.example.org/sp.pem
+    certificate: /etc/shakend/sp.pem
+verifier:
+  ca_file: /etc/shakend/sti-ca.pem
+)";
+
+TEST(ConfigTest, MinimalLabConfigAndDefaults) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->api_listen, "127.0.0.1:50051");
+  ASSERT_EQ(c->profiles.size(), 1u);
+  EXPECT_TRUE(c->profiles[0].is_default);
+  EXPECT_EQ(c->profiles[0].attest, (std::vector<std::string>{"A", "B", "C"}));
+  EXPECT_EQ(c->verifier.iat_window, absl::Seconds(60));
+  EXPECT_EQ(c->verifier.policy, "strict");
+  EXPECT_EQ(c->max_iat_skew, absl::Seconds(60));
+  EXPECT_FALSE(c->verifier.lab_allow_private_addresses);
+}
+
+TEST(ConfigTest, FullConfig) {
+  auto c = ParseConfig(R"(
+listen:
+  api: 0.0.0.0:50051
+  health: 0.0.0.0:8081
+  metrics: 0.0.0.0:9464
+  tls: {cert_file: s.pem, key_file: s.key, client_ca_file: clients.pem}
+clients:
+  - {identity: sbc1.example.net, methods: [Sign, SignStream], profiles: [main]}
+  - {identity: "*", methods: [Verify]}
+pkcs11:
+  module: /usr/lib/softhsm/libsofthsm2.so
+  pin_source: env:SHAKEND_PIN
+  pool_size: 4
+  key_copy: required
+  quirks: [no-finalize, keep-sessions-open]
+profiles:
+  - {name: main, key: "pkcs11:token=t;object=k;type=private", x5u: "https://c.example/m.pem",
+     certificate: m.pem, attest: [A, B]}
+  - {name: gw, key: "file:gw.key", x5u: "https://c.example/g.pem", certificate: g.pem,
+     attest: [C], default: true}
+verifier:
+  ca_dir: /etc/shakend/ca
+  policy: lenient
+  iat_window: 90s
+  cache_negative_ttl: 5s
+  lab: {allow_private_addresses: true}
+logging: {level: debug, format: json, audit_tns: true}
+max_iat_skew: 30s
+drain_grace: 3s
+)",
+                       "full.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->clients.size(), 2u);
+  EXPECT_EQ(c->pkcs11->pool_size, 4);
+  EXPECT_EQ(c->pkcs11->key_copy, "required");
+  EXPECT_FALSE(c->profiles[0].is_default);
+  EXPECT_TRUE(c->profiles[1].is_default);
+  EXPECT_EQ(c->verifier.iat_window, absl::Seconds(90));
+  EXPECT_TRUE(c->verifier.lab_allow_private_addresses);
+  EXPECT_EQ(c->log_format, "json");
+  EXPECT_EQ(c->drain_grace, absl::Seconds(3));
+}
+
+struct BadCase {
+  const char* name;
+  std::string yaml;
+  const char* message;
+};
+
+TEST(ConfigTest, ErrorsNameTheKeyAndWhatToFix) {
+  std::string base = kMinimal;
+  std::vector<BadCase> cases = {
+      {"unknown top key", base + "colour: blue\n", "colour is not a known setting"},
+      {"unknown nested key", std::string(kMinimal) + "logging: {levle: info}\n",
+       "logging.levle is not a known setting"},
+      {"bad yaml", "profiles: [", "not valid YAML"},
+      {"no tls", R"(
+profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "listen.tls is required"},
+      {"pin in uri", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p"}
+profiles: [{name: a, key: "pkcs11:object=k;pin-value=1234", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "must not carry pin-value"},
+      {"pin literal", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "1234"}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.pin_source must be file:"},
+      {"http x5u", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: "http://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "profiles[0].x5u"},
+      {"attest D", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c, attest: [A, D]}]
+verifier: {enabled: false}
+)",
+       "profiles[0].attest has \"D\""},
+      {"duplicate profile", R"(
+listen: {allow_insecure: true}
+profiles:
+  - {name: a, key: "file:k", x5u: "https://x/c", certificate: c}
+  - {name: a, key: "file:k", x5u: "https://x/c", certificate: c}
+verifier: {enabled: false}
+)",
+       "used twice"},
+      {"no trust anchors", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]
+)",
+       "verifier.ca_file"},
+      {"bad duration", base + "drain_grace: soon\n", "drain_grace must be a duration"},
+      {"bad number", std::string(kMinimal) + "max_request_bytes: -5\n", "max_request_bytes"},
+      {"bad method", base + "clients: [{identity: '*', methods: [Delete]}]\n", "Delete"},
+      {"no profiles", "listen: {allow_insecure: true}\nverifier: {enabled: false}\n",
+       "profiles is required"},
+  };
+  for (const BadCase& c : cases) {
+    auto cfg = ParseConfig(c.yaml, "bad.yaml");
+    EXPECT_THAT(cfg, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.name;
+    if (!cfg.ok()) EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
+  }
+}
+
+TEST(ConfigTest, MissingFile) {
+  EXPECT_THAT(LoadConfig("/nonexistent/shakend.yaml"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+}  // namespace
+}  // namespace shaken::daemon

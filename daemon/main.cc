@@ -1,0 +1,103 @@
+// shakend: the STIR/SHAKEN signing appliance.
+//
+//   shakend --config /etc/shakend/shakend.yaml
+//   shakend --check-config /etc/shakend/shakend.yaml     (exit 0 valid, 1 not)
+//
+// Signals: SIGTERM / SIGINT drain and stop; SIGHUP reloads trust anchors and certificates.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "daemon/server.h"
+
+namespace {
+
+int Run(int argc, char** argv) {
+  CLI::App app{"shakend: HSM-backed STIR/SHAKEN signing and verification service (gRPC)"};
+  std::string config_path;
+  std::string check_path;
+  app.add_option("-c,--config", config_path, "configuration file (YAML)");
+  app.add_option("--check-config", check_path,
+                 "validate a configuration file and exit: 0 valid, 1 not");
+  app.footer(
+      "Examples:\n"
+      "  shakend --config /etc/shakend/shakend.yaml\n"
+      "  shakend --check-config /etc/shakend/shakend.yaml\n"
+      "The PKCS#11 PIN comes from pkcs11.pin_source (a file or an environment variable),\n"
+      "never from the command line.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (!check_path.empty()) {
+    absl::StatusOr<shaken::daemon::Config> c = shaken::daemon::LoadConfig(check_path);
+    if (!c.ok()) {
+      std::fprintf(stderr, "shakend: %s\n", std::string(c.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s: configuration is valid (%zu profile(s))\n", check_path.c_str(),
+                c->profiles.size());
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "shakend: --config FILE is required (see --help)\n");
+    return 2;
+  }
+  absl::StatusOr<shaken::daemon::Config> config = shaken::daemon::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "shakend: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  absl::Status logging = shaken::daemon::InitLogging(config->log_format, config->log_level,
+                                                     config->audit_file);
+  if (!logging.ok()) {
+    std::fprintf(stderr, "shakend: %s\n", std::string(logging.message()).c_str());
+    return 1;
+  }
+
+  // Block the signals in every thread (gRPC's, the pools') and take them here with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<shaken::daemon::Daemon>> daemon =
+      shaken::daemon::Daemon::Start(*config);
+  if (!daemon.ok()) {
+    shaken::daemon::LogError("start_failed", {{"error", std::string(daemon.status().message())}});
+    shaken::daemon::FlushLogs();
+    return 1;
+  }
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      shaken::daemon::LogInfo("signal", {{"signal", "SIGHUP"}});
+      (void)(*daemon)->Reload();
+      continue;
+    }
+    shaken::daemon::LogInfo("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    (*daemon)->Shutdown();
+    break;
+  }
+  daemon->reset();
+  shaken::daemon::FlushLogs();
+  // The PKCS#11 module is not finalized at exit when its quirks say so (SoftHSM2): leave now,
+  // without running static destructors that might reach into it.
+  std::fflush(nullptr);
+  _exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

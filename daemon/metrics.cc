@@ -1,0 +1,153 @@
+#include "daemon/metrics.h"
+
+#include <prometheus/family.h>
+
+#include "absl/synchronization/mutex.h"
+
+namespace shaken::daemon {
+namespace {
+
+// Latency buckets from 50 µs (a software-key signature) to 2.5 s (a slow x5u fetch).
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,    0.1,    0.25,    0.5,    1.0,   2.5};
+  return kBuckets;
+}
+
+const char* const kCodeNames[] = {
+    "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
+    "UNAUTHENTICATED"};
+
+class LiveCollectable : public prometheus::Collectable {
+ public:
+  void Add(std::function<std::vector<prometheus::MetricFamily>()> f) {
+    absl::MutexLock lock(&mu_);
+    collectors_.push_back(std::move(f));
+  }
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<std::function<std::vector<prometheus::MetricFamily>()>> copy;
+    {
+      absl::MutexLock lock(&mu_);
+      copy = collectors_;
+    }
+    std::vector<prometheus::MetricFamily> out;
+    for (const auto& f : copy) {
+      for (auto& fam : f()) out.push_back(std::move(fam));
+    }
+    return out;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::function<std::vector<prometheus::MetricFamily>()>> collectors_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::string_view MethodName(Method m) {
+  switch (m) {
+    case Method::kSign:
+      return "Sign";
+    case Method::kSignStream:
+      return "SignStream";
+    case Method::kVerify:
+      return "Verify";
+    case Method::kListProfiles:
+    case Method::kCount_:
+      break;
+  }
+  return "ListProfiles";
+}
+
+Metrics::Metrics(const std::vector<std::string>& profiles)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      live_(std::make_shared<LiveCollectable>()) {
+  auto& rpcs = prometheus::BuildCounter()
+                   .Name("shaken_rpc_requests_total")
+                   .Help("RPCs handled, by method and gRPC status code")
+                   .Register(*registry_);
+  auto& rpc_latency = prometheus::BuildHistogram()
+                          .Name("shaken_rpc_duration_seconds")
+                          .Help("RPC handling time, by method")
+                          .Register(*registry_);
+  for (size_t m = 0; m < static_cast<size_t>(Method::kCount_); ++m) {
+    std::string method(MethodName(static_cast<Method>(m)));
+    for (int c = 0; c < kCodes; ++c) {
+      rpcs_[m][c] = &rpcs.Add({{"method", method}, {"code", kCodeNames[c]}});
+    }
+    rpc_latency_[m] = &rpc_latency.Add({{"method", method}}, LatencyBuckets());
+  }
+  auto& sign = prometheus::BuildHistogram()
+                   .Name("shaken_sign_duration_seconds")
+                   .Help("Time spent signing a digest with the profile's key (token or file)")
+                   .Register(*registry_);
+  for (const auto& p : profiles) sign_latency_.push_back(&sign.Add({{"profile", p}}, LatencyBuckets()));
+  auto& verdicts = prometheus::BuildCounter()
+                       .Name("shaken_verify_verdicts_total")
+                       .Help("Verification verdicts (one per Identity header), by reason")
+                       .Register(*registry_);
+  for (size_t r = 0; r < verdicts_.size(); ++r) {
+    verdicts_[r] =
+        &verdicts.Add({{"reason", std::string(stir::ReasonName(static_cast<stir::Reason>(r)))}});
+  }
+}
+
+void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency) {
+  int c = static_cast<int>(code);
+  if (c < 0 || c >= kCodes) c = static_cast<int>(grpc::StatusCode::UNKNOWN);
+  size_t m = static_cast<size_t>(method);
+  rpcs_[m][c]->Increment();
+  rpc_latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::RecordSign(size_t profile_index, absl::Duration latency) {
+  if (profile_index < sign_latency_.size()) {
+    sign_latency_[profile_index]->Observe(absl::ToDoubleSeconds(latency));
+  }
+}
+
+void Metrics::RecordVerdict(stir::Reason reason) {
+  size_t r = static_cast<size_t>(reason);
+  if (r < verdicts_.size()) verdicts_[r]->Increment();
+}
+
+void Metrics::AddCollector(std::function<std::vector<prometheus::MetricFamily>()> collect) {
+  static_cast<LiveCollectable*>(live_.get())->Add(std::move(collect));
+}
+
+std::vector<std::shared_ptr<prometheus::Collectable>> Metrics::collectables() const {
+  return {registry_, live_};
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = prometheus::MetricType::Gauge;
+  return f;
+}
+
+prometheus::MetricFamily CounterFamily(std::string name, std::string help) {
+  prometheus::MetricFamily f = GaugeFamily(std::move(name), std::move(help));
+  f.type = prometheus::MetricType::Counter;
+  return f;
+}
+
+void AddSample(prometheus::MetricFamily* family, double value,
+               std::vector<prometheus::ClientMetric::Label> labels) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (family->type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  family->metric.push_back(std::move(m));
+}
+
+}  // namespace shaken::daemon

@@ -1,0 +1,78 @@
+// metrics.h: every Prometheus metric of shakend, declared in one place (style.md: shaken_ prefix,
+// base units, _total on counters, bounded labels: never a TN, an origid or a client identity).
+//
+//   shaken_rpc_requests_total{method,code}            RPCs by method and gRPC code
+//   shaken_rpc_duration_seconds{method}               RPC latency
+//   shaken_sign_duration_seconds{profile}             time spent in the key's SignDigest
+//   shaken_verify_verdicts_total{reason}              verdicts by machine-readable reason
+//   shaken_hsm_sessions{profile,state}                pool size / live / idle sessions
+//   shaken_hsm_health{profile}                        0 serving, 1 degraded, 2 down
+//   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
+//   shaken_hsm_sessions_opened_total{profile}, shaken_hsm_sessions_dropped_total{profile},
+//   shaken_hsm_open_failures_total{profile}           pool counters (reconnects)
+//   shaken_x5u_cache_{hits,misses,negative_hits,fetches,fetch_errors}_total
+//   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
+//   shaken_certificate_not_after_seconds{profile}     the profile certificate's notAfter
+//   shaken_draining                                   1 while shutting down
+#ifndef SHAKEN_DAEMON_METRICS_H_
+#define SHAKEN_DAEMON_METRICS_H_
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/support/status.h>
+
+#include "absl/time/time.h"
+#include "stir/verdict.h"
+
+namespace shaken::daemon {
+
+enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
+std::string_view MethodName(Method m);
+
+// Metrics holds the counters and histograms that the request path updates. Every series the hot
+// path touches is created up front, so recording is a pointer dereference and an atomic add.
+// Thread-safe.
+class Metrics {
+ public:
+  explicit Metrics(const std::vector<std::string>& profiles);
+
+  void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
+  void RecordSign(size_t profile_index, absl::Duration latency);
+  void RecordVerdict(stir::Reason reason);
+
+  // AddCollector registers a function called at every scrape that returns gauge/counter
+  // families computed from live state (pool stats, cache counters, certificate expiry).
+  void AddCollector(std::function<std::vector<prometheus::MetricFamily>()> collect);
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const;
+
+ private:
+  static constexpr int kCodes = 17;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::array<std::array<prometheus::Counter*, kCodes>, static_cast<size_t>(Method::kCount_)> rpcs_;
+  std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount_)> rpc_latency_;
+  std::vector<prometheus::Histogram*> sign_latency_;
+  std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
+  std::shared_ptr<prometheus::Collectable> live_;
+};
+
+// Helpers for collectors.
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help);
+prometheus::MetricFamily CounterFamily(std::string name, std::string help);
+void AddSample(prometheus::MetricFamily* family, double value,
+               std::vector<prometheus::ClientMetric::Label> labels = {});
+
+}  // namespace shaken::daemon
+
+#endif  // SHAKEN_DAEMON_METRICS_H_

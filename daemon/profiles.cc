@@ -1,0 +1,167 @@
+#include "daemon/profiles.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "hsm/secret.h"
+#include "stir/absl_compat.h"
+#include "stir/cert_validator.h"
+#include "stir/memory_signer.h"
+#include "stir/openssl_util.h"
+#include "stir/status_macros.h"
+
+namespace shaken::daemon {
+namespace {
+
+absl::Status ProfileError(const std::string& profile, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("profile ", profile, ": ", s.message()));
+}
+
+hsm::KeyCopy ParseKeyCopy(const std::string& s) {
+  if (s == "never") return hsm::KeyCopy::kNever;
+  if (s == "required") return hsm::KeyCopy::kRequired;
+  return hsm::KeyCopy::kIfAllowed;
+}
+
+absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(const ProfileConfig& p, const Config& c) {
+  const Pkcs11Config& k = *c.pkcs11;
+  hsm::SignerConfig sc;
+  sc.module_path = k.module;
+  sc.key_uri = p.key;
+  if (absl::StartsWith(k.pin_source, "file:")) {
+    sc.pin = hsm::PinSource::FromFile(k.pin_source.substr(5));
+  } else {
+    sc.pin = hsm::PinSource::FromEnv(k.pin_source.substr(4));
+  }
+  if (k.quirks_set) {
+    hsm::ModuleQuirks q;
+    for (const auto& name : k.quirks) {
+      if (name == "no-finalize") q.finalize_on_unload = false;
+      if (name == "keep-sessions-open") q.close_pooled_sessions = false;
+    }
+    sc.quirks = q;
+  }
+  sc.pool.size = k.pool_size;
+  sc.pool.open_at_start = k.open_at_start;
+  sc.pool.key_copy = ParseKeyCopy(k.key_copy);
+  sc.pool.max_wait = k.max_wait;
+  sc.pool.open_interval = k.open_interval;
+  sc.pool.backoff_initial = k.backoff_initial;
+  sc.pool.backoff_max = k.backoff_max;
+  return hsm::OpenKeyPool(sc);
+}
+
+}  // namespace
+
+absl::StatusOr<stir::CertificateInfo> CheckKeyMatchesCertificate(
+    const stir::Signer& signer, const std::string& certificate_file) {
+  ASSIGN_OR_RETURN(std::string pem, stir::ReadFile(certificate_file, 64 * 1024));
+  absl::StatusOr<std::vector<stir::X509Ptr>> chain = stir::ParsePemChain(pem);
+  if (!chain.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate ", certificate_file, ": ", chain.status().message()));
+  }
+  X509* leaf = chain->front().get();
+  ASSIGN_OR_RETURN(stir::CertificateInfo info, stir::DescribeCertificate(leaf));
+  if (info.tn_auth_list.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "certificate ", certificate_file,
+        " has no TNAuthList extension (RFC 8226, OID 1.3.6.1.5.5.7.1.26): it is not a SHAKEN "
+        "certificate"));
+  }
+  const EVP_PKEY* cert_key = X509_get0_pubkey(leaf);
+  if (!stir::IsP256Key(cert_key)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate ", certificate_file, " does not hold an EC P-256 key"));
+  }
+  const stir::Sha256Digest digest = stir::Sha256("shakend start-up self-check");
+  absl::StatusOr<stir::Es256Signature> sig =
+      signer.SignDigest(digest, absl::Now() + absl::Seconds(10));
+  if (!sig.ok()) {
+    return absl::Status(sig.status().code(),
+                        absl::StrCat("the key cannot sign: ", sig.status().message()));
+  }
+  if (!stir::VerifyEs256(cert_key, digest, *sig).ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the key does not match certificate ", certificate_file,
+        " (a test signature does not verify with the certificate's public key)"));
+  }
+  return info;
+}
+
+SigningProfile::SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signer> signer,
+                               const hsm::KeyPool* pool,
+                               std::unique_ptr<stir::PassportSigner> passport_signer)
+    : config_(std::move(config)),
+      signer_(std::move(signer)),
+      pool_(pool),
+      passport_signer_(std::move(passport_signer)) {}
+
+absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(const ProfileConfig& p,
+                                                                     const Config& c,
+                                                                     const stir::Clock* clock) {
+  std::unique_ptr<stir::Signer> signer;
+  const hsm::KeyPool* pool = nullptr;
+  if (absl::StartsWith(p.key, "pkcs11:")) {
+    absl::StatusOr<std::unique_ptr<hsm::KeyPool>> kp = OpenPool(p, c);
+    if (!kp.ok()) return ProfileError(p.name, kp.status());
+    pool = kp->get();
+    signer = *std::move(kp);
+  } else {
+    const std::string path = p.key.substr(5);
+    absl::StatusOr<std::string> pem = stir::ReadFile(path, 64 * 1024);
+    if (!pem.ok()) return ProfileError(p.name, pem.status());
+    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(*pem);
+    // Wipe the PEM copy: the key lives on only inside the EVP_PKEY.
+    OPENSSL_cleanse(pem->data(), pem->size());
+    if (!ms.ok()) {
+      return ProfileError(p.name, absl::InvalidArgumentError(
+                                      absl::StrCat("key file ", path, ": ", ms.status().message())));
+    }
+    signer = *std::move(ms);
+  }
+  absl::StatusOr<stir::CertificateInfo> info = CheckKeyMatchesCertificate(*signer, p.certificate_file);
+  if (!info.ok()) return ProfileError(p.name, info.status());
+
+  stir::PassportSigner::Options options;
+  options.max_iat_skew = c.max_iat_skew;
+  absl::StatusOr<std::unique_ptr<stir::PassportSigner>> ps =
+      stir::PassportSigner::Create(signer.get(), p.x5u, clock, options);
+  if (!ps.ok()) return ProfileError(p.name, ps.status());
+  auto profile = std::unique_ptr<SigningProfile>(
+      new SigningProfile(p, std::move(signer), pool, *std::move(ps)));
+  {
+    absl::MutexLock lock(&profile->mu_);
+    profile->cert_ = std::make_shared<const stir::CertificateInfo>(*std::move(info));
+  }
+  return profile;
+}
+
+bool SigningProfile::AllowsAttest(std::string_view attest) const {
+  return std::find(config_.attest.begin(), config_.attest.end(), attest) != config_.attest.end();
+}
+
+hsm::Health SigningProfile::health() const {
+  return pool_ != nullptr ? pool_->health() : hsm::Health::kServing;
+}
+
+std::string SigningProfile::key_description() const {
+  return pool_ != nullptr ? pool_->key_uri() : config_.key;
+}
+
+std::shared_ptr<const stir::CertificateInfo> SigningProfile::certificate() const {
+  absl::MutexLock lock(&mu_);
+  return cert_;
+}
+
+absl::Status SigningProfile::ReloadCertificate() {
+  absl::StatusOr<stir::CertificateInfo> info =
+      CheckKeyMatchesCertificate(*signer_, config_.certificate_file);
+  if (!info.ok()) return ProfileError(config_.name, info.status());
+  absl::MutexLock lock(&mu_);
+  cert_ = std::make_shared<const stir::CertificateInfo>(*std::move(info));
+  return absl::OkStatus();
+}
+
+}  // namespace shaken::daemon

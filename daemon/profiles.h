@@ -1,0 +1,79 @@
+// profiles.h: signing profiles. A profile is a key (in a PKCS#11 token, or a PEM file for labs
+// and carriers without an HSM), the certificate chain published at its x5u, and the attestation
+// levels it may sign.
+#ifndef SHAKEN_DAEMON_PROFILES_H_
+#define SHAKEN_DAEMON_PROFILES_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/config.h"
+#include "hsm/key_pool.h"
+#include "stir/cert_source.h"
+#include "stir/clock.h"
+#include "stir/passport.h"
+#include "stir/signer.h"
+
+namespace shaken::daemon {
+
+// SigningProfile signs with one key for one x5u. Thread-safe.
+class SigningProfile {
+ public:
+  // Open makes the profile's signer (a KeyPool on the token, or an in-memory key), reads its
+  // certificate, and runs the start-up self-check: the key signs a test digest that verifies
+  // against the certificate's public key, and the certificate carries a TNAuthList. Errors name
+  // the profile and say what to fix.
+  static absl::StatusOr<std::unique_ptr<SigningProfile>> Open(const ProfileConfig& config,
+                                                              const Config& daemon_config,
+                                                              const stir::Clock* clock);
+
+  const std::string& name() const { return config_.name; }
+  const ProfileConfig& config() const { return config_; }
+  bool AllowsAttest(std::string_view attest) const;
+
+  // Sign signs `claims`; the caller has checked the attestation level.
+  absl::StatusOr<stir::SignedPassport> Sign(const stir::ShakenClaims& claims,
+                                            absl::Time deadline) const {
+    return passport_signer_->Sign(claims, deadline);
+  }
+
+  // health: kServing for a file key; the pool's health for a token key.
+  hsm::Health health() const;
+  // pool is the KeyPool of a token key, null for a file key.
+  const hsm::KeyPool* pool() const { return pool_; }
+  // key_description names the key without any secret: the PKCS#11 URI or "file:<path>".
+  std::string key_description() const;
+
+  // certificate describes the profile certificate (the leaf of `certificate`).
+  std::shared_ptr<const stir::CertificateInfo> certificate() const;
+  // ReloadCertificate re-reads the certificate file (SIGHUP, after a renewal) and checks that it
+  // still matches the key; on error the old certificate stays.
+  absl::Status ReloadCertificate();
+
+ private:
+  SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signer> signer,
+                 const hsm::KeyPool* pool, std::unique_ptr<stir::PassportSigner> passport_signer);
+
+  const ProfileConfig config_;
+  const std::unique_ptr<stir::Signer> signer_;
+  const hsm::KeyPool* const pool_;
+  const std::unique_ptr<stir::PassportSigner> passport_signer_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const stir::CertificateInfo> cert_ ABSL_GUARDED_BY(mu_);
+};
+
+// CheckKeyMatchesCertificate reads the PEM chain at `certificate_file`, signs a test digest with
+// `signer` and verifies it with the leaf's key; it also requires a TNAuthList in the leaf.
+// Returns the leaf's description.
+absl::StatusOr<stir::CertificateInfo> CheckKeyMatchesCertificate(const stir::Signer& signer,
+                                                                 const std::string& certificate_file);
+
+}  // namespace shaken::daemon
+
+#endif  // SHAKEN_DAEMON_PROFILES_H_

@@ -1,0 +1,329 @@
+#include "daemon/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <prometheus/exposer.h>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/authz.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/profiles.h"
+#include "daemon/service.h"
+#include "stir/cert_cache.h"
+#include "stir/cert_validator.h"
+#include "stir/openssl_util.h"
+#include "stir/status_macros.h"
+#include "stir/verifier.h"
+#include "stir/x5u_fetcher.h"
+
+namespace shaken::daemon {
+
+constexpr char kServiceName[] = "shaken.v1.Shaken";
+
+struct Daemon::State {
+  Config config;
+  const stir::Clock* clock = nullptr;
+  std::vector<std::unique_ptr<SigningProfile>> profiles;
+  std::shared_ptr<stir::CertValidator> validator;
+  std::unique_ptr<stir::X5uCertificateSource> certs;
+  std::unique_ptr<stir::Verifier> verifier;
+  std::unique_ptr<Authorizer> authorizer;
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<ShakenService> service;
+  std::unique_ptr<grpc::Server> api;
+  std::unique_ptr<grpc::Server> health;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  absl::Mutex shutdown_mu;
+  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+};
+
+namespace {
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ApiCredentials(const Config& c) {
+  if (!c.tls.has_value()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions opts;
+  ASSIGN_OR_RETURN(std::string cert, stir::ReadFile(c.tls->cert_file));
+  ASSIGN_OR_RETURN(std::string key, stir::ReadFile(c.tls->key_file));
+  opts.pem_key_cert_pairs.push_back({key, cert});
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!c.tls->client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(opts.pem_root_certs, stir::ReadFile(c.tls->client_ca_file));
+    opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else {
+    opts.client_certificate_request = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  }
+  return grpc::SslServerCredentials(opts);
+}
+
+absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
+                                                              Daemon::State* state) {
+  const VerifierConfig& v = c.verifier;
+  stir::CertValidatorOptions vo;
+  vo.ca_file = v.ca_file;
+  vo.ca_dir = v.ca_dir;
+  vo.crl_files = v.crl_files;
+  vo.strictness = v.policy == "strict" ? stir::ProfileStrictness::kStrict
+                                       : stir::ProfileStrictness::kLenient;
+  absl::StatusOr<std::unique_ptr<stir::CertValidator>> validator = stir::CertValidator::New(vo);
+  if (!validator.ok()) {
+    return absl::Status(validator.status().code(),
+                        absl::StrCat("verifier trust anchors: ", validator.status().message()));
+  }
+  state->validator = *std::move(validator);
+  stir::X5uFetcherOptions fo;
+  fo.connect_timeout = v.connect_timeout;
+  fo.total_timeout = v.fetch_timeout;
+  fo.max_body_bytes = v.max_certificate_bytes;
+  fo.tls_ca_file = v.tls_ca_file;
+  fo.allow_http = v.lab_allow_http;
+  fo.allow_any_port = v.lab_allow_any_port;
+  fo.allow_private_addresses = v.lab_allow_private_addresses;
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(fo));
+  stir::CertCacheOptions co;
+  co.max_entries = v.cache_max_entries;
+  co.max_bytes = v.cache_max_bytes;
+  co.default_ttl = v.cache_default_ttl;
+  co.max_ttl = v.cache_max_ttl;
+  co.negative_ttl = v.cache_negative_ttl;
+  ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(fetcher),
+                                                                 state->validator, co));
+  stir::VerifierOptions opts;
+  opts.iat_window = v.iat_window;
+  opts.date_window = v.iat_window;
+  opts.allow_http_x5u = v.lab_allow_http;
+  opts.require_low_s = v.require_low_s;
+  return std::make_unique<stir::Verifier>(state->certs.get(), state->clock, opts);
+}
+
+void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
+  s->metrics->AddCollector([s, draining]() {
+    std::vector<prometheus::MetricFamily> out;
+    auto sessions = GaugeFamily("shaken_hsm_sessions", "Token sessions of a profile's pool");
+    auto health = GaugeFamily("shaken_hsm_health", "0 serving, 1 degraded, 2 down");
+    auto sigs = CounterFamily("shaken_hsm_signatures_total", "Signatures made by the token");
+    auto fails = CounterFamily("shaken_hsm_sign_failures_total", "Token signatures that failed");
+    auto opened = CounterFamily("shaken_hsm_sessions_opened_total", "Sessions opened");
+    auto dropped = CounterFamily("shaken_hsm_sessions_dropped_total",
+                                 "Sessions dropped after a fault (reconnects)");
+    auto open_fail = CounterFamily("shaken_hsm_open_failures_total", "Failed session opens");
+    auto not_after = GaugeFamily("shaken_certificate_not_after_seconds",
+                                 "notAfter of the profile certificate, Unix seconds");
+    for (const auto& p : s->profiles) {
+      const std::string& name = p->name();
+      AddSample(&not_after, static_cast<double>(absl::ToUnixSeconds(p->certificate()->not_after)),
+                {{"profile", name}});
+      if (p->pool() == nullptr) continue;
+      hsm::KeyPoolStats st = p->pool()->stats();
+      AddSample(&sessions, st.size, {{"profile", name}, {"state", "size"}});
+      AddSample(&sessions, st.live, {{"profile", name}, {"state", "live"}});
+      AddSample(&sessions, st.idle, {{"profile", name}, {"state", "idle"}});
+      AddSample(&health, static_cast<double>(st.health), {{"profile", name}});
+      AddSample(&sigs, static_cast<double>(st.signatures), {{"profile", name}});
+      AddSample(&fails, static_cast<double>(st.sign_failures), {{"profile", name}});
+      AddSample(&opened, static_cast<double>(st.sessions_opened), {{"profile", name}});
+      AddSample(&dropped, static_cast<double>(st.sessions_dropped), {{"profile", name}});
+      AddSample(&open_fail, static_cast<double>(st.open_failures), {{"profile", name}});
+    }
+    for (auto* f : {&sessions, &health, &sigs, &fails, &opened, &dropped, &open_fail, &not_after}) {
+      if (!f->metric.empty()) out.push_back(std::move(*f));
+    }
+    auto drain = GaugeFamily("shaken_draining", "1 while the server is shutting down");
+    AddSample(&drain, draining->load() ? 1 : 0);
+    out.push_back(std::move(drain));
+    if (s->certs != nullptr) {
+      stir::CertCacheStats cs = s->certs->Stats();
+      auto counter = [&](const char* name, const char* help, uint64_t v) {
+        auto f = CounterFamily(name, help);
+        AddSample(&f, static_cast<double>(v));
+        out.push_back(std::move(f));
+      };
+      counter("shaken_x5u_cache_hits_total", "Certificate lookups answered from the cache",
+              cs.hits);
+      counter("shaken_x5u_cache_misses_total", "Certificate lookups that needed a fetch",
+              cs.misses);
+      counter("shaken_x5u_cache_negative_hits_total",
+              "Certificate lookups answered from a remembered failure", cs.negative_hits);
+      counter("shaken_x5u_fetches_total", "x5u fetches started", cs.fetches);
+      counter("shaken_x5u_fetch_errors_total", "x5u fetches that failed", cs.fetch_errors);
+      counter("shaken_x5u_validation_failures_total", "Fetched chains that failed validation",
+              cs.validation_failures);
+      auto entries = GaugeFamily("shaken_x5u_cache_entries", "Certificates cached");
+      AddSample(&entries, static_cast<double>(cs.entries));
+      out.push_back(std::move(entries));
+      auto bytes = GaugeFamily("shaken_x5u_cache_bytes", "Approximate bytes cached");
+      AddSample(&bytes, static_cast<double>(cs.bytes));
+      out.push_back(std::move(bytes));
+    }
+    return out;
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
+                                                      const stir::Clock* clock) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  d->state_ = std::make_unique<State>();
+  State& s = *d->state_;
+  s.config = config;
+  s.clock = clock != nullptr ? clock : &stir::SystemClock::Shared();
+
+  std::vector<std::string> names;
+  for (const ProfileConfig& p : config.profiles) {
+    ASSIGN_OR_RETURN(std::unique_ptr<SigningProfile> profile,
+                     SigningProfile::Open(p, config, s.clock));
+    auto cert = profile->certificate();
+    LogInfo("profile_ready", {{"profile", p.name},
+                              {"key", profile->key_description()},
+                              {"x5u", p.x5u},
+                              {"spc", cert->spc},
+                              {"not_after", absl::FormatTime(cert->not_after)}});
+    names.push_back(p.name);
+    s.profiles.push_back(std::move(profile));
+  }
+  if (config.verifier.enabled) {
+    ASSIGN_OR_RETURN(s.verifier, BuildVerifier(config, &s));
+  }
+  s.authorizer = std::make_unique<Authorizer>(config.clients);
+  s.metrics = std::make_unique<Metrics>(names);
+  RegisterCollectors(&s, &d->draining_);
+
+  ServiceDeps deps;
+  for (auto& p : s.profiles) {
+    deps.profiles.push_back(p.get());
+    if (p->config().is_default) deps.default_profile = p.get();
+  }
+  deps.verifier = s.verifier.get();
+  deps.authorizer = s.authorizer.get();
+  deps.metrics = s.metrics.get();
+  deps.clock = s.clock;
+  deps.audit_tns = config.audit_tns;
+  s.service = std::make_unique<ShakenService>(std::move(deps));
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  {
+    ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, ApiCredentials(config));
+    grpc::ServerBuilder b;
+    b.AddListeningPort(config.api_listen, creds, &d->api_port_);
+    b.RegisterService(s.service.get());
+    b.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
+    s.api = b.BuildAndStart();
+    if (s.api == nullptr || d->api_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on listen.api ", config.api_listen,
+                       " (address in use, or not an address of this host?)"));
+    }
+  }
+  if (!config.health_listen.empty()) {
+    grpc::ServerBuilder b;
+    b.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(), &d->health_port_);
+    s.health = b.BuildAndStart();
+    if (s.health == nullptr || d->health_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on listen.health ", config.health_listen));
+    }
+  }
+  if (!config.metrics_listen.empty()) {
+    try {
+      s.exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen, 2);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on listen.metrics ",
+                                                 config.metrics_listen, ": ", e.what()));
+    }
+    for (auto& c : s.metrics->collectables()) s.exposer->RegisterCollectable(c);
+    auto ports = s.exposer->GetListeningPorts();
+    d->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+  d->MonitorHealth();  // set the first status before anyone probes
+  d->monitor_ = std::thread([raw = d.get()] {
+    while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+      raw->MonitorHealth();
+    }
+  });
+  LogInfo("serving", {{"api", absl::StrCat(config.api_listen, " (port ", d->api_port_, ")")},
+                      {"tls", config.tls.has_value()
+                                  ? (config.tls->client_ca_file.empty() ? "tls" : "mtls")
+                                  : "insecure"},
+                      {"health_port", absl::StrCat(d->health_port_)},
+                      {"metrics_port", absl::StrCat(d->metrics_port_)},
+                      {"profiles", absl::StrCat(s.profiles.size())},
+                      {"verifier", s.verifier != nullptr ? "on" : "off"}});
+  return d;
+}
+
+bool Daemon::serving() const {
+  if (draining_.load()) return false;
+  for (const auto& p : state_->profiles) {
+    if (p->health() == hsm::Health::kDown) return false;
+  }
+  return true;
+}
+
+void Daemon::MonitorHealth() {
+  const bool ok = serving();
+  for (grpc::Server* server : {state_->api.get(), state_->health.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* h = server->GetHealthCheckService();
+    if (h == nullptr) continue;
+    h->SetServingStatus(ok);
+    h->SetServingStatus(kServiceName, ok);
+  }
+}
+
+void Daemon::Shutdown() {
+  {
+    absl::MutexLock lock(&state_->shutdown_mu);
+    if (state_->shut_down) return;
+    state_->shut_down = true;
+  }
+  draining_.store(true);
+  MonitorHealth();
+  LogInfo("draining", {{"grace", absl::FormatDuration(state_->config.drain_grace)}});
+  const auto deadline = absl::ToChronoTime(absl::Now() + state_->config.drain_grace);
+  // The API server stops accepting calls and waits for in-flight ones until the deadline, then
+  // cancels the rest. The health listener keeps answering NOT_SERVING meanwhile.
+  state_->api->Shutdown(deadline);
+  if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
+  stop_.Notify();
+  if (monitor_.joinable()) monitor_.join();
+  state_->exposer.reset();
+  LogInfo("stopped");
+  FlushLogs();
+  stopped_.Notify();
+}
+
+void Daemon::Wait() { stopped_.WaitForNotification(); }
+
+absl::Status Daemon::Reload() {
+  absl::Status result = absl::OkStatus();
+  if (state_->validator != nullptr) {
+    absl::Status s = state_->validator->Reload();
+    if (!s.ok()) {
+      LogError("reload_failed", {{"what", "trust anchors"}, {"error", std::string(s.message())}});
+      result = s;
+    }
+  }
+  for (auto& p : state_->profiles) {
+    absl::Status s = p->ReloadCertificate();
+    if (!s.ok()) {
+      LogError("reload_failed", {{"what", "certificate"}, {"error", std::string(s.message())}});
+      if (result.ok()) result = s;
+    }
+  }
+  if (result.ok()) LogInfo("reloaded");
+  return result;
+}
+
+Daemon::~Daemon() {
+  Shutdown();
+  // Servers before the service they call into; profiles (token pools) last.
+  state_->api.reset();
+  state_->health.reset();
+  state_->service.reset();
+}
+
+}  // namespace shaken::daemon
