@@ -211,6 +211,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     b.AddListeningPort(config.api_listen, creds, &d->api_port_);
     b.RegisterService(s.service.get());
     b.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
+    // SBC clients keep one long-lived connection and ping it every 30 s even when idle
+    // (client/include/shaken/client.h): accept that instead of answering GOAWAY too_many_pings.
+    b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
     s.api = b.BuildAndStart();
     if (s.api == nullptr || d->api_port_ == 0) {
       return absl::UnavailableError(

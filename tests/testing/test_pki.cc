@@ -195,7 +195,14 @@ absl::StatusOr<TestCert> TestPki::IssueIntermediate(const std::string& common_na
 }
 
 absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
-  ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateKey(o.key_type));
+  EvpPkeyPtr key;
+  if (o.subject_public_key != nullptr) {
+    EVP_PKEY* pub = const_cast<EVP_PKEY*>(o.subject_public_key);
+    if (EVP_PKEY_up_ref(pub) != 1) return OpenSslError(absl::StatusCode::kInternal, "up_ref");
+    key.reset(pub);
+  } else {
+    ASSIGN_OR_RETURN(key, GenerateKey(o.key_type));
+  }
   CertSpec spec{o.common_name, now_ + o.not_before_offset, now_ + o.not_after_offset, o.ca};
   X509* issuer = o.self_signed ? nullptr : intermediate_.cert.get();
   EVP_PKEY* issuer_key = o.self_signed ? nullptr : intermediate_.key.get();
@@ -244,6 +251,13 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
         }
         return absl::OkStatus();
       }));
+  if (o.subject_public_key != nullptr) {
+    TestCert out;
+    out.cert_pem = CertToPem(cert.get());
+    out.cert = std::move(cert);
+    out.key = std::move(key);
+    return out;
+  }
   return Finish(std::move(cert), std::move(key));
 }
 
@@ -342,6 +356,28 @@ absl::StatusOr<TlsServerPki> TlsServerPki::Create(absl::Time now) {
                 }));
   ASSIGN_OR_RETURN(pki.server, Finish(std::move(cert), std::move(key)));
   return pki;
+}
+
+absl::StatusOr<TestCert> TlsServerPki::IssueClient(const std::string& name, absl::Time now,
+                                                    const TestCert* issuer) const {
+  const TestCert& ca_cert = issuer != nullptr ? *issuer : ca;
+  ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateKey(LeafOptions::KeyType::kP256));
+  CertSpec spec{name, now - absl::Hours(1), now + absl::Hours(24 * 30), false};
+  ASSIGN_OR_RETURN(
+      X509Ptr cert,
+      BuildCert(spec, key.get(), ca_cert.cert.get(), ca_cert.key.get(),
+                [&](X509* c, X509* iss) -> absl::Status {
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,digitalSignature"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_ext_key_usage, "clientAuth"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_subject_alt_name, "DNS:" + name));
+                  return absl::OkStatus();
+                }));
+  return Finish(std::move(cert), std::move(key));
+}
+
+absl::StatusOr<TestCert> MakeTestCa(const std::string& common_name, absl::Time now) {
+  return MakeCa(common_name, now, nullptr);
 }
 
 }  // namespace shaken::testing

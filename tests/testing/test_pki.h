@@ -46,6 +46,9 @@ struct LeafOptions {
   absl::Duration not_before_offset = -absl::Hours(1);
   absl::Duration not_after_offset = absl::Hours(24 * 90);
   std::string common_name = "SHAKEN 709J";
+  // Certify this public key (e.g. one that lives in a PKCS#11 token) instead of generating a key
+  // pair; key_type is ignored and the TestCert has no private key PEM.
+  const EVP_PKEY* subject_public_key = nullptr;
 };
 
 // TestPki is a root and an intermediate CA able to issue leaves and CRLs. Not thread-safe.
@@ -102,7 +105,14 @@ struct TlsServerPki {
   TestCert ca;
   TestCert server;
   static absl::StatusOr<TlsServerPki> Create(absl::Time now);
+  // IssueClient issues a TLS client certificate (EKU clientAuth, subjectAltName DNS:<name>, CN
+  // <name>) from this CA, or from `issuer` (e.g. a CA the server does not trust).
+  absl::StatusOr<TestCert> IssueClient(const std::string& name, absl::Time now,
+                                       const TestCert* issuer = nullptr) const;
 };
+
+// MakeTestCa makes a self-signed CA (for "a CA nobody trusts" cases).
+absl::StatusOr<TestCert> MakeTestCa(const std::string& common_name, absl::Time now);
 
 // CertToPem / KeyToPem encode for tests.
 std::string CertToPem(const X509* cert);

@@ -1,0 +1,84 @@
+// daemon_fixture.h: a real shakend in process, on loopback, for integration tests and load
+// generators: a SoftHSM2 token holding the SP key, a test STI PKI whose SP certificates are
+// published over a real HTTPS server on 127.0.0.1, mTLS with test client certificates, the
+// health and metrics listeners.
+//
+// Profiles: "token" (the key in SoftHSM2; default; attest A, B, C) and "file" (a PEM key;
+// attest C only, SPC 123A). Clients: "sbc1.test" may do everything; "verify-only.test" may only
+// Verify; "file-only.test" may Sign with profile "file" only; "rogue.test" has a certificate from
+// a CA the server does not trust.
+#ifndef SHAKEN_TESTS_DAEMON_FIXTURE_H_
+#define SHAKEN_TESTS_DAEMON_FIXTURE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/config.h"
+#include "daemon/server.h"
+#include "shaken/client.h"
+#include "tests/testing/https_server.h"
+#include "tests/testing/test_pki.h"
+
+namespace shaken::testing {
+
+struct DaemonEnvOptions {
+  int pool_size = 2;
+  bool health_listener = true;
+  bool metrics_listener = true;
+  std::string extra_yaml;  // appended to the generated configuration
+  absl::Duration drain_grace = absl::Seconds(5);
+};
+
+// DaemonEnv owns the files, servers and the Daemon. Not thread-safe to create; the Daemon and
+// the clients it makes are.
+class DaemonEnv {
+ public:
+  static absl::StatusOr<std::unique_ptr<DaemonEnv>> Create(DaemonEnvOptions options = {});
+  ~DaemonEnv();
+
+  daemon::Daemon& daemon() { return *daemon_; }
+  const std::string& config_yaml() const { return config_yaml_; }
+  const std::string& config_path() const { return config_path_; }
+  std::string ApiTarget() const;  // 127.0.0.1:<port>
+
+  // ClientOptions for a client named `name` ("sbc1.test", ...), mTLS, talking to 127.0.0.1 with
+  // the server name checked as "localhost". name "" gives no client certificate.
+  client::ClientOptions ClientOptionsFor(const std::string& name) const;
+  absl::StatusOr<std::unique_ptr<client::Client>> NewClient(const std::string& name) const;
+  // File paths of a client's certificate and key.
+  std::string ClientCertFile(const std::string& name) const;
+  std::string ClientKeyFile(const std::string& name) const;
+  std::string TlsCaFile() const;
+
+  const std::string& token_key_uri() const { return token_key_uri_; }
+  const std::string& token_x5u() const { return token_x5u_; }
+  const std::string& file_x5u() const { return file_x5u_; }
+  HttpsServer& x5u_server() { return *x5u_server_; }
+  TestPki& pki() { return *pki_; }
+  const std::string& dir() const { return dir_->path(); }
+
+  // Restart stops the daemon (if running) and starts a new one from the same configuration.
+  absl::Status Restart();
+  // StopDaemon shuts the daemon down and destroys it.
+  void StopDaemon();
+
+ private:
+  DaemonEnv() = default;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<HttpsServer> x5u_server_;
+  std::string token_key_uri_, token_x5u_, file_x5u_;
+  std::string config_yaml_, config_path_;
+  daemon::Config config_;
+  std::unique_ptr<daemon::Daemon> daemon_;
+};
+
+// HealthStatus asks grpc.health.v1.Health/Check on `target` (plaintext) for `service` and returns
+// the ServingStatus number (1 SERVING, 2 NOT_SERVING). The health proto is not packaged by
+// Debian, so the two one-field messages are encoded by hand.
+absl::StatusOr<int> HealthStatus(const std::string& target, const std::string& service);
+
+}  // namespace shaken::testing
+
+#endif  // SHAKEN_TESTS_DAEMON_FIXTURE_H_

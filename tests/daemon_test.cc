@@ -1,0 +1,331 @@
+// Integration tests of shakend: a real Daemon on loopback with a SoftHSM2 token, mTLS, a real
+// HTTPS x5u server, through the C++ client library, the C ABI and raw gRPC.
+#include <curl/curl.h>
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "shaken/client.h"
+#include "shaken/shaken_client.h"
+#include "shaken/v1/shaken.grpc.pb.h"
+#include "tests/daemon_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace shaken::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kOrig[] = "+1 (215) 555-0121";
+constexpr char kDest[] = "12155550131";
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto env = DaemonEnv::Create();
+    ASSERT_TRUE(env.ok()) << env.status();
+    env_ = env->release();
+  }
+  static void TearDownTestSuite() {
+    delete env_;
+    env_ = nullptr;
+  }
+  std::unique_ptr<client::Client> Client(const std::string& name = "sbc1.test") {
+    auto c = env_->NewClient(name);
+    EXPECT_OK(c);
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+  static client::SignParams Call(std::string profile = "", std::string attest = "A") {
+    return {.profile = std::move(profile), .attest = std::move(attest), .orig_tn = kOrig,
+            .dest_tns = {kDest}};
+  }
+  static DaemonEnv* env_;
+};
+DaemonEnv* DaemonTest::env_ = nullptr;
+
+TEST_F(DaemonTest, SignVerifyRoundTripWithTheTokenKey) {
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));
+  EXPECT_EQ(s.profile, "token");
+  EXPECT_THAT(s.identity, HasSubstr(";info=<" + env_->token_x5u() + ">;alg=ES256;ppt=shaken"));
+  EXPECT_EQ(s.identity.substr(0, s.passport.size()), s.passport);
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult v,
+                       c->Verify({.identities = {s.identity}, .from_tn = "12155550121",
+                                  .to_tns = {kDest}}));
+  EXPECT_TRUE(v.overall.passed) << v.overall.reason << ": " << v.overall.detail;
+  EXPECT_EQ(v.overall.verstat, "TN-Validation-Passed");
+  EXPECT_EQ(v.overall.attest, "A");
+  EXPECT_EQ(v.overall.origid, s.origid);
+  EXPECT_EQ(v.overall.certificate.spc, "709J");
+  ASSERT_EQ(v.identities.size(), 1u);
+}
+
+TEST_F(DaemonTest, SignVerifyRoundTripWithTheFileKey) {
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call("file", "C")));
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult v,
+                       c->Verify({.identities = {s.identity}, .from_tn = kOrig, .to_tns = {kDest}}));
+  EXPECT_TRUE(v.overall.passed) << v.overall.detail;
+  EXPECT_EQ(v.overall.certificate.spc, "123A");
+}
+
+TEST_F(DaemonTest, SignVerifyRoundTripThroughTheCAbi) {
+  shaken_client_options o;
+  shaken_client_options_init(&o);
+  const std::string target = env_->ApiTarget(), ca = env_->TlsCaFile(),
+                    cert = env_->ClientCertFile("sbc1.test"),
+                    key = env_->ClientKeyFile("sbc1.test");
+  o.target = target.c_str();
+  o.root_ca_file = ca.c_str();
+  o.client_cert_file = cert.c_str();
+  o.client_key_file = key.c_str();
+  o.server_name_override = "localhost";
+  o.default_timeout_ms = 5000;
+  shaken_client* client = nullptr;
+  shaken_error err;
+  ASSERT_EQ(shaken_client_new(&o, &client, &err), 0) << err.message;
+
+  const char* dest[] = {kDest};
+  shaken_sign_request req = {};
+  req.attest = "B";
+  req.orig_tn = kOrig;
+  req.dest_tns = dest;
+  req.num_dest_tns = 1;
+  shaken_sign_result res = {};
+  ASSERT_EQ(shaken_sign(client, &req, &res, &err), 0) << err.message;
+
+  const char* ids[] = {res.identity};
+  shaken_verify_request vreq = {};
+  vreq.identities = ids;
+  vreq.num_identities = 1;
+  vreq.from_tn = "12155550121";
+  vreq.to_tns = dest;
+  vreq.num_to_tns = 1;
+  shaken_verify_result vres = {};
+  ASSERT_EQ(shaken_verify(client, &vreq, &vres, &err), 0) << err.message;
+  EXPECT_TRUE(vres.overall.passed) << vres.overall.reason;
+  EXPECT_STREQ(vres.overall.verstat, "TN-Validation-Passed");
+  EXPECT_STREQ(vres.overall.attest, "B");
+
+  // A malformed request is an error with a message that says what to fix.
+  req.attest = "D";
+  shaken_sign_result bad = {};
+  EXPECT_EQ(shaken_sign(client, &req, &bad, &err), 3);
+  EXPECT_THAT(err.message, HasSubstr("A, B or C"));
+
+  shaken_verify_result_free(&vres);
+  shaken_sign_result_free(&res);
+  shaken_sign_result_free(&bad);
+  shaken_client_free(client);
+}
+
+TEST_F(DaemonTest, FailedVerificationIsASuccessfulRpcWithItsVerdict) {
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));
+  // Wrong caller: 438 orig_mismatch.
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult v,
+                       c->Verify({.identities = {s.identity}, .from_tn = "12155550199",
+                                  .to_tns = {kDest}}));
+  EXPECT_FALSE(v.overall.passed);
+  EXPECT_EQ(v.overall.sip_code, 438);
+  EXPECT_EQ(v.overall.reason, "orig_mismatch");
+  EXPECT_EQ(v.overall.verstat, "No-TN-Validation");
+  // Tampered signature: 438 signature_invalid, TN-Validation-Failed.
+  std::string forged = s.identity;
+  size_t semi = forged.find(';');
+  forged[semi - 5] = forged[semi - 5] == 'A' ? 'B' : 'A';
+  ASSERT_OK_AND_ASSIGN(v, c->Verify({.identities = {forged}, .from_tn = kOrig, .to_tns = {kDest}}));
+  EXPECT_EQ(v.overall.reason, "signature_invalid");
+  EXPECT_EQ(v.overall.verstat, "TN-Validation-Failed");
+  // Stale Date header: 403.
+  ASSERT_OK_AND_ASSIGN(v, c->Verify({.identities = {s.identity}, .from_tn = kOrig,
+                                     .to_tns = {kDest},
+                                     .date = absl::ToUnixSeconds(absl::Now()) - 600}));
+  EXPECT_EQ(v.overall.sip_code, 403);
+}
+
+TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithMessagesThatSayWhatToFix) {
+  auto c = Client();
+  struct Case {
+    const char* name;
+    client::SignParams params;
+    const char* message;
+  };
+  std::vector<Case> cases = {
+      {"non-digit tn", {.attest = "A", .orig_tn = "1215555O121", .dest_tns = {kDest}}, "'O'"},
+      {"attest D", {.attest = "D", .orig_tn = kOrig, .dest_tns = {kDest}}, "A, B or C"},
+      {"empty dest", {.attest = "A", .orig_tn = kOrig, .dest_tns = {}}, "dest.tn"},
+      {"no orig", {.attest = "A", .orig_tn = "", .dest_tns = {kDest}}, "orig.tn is required"},
+      {"unknown profile",
+       {.profile = "nope", .attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
+       "unknown profile \"nope\"; this server has: token, file"},
+      {"attest not allowed",
+       {.profile = "file", .attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
+       "profile file signs attest C only"},
+      {"long tn", {.attest = "A", .orig_tn = std::string(100, '1'), .dest_tns = {kDest}},
+       "too long"},
+      {"long request id",
+       {.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}, .request_id = std::string(200, 'r')},
+       "request_id"},
+      {"bad origid",
+       {.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}, .origid = "call-17"},
+       "UUID"},
+      {"stale iat",
+       {.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest},
+        .iat = absl::ToUnixSeconds(absl::Now()) - 3600},
+       "iat"},
+      {"too many dest",
+       {.attest = "A", .orig_tn = kOrig, .dest_tns = std::vector<std::string>(40, kDest)},
+       "at most 32"},
+  };
+  for (const Case& tc : cases) {
+    EXPECT_THAT(c->Sign(tc.params),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(tc.message)))
+        << tc.name;
+  }
+  EXPECT_THAT(c->Verify({.identities = {}, .from_tn = kOrig, .to_tns = {kDest}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("identity is required")));
+  EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = "", .to_tns = {kDest}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from.tn")));
+  // A message over max_request_bytes is refused by gRPC itself.
+  client::VerifyParams huge{.identities = {std::string(100 * 1024, 'a')}, .from_tn = kOrig,
+                            .to_tns = {kDest}};
+  EXPECT_THAT(c->Verify(huge), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST_F(DaemonTest, MutualTlsRefusesMissingAndUntrustedClientCertificates) {
+  for (const char* name : {"", "rogue.test"}) {
+    auto opts = env_->ClientOptionsFor(name);
+    opts.retry.max_attempts = 1;
+    ASSERT_OK_AND_ASSIGN(auto c, client::Client::New(opts));
+    EXPECT_THAT(c->Sign(Call(), absl::Seconds(2)), StatusIs(absl::StatusCode::kUnavailable))
+        << name;
+  }
+}
+
+TEST_F(DaemonTest, AuthorizationByMethodAndProfile) {
+  auto verify_only = Client("verify-only.test");
+  EXPECT_THAT(verify_only->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("verify-only.test")));
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, Client()->Sign(Call()));
+  EXPECT_OK(verify_only->Verify({.identities = {s.identity}, .from_tn = kOrig, .to_tns = {kDest}}));
+
+  auto file_only = Client("file-only.test");
+  EXPECT_THAT(file_only->Sign(Call("token")),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("profile token")));
+  // The default profile is "token", which this client may not use either.
+  EXPECT_THAT(file_only->Sign(Call("", "C")), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_OK(file_only->Sign(Call("file", "C")));
+  ASSERT_OK_AND_ASSIGN(auto profiles, file_only->ListProfiles());
+  ASSERT_EQ(profiles.size(), 1u);
+  EXPECT_EQ(profiles[0].name, "file");
+  EXPECT_THAT(file_only->Verify({.identities = {s.identity}, .from_tn = kOrig, .to_tns = {kDest}}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(DaemonTest, ListProfilesDescribesKeysWithoutSecrets) {
+  ASSERT_OK_AND_ASSIGN(auto profiles, Client()->ListProfiles());
+  ASSERT_EQ(profiles.size(), 2u);
+  EXPECT_EQ(profiles[0].name, "token");
+  EXPECT_TRUE(profiles[0].is_default);
+  EXPECT_THAT(profiles[0].key, HasSubstr("pkcs11:"));
+  EXPECT_THAT(profiles[0].key, Not(HasSubstr("pin")));
+  EXPECT_EQ(profiles[0].health, client::ProfileInfo::Health::kServing);
+  EXPECT_EQ(profiles[0].certificate.spc, "709J");
+  EXPECT_GT(profiles[0].certificate.not_after, absl::ToUnixSeconds(absl::Now()));
+  EXPECT_EQ(profiles[1].allowed_attest, std::vector<std::string>{"C"});
+}
+
+TEST_F(DaemonTest, DeadlinesAreHonoured) {
+  auto c = Client();
+  EXPECT_THAT(c->Sign(Call(), absl::Microseconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_OK(c->Sign(Call(), absl::Seconds(5)));
+}
+
+TEST_F(DaemonTest, ConcurrentSigningFromManyThreadsAllVerify) {
+  auto c = Client();
+  std::vector<std::string> identities(8 * 25);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto s = c->Sign(Call(i % 2 ? "file" : "token", i % 2 ? "C" : "A"));
+        if (!s.ok()) {
+          ++failures;
+          continue;
+        }
+        identities[t * 25 + i] = s->identity;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+  for (const auto& id : identities) {
+    ASSERT_OK_AND_ASSIGN(auto v, c->Verify({.identities = {id}, .from_tn = kOrig, .to_tns = {kDest}}));
+    EXPECT_TRUE(v.overall.passed) << v.overall.detail;
+  }
+  // One fetch per x5u for all of them: the certificate cache (single-flight + TTL).
+  EXPECT_EQ(env_->x5u_server().RequestCount("/token.pem"), 1);
+  EXPECT_EQ(env_->x5u_server().RequestCount("/file.pem"), 1);
+}
+
+TEST_F(DaemonTest, SignStreamAnswersInOrderAndSurvivesABadRequest) {
+  ASSERT_OK_AND_ASSIGN(auto stream, Client()->OpenSignStream(absl::Seconds(30)));
+  for (int i = 0; i < 100; ++i) {
+    client::SignParams p = Call();
+    p.request_id = "r" + std::to_string(i);
+    if (i == 50) p.attest = "Z";
+    ASSERT_OK(stream->Send(p));
+  }
+  ASSERT_OK(stream->CloseSend());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK_AND_ASSIGN(client::StreamedSign r, stream->Next());
+    EXPECT_EQ(r.request_id, "r" + std::to_string(i));
+    if (i == 50) {
+      EXPECT_THAT(r.result, StatusIs(absl::StatusCode::kInvalidArgument));
+    } else {
+      EXPECT_OK(r.result);
+    }
+  }
+  EXPECT_THAT(stream->Next(), StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+TEST_F(DaemonTest, HealthOnThePlaintextListener) {
+  const std::string target = absl::StrCat("127.0.0.1:", env_->daemon().health_port());
+  for (const char* service : {"", "shaken.v1.Shaken"}) {
+    EXPECT_THAT(HealthStatus(target, service), IsOkAndHolds(1)) << service;  // SERVING
+  }
+  EXPECT_THAT(HealthStatus(target, "no.such.Service"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+TEST_F(DaemonTest, PrometheusMetrics) {
+  ASSERT_OK(Client()->Sign(Call()).status());
+  CURL* curl = curl_easy_init();
+  std::string body;
+  std::string url = absl::StrCat("http://127.0.0.1:", env_->daemon().metrics_port(), "/metrics");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
+  ASSERT_EQ(curl_easy_perform(curl), CURLE_OK);
+  curl_easy_cleanup(curl);
+  EXPECT_THAT(body, HasSubstr("shaken_rpc_requests_total{code=\"OK\",method=\"Sign\"}"));
+  EXPECT_THAT(body, HasSubstr("shaken_sign_duration_seconds_bucket{profile=\"token\""));
+  EXPECT_THAT(body, HasSubstr("shaken_hsm_sessions{profile=\"token\",state=\"size\"} 2"));
+  EXPECT_THAT(body, HasSubstr("shaken_certificate_not_after_seconds{profile=\"file\"}"));
+  EXPECT_THAT(body, HasSubstr("shaken_x5u_cache_hits_total"));
+  EXPECT_THAT(body, Not(HasSubstr("12155550121")));  // never a TN in a label
+}
+
+}  // namespace
+}  // namespace shaken::testing
