@@ -1,0 +1,4 @@
+#include "cli/commands.h"
+namespace shaken::cli {
+void AddPkiCommands(CLI::App& root, Registry& registry) {}
+}
