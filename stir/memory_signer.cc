@@ -26,16 +26,29 @@ absl::StatusOr<std::unique_ptr<MemorySigner>> MemorySigner::Generate() {
 
 absl::StatusOr<Es256Signature> MemorySigner::SignDigest(const Sha256Digest& digest,
                                                         absl::Time /*deadline*/) const {
-  // A context per call: EVP_PKEY_CTX is not thread-safe, and creating one from a key whose
-  // provider data is already loaded is cheap next to the scalar multiplication.
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
-  if (ctx == nullptr || EVP_PKEY_sign_init(ctx.get()) != 1) {
-    return OpenSslError(absl::StatusCode::kInternal, "EVP_PKEY_sign_init");
+  EvpPkeyCtxPtr ctx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!idle_.empty()) {
+      ctx = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (ctx == nullptr) {
+    ctx.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
+    if (ctx == nullptr || EVP_PKEY_sign_init(ctx.get()) != 1) {
+      return OpenSslError(absl::StatusCode::kInternal, "EVP_PKEY_sign_init");
+    }
   }
   unsigned char der[80];
   size_t der_len = sizeof(der);
   if (EVP_PKEY_sign(ctx.get(), der, &der_len, digest.data(), digest.size()) != 1) {
+    // The context's state is unknown after a failure: drop it.
     return OpenSslError(absl::StatusCode::kInternal, "EVP_PKEY_sign");
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    idle_.push_back(std::move(ctx));
   }
   return EcdsaDerToRaw(std::string_view(reinterpret_cast<const char*>(der), der_len));
 }
