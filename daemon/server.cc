@@ -279,6 +279,13 @@ void Daemon::MonitorHealth() {
 }
 
 void Daemon::Shutdown() {
+  if (state_ == nullptr || state_->api == nullptr) {
+    // Start failed before serving: nothing to drain. Stop the monitor if it runs.
+    stop_.Notify();
+    if (monitor_.joinable()) monitor_.join();
+    if (!stopped_.HasBeenNotified()) stopped_.Notify();
+    return;
+  }
   {
     absl::MutexLock lock(&state_->shutdown_mu);
     if (state_->shut_down) return;
@@ -289,7 +296,8 @@ void Daemon::Shutdown() {
   LogInfo("draining", {{"grace", absl::FormatDuration(state_->config.drain_grace)}});
   const auto deadline = absl::ToChronoTime(absl::Now() + state_->config.drain_grace);
   // The API server stops accepting calls and waits for in-flight ones until the deadline, then
-  // cancels the rest. The health listener keeps answering NOT_SERVING meanwhile.
+  // cancels the rest. Meanwhile the health listener answers NOT_SERVING, so a load balancer or a
+  // Kubernetes readiness probe moves traffic away; it stops last.
   state_->api->Shutdown(deadline);
   if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
@@ -324,6 +332,7 @@ absl::Status Daemon::Reload() {
 
 Daemon::~Daemon() {
   Shutdown();
+  if (state_ == nullptr) return;
   // Servers before the service they call into; profiles (token pools) last.
   state_->api.reset();
   state_->health.reset();

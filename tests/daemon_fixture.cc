@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -28,7 +29,8 @@ absl::StatusOr<std::unique_ptr<DaemonEnv>> DaemonEnv::Create(DaemonEnvOptions op
   ASSIGN_OR_RETURN(auto module, hsm::Module::Load(token.module_path()));
   ASSIGN_OR_RETURN(hsm::Pkcs11Uri token_uri, hsm::Pkcs11Uri::Parse(token.TokenUri()));
   ASSIGN_OR_RETURN(auto tok, module->OpenToken(token_uri, hsm::PinSource::FromFile(token.pin_file())));
-  const std::string label = absl::StrCat("daemon-sp-", getpid());
+  static std::atomic<int> instances{0};
+  const std::string label = absl::StrCat("daemon-sp-", getpid(), "-", instances++);
   ASSIGN_OR_RETURN(hsm::KeyInfo key, hsm::GenerateP256Key(*tok, {.label = label}));
   env->token_key_uri_ = token.KeyUri(label);
   ASSIGN_OR_RETURN(hsm::Pkcs11Uri key_uri, hsm::Pkcs11Uri::Parse(env->token_key_uri_));
@@ -111,7 +113,7 @@ drain_grace: )", absl::FormatDuration(options.drain_grace), "\n",
                                    options.extra_yaml);
   env->config_path_ = d.Write("shakend.yaml", env->config_yaml_);
   ASSIGN_OR_RETURN(env->config_, daemon::ParseConfig(env->config_yaml_, env->config_path_));
-  RETURN_IF_ERROR(env->Restart());
+  if (options.start_daemon) RETURN_IF_ERROR(env->Restart());
   return env;
 }
 
@@ -130,7 +132,9 @@ absl::Status DaemonEnv::Restart() {
   return absl::OkStatus();
 }
 
-std::string DaemonEnv::ApiTarget() const { return absl::StrCat("127.0.0.1:", daemon_->api_port()); }
+std::string DaemonEnv::ApiTarget() const {
+  return absl::StrCat("127.0.0.1:", daemon_ != nullptr ? daemon_->api_port() : 0);
+}
 std::string DaemonEnv::ClientCertFile(const std::string& name) const {
   return absl::StrCat(dir_->path(), "/", name, ".pem");
 }

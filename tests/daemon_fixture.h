@@ -28,6 +28,8 @@ struct DaemonEnvOptions {
   bool metrics_listener = true;
   std::string extra_yaml;  // appended to the generated configuration
   absl::Duration drain_grace = absl::Seconds(5);
+  // false: write the files and configuration but start no Daemon (e.g. to run the shakend binary).
+  bool start_daemon = true;
 };
 
 // DaemonEnv owns the files, servers and the Daemon. Not thread-safe to create; the Daemon and
@@ -57,6 +59,10 @@ class DaemonEnv {
   HttpsServer& x5u_server() { return *x5u_server_; }
   TestPki& pki() { return *pki_; }
   const std::string& dir() const { return dir_->path(); }
+  // Files of the "file" profile: its PEM key and its certificate chain.
+  std::string FileKeyPath() const { return dir_->path() + "/file.key"; }
+  std::string FileChainPath() const { return dir_->path() + "/file-chain.pem"; }
+  std::string StiRootPath() const { return dir_->path() + "/sti-root.pem"; }
 
   // Restart stops the daemon (if running) and starts a new one from the same configuration.
   absl::Status Restart();

@@ -1,0 +1,138 @@
+// shakend under token faults: the SoftHSM2 token disappears while clients sign; the affected calls
+// fail with UNAVAILABLE (never a wrong signature, never a hang), health turns NOT_SERVING, and
+// everything recovers when the token comes back.
+#include <dlfcn.h>
+#include <p11-kit/pkcs11.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stir/memory_signer.h"
+#include "stir/openssl_util.h"
+#include "tests/daemon_fixture.h"
+#include "tests/testing/softhsm_token.h"
+#include "tests/testing/status_matchers.h"
+
+namespace shaken::testing {
+namespace {
+
+constexpr char kOrig[] = "12155550121";
+constexpr char kDest[] = "12155550131";
+
+void CloseAllSessionsElsewhere() {
+  void* dl = dlopen(SoftHsmToken::Shared().module_path().c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(dl, nullptr);
+  auto get = reinterpret_cast<CK_C_GetFunctionList>(dlsym(dl, "C_GetFunctionList"));
+  CK_FUNCTION_LIST* fl = nullptr;
+  ASSERT_EQ(get(&fl), CKR_OK);
+  CK_ULONG n = 16;
+  CK_SLOT_ID slots[16];
+  ASSERT_EQ(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
+  for (CK_ULONG i = 0; i < n; ++i) fl->C_CloseAllSessions(slots[i]);
+  dlclose(dl);
+}
+
+TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.pool_size = 2}));
+  ASSERT_OK_AND_ASSIGN(auto client, env->NewClient("sbc1.test"));
+  const std::string health = absl::StrCat("127.0.0.1:", env->daemon().health_port());
+  ASSERT_OK_AND_ASSIGN(auto profiles, client->ListProfiles());
+  // The token profile's certificate key: every signature that comes back must verify with it.
+  ASSERT_OK_AND_ASSIGN(client::SignResult first, client->Sign({.attest = "A", .orig_tn = kOrig,
+                                                               .dest_tns = {kDest}}));
+  ASSERT_OK_AND_ASSIGN(auto v, client->Verify({.identities = {first.identity}, .from_tn = kOrig,
+                                               .to_tns = {kDest}}));
+  ASSERT_TRUE(v.overall.passed);
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<absl::StatusCode, int> seen;
+  std::vector<std::string> signed_identities;
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      for (int i = 0; i < 20000 && !stop.load(); ++i) {  // bounded
+        auto s = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
+                              absl::Seconds(2));
+        std::lock_guard<std::mutex> lock(mu);
+        ++seen[s.status().code()];
+        if (s.ok() && signed_identities.size() < 2000) signed_identities.push_back(s->identity);
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+
+  // Take the token away: out of SoftHSM2's token directory, and its sessions closed.
+  std::vector<std::string> dirs = SoftHsmToken::Shared().TokenSubdirs();
+  ASSERT_FALSE(dirs.empty());
+  auto away = [](const std::string& d) {
+    return SoftHsmToken::Shared().dir() + "/away-" + std::filesystem::path(d).filename().string();
+  };
+  for (const auto& d : dirs) std::filesystem::rename(d, away(d));
+  CloseAllSessionsElsewhere();
+
+  // Health turns NOT_SERVING (2) on the plaintext listener while the token is gone.
+  bool not_serving = false;
+  for (int i = 0; i < 200 && !not_serving; ++i) {
+    auto h = HealthStatus(health, "");
+    not_serving = h.ok() && *h == 2;
+    if (!not_serving) absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_TRUE(not_serving) << "health never left SERVING";
+  {
+    // Signing fails fast with UNAVAILABLE, not after the deadline.
+    const absl::Time start = absl::Now();
+    auto s = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}}, absl::Seconds(3));
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  }
+  // Verification does not need the token and goes on.
+  ASSERT_OK_AND_ASSIGN(v, client->Verify({.identities = {first.identity}, .from_tn = kOrig,
+                                          .to_tns = {kDest}}));
+  EXPECT_TRUE(v.overall.passed);
+  // The file-key profile is unaffected.
+  EXPECT_OK(client->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+
+  // Bring it back: signing and health recover.
+  for (const auto& d : dirs) std::filesystem::rename(away(d), d);
+  bool recovered = false;
+  for (int i = 0; i < 400 && !recovered; ++i) {
+    recovered = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}}).ok();
+    if (!recovered) absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_TRUE(recovered) << "signing did not recover";
+  bool serving = false;
+  for (int i = 0; i < 200 && !serving; ++i) {
+    auto h = HealthStatus(health, "");
+    serving = h.ok() && *h == 1;
+    if (!serving) absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_TRUE(serving);
+  stop.store(true);
+  for (auto& th : load) th.join();
+
+  // Only OK, UNAVAILABLE (token gone) or DEADLINE_EXCEEDED (a call caught mid-recovery) were seen.
+  for (const auto& [code, n] : seen) {
+    std::printf("during the fault: %s x%d\n", absl::StatusCodeToString(code).c_str(), n);
+    EXPECT_THAT(code, ::testing::AnyOf(absl::StatusCode::kOk, absl::StatusCode::kUnavailable,
+                                       absl::StatusCode::kDeadlineExceeded));
+  }
+  EXPECT_GT(seen[absl::StatusCode::kOk], 0);
+  // Every signature that was returned verifies.
+  size_t checked = 0;
+  for (size_t i = 0; i < signed_identities.size(); i += 10) {
+    ASSERT_OK_AND_ASSIGN(v, client->Verify({.identities = {signed_identities[i]}, .from_tn = kOrig,
+                                            .to_tns = {kDest}}));
+    EXPECT_TRUE(v.overall.passed) << v.overall.reason;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0u);
+}
+
+}  // namespace
+}  // namespace shaken::testing
