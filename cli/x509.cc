@@ -246,6 +246,34 @@ absl::Status AddConfExtension(X509* cert, X509* issuer, int nid, const std::stri
   return absl::OkStatus();
 }
 
+absl::Status AddPolicies(X509* cert, const std::vector<std::string>& oids) {
+  using PoliciesPtr =
+      std::unique_ptr<CERTIFICATEPOLICIES, stir::OpenSslDeleter<CERTIFICATEPOLICIES_free>>;
+  PoliciesPtr policies(sk_POLICYINFO_new_null());
+  if (!policies) return stir::OpenSslError(absl::StatusCode::kInternal, "CertificatePolicies");
+  for (const std::string& oid : oids) {
+    POLICYINFO* info = POLICYINFO_new();
+    ASN1_OBJECT* obj = OBJ_txt2obj(oid.c_str(), 1);
+    if (info == nullptr || obj == nullptr) {
+      POLICYINFO_free(info);
+      ASN1_OBJECT_free(obj);
+      ERR_clear_error();
+      return absl::InvalidArgumentError(absl::StrCat("bad policy OID '", oid, "'"));
+    }
+    ASN1_OBJECT_free(info->policyid);
+    info->policyid = obj;
+    if (!sk_POLICYINFO_push(policies.get(), info)) {
+      POLICYINFO_free(info);
+      return stir::OpenSslError(absl::StatusCode::kInternal, "CertificatePolicies");
+    }
+  }
+  if (X509_add1_ext_i2d(cert, NID_certificate_policies, policies.get(), 0, X509V3_ADD_DEFAULT) !=
+      1) {
+    return stir::OpenSslError(absl::StatusCode::kInternal, "CertificatePolicies");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<X509ExtPtr> MakeRawExtension(const char* oid, std::string_view der,
                                             bool critical) {
   Asn1ObjPtr obj(OBJ_txt2obj(oid, 1));

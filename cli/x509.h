@@ -62,6 +62,9 @@ absl::Status SetValidity(X509* cert, absl::Time not_before, absl::Time not_after
 // AddConfExtension adds an extension given in openssl.cnf syntax ("critical,CA:TRUE"), with
 // `issuer` for AKI (the certificate itself when self-signed).
 absl::Status AddConfExtension(X509* cert, X509* issuer, int nid, const std::string& value);
+// AddPolicies adds CertificatePolicies (non-critical) with one PolicyInformation per OID and no
+// qualifiers.
+absl::Status AddPolicies(X509* cert, const std::vector<std::string>& oids);
 // AddRawExtension adds an extension with an arbitrary OID and DER value.
 absl::Status AddRawExtension(X509* cert, const char* oid, std::string_view der, bool critical);
 // MakeRawExtension builds one (for CSRs).
