@@ -1,4 +1,408 @@
+// cmd_passport.cc: shakenctl passport create | verify | dump. Everything protocol-related is
+// stir's (PassportSigner, Verifier, DecodePassport, the certificate sources); this file only
+// wires flags to them and maps the verdict to an exit code.
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/file_cert_source.h"
+#include "stir/absl_compat.h"
+#include "stir/cert_cache.h"
+#include "stir/cert_validator.h"
+#include "stir/clock.h"
+#include "stir/identity_header.h"
+#include "stir/passport.h"
+#include "stir/status_macros.h"
+#include "stir/verifier.h"
+#include "stir/x5u_fetcher.h"
+
 namespace shaken::cli {
-void AddPassportCommands(CLI::App& root, Registry& registry) {}
+namespace {
+
+constexpr char kVerifyExitCodes[] = R"(
+Exit codes:
+  0  passed (TN-Validation-Passed)
+  3  403 Stale Date: iat (or Date) outside --iat-window
+  4  428 Use Identity Header: nothing to verify (no input)
+  5  436 Bad Identity Info: info/x5u missing, not allowed, or the fetch failed
+  6  437 Unsupported Credential: certificate untrusted, expired, revoked, wrong profile; bad alg/typ
+  7  438 Invalid Identity Header: malformed, wrong claims, orig/dest mismatch, bad signature
+  2  usage error (including a --from/--to that is not a TN)
+  1  other error (unreadable file, bad trust configuration, ...)
+)";
+
+// ---------------------------------------------------------------------------------------------
+// create
+
+struct CreateFlags {
+  std::string key;
+  std::string x5u;
+  std::string attest;
+  std::string orig;
+  std::vector<std::string> dest;
+  std::string origid;
+  std::optional<int64_t> iat;
+  std::string print = "both";
+  bool json = false;
+  TokenOptions token;
+};
+
+int Create(const CreateFlags& f) {
+  if (absl::Status st = stir::ValidateX5uForSigning(f.x5u); !st.ok()) {
+    return UsageError(absl::StrCat("bad --x5u: ", st.message()));
+  }
+  absl::StatusOr<LoadedKey> key = LoadSigningKey(f.key, f.token);
+  if (!key.ok()) return Fail(key.status());
+  stir::PassportSigner::Options options;
+  // An explicit --iat is for test vectors: no freshness check against the clock.
+  if (f.iat.has_value()) options.max_iat_skew = absl::ZeroDuration();
+  absl::StatusOr<std::unique_ptr<stir::PassportSigner>> signer = stir::PassportSigner::Create(
+      key->signer.get(), f.x5u, &stir::SystemClock::Shared(), options);
+  if (!signer.ok()) return Fail(signer.status());
+  stir::ShakenClaims claims;
+  claims.attest = f.attest;
+  claims.orig_tn = f.orig;
+  claims.dest_tns = f.dest;
+  claims.iat = f.iat;
+  if (!f.origid.empty()) claims.origid = f.origid;
+  absl::StatusOr<stir::SignedPassport> signed_passport =
+      (*signer)->Sign(claims, absl::Now() + absl::Seconds(30));
+  if (!signed_passport.ok()) return Fail(signed_passport.status());
+  if (f.json) {
+    PrintJson({{"jws", signed_passport->jws},
+               {"identity", signed_passport->identity},
+               {"origid", signed_passport->origid},
+               {"iat", signed_passport->iat},
+               {"x5u", f.x5u},
+               {"key", key->where}});
+  } else if (f.print == "jws") {
+    std::cout << signed_passport->jws << "\n";
+  } else if (f.print == "identity") {
+    std::cout << signed_passport->identity << "\n";
+  } else {
+    std::cout << "JWS: " << signed_passport->jws << "\n"
+              << "Identity: " << signed_passport->identity << "\n";
+  }
+  return kExitOk;
 }
+
+// ---------------------------------------------------------------------------------------------
+// verify
+
+struct VerifyFlags {
+  std::vector<std::string> inputs;
+  std::string in_file;
+  std::string x5u;
+  std::string cert;
+  std::string ca_file;
+  std::string ca_dir;
+  std::string tls_ca_file;
+  std::vector<std::string> crls;
+  bool allow_private_x5u = false;
+  bool no_path_check = false;
+  bool strict = false;
+  double connect_timeout = 2;
+  double timeout = 4;
+  int64_t iat_window = 60;
+  std::string from;
+  std::vector<std::string> to;
+  std::optional<int64_t> at;
+  bool json = false;
+};
+
+// LooksLikeBareJws: three dot-separated segments and no Identity parameters.
+bool LooksLikeBareJws(std::string_view s) {
+  return s.find(';') == std::string_view::npos &&
+         std::count(s.begin(), s.end(), '.') == 2;
+}
+
+// ToIdentity turns a bare JWS into an Identity header value with info = --x5u or the JWS's x5u.
+std::string ToIdentity(const std::string& input, const std::string& x5u) {
+  if (!LooksLikeBareJws(input)) return input;
+  std::string info = x5u;
+  if (info.empty()) {
+    absl::StatusOr<stir::DecodedPassport> d = stir::DecodePassport(input);
+    if (d.ok() && d->header.x5u.has_value()) info = *d->header.x5u;
+  }
+  if (info.empty()) return input;  // the verifier answers 436 info_missing / 438 malformed
+  return stir::BuildIdentityHeader(input, info);
+}
+
+nlohmann::json VerdictJson(const stir::Verdict& v) {
+  nlohmann::json j = {{"passed", v.passed},
+                      {"sip_code", v.sip_code},
+                      {"sip_reason", std::string(v.sip_reason)},
+                      {"verstat", std::string(stir::VerstatName(v.verstat))},
+                      {"reason", std::string(stir::ReasonName(v.reason))},
+                      {"detail", v.detail}};
+  if (!v.attest.empty()) j["attest"] = v.attest;
+  if (!v.orig_tn.empty()) j["orig_tn"] = v.orig_tn;
+  if (!v.dest_tns.empty()) j["dest_tns"] = v.dest_tns;
+  if (!v.origid.empty()) j["origid"] = v.origid;
+  if (v.iat.has_value()) j["iat"] = *v.iat;
+  if (!v.x5u.empty()) j["x5u"] = v.x5u;
+  if (!v.cert_subject.empty()) j["cert_subject"] = v.cert_subject;
+  if (!v.cert_spc.empty()) j["cert_spc"] = v.cert_spc;
+  if (!v.cert_serial.empty()) j["cert_serial"] = v.cert_serial;
+  return j;
+}
+
+void PrintVerdict(const stir::Verdict& v, std::string_view indent) {
+  auto line = [&](std::string_view k, std::string_view val) {
+    if (!val.empty()) std::cout << indent << k << val << "\n";
+  };
+  line("result:   ", v.passed ? "PASSED" : "FAILED");
+  line("sip:      ", v.passed ? "-" : absl::StrCat(v.sip_code, " ", ToAbsl(v.sip_reason)));
+  line("verstat:  ", stir::VerstatName(v.verstat));
+  line("reason:   ", stir::ReasonName(v.reason));
+  line("detail:   ", v.detail);
+  line("attest:   ", v.attest);
+  line("orig:     ", v.orig_tn);
+  line("dest:     ", absl::StrJoin(v.dest_tns, ", "));
+  line("origid:   ", v.origid);
+  line("iat:      ", v.iat.has_value() ? absl::StrCat(*v.iat) : "");
+  line("x5u:      ", v.x5u);
+  line("cert:     ", v.cert_subject);
+  line("cert spc: ", v.cert_spc);
+}
+
+absl::StatusOr<std::unique_ptr<stir::CertificateSource>> MakeSource(const VerifyFlags& f) {
+  std::shared_ptr<const stir::CertValidator> validator;
+  if (!f.no_path_check) {
+    if (f.ca_file.empty() && f.ca_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "no STI trust anchors: give --ca-file and/or --ca-dir (or --no-path-check to check "
+          "only the signature with the certificate's key)");
+    }
+    stir::CertValidatorOptions vo;
+    vo.ca_file = f.ca_file;
+    vo.ca_dir = f.ca_dir;
+    vo.crl_files = f.crls;
+    vo.strictness =
+        f.strict ? stir::ProfileStrictness::kStrict : stir::ProfileStrictness::kLenient;
+    ASSIGN_OR_RETURN(std::unique_ptr<stir::CertValidator> v, stir::CertValidator::New(vo));
+    validator = std::move(v);
+  }
+  if (!f.cert.empty()) {
+    ASSIGN_OR_RETURN(std::string pem, ReadInput(f.cert, 64 * 1024));
+    return std::make_unique<ChainCertificateSource>(std::move(pem), nullptr, validator);
+  }
+  stir::X5uFetcherOptions fo;
+  fo.connect_timeout = absl::Seconds(f.connect_timeout);
+  fo.total_timeout = absl::Seconds(f.timeout);
+  fo.tls_ca_file = f.tls_ca_file;
+  fo.allow_any_port = f.allow_private_x5u;
+  fo.allow_private_addresses = f.allow_private_x5u;
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(fo));
+  std::shared_ptr<const stir::CertificateFetcher> shared_fetcher = std::move(fetcher);
+  if (validator == nullptr) {
+    return std::make_unique<ChainCertificateSource>("", shared_fetcher, nullptr);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uCertificateSource> source,
+                   stir::X5uCertificateSource::New(shared_fetcher, validator));
+  return source;
+}
+
+int Verify(const VerifyFlags& f) {
+  if (f.connect_timeout <= 0 || f.timeout <= 0) {
+    return UsageError("--connect-timeout and --timeout must be positive");
+  }
+  if (f.iat_window < 0) return UsageError("--iat-window must not be negative");
+  std::vector<std::string> identities;
+  for (const std::string& in : f.inputs) {
+    identities.push_back(ToIdentity(std::string(absl::StripAsciiWhitespace(in)), f.x5u));
+  }
+  if (!f.in_file.empty()) {
+    absl::StatusOr<std::string> data = ReadInput(f.in_file, 256 * 1024);
+    if (!data.ok()) return Fail(data.status());
+    for (absl::string_view line : absl::StrSplit(*data, '\n', absl::SkipWhitespace())) {
+      line = absl::StripAsciiWhitespace(line);
+      if (absl::StartsWithIgnoreCase(line, "Identity:")) {
+        line = absl::StripAsciiWhitespace(line.substr(9));
+      }
+      identities.push_back(ToIdentity(std::string(line), f.x5u));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<stir::CertificateSource>> source = MakeSource(f);
+  if (!source.ok()) return Fail(source.status());
+  std::unique_ptr<stir::Clock> fixed;
+  const stir::Clock* clock = &stir::SystemClock::Shared();
+  if (f.at.has_value()) {
+    fixed = std::make_unique<stir::FixedClock>(absl::FromUnixSeconds(*f.at));
+    clock = fixed.get();
+  }
+  stir::VerifierOptions vo;
+  vo.iat_window = absl::Seconds(f.iat_window);
+  stir::Verifier verifier(source->get(), clock, vo);
+  stir::CallInfo call;
+  call.from_tn = f.from;
+  call.to_tns = f.to;
+  absl::StatusOr<stir::VerifyResult> result = verifier.Verify(identities, call);
+  if (!result.ok()) return UsageError(ToStd(result.status().message()));
+  const stir::Verdict& v = result->overall;
+  if (f.json) {
+    nlohmann::json headers = nlohmann::json::array();
+    for (const stir::Verdict& h : result->headers) headers.push_back(VerdictJson(h));
+    nlohmann::json j = VerdictJson(v);
+    j["headers"] = headers;
+    j["exit_code"] = ExitForSipCode(v.passed ? 0 : v.sip_code);
+    PrintJson(j);
+  } else {
+    PrintVerdict(v, "");
+    if (result->headers.size() > 1) {
+      for (size_t i = 0; i < result->headers.size(); ++i) {
+        std::cout << "header " << i << ":\n";
+        PrintVerdict(result->headers[i], "  ");
+      }
+    }
+  }
+  return ExitForSipCode(v.passed ? 0 : v.sip_code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dump
+
+struct DumpFlags {
+  std::string input;
+  bool json = false;
+};
+
+int Dump(const DumpFlags& f) {
+  std::string input = f.input;
+  if (input == "-") {
+    absl::StatusOr<std::string> data = ReadInput("-", 64 * 1024);
+    if (!data.ok()) return Fail(data.status());
+    input = *data;
+  }
+  input = std::string(absl::StripAsciiWhitespace(input));
+  if (absl::StartsWithIgnoreCase(input, "Identity:")) {
+    input = std::string(absl::StripAsciiWhitespace(absl::string_view(input).substr(9)));
+  }
+  nlohmann::json out;
+  std::string jws = input;
+  if (!LooksLikeBareJws(input)) {
+    absl::StatusOr<stir::IdentityHeader> h = stir::ParseIdentityHeader(input);
+    if (!h.ok()) return Fail(h.status());
+    jws = h->digest;
+    nlohmann::json params;
+    if (h->info) params["info"] = *h->info;
+    if (h->alg) params["alg"] = *h->alg;
+    if (h->ppt) params["ppt"] = *h->ppt;
+    out["identity_params"] = params;
+  }
+  absl::StatusOr<stir::DecodedPassport> d = stir::DecodePassport(jws);
+  if (!d.ok()) return Fail(d.status());
+  nlohmann::json header = nlohmann::json::object();
+  if (d->header.alg) header["alg"] = *d->header.alg;
+  if (d->header.typ) header["typ"] = *d->header.typ;
+  if (d->header.ppt) header["ppt"] = *d->header.ppt;
+  if (d->header.x5u) header["x5u"] = *d->header.x5u;
+  out["header"] = header;
+  out["payload"] = d->payload;
+  const std::string sig_hex = absl::BytesToHexString(d->signature);
+  out["signature"] = {{"bytes", d->signature.size()}};
+  if (d->signature.size() == 64) {
+    out["signature"]["r"] = sig_hex.substr(0, 64);
+    out["signature"]["s"] = sig_hex.substr(64);
+  } else {
+    out["signature"]["hex"] = sig_hex;
+  }
+  absl::StatusOr<stir::PassportClaims> claims =
+      stir::ExtractClaims(d->payload, d->header.ppt.value_or(""));
+  out["claims_check"] = claims.ok() ? "ok" : std::string(claims.status().message());
+  if (f.json) {
+    PrintJson(out);
+    return kExitOk;
+  }
+  if (out.contains("identity_params")) {
+    std::cout << "identity params: " << out["identity_params"].dump() << "\n";
+  }
+  std::cout << "header:    " << header.dump() << "\n"
+            << "payload:   " << d->payload.dump(2) << "\n"
+            << "signature: " << out["signature"].dump() << "\n"
+            << "claims:    " << out["claims_check"].get<std::string>()
+            << " (syntax only; nothing was verified)\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddPassportCommands(CLI::App& root, Registry& registry) {
+  CLI::App* pp = root.add_subcommand("passport", "Create, verify and dump SHAKEN PASSporTs");
+  pp->require_subcommand(1);
+
+  auto c = std::make_shared<CreateFlags>();
+  CLI::App* create = pp->add_subcommand(
+      "create", "Sign a SHAKEN PASSporT (RFC 8225/8588) and print the JWS and Identity header");
+  create->add_option("--key", c->key, "signing key: pkcs11: URI or PEM file")->required();
+  create->add_option("--x5u", c->x5u, "https URL of the certificate chain")->required();
+  create->add_option("--attest", c->attest, "attestation level")
+      ->required()
+      ->check(CLI::IsMember({"A", "B", "C"}));
+  create->add_option("--orig", c->orig, "calling TN")->required();
+  create->add_option("--dest", c->dest, "called TN (repeatable)")->required();
+  create->add_option("--origid", c->origid, "origination identifier UUID (default: a new one)");
+  create->add_option("--iat", c->iat, "issued-at Unix time (default: now; given: no skew check)");
+  create->add_option("--print", c->print, "what to print")
+      ->check(CLI::IsMember({"both", "jws", "identity"}))
+      ->capture_default_str();
+  create->add_flag("--json", c->json, "print JSON");
+  AddTokenFlags(create, &c->token);
+  create->footer(Examples(
+      {"shakenctl passport create --key 'pkcs11:token=shaken;object=sp-2024' --pin-source "
+       "env:SHAKEN_PIN \\",
+       "    --x5u https://cert.example.net/sp.pem --attest A --orig +12155550121 --dest "
+       "+12155550131"}));
+  registry.push_back({create, [c] { return Create(*c); }});
+
+  auto v = std::make_shared<VerifyFlags>();
+  CLI::App* verify = pp->add_subcommand(
+      "verify",
+      "Verify Identity header values (or bare JWSs) like an STI-VS and print the verdict");
+  verify->add_option("identity", v->inputs,
+                     "Identity header value(s) or bare JWS(s); none: 428");
+  verify->add_option("--in", v->in_file,
+                     "read Identity values (one per line, optional 'Identity:' prefix); - = stdin");
+  verify->add_option("--x5u", v->x5u, "info URL for a bare JWS (default: the JWS's x5u)");
+  verify->add_option("--cert", v->cert, "use this PEM chain (leaf first) instead of fetching x5u");
+  verify->add_option("--ca-file", v->ca_file, "STI trust anchors (PEM bundle)");
+  verify->add_option("--ca-dir", v->ca_dir, "STI trust anchors (hashed directory, see ca-dir)");
+  verify->add_option("--crl", v->crls, "CRL file (PEM/DER), repeatable");
+  verify->add_flag("--strict", v->strict, "enforce the ATIS-1000080 v005 profile strictly");
+  verify->add_flag("--no-path-check", v->no_path_check,
+                   "skip chain validation: only the signature with the certificate's key");
+  verify->add_option("--tls-ca-file", v->tls_ca_file, "CA bundle trusted for the HTTPS x5u fetch");
+  verify->add_flag("--allow-private-x5u", v->allow_private_x5u,
+                   "lab: allow loopback/private x5u hosts and any port");
+  verify->add_option("--connect-timeout", v->connect_timeout, "x5u connect timeout, seconds")
+      ->capture_default_str();
+  verify->add_option("--timeout", v->timeout, "x5u total timeout, seconds")
+      ->capture_default_str();
+  verify->add_option("--iat-window", v->iat_window, "accepted |now - iat|, seconds")
+      ->capture_default_str();
+  verify->add_option("--from", v->from, "calling TN to match orig.tn");
+  verify->add_option("--to", v->to, "called TN(s) to match dest.tn");
+  verify->add_option("--at", v->at, "verify at this Unix time (test vectors)");
+  verify->add_flag("--json", v->json, "print JSON");
+  verify->footer(std::string(kVerifyExitCodes) +
+                 Examples({"shakenctl passport verify --ca-dir /etc/shaken/sti-ca --from "
+                           "+12155550121 --to +12155550131 \"$IDENTITY\"",
+                           "shakenctl passport verify --cert sp-chain.pem --ca-file root.pem --at "
+                           "1700000000 --iat-window 0 eyJhbGciOi...",
+                           "shakenctl passport verify --no-path-check --cert sp.pem \"$JWS\""}));
+  registry.push_back({verify, [v] { return Verify(*v); }});
+
+  auto d = std::make_shared<DumpFlags>();
+  CLI::App* dump = pp->add_subcommand(
+      "dump", "Decode a PASSporT (header, claims, signature) without verifying anything");
+  dump->add_option("input", d->input, "Identity header value or JWS; - for stdin")->required();
+  dump->add_flag("--json", d->json, "print JSON");
+  dump->footer(Examples({"shakenctl passport dump \"$IDENTITY\" --json"}));
+  registry.push_back({dump, [d] { return Dump(*d); }});
+}
+
+}  // namespace shaken::cli
