@@ -1,0 +1,943 @@
+// load_bench: shakend under load, as a separate process on 127.0.0.1, against in-process
+// denominators and against secsipidx's HTTP signing server (issue 4 §6).
+//
+//   1. Starts the `shakend` binary (mTLS; profile "token": a SoftHSM2 key, pool sized for this
+//      machine; profile "file": a PEM key, attest C) and waits for its health listener.
+//   2. In process, 2 threads each: hsm::KeyPool::SignDigest on the same token key with the same
+//      pool options ("pool"), and stir::Verifier with a warm X5uCertificateSource ("inproc
+//      verify"). These are the denominators.
+//   3. gRPC load on one mTLS channel, async API (one CompletionQueue driven by one thread):
+//      unary Sign (token), SignStream (token; several streams, each pipelined), Verify (warm
+//      certificate cache; every verdict must pass), each closed-loop with N calls in flight.
+//   4. Unary Sign open-loop at 80 % of the measured unary maximum: a call every 1/rate s from a
+//      pacing thread, latency counted from the scheduled send time (no coordinated omission).
+//   5. shakend's "file" profile against `secsipidx -http-srv` with the same PEM key, the same
+//      concurrency (HTTP/1.1 keep-alive connections, one epoll thread), the same 2 cores.
+//   6. VmRSS of the shakend process after the first second of load and at the end (--soak adds
+//      five minutes of mixed Sign / SignStream / Verify load).
+// Every loop is bounded in count and time. Ends with one line:
+//   load_bench: sign_vs_pool=X stream_vs_pool=S verify_vs_inproc=Y sign_p99_ms=Z soft_vs_secsipidx=W
+//
+// Flags: --seconds=N (each measured phase, default 8), --inflight=N (unary and Verify, 16),
+// --streams=N --window=N (SignStream, 4 x 8), --pool=N (token sessions, default 2 x cores),
+// --soft-inflight=N (file profile and secsipidx, 8), --inproc-seconds=N (4), --soak,
+// --soak-seconds=N (300).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "hsm/key_pool.h"
+#include "hsm/secret.h"
+#include "shaken/v1/shaken.grpc.pb.h"
+#include "stir/cert_cache.h"
+#include "stir/cert_validator.h"
+#include "stir/clock.h"
+#include "stir/openssl_util.h"
+#include "stir/verifier.h"
+#include "stir/x5u_fetcher.h"
+#include "tests/daemon_fixture.h"
+#include "tests/testing/softhsm_token.h"
+
+extern char** environ;
+
+namespace {
+
+using namespace shaken;  // NOLINT: a benchmark's main file
+using shaken::v1::SignRequest;
+using shaken::v1::SignResponse;
+using shaken::v1::SignStreamResponse;
+using shaken::v1::VerifyRequest;
+using shaken::v1::VerifyResponse;
+
+constexpr char kOrig[] = "12155550121";
+constexpr char kDest[] = "12155550131";
+constexpr int kIdentities = 64;         // distinct PASSporTs cycled through by Verify
+constexpr int64_t kDrainNs = 10'000'000'000;  // at most 10 s to collect outstanding calls
+constexpr int kMaxPacedInflight = 512;
+
+struct Flags {
+  int seconds = 8;
+  int inflight = 16;
+  int streams = 4;
+  int window = 8;
+  int pool = 0;  // 0: 2 x cores
+  int soft_inflight = 8;
+  int inproc_seconds = 4;
+  bool soak = false;
+  int soak_seconds = 300;
+};
+
+// --- process bookkeeping --------------------------------------------------------------------
+
+pid_t g_shakend = -1;
+pid_t g_secsipidx = -1;
+
+void StopChild(pid_t* pid, int sig) {
+  if (*pid <= 0) return;
+  kill(*pid, sig);
+  for (int i = 0; i < 500; ++i) {  // 10 s
+    if (waitpid(*pid, nullptr, WNOHANG) == *pid) {
+      *pid = -1;
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  kill(*pid, SIGKILL);
+  waitpid(*pid, nullptr, 0);
+  *pid = -1;
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "load_bench: %s\n", what.c_str());
+  StopChild(&g_secsipidx, SIGKILL);
+  StopChild(&g_shakend, SIGKILL);
+  std::fflush(stderr);
+  _exit(1);  // SoftHSM2 must not be finalised from exit handlers
+}
+
+template <typename T>
+T Must(absl::StatusOr<T> v, const char* what) {
+  if (!v.ok()) Die(std::string(what) + ": " + std::string(v.status().message()));
+  return *std::move(v);
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// FreePort returns a port that was free a moment ago on 127.0.0.1.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// VmRSS of `pid` in KiB (0 when unreadable).
+long RssKb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The system_clock time point `ns` (a NowNs() value) corresponds to, for gRPC deadlines.
+std::chrono::system_clock::time_point WallAt(int64_t ns) {
+  return std::chrono::system_clock::now() + std::chrono::nanoseconds(ns - NowNs());
+}
+
+// --- Recorder: one phase's per-call latencies and throughput -----------------------------------
+
+class Recorder {
+ public:
+  explicit Recorder(std::string name) : name_(std::move(name)) { lat_.reserve(1 << 16); }
+  void Add(int64_t ns) { lat_.push_back(ns); }
+  void Error(const std::string& what) {
+    if (errors_++ == 0) first_error_ = what;
+  }
+  // Completions inside the measured window, over its length.
+  void SetWindow(uint64_t completed, int64_t window_ns) {
+    completed_ = completed;
+    window_ns_ = window_ns;
+  }
+  double rate() const { return window_ns_ > 0 ? completed_ * 1e9 / window_ns_ : 0.0; }
+  uint64_t errors() const { return errors_; }
+  double PercentileMs(double p) {
+    if (lat_.empty()) return 0;
+    if (!sorted_) {
+      std::sort(lat_.begin(), lat_.end());
+      sorted_ = true;
+    }
+    size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(lat_.size()));
+    return lat_[std::min(i, lat_.size() - 1)] / 1e6;
+  }
+  void Print(const std::string& detail) {
+    std::printf("%-26s %9.0f /s  p50 %6.3f  p90 %6.3f  p99 %7.3f  p99.9 %7.3f ms  n=%zu err=%llu  %s\n",
+                name_.c_str(), rate(), PercentileMs(50), PercentileMs(90), PercentileMs(99),
+                PercentileMs(99.9), lat_.size(), static_cast<unsigned long long>(errors_),
+                detail.c_str());
+    if (errors_ > 0) std::printf("%-26s first error: %s\n", "", first_error_.c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  std::string name_;
+  std::vector<int64_t> lat_;
+  bool sorted_ = false;
+  uint64_t errors_ = 0;
+  std::string first_error_;
+  uint64_t completed_ = 0;
+  int64_t window_ns_ = 0;
+};
+
+// --- gRPC unary load ---------------------------------------------------------------------------
+
+template <typename Req, typename Resp>
+struct UnaryTarget {
+  std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>>(
+      grpc::ClientContext*, const Req&, grpc::CompletionQueue*)>
+      prepare;
+  std::function<const Req&(uint64_t)> request;  // the i-th request; must outlive the run
+  std::function<std::string(const Resp&)> check;  // "" when the response is right
+};
+
+template <typename Resp>
+struct UnaryCall {
+  grpc::ClientContext ctx;
+  Resp resp;
+  grpc::Status status;
+  int64_t start_ns = 0;  // actual (closed loop) or scheduled (open loop) send time
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> rpc;
+};
+
+template <typename Req, typename Resp>
+void Issue(const UnaryTarget<Req, Resp>& t, grpc::CompletionQueue* cq, uint64_t i,
+           int64_t start_ns) {
+  auto* c = new UnaryCall<Resp>();
+  c->start_ns = start_ns;
+  c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  c->rpc = t.prepare(&c->ctx, t.request(i), cq);
+  c->rpc->StartCall();
+  c->rpc->Finish(&c->resp, &c->status, c);
+}
+
+template <typename Req, typename Resp>
+void Complete(const UnaryTarget<Req, Resp>& t, void* tag, Recorder* rec, int64_t end,
+              uint64_t* in_window) {
+  auto* c = static_cast<UnaryCall<Resp>*>(tag);
+  const int64_t done = NowNs();
+  std::string bad = c->status.ok() ? t.check(c->resp)
+                                   : absl::StrCat("rpc ", c->status.error_code(), ": ",
+                                                  c->status.error_message());
+  if (bad.empty()) {
+    rec->Add(done - c->start_ns);
+    if (done <= end) ++*in_window;
+  } else {
+    rec->Error(bad);
+  }
+  delete c;
+}
+
+// Closed loop: `inflight` calls always outstanding for `seconds`, one thread on one CQ.
+template <typename Req, typename Resp>
+Recorder RunClosed(const std::string& name, const UnaryTarget<Req, Resp>& t, int inflight,
+                   double seconds) {
+  Recorder rec(name);
+  grpc::CompletionQueue cq;
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(seconds * 1e9);
+  uint64_t issued = 0, in_window = 0;
+  int outstanding = 0;
+  for (;;) {
+    const int64_t now = NowNs();
+    if (now < end) {
+      for (; outstanding < inflight; ++outstanding) Issue(t, &cq, issued++, NowNs());
+    } else if (outstanding == 0 || now > end + kDrainNs) {
+      break;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    grpc::CompletionQueue::NextStatus st =
+        cq.AsyncNext(&tag, &ok, WallAt(now < end ? end : end + kDrainNs));
+    if (st == grpc::CompletionQueue::GOT_EVENT) {
+      --outstanding;
+      Complete(t, tag, &rec, end, &in_window);
+    }
+  }
+  rec.SetWindow(in_window, end - t0);
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+    Complete(t, tag, &rec, end, &in_window);  // only after a drain timeout: counted late
+  }
+  return rec;
+}
+
+// Open loop: a call every 1/rate s from a pacing thread (at most kMaxPacedInflight outstanding;
+// when the cap is reached the schedule is kept and the wait counts in the latency), completions
+// collected by this thread. Latency runs from the scheduled send time.
+template <typename Req, typename Resp>
+Recorder RunPaced(const std::string& name, const UnaryTarget<Req, Resp>& t, double rate,
+                  double seconds, uint64_t* late_sends) {
+  Recorder rec(name);
+  grpc::CompletionQueue cq;
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(seconds * 1e9);
+  const double interval = 1e9 / rate;
+  std::atomic<int> outstanding{0};
+  std::atomic<uint64_t> sent{0};
+  std::atomic<bool> pacer_done{false};
+  uint64_t late = 0;
+  std::thread pacer([&] {
+    for (uint64_t i = 0;; ++i) {
+      const int64_t when = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
+      if (when >= end) break;
+      const int64_t now = NowNs();
+      if (when > now) std::this_thread::sleep_for(std::chrono::nanoseconds(when - now));
+      while (outstanding.load(std::memory_order_acquire) >= kMaxPacedInflight && NowNs() < end) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      if (NowNs() - when > 1'000'000) ++late;  // sent more than 1 ms behind schedule
+      outstanding.fetch_add(1, std::memory_order_acq_rel);
+      sent.fetch_add(1, std::memory_order_relaxed);
+      Issue(t, &cq, i, when);
+    }
+    pacer_done.store(true);
+  });
+  uint64_t in_window = 0, completed = 0;
+  for (;;) {
+    const int64_t now = NowNs();
+    if (pacer_done.load() && completed == sent.load()) break;
+    if (now > end + kDrainNs) break;
+    void* tag = nullptr;
+    bool ok = false;
+    if (cq.AsyncNext(&tag, &ok, WallAt(std::min(now + 50'000'000, end + kDrainNs))) ==
+        grpc::CompletionQueue::GOT_EVENT) {
+      Complete(t, tag, &rec, end, &in_window);
+      ++completed;
+      outstanding.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  pacer.join();
+  rec.SetWindow(in_window, end - t0);
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) Complete(t, tag, &rec, end, &in_window);
+  *late_sends = late;
+  return rec;
+}
+
+// --- gRPC SignStream load ----------------------------------------------------------------------
+
+struct Stream;
+enum class OpKind { kStart, kWrite, kRead, kWritesDone, kFinish };
+struct Op {
+  OpKind kind;
+  Stream* stream;
+};
+
+struct Stream {
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<SignRequest, SignStreamResponse>> rw;
+  SignStreamResponse resp;
+  grpc::Status status;
+  std::deque<int64_t> sent;  // send times of the requests not yet answered (answers in order)
+  bool writing = false, writes_done = false, reads_over = false, finished = false, broken = false;
+  Op start{OpKind::kStart, this}, write{OpKind::kWrite, this}, read{OpKind::kRead, this},
+      done{OpKind::kWritesDone, this}, fin{OpKind::kFinish, this};
+};
+
+// `streams` SignStream calls, each keeping `window` requests outstanding, for `seconds`.
+Recorder RunStreams(const std::string& name, shaken::v1::Shaken::Stub* stub, const SignRequest& req,
+                    int streams, int window, double seconds) {
+  Recorder rec(name);
+  grpc::CompletionQueue cq;
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(seconds * 1e9);
+  std::vector<std::unique_ptr<Stream>> all;
+  for (int i = 0; i < streams; ++i) {
+    auto s = std::make_unique<Stream>();
+    s->ctx.set_deadline(WallAt(end + kDrainNs));
+    s->rw = stub->PrepareAsyncSignStream(&s->ctx, &cq);
+    s->rw->StartCall(&s->start);
+    all.push_back(std::move(s));
+  }
+  uint64_t in_window = 0;
+  int open = streams;
+  bool stopping = false;
+  auto maybe_write = [&](Stream* s) {
+    if (s->broken || s->writing || s->writes_done) return;
+    if (stopping) {
+      s->writes_done = true;
+      s->rw->WritesDone(&s->done);
+    } else if (static_cast<int>(s->sent.size()) < window) {
+      s->writing = true;
+      s->sent.push_back(NowNs());
+      s->rw->Write(req, &s->write);
+    }
+  };
+  while (open > 0) {
+    const int64_t now = NowNs();
+    if (!stopping && now >= end) {
+      stopping = true;
+      for (auto& s : all) maybe_write(s.get());
+    }
+    if (now > end + kDrainNs) break;
+    void* tag = nullptr;
+    bool ok = false;
+    if (cq.AsyncNext(&tag, &ok, WallAt(stopping ? end + kDrainNs : end)) !=
+        grpc::CompletionQueue::GOT_EVENT) {
+      continue;
+    }
+    Op* op = static_cast<Op*>(tag);
+    Stream* s = op->stream;
+    switch (op->kind) {
+      case OpKind::kStart:
+        if (!ok) {
+          s->broken = true;
+          s->rw->Finish(&s->status, &s->fin);
+          break;
+        }
+        s->rw->Read(&s->resp, &s->read);
+        maybe_write(s);
+        break;
+      case OpKind::kWrite:
+        s->writing = false;
+        if (!ok) s->broken = true;
+        maybe_write(s);
+        break;
+      case OpKind::kWritesDone:
+        break;
+      case OpKind::kRead:
+        if (!ok) {  // the server closed the stream: collect its status
+          s->reads_over = true;
+          s->rw->Finish(&s->status, &s->fin);
+          break;
+        }
+        if (!s->sent.empty()) {
+          const int64_t t = NowNs();
+          if (s->resp.has_response() && !s->resp.response().identity().empty()) {
+            rec.Add(t - s->sent.front());
+            if (t <= end) ++in_window;
+          } else {
+            rec.Error(absl::StrCat("stream error ", s->resp.error().code(), ": ",
+                                   s->resp.error().message()));
+          }
+          s->sent.pop_front();
+        }
+        s->rw->Read(&s->resp, &s->read);
+        maybe_write(s);
+        break;
+      case OpKind::kFinish:
+        s->finished = true;
+        --open;
+        if (!s->status.ok()) {
+          rec.Error(absl::StrCat("stream rpc ", s->status.error_code(), ": ",
+                                 s->status.error_message()));
+        }
+        break;
+    }
+  }
+  for (auto& s : all) {
+    if (!s->finished) s->ctx.TryCancel();
+  }
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+  rec.SetWindow(in_window, end - t0);
+  return rec;
+}
+
+// --- in-process denominators -------------------------------------------------------------------
+
+// `threads` threads call fn() for `seconds`; returns calls per second, or Die()s on an error.
+double RunThreads(int threads, double seconds, const std::function<absl::Status()>& fn) {
+  std::atomic<uint64_t> total{0};
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex mu;
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(seconds * 1e9);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i) {
+    ts.emplace_back([&] {
+      uint64_t n = 0;
+      while (!failed.load(std::memory_order_relaxed)) {
+        for (int k = 0; k < 16; ++k, ++n) {
+          absl::Status s = fn();
+          if (!s.ok()) {
+            std::lock_guard<std::mutex> l(mu);
+            error = std::string(s.message());
+            failed = true;
+            break;
+          }
+        }
+        if (NowNs() >= end) break;
+      }
+      total += n;
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (failed) Die("in-process run failed: " + error);
+  return total.load() * 1e9 / static_cast<double>(NowNs() - t0);
+}
+
+// --- HTTP/1.1 keep-alive load on secsipidx ----------------------------------------------------
+
+struct HttpConn {
+  int fd = -1;
+  std::string in;
+  int64_t start_ns = 0;
+  bool busy = false;
+};
+
+// `conns` keep-alive connections, each with one request outstanding, driven by one epoll thread.
+Recorder RunHttp(const std::string& name, int port, const std::string& request, int conns,
+                 double seconds) {
+  Recorder rec(name);
+  int ep = epoll_create1(0);
+  std::vector<HttpConn> cs(conns);
+  for (int i = 0; i < conns; ++i) {
+    cs[i].fd = ConnectLoopback(port);
+    if (cs[i].fd < 0) Die("cannot connect to secsipidx");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<uint32_t>(i);
+    epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+  }
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(seconds * 1e9);
+  uint64_t in_window = 0;
+  int busy = 0;
+  auto send_one = [&](HttpConn& c) {
+    c.start_ns = NowNs();
+    c.busy = true;
+    ++busy;
+    if (send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+      Die("secsipidx: short send");
+    }
+  };
+  for (auto& c : cs) send_one(c);
+  std::vector<epoll_event> evs(conns);
+  char buf[8192];
+  while (busy > 0 && NowNs() < end + kDrainNs) {
+    int n = epoll_wait(ep, evs.data(), conns, 100);
+    for (int k = 0; k < n; ++k) {
+      HttpConn& c = cs[evs[k].data.u32];
+      ssize_t r = recv(c.fd, buf, sizeof(buf), 0);
+      if (r <= 0) Die("secsipidx closed a keep-alive connection");
+      c.in.append(buf, static_cast<size_t>(r));
+      size_t hdr = c.in.find("\r\n\r\n");
+      if (hdr == std::string::npos) continue;
+      size_t cl = c.in.find("Content-Length: ");
+      if (cl == std::string::npos || cl > hdr) Die("secsipidx: response without Content-Length");
+      size_t body_len = std::strtoul(c.in.c_str() + cl + 16, nullptr, 10);
+      if (c.in.size() < hdr + 4 + body_len) continue;
+      const int64_t t = NowNs();
+      if (c.in.compare(0, 12, "HTTP/1.1 200") == 0 && c.in.compare(hdr + 4, 3, "eyJ") == 0) {
+        rec.Add(t - c.start_ns);
+        if (t <= end) ++in_window;
+      } else {
+        rec.Error(c.in.substr(0, std::min<size_t>(c.in.size(), 120)));
+      }
+      c.in.erase(0, hdr + 4 + body_len);
+      c.busy = false;
+      --busy;
+      if (t < end) send_one(c);
+    }
+  }
+  for (auto& c : cs) close(c.fd);
+  close(ep);
+  rec.SetWindow(in_window, end - t0);
+  return rec;
+}
+
+// --- set-up ------------------------------------------------------------------------------------
+
+std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target) {
+  grpc::SslCredentialsOptions so;
+  so.pem_root_certs = ReadAll(env.TlsCaFile());
+  so.pem_cert_chain = ReadAll(env.ClientCertFile("sbc1.test"));
+  so.pem_private_key = ReadAll(env.ClientKeyFile("sbc1.test"));
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+  auto ch = grpc::CreateCustomChannel(target, grpc::SslCredentials(so), args);
+  if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+    Die("cannot connect to shakend at " + target);
+  }
+  return ch;
+}
+
+SignRequest MakeSign(const std::string& profile, const std::string& attest) {
+  SignRequest r;
+  r.set_profile(profile);
+  r.set_attest(attest);
+  r.mutable_orig()->set_tn(kOrig);
+  r.mutable_dest()->add_tn(kDest);
+  return r;
+}
+
+// Fresh PASSporTs from shakend's token profile (iat now: Verify checks freshness, 60 s).
+std::vector<std::string> SignIdentities(shaken::v1::Shaken::Stub* stub) {
+  std::vector<std::string> out;
+  SignRequest req = MakeSign("token", "A");
+  for (int i = 0; i < kIdentities; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    SignResponse resp;
+    grpc::Status st = stub->Sign(&ctx, req, &resp);
+    if (!st.ok()) Die("Sign for the Verify load: " + st.error_message());
+    out.push_back(resp.identity());
+  }
+  return out;
+}
+
+double ArgValue(const char* arg, const char* name, bool* matched) {
+  const size_t n = std::strlen(name);
+  if (std::strncmp(arg, name, n) != 0 || arg[n] != '=') return 0;
+  double v = 0;
+  if (!absl::SimpleAtod(arg + n + 1, &v) || v <= 0) Die(absl::StrCat("bad value in ", arg));
+  *matched = true;
+  return v;
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    const char* a = argv[i];
+    bool m = false;
+    if (std::strcmp(a, "--soak") == 0) {
+      f.soak = true;
+      continue;
+    }
+    struct {
+      const char* name;
+      int* field;
+    } ints[] = {{"--seconds", &f.seconds},          {"--inflight", &f.inflight},
+                {"--streams", &f.streams},          {"--window", &f.window},
+                {"--pool", &f.pool},                {"--soft-inflight", &f.soft_inflight},
+                {"--inproc-seconds", &f.inproc_seconds}, {"--soak-seconds", &f.soak_seconds}};
+    for (auto& e : ints) {
+      double v = ArgValue(a, e.name, &m);
+      if (m) {
+        *e.field = static_cast<int>(v);
+        break;
+      }
+    }
+    if (!m) {
+      std::fprintf(stderr,
+                   "usage: load_bench [--seconds=8] [--inflight=16] [--streams=4] [--window=8]\n"
+                   "                  [--pool=2xcores] [--soft-inflight=8] [--inproc-seconds=4]\n"
+                   "                  [--soak] [--soak-seconds=300]\n");
+      std::exit(2);
+    }
+  }
+  f.inflight = std::min(f.inflight, 1024);
+  f.soft_inflight = std::min(f.soft_inflight, 1024);
+  f.streams = std::min(f.streams, 256);
+  f.window = std::min(f.window, 1024);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags = ParseFlags(argc, argv);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (flags.pool <= 0) flags.pool = 2 * cores;
+  const double T = flags.seconds;
+
+  // The token, PKI, x5u server and client certificates; shakend runs as its own process.
+  // Audit records go to /dev/null (each is still formatted and written through, as in production,
+  // but a soak would otherwise fill the disk).
+  auto env = Must(testing::DaemonEnv::Create(
+                      {.pool_size = flags.pool,
+                       .extra_yaml = "logging:\n  audit_file: /dev/null\n",
+                       .start_daemon = false}),
+                  "test environment");
+  const int api = FreePort(), health = FreePort(), metrics = FreePort();
+  const std::string yaml = absl::StrReplaceAll(
+      env->config_yaml(), {{"api: 127.0.0.1:0\n", absl::StrCat("api: 127.0.0.1:", api, "\n")},
+                           {"health: 127.0.0.1:0\n", absl::StrCat("health: 127.0.0.1:", health, "\n")},
+                           {"metrics: 127.0.0.1:0\n",
+                            absl::StrCat("metrics: 127.0.0.1:", metrics, "\n")}});
+  const std::string dir = env->dir();
+  const std::string config = dir + "/load.yaml";
+  std::ofstream(config) << yaml;
+  const std::string shakend_log = dir + "/shakend.log";
+  g_shakend = Spawn({SHAKEND_BINARY, "--config", config}, shakend_log, shakend_log);
+  if (g_shakend <= 0) Die("cannot start " SHAKEND_BINARY);
+  const std::string health_target = absl::StrCat("127.0.0.1:", health);
+  bool ready = false;
+  for (int i = 0; i < 600 && !ready; ++i) {  // 30 s
+    auto h = testing::HealthStatus(health_target, "");
+    ready = h.ok() && *h == 1;
+    if (!ready) absl::SleepFor(absl::Milliseconds(50));
+    if (waitpid(g_shakend, nullptr, WNOHANG) == g_shakend) {
+      g_shakend = -1;
+      Die("shakend exited at start-up:\n" + ReadAll(shakend_log));
+    }
+  }
+  if (!ready) Die("shakend is not SERVING after 30 s:\n" + ReadAll(shakend_log));
+  const long rss_idle = RssKb(g_shakend);
+
+  auto channel = MakeChannel(*env, absl::StrCat("127.0.0.1:", api));
+  auto stub = shaken::v1::Shaken::NewStub(channel);
+  std::vector<std::string> identities = SignIdentities(stub.get());
+
+  std::printf("load_bench: %d cores, shakend pid %d, pool %d sessions, %g s per phase; load %s\n",
+              cores, g_shakend, flags.pool, T, ReadAll("/proc/loadavg").c_str());
+
+  // --- in-process denominators (shakend idle) ---
+  testing::SoftHsmToken& token = testing::SoftHsmToken::Shared();
+  hsm::SignerConfig sc;
+  sc.module_path = token.module_path();
+  sc.key_uri = env->token_key_uri();
+  sc.pin = hsm::PinSource::FromFile(token.pin_file());
+  sc.pool.size = flags.pool;  // the daemon's pkcs11 options (tests/daemon_fixture.cc)
+  sc.pool.open_at_start = flags.pool;
+  sc.pool.backoff_initial = absl::Milliseconds(20);
+  sc.pool.backoff_max = absl::Milliseconds(200);
+  std::unique_ptr<hsm::KeyPool> pool = Must(hsm::OpenKeyPool(sc), "in-process key pool");
+  const stir::Sha256Digest digest = stir::Sha256("load_bench: a PASSporT header.claims");
+  auto pool_sign = [&]() -> absl::Status { return pool->SignDigest(digest).status(); };
+  RunThreads(2, 0.5, pool_sign);  // warm-up
+  const double pool_rate = RunThreads(2, flags.inproc_seconds, pool_sign);
+  std::printf("%-26s %9.0f /s  (hsm::KeyPool::SignDigest, 2 threads)\n", "inproc pool sign",
+              pool_rate);
+
+  stir::X5uFetcherOptions fo;
+  fo.tls_ca_file = env->TlsCaFile();
+  fo.allow_private_addresses = true;
+  fo.allow_any_port = true;
+  std::shared_ptr<stir::CertValidator> validator = Must(
+      stir::CertValidator::New({.ca_file = env->StiRootPath(),
+                                .strictness = stir::ProfileStrictness::kStrict}),
+      "validator");
+  auto certs = Must(stir::X5uCertificateSource::New(Must(stir::X5uFetcher::New(fo), "fetcher"),
+                                                    validator),
+                    "certificate cache");
+  stir::Verifier verifier(certs.get(), &stir::SystemClock::Shared());
+  const stir::CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
+  std::atomic<uint64_t> vi{0};
+  auto inproc_verify = [&]() -> absl::Status {
+    const std::string& id = identities[vi.fetch_add(1, std::memory_order_relaxed) % kIdentities];
+    absl::StatusOr<stir::VerifyResult> r = verifier.Verify({id}, call);
+    if (!r.ok()) return r.status();
+    if (!r->overall.passed) return absl::InternalError("verdict: " + r->overall.detail);
+    return absl::OkStatus();
+  };
+  RunThreads(2, 0.5, inproc_verify);  // warm-up: one x5u fetch, one chain validation
+  const double verify_rate = RunThreads(2, flags.inproc_seconds, inproc_verify);
+  std::printf("%-26s %9.0f /s  (stir::Verifier, warm x5u cache, 2 threads)\n",
+              "inproc stir verify", verify_rate);
+  std::fflush(stdout);
+
+  // --- gRPC load ---
+  const SignRequest token_sign = MakeSign("token", "A");
+  const SignRequest file_sign = MakeSign("file", "C");
+  auto sign_target = [&](const SignRequest& req) {
+    UnaryTarget<SignRequest, SignResponse> t;
+    t.prepare = [&](grpc::ClientContext* ctx, const SignRequest& r, grpc::CompletionQueue* cq) {
+      return stub->PrepareAsyncSign(ctx, r, cq);
+    };
+    t.request = [&req](uint64_t) -> const SignRequest& { return req; };
+    t.check = [](const SignResponse& r) -> std::string {
+      return r.identity().empty() ? "empty identity" : "";
+    };
+    return t;
+  };
+  std::vector<VerifyRequest> verify_reqs(kIdentities);
+  auto refresh_verify = [&] {
+    identities = SignIdentities(stub.get());
+    for (int i = 0; i < kIdentities; ++i) {
+      verify_reqs[i].Clear();
+      verify_reqs[i].add_identity(identities[i]);
+      verify_reqs[i].mutable_from()->set_tn(kOrig);
+      verify_reqs[i].mutable_to()->add_tn(kDest);
+    }
+  };
+  UnaryTarget<VerifyRequest, VerifyResponse> verify_target;
+  verify_target.prepare = [&](grpc::ClientContext* ctx, const VerifyRequest& r,
+                              grpc::CompletionQueue* cq) { return stub->PrepareAsyncVerify(ctx, r, cq); };
+  verify_target.request = [&](uint64_t i) -> const VerifyRequest& {
+    return verify_reqs[i % kIdentities];
+  };
+  verify_target.check = [](const VerifyResponse& r) -> std::string {
+    return r.verdict().passed() ? "" : "verdict " + r.verdict().reason() + ": " + r.verdict().detail();
+  };
+  const auto token_t = sign_target(token_sign);
+  const auto file_t = sign_target(file_sign);
+
+  RunClosed("warm-up", token_t, flags.inflight, 1.0);
+  const long rss_start = RssKb(g_shakend);
+
+  Recorder unary = RunClosed("grpc Sign (token)", token_t, flags.inflight, T);
+  unary.Print(absl::StrCat(flags.inflight, " in flight"));
+
+  RunStreams("warm-up", stub.get(), token_sign, flags.streams, flags.window, 1.0);
+  Recorder stream =
+      RunStreams("grpc SignStream (token)", stub.get(), token_sign, flags.streams, flags.window, T);
+  stream.Print(absl::StrCat(flags.streams, " streams x ", flags.window, " outstanding"));
+
+  refresh_verify();
+  RunClosed("warm-up", verify_target, flags.inflight, 1.0);
+  Recorder verify = RunClosed("grpc Verify", verify_target, flags.inflight, T);
+  verify.Print(absl::StrCat(flags.inflight, " in flight, warm cache"));
+
+  const double paced_rate = 0.8 * unary.rate();
+  uint64_t late = 0;
+  Recorder paced = RunPaced("grpc Sign @80% (token)", token_t, std::max(paced_rate, 1.0), T, &late);
+  paced.Print(absl::StrCat("open loop at ", static_cast<long>(paced_rate), "/s, ", late,
+                           " sends >1 ms late"));
+
+  // --- software key: shakend's file profile against secsipidx, same PEM key ---
+  RunClosed("warm-up", file_t, flags.soft_inflight, 1.0);
+  Recorder soft = RunClosed("grpc Sign (file key)", file_t, flags.soft_inflight, T);
+  soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection"));
+
+  const int sport = FreePort();
+  g_secsipidx = Spawn({"/usr/bin/secsipidx", "-http-srv", absl::StrCat("127.0.0.1:", sport), "-k",
+                       env->FileKeyPath()},
+                      "/dev/null", dir + "/secsipidx.log");
+  if (g_secsipidx <= 0) Die("cannot start /usr/bin/secsipidx");
+  bool sready = false;
+  for (int i = 0; i < 200 && !sready; ++i) {  // 10 s
+    int fd = ConnectLoopback(sport);
+    if (fd >= 0) {
+      close(fd);
+      sready = true;
+    } else {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  if (!sready) Die("secsipidx does not listen:\n" + ReadAll(dir + "/secsipidx.log"));
+  const std::string body = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
+  const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
+                                        "\r\nContent-Type: text/plain\r\nContent-Length: ",
+                                        body.size(), "\r\n\r\n", body);
+  RunHttp("warm-up", sport, http, flags.soft_inflight, 1.0);
+  Recorder peer = RunHttp("secsipidx sign-csv", sport, http, flags.soft_inflight, T);
+  peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
+  StopChild(&g_secsipidx, SIGTERM);
+
+  // --- soak: mixed load, RSS every chunk ---
+  long rss_soak_start = 0, rss_end = 0;
+  if (flags.soak) {
+    rss_soak_start = RssKb(g_shakend);
+    std::printf("soak: %d s of Sign / SignStream / Verify in 10 s chunks; RSS %ld KiB\n",
+                flags.soak_seconds, rss_soak_start);
+    const int64_t soak_end = NowNs() + static_cast<int64_t>(flags.soak_seconds) * 1'000'000'000;
+    for (int chunk = 0; NowNs() < soak_end; ++chunk) {
+      const double secs = std::min(10.0, (soak_end - NowNs()) / 1e9);
+      if (secs < 0.5) break;
+      Recorder r("soak");
+      switch (chunk % 3) {
+        case 0:
+          r = RunClosed("soak Sign", token_t, flags.inflight, secs);
+          break;
+        case 1:
+          r = RunStreams("soak SignStream", stub.get(), token_sign, flags.streams, flags.window, secs);
+          break;
+        default:
+          refresh_verify();
+          r = RunClosed("soak Verify", verify_target, flags.inflight, secs);
+          break;
+      }
+      std::printf("soak %3d s  %-10s %7.0f /s  err=%llu  RSS %ld KiB\n",
+                  static_cast<int>(flags.soak_seconds - (soak_end - NowNs()) / 1'000'000'000),
+                  chunk % 3 == 0 ? "Sign" : chunk % 3 == 1 ? "SignStream" : "Verify", r.rate(),
+                  static_cast<unsigned long long>(r.errors()), RssKb(g_shakend));
+      std::fflush(stdout);
+    }
+  }
+  rss_end = RssKb(g_shakend);
+
+  const std::string load_after = ReadAll("/proc/loadavg");
+  StopChild(&g_shakend, SIGTERM);
+  channel.reset();
+
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  auto growth = [](long from, long to) { return from > 0 ? 100.0 * (to - from) / from : 0.0; };
+  std::printf("rss: idle %ld KiB, start of load %ld KiB, end %ld KiB (%+.1f %%)\n", rss_idle,
+              rss_start, rss_end, growth(rss_start, rss_end));
+  if (flags.soak) {
+    std::printf("rss: soak of %d s from %ld KiB to %ld KiB (%+.1f %%)\n", flags.soak_seconds,
+                rss_soak_start, rss_end, growth(rss_soak_start, rss_end));
+  }
+  std::printf("soft: shakend file key %.0f /s p99 %.3f ms; secsipidx %.0f /s p99 %.3f ms\n",
+              soft.rate(), soft.PercentileMs(99), peer.rate(), peer.PercentileMs(99));
+  std::printf("load average at the end: %s", load_after.c_str());
+  const uint64_t errors = unary.errors() + stream.errors() + verify.errors() + paced.errors() +
+                          soft.errors() + peer.errors();
+  if (errors > 0) std::printf("load_bench: %llu failed calls (see above)\n",
+                              static_cast<unsigned long long>(errors));
+  std::printf("rss_growth_pct=%.1f\n",
+              flags.soak ? growth(rss_soak_start, rss_end) : growth(rss_start, rss_end));
+  std::printf(
+      "load_bench: sign_vs_pool=%.2f stream_vs_pool=%.2f verify_vs_inproc=%.2f sign_p99_ms=%.2f "
+      "soft_vs_secsipidx=%.2f\n",
+      ratio(unary.rate(), pool_rate), ratio(stream.rate(), pool_rate),
+      ratio(verify.rate(), verify_rate), paced.PercentileMs(99), ratio(soft.rate(), peer.rate()));
+  std::fflush(stdout);
+
+  pool.reset();
+  certs.reset();
+  env.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(token.dir(), ec);
+  // SoftHSM2 crashes when de-initialised from exit handlers: leave without running them.
+  _exit(0);
+}
