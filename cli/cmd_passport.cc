@@ -344,7 +344,7 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
       ->required()
       ->check(CLI::IsMember({"A", "B", "C"}));
   create->add_option("--orig", c->orig, "calling TN")->required();
-  create->add_option("--dest", c->dest, "called TN (repeatable)")->required();
+  create->add_option("--dest", c->dest, "called TN (repeatable)")->allow_extra_args(false)->required();
   create->add_option("--origid", c->origid, "origination identifier UUID (default: a new one)");
   create->add_option("--iat", c->iat, "issued-at Unix time (default: now; given: no skew check)");
   create->add_option("--print", c->print, "what to print")
@@ -371,7 +371,7 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   verify->add_option("--cert", v->cert, "use this PEM chain (leaf first) instead of fetching x5u");
   verify->add_option("--ca-file", v->ca_file, "STI trust anchors (PEM bundle)");
   verify->add_option("--ca-dir", v->ca_dir, "STI trust anchors (hashed directory, see ca-dir)");
-  verify->add_option("--crl", v->crls, "CRL file (PEM/DER), repeatable");
+  verify->add_option("--crl", v->crls, "CRL file (PEM/DER), repeatable")->allow_extra_args(false);
   verify->add_flag("--strict", v->strict, "enforce the ATIS-1000080 v005 profile strictly");
   verify->add_flag("--no-path-check", v->no_path_check,
                    "skip chain validation: only the signature with the certificate's key");
@@ -385,7 +385,7 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   verify->add_option("--iat-window", v->iat_window, "accepted |now - iat|, seconds")
       ->capture_default_str();
   verify->add_option("--from", v->from, "calling TN to match orig.tn");
-  verify->add_option("--to", v->to, "called TN(s) to match dest.tn");
+  verify->add_option("--to", v->to, "called TN(s) to match dest.tn")->allow_extra_args(false);
   verify->add_option("--at", v->at, "verify at this Unix time (test vectors)");
   verify->add_flag("--json", v->json, "print JSON");
   verify->footer(std::string(kVerifyExitCodes) +

@@ -939,7 +939,7 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
   AddValidityFlags(c_inter, &inter->validity, 3650);
   c_inter->add_option("--path-len", inter->path_len, "pathLenConstraint (-1: none)")
       ->capture_default_str();
-  c_inter->add_option("--policy", inter->policies, "certificate policy OIDs")
+  c_inter->add_option("--policy", inter->policies, "certificate policy OIDs")->allow_extra_args(false)
       ->capture_default_str();
   c_inter->add_option("--crl-url", inter->crl_url, "CRL distribution point URL");
   c_inter->add_flag("--no-crl-sign", inter->no_crl_sign, "KeyUsage keyCertSign only");
@@ -964,7 +964,7 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
   c_issue->add_option("--crl-issuer", issue->crl_issuer,
                       "cRLIssuer DN (default: the issuing CA's subject)");
   c_issue->add_flag("--no-crl-issuer", issue->no_crl_issuer, "omit cRLIssuer");
-  c_issue->add_option("--policy", issue->policies, "certificate policy OIDs")
+  c_issue->add_option("--policy", issue->policies, "certificate policy OIDs")->allow_extra_args(false)
       ->capture_default_str();
   c_issue->add_flag("--allow-delegate", issue->allow_delegate,
                     "accept TN / TN-range entries (delegate certificate) instead of one SPC");
@@ -1001,8 +1001,8 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
   CLI::App* c_crl = ca->add_subcommand("crl", "Issue a CRL revoking the given serials");
   c_crl->add_option("--ca-cert", crl->ca_cert, "CA certificate (PEM)")->required();
   c_crl->add_option("--ca-key", crl->ca_key, "CA key: pkcs11: URI or PEM file")->required();
-  c_crl->add_option("--revoke", crl->serials, "serial to revoke (hex), repeatable");
-  c_crl->add_option("--revoke-cert", crl->revoke_certs, "certificate to revoke, repeatable");
+  c_crl->add_option("--revoke", crl->serials, "serial to revoke (hex), repeatable")->allow_extra_args(false);
+  c_crl->add_option("--revoke-cert", crl->revoke_certs, "certificate to revoke, repeatable")->allow_extra_args(false);
   c_crl->add_option("--days", crl->days, "nextUpdate in days")->capture_default_str()->check(
       CLI::Range(int64_t{1}, int64_t{3650}));
   c_crl->add_option("--this-update", crl->this_update, "thisUpdate as a Unix time (default now)");
@@ -1032,8 +1032,8 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
       "subject C / O / CN \"SHAKEN <SPC>\"");
   c_create->add_option("--key", cc->key, "SP key: pkcs11: URI or PEM file")->required();
   c_create->add_option("--spc", cc->tn.spc, "Service Provider Code (OCN), digits/upper-case");
-  c_create->add_option("--tn", cc->tn.tns, "delegate: a single TN entry, repeatable");
-  c_create->add_option("--tn-range", cc->tn.ranges, "delegate: START:COUNT, repeatable");
+  c_create->add_option("--tn", cc->tn.tns, "delegate: a single TN entry, repeatable")->allow_extra_args(false);
+  c_create->add_option("--tn-range", cc->tn.ranges, "delegate: START:COUNT, repeatable")->allow_extra_args(false);
   AddSubjectFlags(c_create, &cc->subject);
   AddOutFlags(c_create, &cc->out, "CSR file (PEM)");
   AddTokenFlags(c_create, &cc->token);
