@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,7 @@ struct Flags {
   int inproc_seconds = 4;
   bool soak = false;
   int soak_seconds = 300;
+  std::string shakend = SHAKEND_BINARY;
 };
 
 // --- process bookkeeping --------------------------------------------------------------------
@@ -186,6 +188,28 @@ long RssKb(pid_t pid) {
   return 0;
 }
 
+// CPU time (user + system) of process `pid` so far, in ns (clock-tick resolution).
+int64_t ProcCpuNs(pid_t pid) {
+  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  size_t p = stat.rfind(')');
+  if (p == std::string::npos) return 0;
+  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+  const char* c = stat.c_str() + p + 2;
+  long long utime = 0, stime = 0;
+  if (std::sscanf(c, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) != 2) {
+    return 0;
+  }
+  return (utime + stime) * (1'000'000'000 / sysconf(_SC_CLK_TCK));
+}
+
+// CPU time of this process so far, in ns.
+int64_t SelfCpuNs() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto ns = [](const timeval& t) { return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1000LL; };
+  return ns(ru.ru_utime) + ns(ru.ru_stime);
+}
+
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -197,20 +221,32 @@ std::chrono::system_clock::time_point WallAt(int64_t ns) {
   return std::chrono::system_clock::now() + std::chrono::nanoseconds(ns - NowNs());
 }
 
-// --- Recorder: one phase's per-call latencies and throughput -----------------------------------
+pid_t g_server_pid = -1;  // whose CPU a Recorder charges as "server" (shakend, then secsipidx)
+
+// --- Recorder: one phase's per-call latencies, throughput and CPU cost -------------------------
 
 class Recorder {
  public:
-  explicit Recorder(std::string name) : name_(std::move(name)) { lat_.reserve(1 << 16); }
+  explicit Recorder(std::string name)
+      : name_(std::move(name)),
+        server_cpu0_(g_server_pid > 0 ? ProcCpuNs(g_server_pid) : 0),
+        client_cpu0_(SelfCpuNs()) {
+    lat_.reserve(1 << 16);
+  }
   void Add(int64_t ns) { lat_.push_back(ns); }
   void Error(const std::string& what) {
     if (errors_++ == 0) first_error_ = what;
   }
   // Completions inside the measured window, over its length.
+  // Also closes the CPU accounting (server: g_server_pid; client: this process).
   void SetWindow(uint64_t completed, int64_t window_ns) {
     completed_ = completed;
     window_ns_ = window_ns;
+    if (g_server_pid > 0) server_cpu_ = ProcCpuNs(g_server_pid) - server_cpu0_;
+    client_cpu_ = SelfCpuNs() - client_cpu0_;
   }
+  double ServerCpuUs() const { return lat_.empty() ? 0 : server_cpu_ / 1e3 / lat_.size(); }
+  double ClientCpuUs() const { return lat_.empty() ? 0 : client_cpu_ / 1e3 / lat_.size(); }
   double rate() const { return window_ns_ > 0 ? completed_ * 1e9 / window_ns_ : 0.0; }
   uint64_t errors() const { return errors_; }
   double PercentileMs(double p) {
@@ -223,10 +259,11 @@ class Recorder {
     return lat_[std::min(i, lat_.size() - 1)] / 1e6;
   }
   void Print(const std::string& detail) {
-    std::printf("%-26s %9.0f /s  p50 %6.3f  p90 %6.3f  p99 %7.3f  p99.9 %7.3f ms  n=%zu err=%llu  %s\n",
+    std::printf("%-26s %9.0f /s  p50 %6.3f  p90 %6.3f  p99 %7.3f  p99.9 %7.3f ms  n=%zu err=%llu  "
+                "cpu/call server %.0f us client %.0f us  %s\n",
                 name_.c_str(), rate(), PercentileMs(50), PercentileMs(90), PercentileMs(99),
                 PercentileMs(99.9), lat_.size(), static_cast<unsigned long long>(errors_),
-                detail.c_str());
+                ServerCpuUs(), ClientCpuUs(), detail.c_str());
     if (errors_ > 0) std::printf("%-26s first error: %s\n", "", first_error_.c_str());
     std::fflush(stdout);
   }
@@ -239,6 +276,7 @@ class Recorder {
   std::string first_error_;
   uint64_t completed_ = 0;
   int64_t window_ns_ = 0;
+  int64_t server_cpu0_ = 0, client_cpu0_ = 0, server_cpu_ = 0, client_cpu_ = 0;
 };
 
 // --- gRPC unary load ---------------------------------------------------------------------------
@@ -502,8 +540,11 @@ Recorder RunStreams(const std::string& name, shaken::v1::Shaken::Stub* stub, con
 
 // --- in-process denominators -------------------------------------------------------------------
 
-// `threads` threads call fn() for `seconds`; returns calls per second, or Die()s on an error.
-double RunThreads(int threads, double seconds, const std::function<absl::Status()>& fn) {
+// `threads` threads call fn() for `seconds`; returns calls per second (and this process's CPU
+// time per call in *cpu_us), or Die()s on an error.
+double RunThreads(int threads, double seconds, const std::function<absl::Status()>& fn,
+                  double* cpu_us = nullptr) {
+  const int64_t cpu0 = SelfCpuNs();
   std::atomic<uint64_t> total{0};
   std::atomic<bool> failed{false};
   std::string error;
@@ -530,6 +571,7 @@ double RunThreads(int threads, double seconds, const std::function<absl::Status(
   }
   for (auto& t : ts) t.join();
   if (failed) Die("in-process run failed: " + error);
+  if (cpu_us != nullptr) *cpu_us = total.load() > 0 ? (SelfCpuNs() - cpu0) / 1e3 / total.load() : 0;
   return total.load() * 1e9 / static_cast<double>(NowNs() - t0);
 }
 
@@ -662,6 +704,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.soak = true;
       continue;
     }
+    if (std::strncmp(a, "--shakend=", 10) == 0) {
+      f.shakend = a + 10;
+      continue;
+    }
     struct {
       const char* name;
       int* field;
@@ -680,7 +726,7 @@ Flags ParseFlags(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: load_bench [--seconds=8] [--inflight=16] [--streams=4] [--window=8]\n"
                    "                  [--pool=2xcores] [--soft-inflight=8] [--inproc-seconds=4]\n"
-                   "                  [--soak] [--soak-seconds=300]\n");
+                   "                  [--soak] [--soak-seconds=300] [--shakend=PATH]\n");
       std::exit(2);
     }
   }
@@ -717,8 +763,8 @@ int main(int argc, char** argv) {
   const std::string config = dir + "/load.yaml";
   std::ofstream(config) << yaml;
   const std::string shakend_log = dir + "/shakend.log";
-  g_shakend = Spawn({SHAKEND_BINARY, "--config", config}, shakend_log, shakend_log);
-  if (g_shakend <= 0) Die("cannot start " SHAKEND_BINARY);
+  g_shakend = Spawn({flags.shakend, "--config", config}, shakend_log, shakend_log);
+  if (g_shakend <= 0) Die("cannot start " + flags.shakend);
   const std::string health_target = absl::StrCat("127.0.0.1:", health);
   bool ready = false;
   for (int i = 0; i < 600 && !ready; ++i) {  // 30 s
@@ -732,6 +778,7 @@ int main(int argc, char** argv) {
   }
   if (!ready) Die("shakend is not SERVING after 30 s:\n" + ReadAll(shakend_log));
   const long rss_idle = RssKb(g_shakend);
+  g_server_pid = g_shakend;
 
   auto channel = MakeChannel(*env, absl::StrCat("127.0.0.1:", api));
   auto stub = shaken::v1::Shaken::NewStub(channel);
@@ -754,9 +801,10 @@ int main(int argc, char** argv) {
   const stir::Sha256Digest digest = stir::Sha256("load_bench: a PASSporT header.claims");
   auto pool_sign = [&]() -> absl::Status { return pool->SignDigest(digest).status(); };
   RunThreads(2, 0.5, pool_sign);  // warm-up
-  const double pool_rate = RunThreads(2, flags.inproc_seconds, pool_sign);
-  std::printf("%-26s %9.0f /s  (hsm::KeyPool::SignDigest, 2 threads)\n", "inproc pool sign",
-              pool_rate);
+  double pool_cpu = 0, verify_cpu = 0;
+  const double pool_rate = RunThreads(2, flags.inproc_seconds, pool_sign, &pool_cpu);
+  std::printf("%-26s %9.0f /s  cpu/call %.0f us  (hsm::KeyPool::SignDigest, 2 threads)\n",
+              "inproc pool sign", pool_rate, pool_cpu);
 
   stir::X5uFetcherOptions fo;
   fo.tls_ca_file = env->TlsCaFile();
@@ -780,9 +828,9 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   };
   RunThreads(2, 0.5, inproc_verify);  // warm-up: one x5u fetch, one chain validation
-  const double verify_rate = RunThreads(2, flags.inproc_seconds, inproc_verify);
-  std::printf("%-26s %9.0f /s  (stir::Verifier, warm x5u cache, 2 threads)\n",
-              "inproc stir verify", verify_rate);
+  const double verify_rate = RunThreads(2, flags.inproc_seconds, inproc_verify, &verify_cpu);
+  std::printf("%-26s %9.0f /s  cpu/call %.0f us  (stir::Verifier, warm x5u cache, 2 threads)\n",
+              "inproc stir verify", verify_rate, verify_cpu);
   std::fflush(stdout);
 
   // --- gRPC load ---
@@ -868,9 +916,11 @@ int main(int argc, char** argv) {
   const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
                                         "\r\nContent-Type: text/plain\r\nContent-Length: ",
                                         body.size(), "\r\n\r\n", body);
+  g_server_pid = g_secsipidx;
   RunHttp("warm-up", sport, http, flags.soft_inflight, 1.0);
   Recorder peer = RunHttp("secsipidx sign-csv", sport, http, flags.soft_inflight, T);
   peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
+  g_server_pid = g_shakend;
   StopChild(&g_secsipidx, SIGTERM);
 
   // --- soak: mixed load, RSS every chunk ---
