@@ -72,10 +72,11 @@ std::string_view LintStatusName(LintStatus s) {
 CertRole RoleOf(const X509* cert) {
   X509* c = const_cast<X509*>(cert);
   if (X509_check_ca(c) == 0) return CertRole::kEndEntity;
-  const bool self_signed =
-      X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0 &&
-      X509_check_issued(c, c) == X509_V_OK;
-  return self_signed ? CertRole::kRoot : CertRole::kIntermediate;
+  // Self-issued (issuer name = subject name) covers both the self-signed root and the rollover
+  // certificates of `ca self-issue`, which follow the root profile.
+  const bool self_issued =
+      X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) == 0;
+  return self_issued ? CertRole::kRoot : CertRole::kIntermediate;
 }
 
 bool HasFailure(const std::vector<LintRow>& rows) {

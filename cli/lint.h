@@ -17,8 +17,8 @@ namespace shaken::cli {
 enum class CertRole { kEndEntity, kIntermediate, kRoot };
 std::string_view CertRoleName(CertRole role);  // "end-entity", "intermediate", "root"
 
-// RoleOf guesses the role: BasicConstraints CA:TRUE and self-signed -> root, CA:TRUE ->
-// intermediate, otherwise end-entity.
+// RoleOf guesses the role: BasicConstraints CA:TRUE and self-issued (issuer name = subject
+// name: a root, or a rollover certificate) -> root, CA:TRUE -> intermediate, else end-entity.
 CertRole RoleOf(const X509* cert);
 
 enum class LintStatus { kPass, kFail, kWarn, kInfo };
