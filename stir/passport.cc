@@ -81,6 +81,18 @@ absl::Status CheckShakenClaims(const PassportClaims& c) {
   if (!IsUuid(*c.origid)) {
     return ReasonError(Reason::kOrigidInvalid, "origid is not a UUID (RFC 8588 §5)");
   }
+  // RFC 8224 §8.3 (ID-6): the signer canonicalizes before signing, so a signed TN is digits,
+  // '#' and '*' only. A '+' or a separator means the signer did not, and is refused rather than
+  // silently repaired.
+  if (!IsCanonicalTn(*c.orig_tn)) {
+    return ClaimInvalid("claim orig.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
+  }
+  for (const std::string& tn : c.dest_tns) {
+    if (!IsCanonicalTn(tn)) {
+      return ClaimInvalid(
+          "claim dest.tn holds a non-canonical TN (RFC 8224 §8.3: digits, # and * only)");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -216,6 +216,9 @@ TEST(ExtractClaimsTest, EveryRejection) {
       {"attest a", [](Json& j) { j["attest"] = "a"; }, Reason::kAttestInvalid},
       {"attest number", [](Json& j) { j["attest"] = 1; }, Reason::kClaimInvalid},
       {"origid not uuid", [](Json& j) { j["origid"] = "call-1"; }, Reason::kOrigidInvalid},
+      {"orig tn with +", [](Json& j) { j["orig"]["tn"] = "+12155550121"; }, Reason::kClaimInvalid},
+      {"dest tn with -", [](Json& j) { j["dest"]["tn"] = {"1-215-555-0131"}; },
+       Reason::kClaimInvalid},
   };
   for (const Case& c : cases) {
     Json p = Json::parse(kPayload);

@@ -143,29 +143,15 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
     return v;
   }
 
-  // 10. orig and dest against the call (P3: canonical forms on both sides).
-  absl::StatusOr<std::string> orig = CanonicalizeTn(*claims->orig_tn);
-  if (!orig.ok()) {
-    v.SetReason(Reason::kClaimInvalid, absl::StrCat("orig.tn: ", orig.status().message()));
-    return v;
-  }
-  if (!from_tn.empty() && *orig != from_tn) {
+  // 10. orig and dest against the call. The claims are canonical (ExtractClaims checked), the
+  // call's numbers were canonicalized by Verify (P3: '+' and separators on the SIP side).
+  if (!from_tn.empty() && *claims->orig_tn != from_tn) {
     v.SetReason(Reason::kOrigMismatch,
-                absl::StrCat("orig.tn ", Truncated(*orig, 32), " does not match the caller ",
-                             Truncated(from_tn, 32)));
+                absl::StrCat("orig.tn ", Truncated(*claims->orig_tn, 32),
+                             " does not match the caller ", Truncated(from_tn, 32)));
     return v;
   }
-  std::vector<std::string> dest;
-  dest.reserve(claims->dest_tns.size());
-  for (const std::string& tn : claims->dest_tns) {
-    absl::StatusOr<std::string> c = CanonicalizeTn(tn);
-    if (!c.ok()) {
-      v.SetReason(Reason::kClaimInvalid, absl::StrCat("dest.tn: ", c.status().message()));
-      return v;
-    }
-    dest.push_back(*std::move(c));
-  }
-  if (!to_tns.empty() && !SameTnSet(dest, to_tns)) {
+  if (!to_tns.empty() && !SameTnSet(claims->dest_tns, to_tns)) {
     v.SetReason(Reason::kDestMismatch, "dest.tn does not match the called number(s)");
     return v;
   }
