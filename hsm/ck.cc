@@ -170,6 +170,10 @@ bool IsRecoverable(CK_RV rv) {
     case CKR_DEVICE_ERROR:
     case CKR_OBJECT_HANDLE_INVALID:
     case CKR_KEY_HANDLE_INVALID:
+    // A key that signed before cannot lose CKA_SIGN under a running pool by any legitimate path;
+    // SoftHSM2 2.6.1 answers C_SignInit with this when the token's object store vanishes under
+    // the session. Treated as a lost key handle: drop, reopen (which re-checks CKA_SIGN), retry.
+    case CKR_KEY_FUNCTION_NOT_PERMITTED:
       return true;
     default:
       return false;

@@ -32,7 +32,8 @@ absl::string_view CkrName(CK_RV rv);
 absl::StatusCode CkrToCode(CK_RV rv);
 
 // IsRecoverable tells whether `rv` means the session (or the key handle cached for it) is lost,
-// but a new session may work: the list of issue 3 §3. A pool drops the session and reconnects.
+// but a new session may work: the list of issue 3 §3, plus CKR_KEY_FUNCTION_NOT_PERMITTED (what
+// SoftHSM2 says when the token vanishes mid-signature). A pool drops the session and reconnects.
 bool IsRecoverable(CK_RV rv);
 
 // CkError builds the status for a failed call: "<call>: <CKR name> (0x..) [<where>]". The CK_RV

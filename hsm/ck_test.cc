@@ -26,7 +26,8 @@ TEST(CkTest, MapsCodesAndNamesTheCall) {
 TEST(CkTest, RecoverableListIsIssue3) {
   for (CK_RV rv : {CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED,
                    CKR_TOKEN_NOT_PRESENT, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_ERROR,
-                   CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID}) {
+                   CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID,
+                   CKR_KEY_FUNCTION_NOT_PERMITTED}) {
     EXPECT_TRUE(IsRecoverable(rv)) << CkrName(rv);
   }
   EXPECT_FALSE(IsRecoverable(CKR_PIN_INCORRECT));

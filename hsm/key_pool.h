@@ -90,7 +90,8 @@ struct KeyPoolStats {
 //
 // Faults (issue 3 §3): when a signature fails with CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
 // CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_ERROR,
-// CKR_OBJECT_HANDLE_INVALID or CKR_KEY_HANDLE_INVALID, the session is dropped (never reused: its
+// CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID or CKR_KEY_FUNCTION_NOT_PERMITTED (SoftHSM2's
+// answer when the token vanishes mid-signature), the session is dropped (never reused: its
 // state is unknown) and the request retries once on a freshly opened session (login and key lookup
 // again, key copied again); if that fails it returns UNAVAILABLE and the background thread
 // reconnects with backoff while further requests fail fast. A session-level loss also drops every
