@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "conformance/process.h"
+#include "tests/testing/subprocess.h"
 #include "conformance/recipe.h"
 #include "hsm/key_pool.h"
 #include "hsm/secret.h"
@@ -127,13 +127,13 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
     }
     const Leaf& leaf = token ? token_leaf : file_leaf;
     const std::string& x5u = token ? env.token_x5u() : env.file_x5u();
-    ProcessResult pc = RunProcess({deps.secsipidx, "-check", "-identity", sp->identity, "-expire",
+    testing::RunResult pc = testing::RunCommand({deps.secsipidx, "-check", "-identity", sp->identity, "-expire",
                                    "60", "-p", leaf.leaf_file});
-    Count(&by_cert, pc.exit_code == 0, absl::StrCat(label, ": ", Trim(pc.output)));
-    ProcessResult px = RunProcess({deps.secsipidx, "-check", "-identity", sp->identity, "-expire",
+    Count(&by_cert, pc.exit_code == 0, absl::StrCat(label, ": ", Trim(pc.output())));
+    testing::RunResult px = testing::RunCommand({deps.secsipidx, "-check", "-identity", sp->identity, "-expire",
                                    "60", "-p", x5u, "-timeout", "5"},
-                                  {{"SSL_CERT_FILE", tls_ca}});
-    Count(&by_x5u, px.exit_code == 0, absl::StrCat(label, ": ", Trim(px.output)));
+                                  {.env = {{"SSL_CERT_FILE", tls_ca}}});
+    Count(&by_x5u, px.exit_code == 0, absl::StrCat(label, ": ", Trim(px.output())));
 
     const size_t dot = sp->jws.rfind('.');
     const std::string input = sp->jws.substr(0, dot);
@@ -144,10 +144,10 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
       absl::StatusOr<std::string> der = RawToDer(*sig);
       std::string in_file = dir.Write(absl::StrCat("sig-input-", i), input);
       std::string sig_file = dir.Write(absl::StrCat("sig-", i, ".der"), der.ok() ? *der : "");
-      ProcessResult po = RunProcess({deps.openssl, "dgst", "-sha256", "-verify", leaf.pubkey_file,
+      testing::RunResult po = testing::RunCommand({deps.openssl, "dgst", "-sha256", "-verify", leaf.pubkey_file,
                                      "-signature", sig_file, in_file});
-      Count(&by_cli, po.exit_code == 0 && absl::StrContains(po.output, "Verified OK"),
-            absl::StrCat(label, ": ", Trim(po.output)));
+      Count(&by_cli, po.exit_code == 0 && absl::StrContains(po.output(), "Verified OK"),
+            absl::StrCat(label, ": ", Trim(po.output())));
     }
   }
 
@@ -173,10 +173,10 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
     const std::string orig = absl::StrCat(12155571000 + i);
     const std::string dest = absl::StrCat(12155582000 + i);
     const std::string attest(1, "ABC"[i % 3]);
-    ProcessResult ps = RunProcess({deps.secsipidx, "-sign-full", "-orig-tn", orig, "-dest-tn",
+    testing::RunResult ps = testing::RunCommand({deps.secsipidx, "-sign-full", "-orig-tn", orig, "-dest-tn",
                                    dest, "-attest", attest, "-x5u", env.file_x5u(), "-k",
                                    file_key});
-    const std::string identity = Trim(ps.output);
+    const std::string identity = Trim(ps.out);
     const std::string label = absl::StrCat("secsipidx #", i);
     if (ps.exit_code != 0 || identity.find(";info=") == std::string::npos) {
       Count(&to_stir, false, absl::StrCat(label, ": signing failed: ", identity));
@@ -203,15 +203,15 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
                      "openssl verify -CAfile <STI root> -untrusted <intermediate> <leaf>: token "
                      "and file leaves accepted, a leaf of an untrusted PKI refused"};
   for (const Leaf* leaf : {&token_leaf, &file_leaf}) {
-    ProcessResult pv = RunProcess({deps.openssl, "verify", "-CAfile", root, "-untrusted",
+    testing::RunResult pv = testing::RunCommand({deps.openssl, "verify", "-CAfile", root, "-untrusted",
                                    leaf->intermediate_file, leaf->leaf_file});
-    Count(&certs, pv.exit_code == 0, Trim(pv.output));
+    Count(&certs, pv.exit_code == 0, Trim(pv.output()));
   }
   ASSIGN_OR_RETURN(testing::TestCert rogue, deps.untrusted_pki->IssueLeaf());
   std::string rogue_leaf = dir.Write("rogue-leaf.pem", rogue.cert_pem);
   std::string rogue_inter = dir.Write("rogue-intermediate.pem",
                                       deps.untrusted_pki->intermediate().cert_pem);
-  ProcessResult pr = RunProcess({deps.openssl, "verify", "-CAfile", root, "-untrusted", rogue_inter,
+  testing::RunResult pr = testing::RunCommand({deps.openssl, "verify", "-CAfile", root, "-untrusted", rogue_inter,
                                  rogue_leaf});
   Count(&certs, pr.started && pr.exit_code != 0, "untrusted leaf accepted by openssl verify");
 

@@ -25,7 +25,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "conformance/interop.h"
-#include "conformance/process.h"
+#include "tests/testing/subprocess.h"
 #include "conformance/recipe.h"
 #include "conformance/runner.h"
 #include "stir/absl_compat.h"
@@ -637,11 +637,11 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
   out->peer_note = PeerNa(c, identities, out->stir);
   if (out->peer_note.empty()) {
     std::string cert_file = h->dir->Write(absl::StrCat("leaf-", out->id, ".pem"), leaf->cert_pem);
-    ProcessResult pr = RunProcess({h->args.secsipidx, "-check", "-identity", identities[0],
+    testing::RunResult pr = testing::RunCommand({h->args.secsipidx, "-check", "-identity", identities[0],
                                    "-expire", "60", "-p", cert_file},
-                                  {}, absl::Seconds(10));
+                                  {.timeout = absl::Seconds(10)});
     out->peer = pr.exit_code == 0 ? "accepted" : "rejected";
-    std::string o = absl::StrReplaceAll(pr.output, {{"\n", " "}});
+    std::string o = absl::StrReplaceAll(pr.output(), {{"\n", " "}});
     out->peer_note = o.substr(0, 160);
   }
   return absl::OkStatus();

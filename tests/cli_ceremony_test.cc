@@ -180,7 +180,7 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   EXPECT_THAT(revoked.out + revoked.err, HasSubstr("revoked"));
 
   // 4. The x5u on loopback HTTPS.
-  const std::string chain = Slurp(P("sp.pem")) + Slurp(P("ica.pem"));
+  const std::string chain = ReadFileOrEmpty(P("sp.pem")) + ReadFileOrEmpty(P("ica.pem"));
   dir_.Write("chain.pem", chain);
   ASSERT_OK_AND_ASSIGN(TlsServerPki tls, TlsServerPki::Create(absl::Now()));
   const std::string tls_ca = dir_.Write("tls-ca.pem", tls.ca.cert_pem);

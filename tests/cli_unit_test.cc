@@ -23,7 +23,7 @@ namespace {
 
 using ::shaken::testing::FileExists;
 using ::shaken::testing::Shakenctl;
-using ::shaken::testing::Slurp;
+using ::shaken::testing::ReadFileOrEmpty;
 using ::shaken::testing::StatusIs;
 using ::shaken::testing::TempDir;
 using ::testing::HasSubstr;
@@ -65,9 +65,9 @@ TEST(AtomicFileTest, NeverOverwritesWithoutForceAndKeysArePrivate) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_THAT(WriteFileAtomic(path, "two", {}),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("--force")));
-  EXPECT_EQ(Slurp(path), "one");
+  EXPECT_EQ(ReadFileOrEmpty(path), "one");
   ASSERT_OK(WriteFileAtomic(path, "three", {.force = true}));
-  EXPECT_EQ(Slurp(path), "three");
+  EXPECT_EQ(ReadFileOrEmpty(path), "three");
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
   EXPECT_THAT(WriteFileAtomic(dir.path() + "/no/such/dir/x", "x", {}),
@@ -158,11 +158,11 @@ TEST(ShakenctlTest, FileKeyCeremonyAndBadInput) {
   ASSERT_EQ(::stat((d + "/root.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // Existing output without --force: refused, file unchanged.
-  const std::string before = Slurp(d + "/root.key");
+  const std::string before = ReadFileOrEmpty(d + "/root.key");
   auto again = Shakenctl({"key", "generate", "--key", d + "/root.key"});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
-  EXPECT_EQ(Slurp(d + "/root.key"), before);
+  EXPECT_EQ(ReadFileOrEmpty(d + "/root.key"), before);
 
   ASSERT_EQ(Shakenctl({"ca", "init", "--key", d + "/root.key", "--cn", "Unit STI ROOT", "-o",
                        d + "/root.pem"})

@@ -1,12 +1,6 @@
 // The shakend binary as an operator runs it: --check-config exit codes, start-up refusal with a
 // message naming the profile, and SIGTERM draining an in-flight call before exiting 0.
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -21,8 +15,7 @@
 #include "stir/passport.h"
 #include "tests/daemon_fixture.h"
 #include "tests/testing/status_matchers.h"
-
-extern char** environ;
+#include "tests/testing/subprocess.h"
 
 namespace shaken::testing {
 namespace {
@@ -33,59 +26,6 @@ constexpr char kOrig[] = "12155550121";
 constexpr char kDest[] = "12155550131";
 
 std::string Shakend() { return SHAKEND_BINARY; }
-
-// FreePort returns a port that was free a moment ago on 127.0.0.1.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-struct Child {
-  pid_t pid = -1;
-  std::string log;  // file with its stderr
-};
-
-Child Spawn(const std::vector<std::string>& args, const std::string& log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  Child c;
-  c.log = log;
-  posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return c;
-}
-
-// WaitExit waits at most `timeout` for the child; returns its exit status, or -1 (then kills it).
-int WaitExit(pid_t pid, absl::Duration timeout) {
-  const absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return -1;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 class ShakendProcessTest : public ::testing::Test {
  protected:
@@ -123,25 +63,25 @@ drain_grace: )", absl::FormatDuration(grace), "\n");
 };
 
 TEST_F(ShakendProcessTest, CheckConfigExitCodes) {
-  std::string good = Write("good.yaml", Config(FreePort(), FreePort(), absl::Seconds(5)));
-  Child c = Spawn({Shakend(), "--check-config", good}, env_->dir() + "/check.log");
-  EXPECT_EQ(WaitExit(c.pid, absl::Seconds(20)), 0) << ReadAll(c.log);
-  EXPECT_THAT(ReadAll(c.log), HasSubstr("configuration is valid"));
+  std::string good = Write("good.yaml", Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)));
+  RunResult r = RunCommand({Shakend(), "--check-config", good}, {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 0) << r.output();
+  EXPECT_THAT(r.out, HasSubstr("configuration is valid"));
 
   std::string bad = Write("bad.yaml", Config(1, 2, absl::Seconds(5)) + "colour: blue\n");
-  c = Spawn({Shakend(), "--check-config", bad}, env_->dir() + "/check2.log");
-  EXPECT_EQ(WaitExit(c.pid, absl::Seconds(20)), 1);
-  EXPECT_THAT(ReadAll(c.log), HasSubstr("colour is not a known setting"));
+  r = RunCommand({Shakend(), "--check-config", bad}, {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("colour is not a known setting"));
 }
 
 TEST_F(ShakendProcessTest, RefusesToStartWhenTheKeyDoesNotMatchTheCertificate) {
   // The token profile's chain with the file key: the self-check must catch it.
-  std::string cfg = absl::StrReplaceAll(Config(FreePort(), FreePort(), absl::Seconds(5)),
+  std::string cfg = absl::StrReplaceAll(Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)),
                                         {{env_->FileChainPath(), env_->dir() + "/token-chain.pem"}});
   std::string path = Write("mismatch.yaml", cfg);
-  Child c = Spawn({Shakend(), "--config", path}, env_->dir() + "/mismatch.log");
-  EXPECT_EQ(WaitExit(c.pid, absl::Seconds(30)), 1);
-  std::string log = ReadAll(c.log);
+  RunResult r = RunCommand({Shakend(), "--config", path}, {.timeout = absl::Seconds(30)});
+  EXPECT_EQ(r.exit_code, 1);
+  std::string log = r.output();
   EXPECT_THAT(log, HasSubstr("profile file"));
   EXPECT_THAT(log, HasSubstr("does not match certificate"));
 }
@@ -149,16 +89,16 @@ TEST_F(ShakendProcessTest, RefusesToStartWhenTheKeyDoesNotMatchTheCertificate) {
 TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   // A Verify whose x5u answers slowly stays in flight across the SIGTERM.
   env_->x5u_server().SetRoute(
-      "/slow.pem", {.body = ReadAll(env_->FileChainPath()), .delay_before = absl::Seconds(2)});
+      "/slow.pem", {.body = ReadFileOrEmpty(env_->FileChainPath()), .delay_before = absl::Seconds(2)});
   const std::string slow_x5u = env_->x5u_server().Url("/slow.pem");
-  ASSERT_OK_AND_ASSIGN(auto key, stir::MemorySigner::FromPem(ReadAll(env_->FileKeyPath())));
+  ASSERT_OK_AND_ASSIGN(auto key, stir::MemorySigner::FromPem(ReadFileOrEmpty(env_->FileKeyPath())));
   stir::SystemClock clock;
   ASSERT_OK_AND_ASSIGN(auto ps, stir::PassportSigner::Create(key.get(), slow_x5u, &clock));
   ASSERT_OK_AND_ASSIGN(auto slow, ps->Sign({.attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 
-  const int api = FreePort(), health = FreePort();
+  const int api = FreeLoopbackPort(), health = FreeLoopbackPort();
   std::string path = Write("run.yaml", Config(api, health, absl::Seconds(8)));
-  Child c = Spawn({Shakend(), "--config", path}, env_->dir() + "/run.log");
+  ASSERT_OK_AND_ASSIGN(Child c, Child::Start({Shakend(), "--config", path}, env_->dir() + "/run.log"));
   // Ready when health answers SERVING.
   const std::string health_target = absl::StrCat("127.0.0.1:", health);
   bool ready = false;
@@ -167,7 +107,7 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
     ready = h.ok() && *h == 1;
     if (!ready) absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_TRUE(ready) << ReadAll(c.log);
+  ASSERT_TRUE(ready) << c.Log();
 
   client::ClientOptions opts = env_->ClientOptionsFor("sbc1.test");
   opts.target = absl::StrCat("127.0.0.1:", api);
@@ -186,7 +126,7 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   }
   ASSERT_EQ(env_->x5u_server().RequestCount("/slow.pem"), 1);
   const absl::Time sigterm = absl::Now();
-  ASSERT_EQ(kill(c.pid, SIGTERM), 0);
+  c.Signal(SIGTERM);
   absl::SleepFor(absl::Milliseconds(300));
   // Draining: health says NOT_SERVING and new calls are refused.
   EXPECT_THAT(HealthStatus(health_target, ""), IsOkAndHolds(2));
@@ -199,9 +139,9 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   ASSERT_OK(in_flight);
   EXPECT_TRUE(in_flight->overall.passed) << in_flight->overall.detail;
   // Then the process exits 0, well before the grace period ends.
-  EXPECT_EQ(WaitExit(c.pid, absl::Seconds(15)), 0) << ReadAll(c.log);
+  EXPECT_EQ(c.Wait(absl::Seconds(15)), 0) << c.Log();
   EXPECT_LT(absl::Now() - sigterm, absl::Seconds(8));
-  std::string log = ReadAll(c.log);
+  std::string log = c.Log();
   EXPECT_THAT(log, HasSubstr("draining"));
   EXPECT_THAT(log, HasSubstr("stopped"));
   // The audit stream recorded the signature, and no secret reached the log.
