@@ -42,6 +42,23 @@ struct Daemon::State {
 
 namespace {
 
+// MeteredFetcher times every x5u fetch into shaken_x5u_fetch_duration_seconds.
+class MeteredFetcher final : public stir::CertificateFetcher {
+ public:
+  MeteredFetcher(std::unique_ptr<stir::CertificateFetcher> inner, Metrics* metrics)
+      : inner_(std::move(inner)), metrics_(metrics) {}
+  stir::FetchResult Fetch(std::string_view url) const override {
+    const absl::Time start = absl::Now();
+    stir::FetchResult r = inner_->Fetch(url);
+    metrics_->RecordFetch(r.reason, absl::Now() - start);
+    return r;
+  }
+
+ private:
+  std::unique_ptr<stir::CertificateFetcher> inner_;
+  Metrics* metrics_;
+};
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ApiCredentials(const Config& c) {
   if (!c.tls.has_value()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions opts;
@@ -88,7 +105,8 @@ absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
   co.default_ttl = v.cache_default_ttl;
   co.max_ttl = v.cache_max_ttl;
   co.negative_ttl = v.cache_negative_ttl;
-  ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(fetcher),
+  auto metered = std::make_shared<MeteredFetcher>(std::move(fetcher), state->metrics.get());
+  ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(metered),
                                                                  state->validator, co));
   stir::VerifierOptions opts;
   opts.iat_window = v.iat_window;
@@ -184,11 +202,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     names.push_back(p.name);
     s.profiles.push_back(std::move(profile));
   }
+  s.metrics = std::make_unique<Metrics>(names);
   if (config.verifier.enabled) {
     ASSIGN_OR_RETURN(s.verifier, BuildVerifier(config, &s));
   }
   s.authorizer = std::make_unique<Authorizer>(config.clients);
-  s.metrics = std::make_unique<Metrics>(names);
   RegisterCollectors(&s, &d->draining_);
 
   ServiceDeps deps;

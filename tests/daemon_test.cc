@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -10,7 +11,9 @@
 #include "shaken/client.h"
 #include "shaken/shaken_client.h"
 #include "shaken/v1/shaken.grpc.pb.h"
+#include "stir/openssl_util.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/status_matchers.h"
 
 namespace shaken::testing {
@@ -309,7 +312,9 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
 }
 
 TEST_F(DaemonTest, PrometheusMetrics) {
-  ASSERT_OK(Client()->Sign(Call()).status());
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call("file", "C")));
+  ASSERT_OK(c->Verify({.identities = {s.identity}, .from_tn = kOrig, .to_tns = {kDest}}).status());
   CURL* curl = curl_easy_init();
   std::string body;
   std::string url = absl::StrCat("http://127.0.0.1:", env_->daemon().metrics_port(), "/metrics");
@@ -319,12 +324,60 @@ TEST_F(DaemonTest, PrometheusMetrics) {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
   ASSERT_EQ(curl_easy_perform(curl), CURLE_OK);
   curl_easy_cleanup(curl);
-  EXPECT_THAT(body, HasSubstr("shaken_rpc_requests_total{code=\"OK\",method=\"Sign\"}"));
-  EXPECT_THAT(body, HasSubstr("shaken_sign_duration_seconds_bucket{profile=\"token\""));
+  EXPECT_THAT(body, HasSubstr("shaken_rpc_requests_total{code=\"OK\",method=\"Sign\"} 1"));
+  EXPECT_THAT(body, HasSubstr("shaken_sign_duration_seconds_bucket{profile=\"file\""));
   EXPECT_THAT(body, HasSubstr("shaken_hsm_sessions{profile=\"token\",state=\"size\"} 2"));
   EXPECT_THAT(body, HasSubstr("shaken_certificate_not_after_seconds{profile=\"file\"}"));
   EXPECT_THAT(body, HasSubstr("shaken_x5u_cache_hits_total"));
+  EXPECT_THAT(body, HasSubstr("shaken_x5u_fetch_duration_seconds_count{result=\"ok\"} 1"));
+  EXPECT_THAT(body, HasSubstr("shaken_verify_verdicts_total{reason=\"passed\"} 1"));
   EXPECT_THAT(body, Not(HasSubstr("12155550121")));  // never a TN in a label
+}
+
+}  // namespace
+}  // namespace shaken::testing
+
+namespace shaken::testing {
+namespace {
+
+TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatchedOne) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create());
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  auto serial_of_file_profile = [&]() -> std::string {
+    auto profiles = c->ListProfiles();
+    if (!profiles.ok()) return "";
+    for (const auto& p : *profiles) {
+      if (p.name == "file") return p.certificate.serial;
+    }
+    return "";
+  };
+  const std::string before = serial_of_file_profile();
+  ASSERT_FALSE(before.empty());
+
+  // A renewal: a new certificate for the same key.
+  ASSERT_OK_AND_ASSIGN(auto key, stir::ReadPrivateKeyPem(ReadFileOrEmpty(env->FileKeyPath())));
+  LeafOptions renewed;
+  renewed.spc = "123A";
+  renewed.common_name = "SHAKEN 123A";
+  renewed.subject_public_key = key.get();
+  ASSERT_OK_AND_ASSIGN(TestCert cert, env->pki().IssueLeaf(renewed));
+  {
+    std::ofstream(env->FileChainPath()) << env->pki().ChainPem(cert);
+  }
+  EXPECT_OK(env->daemon().Reload());
+  const std::string after = serial_of_file_profile();
+  EXPECT_NE(after, before);
+
+  // A certificate for another key is refused; the renewed one stays in force.
+  ASSERT_OK_AND_ASSIGN(TestCert other, env->pki().IssueLeaf({.spc = "123A"}));
+  {
+    std::ofstream(env->FileChainPath()) << env->pki().ChainPem(other);
+  }
+  EXPECT_THAT(env->daemon().Reload(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("does not match certificate")));
+  EXPECT_EQ(serial_of_file_profile(), after);
+  // Signing goes on with the profile in force.
+  EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 }
 
 }  // namespace
