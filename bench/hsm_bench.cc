@@ -15,11 +15,8 @@
 // throwaway token go on softhsm2-util's argv; never do that with a real token.
 #define OPENSSL_SUPPRESS_DEPRECATED  // the ENGINE API: libp11's engine is what carriers deploy
 #include <benchmark/benchmark.h>
-#include <fcntl.h>
 #include <openssl/engine.h>
 #include <openssl/evp.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -31,13 +28,14 @@
 #include <mutex>
 #include <string>
 
+#include "bench/recorder.h"
 #include "hsm/ck.h"
 #include "hsm/key_manager.h"
 #include "hsm/key_pool.h"
 #include "hsm/module.h"
 #include "stir/openssl_util.h"
+#include "tests/testing/softhsm_token.h"
 
-extern char** environ;
 
 namespace {
 
@@ -46,11 +44,9 @@ using namespace shaken;  // NOLINT: a benchmark's main file
 constexpr char kModule[] = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr char kTokenLabel[] = "shaken-bench";
 constexpr char kKeyLabel[] = "bench-key";
-constexpr char kPin[] = "271828";
-constexpr char kSoPin[] = "31415926";
 const std::string kMessage = "shaken bench message: a PASSporT header.claims would be here";
 
-std::string g_dir;
+std::string g_pin;  // the throwaway bench token's user PIN
 std::shared_ptr<hsm::Module> g_module;
 std::string g_key_uri;
 
@@ -59,26 +55,14 @@ void Die(const std::string& what) {
   std::exit(1);
 }
 
+// MakeToken creates the bench's own SoftHSM2 token (tests/testing/softhsm_token.h: a temp dir,
+// its own SOFTHSM2_CONF), before the module is loaded.
+std::unique_ptr<testing::SoftHsmToken> g_token;
 void MakeToken() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "shaken-bench-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp");
-  g_dir = tmpl;
-  std::filesystem::create_directory(g_dir + "/tokens");
-  std::ofstream(g_dir + "/softhsm2.conf") << "directories.tokendir = " << g_dir << "/tokens\n"
-                                          << "objectstore.backend = file\nlog.level = ERROR\n";
-  setenv("SOFTHSM2_CONF", (g_dir + "/softhsm2.conf").c_str(), 1);
-  std::string a0 = "softhsm2-util", a1 = "--init-token", a2 = "--free", a3 = "--label",
-              a4 = kTokenLabel, a5 = "--pin", a6 = kPin, a7 = "--so-pin", a8 = kSoPin;
-  char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(),
-                  a5.data(), a6.data(), a7.data(), a8.data(), nullptr};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv, environ) != 0) Die("cannot run softhsm2-util");
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("softhsm2-util --init-token failed");
+  auto token = testing::SoftHsmToken::Create({kTokenLabel});
+  if (!token.ok()) Die(std::string(token.status().message()));
+  g_token = *std::move(token);
+  g_pin = g_token->pin();
 }
 
 // Loads the module and generates the key, then lets go of every session so that the token is
@@ -89,7 +73,7 @@ void Setup() {
   if (!module.ok()) Die(std::string(module.status().message()));
   g_module = *module;
   auto token_uri = hsm::Pkcs11Uri::Parse(std::string("pkcs11:token=") + kTokenLabel);
-  auto token = g_module->OpenToken(*token_uri, hsm::PinSource::FromValue(kPin));
+  auto token = g_module->OpenToken(*token_uri, hsm::PinSource::FromValue(g_pin));
   if (!token.ok()) Die(std::string(token.status().message()));
   auto key = hsm::GenerateP256Key(**token, {.label = kKeyLabel});
   if (!key.ok()) Die(std::string(key.status().message()));
@@ -97,7 +81,7 @@ void Setup() {
 }
 
 std::shared_ptr<hsm::Token> OpenToken() {
-  auto token = g_module->OpenToken(*hsm::Pkcs11Uri::Parse(g_key_uri), hsm::PinSource::FromValue(kPin));
+  auto token = g_module->OpenToken(*hsm::Pkcs11Uri::Parse(g_key_uri), hsm::PinSource::FromValue(g_pin));
   if (!token.ok()) Die(std::string(token.status().message()));
   return *token;
 }
@@ -129,7 +113,7 @@ bool RawSign(const CK_FUNCTION_LIST* fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k
 void BM_Naive(benchmark::State& state) {
   const CK_FUNCTION_LIST* fl = g_module->functions();
   CK_SLOT_ID slot = hsm::internal::FindSlot(fl, *hsm::Pkcs11Uri::Parse(g_key_uri)).value();
-  std::string pin = kPin;
+  std::string pin = g_pin;
   for (auto _ : state) {
     CK_SESSION_HANDLE s;
     if (fl->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s) != CKR_OK ||
@@ -202,7 +186,7 @@ EVP_PKEY* Libp11Key() {
     ENGINE_load_builtin_engines();
     ENGINE* e = ENGINE_by_id("pkcs11");
     if (e == nullptr) Die("libp11 engine not found (libengine-pkcs11-openssl)");
-    std::string pin = kPin;
+    std::string pin = g_pin;
     if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", kModule, 0) ||
         !ENGINE_ctrl_cmd_string(e, "PIN", pin.c_str(), 0) || !ENGINE_init(e)) {
       Die("libp11 engine init failed");
@@ -232,19 +216,6 @@ void BM_Libp11(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// Records items/s per run name ("pool/threads:2") besides printing as usual.
-class Recorder : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      auto it = r.counters.find("items_per_second");
-      if (it != r.counters.end() && !r.error_occurred) rates[r.benchmark_name()] = it->second.value;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> rates;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,14 +229,11 @@ int main(int argc, char** argv) {
   // has made its session-object copies libp11 could pick one up and measure our optimisation.
   benchmark::RegisterBenchmark("libp11", BM_Libp11)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
   benchmark::RegisterBenchmark("pool", BM_Pool)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
-  Recorder recorder;
+  shaken::bench::Recorder recorder;
   benchmark::RunSpecifiedBenchmarks(&recorder);
 
-  auto rate = [&](const std::string& name) {
-    auto it = recorder.rates.find(name);
-    return it == recorder.rates.end() ? 0.0 : it->second;
-  };
-  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  auto rate = [&](const std::string& name) { return recorder.Rate(name); };
+  auto ratio = shaken::bench::Recorder::Ratio;
   double pool1 = rate("pool/real_time/threads:1"), pool2 = rate("pool/real_time/threads:2");
   double lib1 = ratio(pool1, rate("libp11/real_time/threads:1"));
   double lib2 = ratio(pool2, rate("libp11/real_time/threads:2"));
@@ -275,8 +243,9 @@ int main(int argc, char** argv) {
               ratio(pool1, rate("naive/real_time/threads:1")), std::min(lib1, lib2),
               ratio(pool2, pool1));
   std::fflush(stdout);
+  // Remove the token directory, but without C_Finalize (below).
   std::error_code ec;
-  std::filesystem::remove_all(g_dir, ec);
+  std::filesystem::remove_all(g_token->dir(), ec);
   // SoftHSM2 crashes when de-initialised from exit handlers (and libp11's engine would
   // C_Finalize it there): leave without running them.
   _exit(0);

@@ -15,11 +15,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/time/clock.h"
+#include "bench/recorder.h"
 #include "stir/cert_cache.h"
 #include "stir/cert_validator.h"
 #include "stir/memory_signer.h"
@@ -218,18 +218,6 @@ void BM_SecsipidVerify(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-class Recorder : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      auto it = r.counters.find("items_per_second");
-      if (it != r.counters.end() && !r.error_occurred) rates[r.benchmark_name()] = it->second.value;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> rates;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,13 +231,10 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("raw_verify", BM_RawVerify)->UseRealTime();
   benchmark::RegisterBenchmark("stir_verify", BM_StirVerify)->UseRealTime();
   benchmark::RegisterBenchmark("secsipid_verify", BM_SecsipidVerify)->UseRealTime();
-  Recorder recorder;
+  shaken::bench::Recorder recorder;
   benchmark::RunSpecifiedBenchmarks(&recorder);
-  auto rate = [&](const std::string& name) {
-    auto it = recorder.rates.find(name + "/real_time");
-    return it == recorder.rates.end() ? 0.0 : it->second;
-  };
-  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  auto rate = [&](const std::string& name) { return recorder.Rate(name + "/real_time"); };
+  auto ratio = shaken::bench::Recorder::Ratio;
   std::printf("stir_bench: sign_ratio=%.2f verify_ratio=%.2f sign_vs_secsipid=%.2f "
               "verify_vs_secsipid=%.2f\n",
               ratio(rate("stir_sign"), rate("raw_sign")),
