@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "stir/json.h"
 
 namespace shaken::daemon {
 namespace {
@@ -77,25 +79,68 @@ bool NeedsQuoting(std::string_view v) {
   return false;
 }
 
+// AppendTimestamp appends "2026-11-29T14:00:00.123Z". The calendar part is formatted once per
+// second per thread: an audit record per signature must stay cheap.
+void AppendTimestamp(std::string* out) {
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached;
+  const absl::Time now = absl::Now();
+  const int64_t ms = absl::ToUnixMillis(now);
+  const int64_t second = ms / 1000;
+  if (second != cached_second) {
+    cached = absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
+                              absl::UTCTimeZone());
+    cached_second = second;
+  }
+  out->append(cached);
+  char frac[8];
+  std::snprintf(frac, sizeof(frac), ".%03dZ", static_cast<int>(ms % 1000));
+  out->append(frac);
+}
+
+// AppendQuoted appends `v` as a JSON string (one line, unambiguous whatever it holds).
+void AppendQuoted(std::string_view v, std::string* out) {
+  if (stir::IsValidUtf8(v)) {
+    stir::AppendJsonString(v, out);
+  } else {
+    out->append(nlohmann::json(std::string(v)).dump(-1, ' ', false,
+                                                     nlohmann::json::error_handler_t::replace));
+  }
+}
+
 std::string Format(const State& s, std::string_view level, std::string_view event,
                    std::initializer_list<LogField> fields) {
-  std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  std::string out;
+  out.reserve(160);
   if (s.json) {
-    nlohmann::json j = nlohmann::json::object();
-    j["ts"] = ts;
-    j["level"] = level;
-    j["event"] = event;
-    for (const auto& [k, v] : fields) j[std::string(k)] = v;
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.append("{\"ts\":\"");
+    AppendTimestamp(&out);
+    out.append("\",\"level\":");
+    AppendQuoted(level, &out);
+    out.append(",\"event\":");
+    AppendQuoted(event, &out);
+    for (const auto& [k, v] : fields) {
+      out.push_back(',');
+      AppendQuoted(k, &out);
+      out.push_back(':');
+      AppendQuoted(v, &out);
+    }
+    out.push_back('}');
+    return out;
   }
-  std::string out = absl::StrCat(ts, " ", std::string(level), " ", std::string(event));
+  AppendTimestamp(&out);
+  out.push_back(' ');
+  out.append(level);
+  out.push_back(' ');
+  out.append(event);
   for (const auto& [k, v] : fields) {
-    absl::StrAppend(&out, " ", std::string(k), "=");
+    out.push_back(' ');
+    out.append(k);
+    out.push_back('=');
     if (NeedsQuoting(v)) {
-      // JSON string escaping keeps a hostile value on one line and unambiguous.
-      out += nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      AppendQuoted(v, &out);
     } else {
-      out += v;
+      out.append(v);
     }
   }
   return out;

@@ -95,25 +95,16 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
     verdicts_[r] =
         &verdicts.Add({{"reason", std::string(stir::ReasonName(static_cast<stir::Reason>(r)))}});
   }
-  fetch_latency_family_ = &prometheus::BuildHistogram()
-                               .Name("shaken_x5u_fetch_duration_seconds")
-                               .Help("x5u fetches by outcome (ok or the 436 reason)")
-                               .Register(*registry_);
-  for (size_t r = 0; r < fetch_latency_.size(); ++r) {
-    const auto reason = static_cast<stir::Reason>(r);
-    // Only the outcomes a fetch can have: ok and the 436 reasons.
-    if (reason != stir::Reason::kPassed && stir::ReasonSipCode(reason) != 436) continue;
-    fetch_latency_[r] = &fetch_latency_family_->Add(
-        {{"result", reason == stir::Reason::kPassed ? "ok" : std::string(stir::ReasonName(reason))}},
-        LatencyBuckets());
-  }
+  auto& fetch = prometheus::BuildHistogram()
+                    .Name("shaken_x5u_fetch_duration_seconds")
+                    .Help("x5u fetches by outcome (ok or error; the reasons are in the verdicts)")
+                    .Register(*registry_);
+  fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
+  fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
 }
 
-void Metrics::RecordFetch(stir::Reason result, absl::Duration latency) {
-  size_t r = static_cast<size_t>(result);
-  if (r < fetch_latency_.size() && fetch_latency_[r] != nullptr) {
-    fetch_latency_[r]->Observe(absl::ToDoubleSeconds(latency));
-  }
+void Metrics::RecordFetch(bool ok, absl::Duration latency) {
+  (ok ? fetch_ok_ : fetch_error_)->Observe(absl::ToDoubleSeconds(latency));
 }
 
 void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency) {

@@ -10,7 +10,7 @@
 //   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
 //   shaken_hsm_sessions_opened_total{profile}, shaken_hsm_sessions_dropped_total{profile},
 //   shaken_hsm_open_failures_total{profile}           pool counters (reconnects)
-//   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | the reason)
+//   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | error)
 //   shaken_x5u_cache_{hits,misses,negative_hits,fetches,fetch_errors}_total
 //   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
 //   shaken_certificate_not_after_seconds{profile}     the profile certificate's notAfter
@@ -20,7 +20,6 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/family.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -51,7 +50,7 @@ class Metrics {
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
   void RecordSign(size_t profile_index, absl::Duration latency);
   void RecordVerdict(stir::Reason reason);
-  void RecordFetch(stir::Reason result, absl::Duration latency);
+  void RecordFetch(bool ok, absl::Duration latency);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -67,8 +66,8 @@ class Metrics {
   std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount_)> rpc_latency_;
   std::vector<prometheus::Histogram*> sign_latency_;
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
-  prometheus::Family<prometheus::Histogram>* fetch_latency_family_ = nullptr;
-  std::array<prometheus::Histogram*, static_cast<size_t>(stir::Reason::kCount_)> fetch_latency_{};
+  prometheus::Histogram* fetch_ok_ = nullptr;
+  prometheus::Histogram* fetch_error_ = nullptr;
   std::shared_ptr<prometheus::Collectable> live_;
 };
 

@@ -50,7 +50,7 @@ class MeteredFetcher final : public stir::CertificateFetcher {
   stir::FetchResult Fetch(std::string_view url) const override {
     const absl::Time start = absl::Now();
     stir::FetchResult r = inner_->Fetch(url);
-    metrics_->RecordFetch(r.reason, absl::Now() - start);
+    metrics_->RecordFetch(r.ok(), absl::Now() - start);
     return r;
   }
 
