@@ -65,6 +65,7 @@
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/softhsm_token.h"
 
 extern char** environ;
@@ -145,19 +146,6 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& out, const 
   return pid;
 }
 
-// FreePort returns a port that was free a moment ago on 127.0.0.1.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 int ConnectLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -173,11 +161,6 @@ int ConnectLoopback(int port) {
   return fd;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // VmRSS of `pid` in KiB (0 when unreadable).
 long RssKb(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -190,7 +173,7 @@ long RssKb(pid_t pid) {
 
 // CPU time (user + system) of process `pid` so far, in ns (clock-tick resolution).
 int64_t ProcCpuNs(pid_t pid) {
-  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat = testing::ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
   size_t p = stat.rfind(')');
   if (p == std::string::npos) return 0;
   // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
@@ -649,9 +632,9 @@ Recorder RunHttp(const std::string& name, int port, const std::string& request, 
 
 std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target) {
   grpc::SslCredentialsOptions so;
-  so.pem_root_certs = ReadAll(env.TlsCaFile());
-  so.pem_cert_chain = ReadAll(env.ClientCertFile("sbc1.test"));
-  so.pem_private_key = ReadAll(env.ClientKeyFile("sbc1.test"));
+  so.pem_root_certs = testing::ReadFileOrEmpty(env.TlsCaFile());
+  so.pem_cert_chain = testing::ReadFileOrEmpty(env.ClientCertFile("sbc1.test"));
+  so.pem_private_key = testing::ReadFileOrEmpty(env.ClientKeyFile("sbc1.test"));
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("localhost");
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
@@ -753,7 +736,7 @@ int main(int argc, char** argv) {
                        .extra_yaml = "logging:\n  audit_file: /dev/null\n",
                        .start_daemon = false}),
                   "test environment");
-  const int api = FreePort(), health = FreePort(), metrics = FreePort();
+  const int api = testing::FreeLoopbackPort(), health = testing::FreeLoopbackPort(), metrics = testing::FreeLoopbackPort();
   const std::string yaml = absl::StrReplaceAll(
       env->config_yaml(), {{"api: 127.0.0.1:0\n", absl::StrCat("api: 127.0.0.1:", api, "\n")},
                            {"health: 127.0.0.1:0\n", absl::StrCat("health: 127.0.0.1:", health, "\n")},
@@ -773,10 +756,10 @@ int main(int argc, char** argv) {
     if (!ready) absl::SleepFor(absl::Milliseconds(50));
     if (waitpid(g_shakend, nullptr, WNOHANG) == g_shakend) {
       g_shakend = -1;
-      Die("shakend exited at start-up:\n" + ReadAll(shakend_log));
+      Die("shakend exited at start-up:\n" + testing::ReadFileOrEmpty(shakend_log));
     }
   }
-  if (!ready) Die("shakend is not SERVING after 30 s:\n" + ReadAll(shakend_log));
+  if (!ready) Die("shakend is not SERVING after 30 s:\n" + testing::ReadFileOrEmpty(shakend_log));
   const long rss_idle = RssKb(g_shakend);
   g_server_pid = g_shakend;
 
@@ -785,7 +768,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> identities = SignIdentities(stub.get());
 
   std::printf("load_bench: %d cores, shakend pid %d, pool %d sessions, %g s per phase; load %s\n",
-              cores, g_shakend, flags.pool, T, ReadAll("/proc/loadavg").c_str());
+              cores, g_shakend, flags.pool, T, testing::ReadFileOrEmpty("/proc/loadavg").c_str());
 
   // --- in-process denominators (shakend idle) ---
   testing::SoftHsmToken& token = testing::SoftHsmToken::Shared();
@@ -897,7 +880,7 @@ int main(int argc, char** argv) {
   Recorder soft = RunClosed("grpc Sign (file key)", file_t, flags.soft_inflight, T);
   soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection"));
 
-  const int sport = FreePort();
+  const int sport = testing::FreeLoopbackPort();
   g_secsipidx = Spawn({"/usr/bin/secsipidx", "-http-srv", absl::StrCat("127.0.0.1:", sport), "-k",
                        env->FileKeyPath()},
                       "/dev/null", dir + "/secsipidx.log");
@@ -912,7 +895,7 @@ int main(int argc, char** argv) {
       absl::SleepFor(absl::Milliseconds(50));
     }
   }
-  if (!sready) Die("secsipidx does not listen:\n" + ReadAll(dir + "/secsipidx.log"));
+  if (!sready) Die("secsipidx does not listen:\n" + testing::ReadFileOrEmpty(dir + "/secsipidx.log"));
   const std::string body = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
   const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
                                         "\r\nContent-Type: text/plain\r\nContent-Length: ",
@@ -956,7 +939,7 @@ int main(int argc, char** argv) {
   }
   rss_end = RssKb(g_shakend);
 
-  const std::string load_after = ReadAll("/proc/loadavg");
+  const std::string load_after = testing::ReadFileOrEmpty("/proc/loadavg");
   StopChild(&g_shakend, SIGTERM);
   channel.reset();
 
