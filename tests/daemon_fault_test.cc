@@ -7,9 +7,11 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/memory_signer.h"
@@ -50,6 +52,12 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
   ASSERT_TRUE(v.overall.passed);
 
   std::atomic<bool> stop{false};
+  // SoftHSM2 2.6.1 itself crashes (EC_POINT_get_affine_coordinates under C_Sign) when its token
+  // files vanish in the middle of a signature; a real HSM does not. The load pauses for the instant
+  // the token is taken away, and runs through the outage and the recovery.
+  absl::Mutex gate_mu;
+  bool paused = false;
+  int in_flight = 0;
   std::mutex mu;
   std::map<absl::StatusCode, int> seen;
   std::vector<std::string> signed_identities;
@@ -57,8 +65,17 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
   for (int t = 0; t < 4; ++t) {
     load.emplace_back([&] {
       for (int i = 0; i < 20000 && !stop.load(); ++i) {  // bounded
+        {
+          absl::MutexLock lock(&gate_mu);
+          gate_mu.Await(absl::Condition(+[](bool* p) { return !*p; }, &paused));
+          ++in_flight;
+        }
         auto s = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
                               absl::Seconds(2));
+        {
+          absl::MutexLock lock(&gate_mu);
+          --in_flight;
+        }
         std::lock_guard<std::mutex> lock(mu);
         ++seen[s.status().code()];
         if (s.ok() && signed_identities.size() < 2000) signed_identities.push_back(s->identity);
@@ -73,8 +90,17 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
   auto away = [](const std::string& d) {
     return SoftHsmToken::Shared().dir() + "/away-" + std::filesystem::path(d).filename().string();
   };
+  {
+    absl::MutexLock lock(&gate_mu);
+    paused = true;
+    gate_mu.Await(absl::Condition(+[](int* n) { return *n == 0; }, &in_flight));
+  }
   for (const auto& d : dirs) std::filesystem::rename(d, away(d));
   CloseAllSessionsElsewhere();
+  {
+    absl::MutexLock lock(&gate_mu);
+    paused = false;
+  }
 
   // Health turns NOT_SERVING (2) on the plaintext listener while the token is gone.
   bool not_serving = false;
