@@ -18,6 +18,10 @@ if [ "${SHAKEN_SANITIZE:-0}" = 1 ]; then
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
 
+# ccache (when installed) keys objects by paths relative to the checkout, so another clone of the
+# same sources reuses them.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+
 jobs=$(nproc)
 cmake -S . -B "$build_dir" "${cmake_args[@]}"
 cmake --build "$build_dir" -j "$jobs"
