@@ -136,20 +136,6 @@ struct Harness {
   std::map<std::string, std::shared_ptr<const stir::CertValidator>> validators;
 };
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);  // nothing listens there any more: connections are refused
-  return port;
-}
 
 absl::StatusOr<stir::EvpPkeyPtr> GenerateKey(const char* kind) {
   EVP_PKEY* k = std::string_view(kind) == "rsa" ? EVP_RSA_gen(2048) : EVP_EC_gen(kind);
@@ -172,7 +158,7 @@ absl::Status SetUp(Harness* h) {
   ASSIGN_OR_RETURN(h->other_p256, GenerateKey("P-256"));
   ASSIGN_OR_RETURN(h->p384, GenerateKey("P-384"));
   ASSIGN_OR_RETURN(h->rsa, GenerateKey("rsa"));
-  h->refused_port = FreeLoopbackPort();
+  h->refused_port = testing::FreeLoopbackPort();  // nothing listens there: refused
 
   // Vectors.
   ASSIGN_OR_RETURN(h->rfc_vectors,
