@@ -10,6 +10,7 @@
 //   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
 //   shaken_hsm_sessions_opened_total{profile}, shaken_hsm_sessions_dropped_total{profile},
 //   shaken_hsm_open_failures_total{profile}           pool counters (reconnects)
+//   shaken_hsm_waits_total{profile}                   signatures that waited for a free session
 //   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | error)
 //   shaken_x5u_cache_{hits,misses,negative_hits,fetches,fetch_errors}_total
 //   shaken_x5u_cache_entries, shaken_x5u_cache_bytes

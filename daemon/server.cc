@@ -127,6 +127,8 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
     auto dropped = CounterFamily("shaken_hsm_sessions_dropped_total",
                                  "Sessions dropped after a fault (reconnects)");
     auto open_fail = CounterFamily("shaken_hsm_open_failures_total", "Failed session opens");
+    auto waits = CounterFamily("shaken_hsm_waits_total",
+                               "Signatures that found every session busy and waited");
     auto not_after = GaugeFamily("shaken_certificate_not_after_seconds",
                                  "notAfter of the profile certificate, Unix seconds");
     for (const auto& p : s->profiles) {
@@ -144,8 +146,10 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       AddSample(&opened, static_cast<double>(st.sessions_opened), {{"profile", name}});
       AddSample(&dropped, static_cast<double>(st.sessions_dropped), {{"profile", name}});
       AddSample(&open_fail, static_cast<double>(st.open_failures), {{"profile", name}});
+      AddSample(&waits, static_cast<double>(st.waits), {{"profile", name}});
     }
-    for (auto* f : {&sessions, &health, &sigs, &fails, &opened, &dropped, &open_fail, &not_after}) {
+    for (auto* f :
+         {&sessions, &health, &sigs, &fails, &opened, &dropped, &open_fail, &waits, &not_after}) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
     }
     auto drain = GaugeFamily("shaken_draining", "1 while the server is shutting down");

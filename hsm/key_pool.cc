@@ -148,6 +148,7 @@ absl::StatusOr<KeyPool::Lease> KeyPool::Checkout(absl::Time deadline) const {
     return !idle_.empty() || live_ == 0 || stopping_;
   };
   if (!ready()) {
+    waits_.fetch_add(1, std::memory_order_relaxed);
     if (!mu_.AwaitWithDeadline(absl::Condition(&ready), capped ? cap : deadline)) {
       if (capped) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -413,6 +414,7 @@ KeyPoolStats KeyPool::stats() const {
   s.sessions_opened = sessions_opened_.load(std::memory_order_relaxed);
   s.sessions_dropped = sessions_dropped_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);
+  s.waits = waits_.load(std::memory_order_relaxed);
   return s;
 }
 

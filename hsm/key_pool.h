@@ -80,6 +80,7 @@ struct KeyPoolStats {
   uint64_t sessions_opened = 0;
   uint64_t sessions_dropped = 0;
   uint64_t open_failures = 0;
+  uint64_t waits = 0;  // checkouts that found every session busy and had to wait
   std::string last_error;  // pin-free
 };
 
@@ -176,6 +177,7 @@ class KeyPool final : public stir::Signer, private Module::Quiescer {
   mutable std::atomic<uint64_t> sessions_opened_{0};
   mutable std::atomic<uint64_t> sessions_dropped_{0};
   mutable std::atomic<uint64_t> open_failures_{0};
+  mutable std::atomic<uint64_t> waits_{0};
 
   std::thread maintainer_;
 };

@@ -237,6 +237,8 @@ TEST(HsmPoolTest, BusyPoolGivesDeadlineExceededOrResourceExhaustedNeverBlocks) {
   EXPECT_EQ(other.load(), 0);
   EXPECT_GT(ok.load(), 0);
   EXPECT_GT(deadline.load() + exhausted.load(), 0);
+  // Every refusal had to wait first (the metric shaken_hsm_waits_total).
+  EXPECT_GE(pool->stats().waits, static_cast<uint64_t>(deadline.load() + exhausted.load()));
 }
 
 }  // namespace
