@@ -94,6 +94,7 @@ struct Flags {
   int soft_inflight = 8;
   int inproc_seconds = 4;
   bool soak = false;
+  bool plaintext = false;  // no TLS on the API listener: splits TLS from gRPC in the figures
   int soak_seconds = 300;
   std::string shakend = SHAKEND_BINARY;
 };
@@ -630,7 +631,17 @@ Recorder RunHttp(const std::string& name, int port, const std::string& request, 
 
 // --- set-up ------------------------------------------------------------------------------------
 
-std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target) {
+std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target,
+                                           bool plaintext) {
+  if (plaintext) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto ch = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      Die("cannot connect to shakend at " + target);
+    }
+    return ch;
+  }
   grpc::SslCredentialsOptions so;
   so.pem_root_certs = testing::ReadFileOrEmpty(env.TlsCaFile());
   so.pem_cert_chain = testing::ReadFileOrEmpty(env.ClientCertFile("sbc1.test"));
@@ -687,6 +698,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.soak = true;
       continue;
     }
+    if (std::strcmp(a, "--plaintext") == 0) {
+      f.plaintext = true;
+      continue;
+    }
     if (std::strncmp(a, "--shakend=", 10) == 0) {
       f.shakend = a + 10;
       continue;
@@ -709,7 +724,7 @@ Flags ParseFlags(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: load_bench [--seconds=8] [--inflight=16] [--streams=4] [--window=8]\n"
                    "                  [--pool=2xcores] [--soft-inflight=8] [--inproc-seconds=4]\n"
-                   "                  [--soak] [--soak-seconds=300] [--shakend=PATH]\n");
+                   "                  [--soak] [--soak-seconds=300] [--shakend=PATH] [--plaintext]\n");
       std::exit(2);
     }
   }
@@ -737,11 +752,18 @@ int main(int argc, char** argv) {
                        .start_daemon = false}),
                   "test environment");
   const int api = testing::FreeLoopbackPort(), health = testing::FreeLoopbackPort(), metrics = testing::FreeLoopbackPort();
-  const std::string yaml = absl::StrReplaceAll(
+  std::string yaml = absl::StrReplaceAll(
       env->config_yaml(), {{"api: 127.0.0.1:0\n", absl::StrCat("api: 127.0.0.1:", api, "\n")},
                            {"health: 127.0.0.1:0\n", absl::StrCat("health: 127.0.0.1:", health, "\n")},
                            {"metrics: 127.0.0.1:0\n",
                             absl::StrCat("metrics: 127.0.0.1:", metrics, "\n")}});
+  if (flags.plaintext) {
+    // No TLS and no per-client rules (they name certificate identities).
+    const size_t tls = yaml.find("  tls:\n");
+    const size_t pkcs11 = yaml.find("pkcs11:\n");
+    if (tls == std::string::npos || pkcs11 == std::string::npos) Die("unexpected configuration");
+    yaml.replace(tls, pkcs11 - tls, "  allow_insecure: true\n");
+  }
   const std::string dir = env->dir();
   const std::string config = dir + "/load.yaml";
   std::ofstream(config) << yaml;
@@ -763,7 +785,7 @@ int main(int argc, char** argv) {
   const long rss_idle = RssKb(g_shakend);
   g_server_pid = g_shakend;
 
-  auto channel = MakeChannel(*env, absl::StrCat("127.0.0.1:", api));
+  auto channel = MakeChannel(*env, absl::StrCat("127.0.0.1:", api), flags.plaintext);
   auto stub = shaken::v1::Shaken::NewStub(channel);
   std::vector<std::string> identities = SignIdentities(stub.get());
 
