@@ -368,8 +368,8 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   call.from_tn = req->from().tn();
   call.to_tns.assign(req->to().tn().begin(), req->to().tn().end());
   if (req->has_time()) call.date = absl::FromUnixSeconds(req->time());
-  std::vector<std::string> identities(req->identity().begin(), req->identity().end());
-  absl::StatusOr<stir::VerifyResult> result = deps_.verifier->Verify(identities, call);
+  std::vector<std::string_view> identities(req->identity().begin(), req->identity().end());
+  absl::StatusOr<stir::VerifyResult> result = deps_.verifier->VerifyViews(identities, call);
   if (!result.ok()) return finish(ToGrpcStatus(result.status()));
   FillVerdict(result->overall, resp->mutable_verdict());
   for (const stir::Verdict& v : result->headers) {

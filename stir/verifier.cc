@@ -192,6 +192,17 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
 
 absl::StatusOr<VerifyResult> Verifier::Verify(const std::vector<std::string>& identity_headers,
                                               const CallInfo& call) const {
+  return VerifyAll(identity_headers, call);
+}
+
+absl::StatusOr<VerifyResult> Verifier::VerifyViews(
+    const std::vector<std::string_view>& identity_headers, const CallInfo& call) const {
+  return VerifyAll(identity_headers, call);
+}
+
+template <typename Strings>
+absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers,
+                                                 const CallInfo& call) const {
   if (identity_headers.size() > kMaxIdentityHeaders) {
     return absl::InvalidArgumentError(absl::StrCat("a call carries at most ",
                                                    kMaxIdentityHeaders,
@@ -215,7 +226,7 @@ absl::StatusOr<VerifyResult> Verifier::Verify(const std::vector<std::string>& id
 
   VerifyResult result;
   result.headers.reserve(identity_headers.size());
-  for (const std::string& identity : identity_headers) {
+  for (std::string_view identity : identity_headers) {
     result.headers.push_back(VerifyOne(identity, from, to, call.date));
   }
 

@@ -76,6 +76,9 @@ class Verifier {
   // first failure that is not a 436.
   absl::StatusOr<VerifyResult> Verify(const std::vector<std::string>& identity_headers,
                                       const CallInfo& call) const;
+  // VerifyViews is Verify over views (e.g. of a request message's strings, not copied).
+  absl::StatusOr<VerifyResult> VerifyViews(const std::vector<std::string_view>& identity_headers,
+                                      const CallInfo& call) const;
 
   // VerifyOne verifies a single Identity header value against canonical From/To numbers
   // (already canonicalized by the caller).
@@ -86,6 +89,10 @@ class Verifier {
   const VerifierOptions& options() const { return options_; }
 
  private:
+  template <typename Strings>
+  absl::StatusOr<VerifyResult> VerifyAll(const Strings& identity_headers,
+                                         const CallInfo& call) const;
+
   CertificateSource* certs_;
   const Clock* clock_;
   VerifierOptions options_;
