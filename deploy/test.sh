@@ -16,6 +16,7 @@ if [ "${SHAKEN_SANITIZE:-0}" = 1 ]; then
   cmake_args+=(-DSHAKEN_SANITIZE=ON -DSHAKEN_BUILD_BENCH=OFF)
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/deploy/lsan.supp:print_suppressions=0}
 fi
 
 # ccache (when installed) keys objects by paths relative to the checkout, so another clone of the
