@@ -1,6 +1,10 @@
 #include "stir/tn.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,6 +66,37 @@ TEST(UuidTest, NewV4IsWellFormedAndUnique) {
     seen.insert(u);
   }
   EXPECT_EQ(seen.size(), 100u);
+}
+
+// Ids come from a per-thread buffer of random bytes: crossing its refills and forking must not
+// repeat one.
+TEST(UuidTest, NewV4StaysUniqueAcrossRefillsThreadsAndFork) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(NewUuidV4());
+  std::string other_thread;
+  std::thread([&] { other_thread = NewUuidV4(); }).join();
+  seen.insert(other_thread);
+  EXPECT_EQ(seen.size(), 1001u);
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string id = NewUuidV4();
+    ssize_t n = write(fds[1], id.data(), id.size());
+    _exit(n == static_cast<ssize_t>(id.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parent_id = NewUuidV4();
+  char buf[36];
+  ASSERT_EQ(read(fds[0], buf, sizeof(buf)), 36);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_NE(std::string(buf, 36), parent_id) << "the child reused the parent's random bytes";
+  EXPECT_EQ(seen.count(std::string(buf, 36)), 0u);
 }
 
 }  // namespace
