@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -35,6 +36,7 @@ struct Daemon::State {
   std::unique_ptr<ShakenService> service;
   std::unique_ptr<grpc::Server> api;
   std::unique_ptr<grpc::Server> health;
+  grpc::CallbackGenericService health_unknown_methods;
   std::unique_ptr<prometheus::Exposer> exposer;
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
@@ -247,6 +249,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   if (!config.health_listen.empty()) {
     grpc::ServerBuilder b;
     b.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(), &d->health_port_);
+    // Reflection (a synchronous service, added to every server by its plugin) would make this a
+    // synchronous server whose polling threads take the API connections' events too and hand
+    // them to the callback threads: a thread switch per call. A callback service here (the
+    // UNIMPLEMENTED answer for unknown methods) makes gRPC serve the synchronous methods from
+    // non-polling queues instead.
+    b.RegisterCallbackGenericService(&s.health_unknown_methods);
     s.health = b.BuildAndStart();
     if (s.health == nullptr || d->health_port_ == 0) {
       return absl::UnavailableError(
