@@ -54,6 +54,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "hsm/key_pool.h"
 #include "hsm/secret.h"
@@ -97,6 +98,15 @@ struct Flags {
   bool plaintext = false;  // no TLS on the API listener: splits TLS from gRPC in the figures
   int soak_seconds = 300;
   std::string shakend = SHAKEND_BINARY;
+  std::string only;  // comma-separated phases to run (sign,paced,stream,verify,file,secsipidx)
+
+  bool Runs(absl::string_view phase) const {
+    if (only.empty()) return true;
+    for (absl::string_view p : absl::StrSplit(only, ',')) {
+      if (p == phase) return true;
+    }
+    return false;
+  }
 };
 
 // --- process bookkeeping --------------------------------------------------------------------
@@ -702,6 +712,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.plaintext = true;
       continue;
     }
+    if (std::strncmp(a, "--only=", 7) == 0) {
+      f.only = a + 7;
+      continue;
+    }
     if (std::strncmp(a, "--shakend=", 10) == 0) {
       f.shakend = a + 10;
       continue;
@@ -724,7 +738,8 @@ Flags ParseFlags(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: load_bench [--seconds=8] [--inflight=16] [--streams=4] [--window=8]\n"
                    "                  [--pool=2xcores] [--soft-inflight=8] [--inproc-seconds=4]\n"
-                   "                  [--soak] [--soak-seconds=300] [--shakend=PATH] [--plaintext]\n");
+                   "                  [--soak] [--soak-seconds=300] [--shakend=PATH] [--plaintext]\n"
+                   "                  [--only=sign,paced,stream,verify,file,secsipidx]\n");
       std::exit(2);
     }
   }
@@ -877,57 +892,74 @@ int main(int argc, char** argv) {
   RunClosed("warm-up", token_t, flags.inflight, 1.0);
   const long rss_start = RssKb(g_shakend);
 
-  Recorder unary = RunClosed("grpc Sign (token)", token_t, flags.inflight, T);
-  unary.Print(absl::StrCat(flags.inflight, " in flight"));
+  Recorder unary("grpc Sign (token)");
+  if (flags.Runs("sign") || flags.Runs("paced")) {
+    unary = RunClosed("grpc Sign (token)", token_t, flags.inflight, T);
+    unary.Print(absl::StrCat(flags.inflight, " in flight"));
+  }
   // Right after the maximum was measured: the machine's other load changes minute to minute.
-  const double paced_rate = 0.8 * unary.rate();
-  uint64_t late = 0;
-  Recorder paced = RunPaced("grpc Sign @80% (token)", token_t, std::max(paced_rate, 1.0), T, &late);
-  paced.Print(absl::StrCat("open loop at ", static_cast<long>(paced_rate), "/s, ", late,
-                           " sends >1 ms late"));
+  Recorder paced("grpc Sign @80% (token)");
+  if (flags.Runs("paced")) {
+    const double paced_rate = 0.8 * unary.rate();
+    uint64_t late = 0;
+    paced = RunPaced("grpc Sign @80% (token)", token_t, std::max(paced_rate, 1.0), T, &late);
+    paced.Print(absl::StrCat("open loop at ", static_cast<long>(paced_rate), "/s, ", late,
+                             " sends >1 ms late"));
+  }
 
-  RunStreams("warm-up", stub.get(), token_sign, flags.streams, flags.window, 1.0);
-  Recorder stream =
-      RunStreams("grpc SignStream (token)", stub.get(), token_sign, flags.streams, flags.window, T);
-  stream.Print(absl::StrCat(flags.streams, " streams x ", flags.window, " outstanding"));
+  Recorder stream("grpc SignStream (token)");
+  if (flags.Runs("stream")) {
+    RunStreams("warm-up", stub.get(), token_sign, flags.streams, flags.window, 1.0);
+    stream = RunStreams("grpc SignStream (token)", stub.get(), token_sign, flags.streams,
+                        flags.window, T);
+    stream.Print(absl::StrCat(flags.streams, " streams x ", flags.window, " outstanding"));
+  }
 
-  refresh_verify();
-  RunClosed("warm-up", verify_target, flags.inflight, 1.0);
-  Recorder verify = RunClosed("grpc Verify", verify_target, flags.inflight, T);
-  verify.Print(absl::StrCat(flags.inflight, " in flight, warm cache"));
-
+  Recorder verify("grpc Verify");
+  if (flags.Runs("verify")) {
+    refresh_verify();
+    RunClosed("warm-up", verify_target, flags.inflight, 1.0);
+    verify = RunClosed("grpc Verify", verify_target, flags.inflight, T);
+    verify.Print(absl::StrCat(flags.inflight, " in flight, warm cache"));
+  }
 
   // --- software key: shakend's file profile against secsipidx, same PEM key ---
-  RunClosed("warm-up", file_t, flags.soft_inflight, 1.0);
-  Recorder soft = RunClosed("grpc Sign (file key)", file_t, flags.soft_inflight, T);
-  soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection"));
-
-  const int sport = testing::FreeLoopbackPort();
-  g_secsipidx = Spawn({"/usr/bin/secsipidx", "-http-srv", absl::StrCat("127.0.0.1:", sport), "-k",
-                       env->FileKeyPath()},
-                      "/dev/null", dir + "/secsipidx.log");
-  if (g_secsipidx <= 0) Die("cannot start /usr/bin/secsipidx");
-  bool sready = false;
-  for (int i = 0; i < 200 && !sready; ++i) {  // 10 s
-    int fd = ConnectLoopback(sport);
-    if (fd >= 0) {
-      close(fd);
-      sready = true;
-    } else {
-      absl::SleepFor(absl::Milliseconds(50));
-    }
+  Recorder soft("grpc Sign (file key)");
+  if (flags.Runs("file")) {
+    RunClosed("warm-up", file_t, flags.soft_inflight, 1.0);
+    soft = RunClosed("grpc Sign (file key)", file_t, flags.soft_inflight, T);
+    soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection"));
   }
-  if (!sready) Die("secsipidx does not listen:\n" + testing::ReadFileOrEmpty(dir + "/secsipidx.log"));
-  const std::string body = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
-  const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
-                                        "\r\nContent-Type: text/plain\r\nContent-Length: ",
-                                        body.size(), "\r\n\r\n", body);
-  g_server_pid = g_secsipidx;
-  RunHttp("warm-up", sport, http, flags.soft_inflight, 1.0);
-  Recorder peer = RunHttp("secsipidx sign-csv", sport, http, flags.soft_inflight, T);
-  peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
-  g_server_pid = g_shakend;
-  StopChild(&g_secsipidx, SIGTERM);
+
+  Recorder peer("secsipidx sign-csv");
+  if (flags.Runs("secsipidx")) {
+    const int sport = testing::FreeLoopbackPort();
+    g_secsipidx = Spawn({"/usr/bin/secsipidx", "-http-srv", absl::StrCat("127.0.0.1:", sport), "-k",
+                         env->FileKeyPath()},
+                        "/dev/null", dir + "/secsipidx.log");
+    if (g_secsipidx <= 0) Die("cannot start /usr/bin/secsipidx");
+    bool sready = false;
+    for (int i = 0; i < 200 && !sready; ++i) {  // 10 s
+      int fd = ConnectLoopback(sport);
+      if (fd >= 0) {
+        close(fd);
+        sready = true;
+      } else {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+    }
+    if (!sready) Die("secsipidx does not listen:\n" + testing::ReadFileOrEmpty(dir + "/secsipidx.log"));
+    const std::string body = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
+    const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
+                                          "\r\nContent-Type: text/plain\r\nContent-Length: ",
+                                          body.size(), "\r\n\r\n", body);
+    g_server_pid = g_secsipidx;
+    RunHttp("warm-up", sport, http, flags.soft_inflight, 1.0);
+    peer = RunHttp("secsipidx sign-csv", sport, http, flags.soft_inflight, T);
+    peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
+    g_server_pid = g_shakend;
+    StopChild(&g_secsipidx, SIGTERM);
+  }
 
   // --- soak: mixed load, RSS every chunk ---
   long rss_soak_start = 0, rss_end = 0;
