@@ -9,19 +9,25 @@
 //   3. gRPC load on one mTLS channel, async API (one CompletionQueue driven by one thread):
 //      unary Sign (token), SignStream (token; several streams, each pipelined), Verify (warm
 //      certificate cache; every verdict must pass), each closed-loop with N calls in flight.
-//   4. Unary Sign open-loop at 80 % of the measured unary maximum (right after it): a call every 1/rate s from a
-//      pacing thread, latency counted from the scheduled send time (no coordinated omission).
+//   4. Unary Sign open-loop at 80 % of the measured unary maximum (right after it): a call every
+//      1/rate s from a pacing thread, latency counted from the scheduled send time (no coordinated omission).
 //   5. shakend's "file" profile against `secsipidx -http-srv` with the same PEM key, the same
 //      concurrency (HTTP/1.1 keep-alive connections, one epoll thread), the same 2 cores.
-//   6. VmRSS of the shakend process after the first second of load and at the end (--soak adds
+//   6. The floor: the same phases against a server that does nothing but the gRPC call and the
+//      cryptographic operation, with shakend's keys, pool options, verifier and TLS settings
+//      (this binary re-run as `--floor-server`). Its figures bound what any shaken.v1 server can
+//      reach on this machine; shakend's are read as a share of them.
+//   7. VmRSS of the shakend process after the first second of load and at the end (--soak adds
 //      five minutes of mixed Sign / SignStream / Verify load).
-// Every loop is bounded in count and time. Ends with one line:
+// Every loop is bounded in count and time. Ends with the floor's ratios and then one line:
+//   load_bench_floor: sign_vs_pool=... (the same five figures for the floor server)
 //   load_bench: sign_vs_pool=X stream_vs_pool=S verify_vs_inproc=Y sign_p99_ms=Z soft_vs_secsipidx=W
 //
 // Flags: --seconds=N (each measured phase, default 8), --inflight=N (unary and Verify, 16),
 // --streams=N --window=N (SignStream, 4 x 8), --pool=N (token sessions, default 2 x cores),
 // --soft-inflight=N (file profile and secsipidx, 8), --inproc-seconds=N (4), --soak,
-// --soak-seconds=N (300).
+// --soak-seconds=N (300), --only=PHASES (comma-separated: sign, paced, stream, verify, file,
+// secsipidx, floor; default all), --plaintext (API listener without TLS).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -55,14 +61,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "daemon/config.h"
+#include "daemon/profiles.h"
 #include "hsm/key_pool.h"
 #include "hsm/secret.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "stir/cert_cache.h"
 #include "stir/cert_validator.h"
 #include "stir/clock.h"
+#include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
+#include "stir/status_macros.h"
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
 #include "tests/daemon_fixture.h"
@@ -98,7 +109,9 @@ struct Flags {
   bool plaintext = false;  // no TLS on the API listener: splits TLS from gRPC in the figures
   int soak_seconds = 300;
   std::string shakend = SHAKEND_BINARY;
-  std::string only;  // comma-separated phases to run (sign,paced,stream,verify,file,secsipidx)
+  std::string only;  // comma-separated phases (sign,paced,stream,verify,file,secsipidx,floor)
+  std::string floor_server;  // internal: run as the floor server with this shakend config
+  int floor_port = 0;
 
   bool Runs(absl::string_view phase) const {
     if (only.empty()) return true;
@@ -113,6 +126,7 @@ struct Flags {
 
 pid_t g_shakend = -1;
 pid_t g_secsipidx = -1;
+pid_t g_floor = -1;
 
 void StopChild(pid_t* pid, int sig) {
   if (*pid <= 0) return;
@@ -132,6 +146,7 @@ void StopChild(pid_t* pid, int sig) {
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "load_bench: %s\n", what.c_str());
   StopChild(&g_secsipidx, SIGKILL);
+  StopChild(&g_floor, SIGKILL);
   StopChild(&g_shakend, SIGKILL);
   std::fflush(stderr);
   _exit(1);  // SoftHSM2 must not be finalised from exit handlers
@@ -639,6 +654,287 @@ Recorder RunHttp(const std::string& name, int port, const std::string& request, 
   return rec;
 }
 
+SignRequest MakeSign(const std::string& profile, const std::string& attest) {
+  SignRequest r;
+  r.set_profile(profile);
+  r.set_attest(attest);
+  r.mutable_orig()->set_tn(kOrig);
+  r.mutable_dest()->add_tn(kDest);
+  return r;
+}
+
+// --- the phases, against shakend or the floor server --------------------------------------------
+
+UnaryTarget<SignRequest, SignResponse> SignTarget(shaken::v1::Shaken::Stub* stub,
+                                                  const SignRequest& req) {
+  UnaryTarget<SignRequest, SignResponse> t;
+  t.prepare = [stub](grpc::ClientContext* ctx, const SignRequest& r, grpc::CompletionQueue* cq) {
+    return stub->PrepareAsyncSign(ctx, r, cq);
+  };
+  t.request = [&req](uint64_t) -> const SignRequest& { return req; };
+  t.check = [](const SignResponse& r) -> std::string {
+    return r.identity().empty() ? "empty identity" : "";
+  };
+  return t;
+}
+
+UnaryTarget<VerifyRequest, VerifyResponse> VerifyTarget(shaken::v1::Shaken::Stub* stub,
+                                                        const std::vector<VerifyRequest>& reqs) {
+  UnaryTarget<VerifyRequest, VerifyResponse> t;
+  t.prepare = [stub](grpc::ClientContext* ctx, const VerifyRequest& r, grpc::CompletionQueue* cq) {
+    return stub->PrepareAsyncVerify(ctx, r, cq);
+  };
+  t.request = [&reqs](uint64_t i) -> const VerifyRequest& { return reqs[i % reqs.size()]; };
+  t.check = [](const VerifyResponse& r) -> std::string {
+    return r.verdict().passed() ? "" : "verdict " + r.verdict().reason() + ": " + r.verdict().detail();
+  };
+  return t;
+}
+
+struct Suite {
+  explicit Suite(const std::string& who)
+      : unary(who + " Sign (token)"),
+        paced(who + " Sign @80% (token)"),
+        stream(who + " SignStream (token)"),
+        verify(who + " Verify"),
+        soft(who + " Sign (file key)") {}
+  uint64_t errors() const {
+    return unary.errors() + paced.errors() + stream.errors() + verify.errors() + soft.errors();
+  }
+  Recorder unary, paced, stream, verify, soft;
+};
+
+// RunSuite runs the selected phases against `stub`: unary Sign (token) closed loop, then open
+// loop at 80 % of the rate just measured, SignStream, Verify (warm cache; `fresh_verify` makes
+// PASSporTs within their iat window), unary Sign with the file key.
+Suite RunSuite(const std::string& who, shaken::v1::Shaken::Stub* stub, const Flags& flags,
+               const std::function<const std::vector<VerifyRequest>&()>& fresh_verify,
+               const std::string& note) {
+  const double T = flags.seconds;
+  const SignRequest token_sign = MakeSign("token", "A");
+  const SignRequest file_sign = MakeSign("file", "C");
+  const auto token_t = SignTarget(stub, token_sign);
+  Suite s(who);
+  if (flags.Runs("sign") || flags.Runs("paced")) {
+    s.unary = RunClosed(who + " Sign (token)", token_t, flags.inflight, T);
+    s.unary.Print(absl::StrCat(flags.inflight, " in flight", note));
+  }
+  // Right after the maximum was measured: the machine's other load changes minute to minute.
+  if (flags.Runs("paced")) {
+    const double paced_rate = 0.8 * s.unary.rate();
+    uint64_t late = 0;
+    s.paced = RunPaced(who + " Sign @80% (token)", token_t, std::max(paced_rate, 1.0), T, &late);
+    s.paced.Print(absl::StrCat("open loop at ", static_cast<long>(paced_rate), "/s, ", late,
+                               " sends >1 ms late", note));
+  }
+  if (flags.Runs("stream")) {
+    RunStreams("warm-up", stub, token_sign, flags.streams, flags.window, 1.0);
+    s.stream = RunStreams(who + " SignStream (token)", stub, token_sign, flags.streams,
+                          flags.window, T);
+    s.stream.Print(absl::StrCat(flags.streams, " streams x ", flags.window, " outstanding", note));
+  }
+  if (flags.Runs("verify")) {
+    const auto verify_t = VerifyTarget(stub, fresh_verify());
+    RunClosed("warm-up", verify_t, flags.inflight, 1.0);
+    s.verify = RunClosed(who + " Verify", verify_t, flags.inflight, T);
+    s.verify.Print(absl::StrCat(flags.inflight, " in flight, warm cache", note));
+  }
+  if (flags.Runs("file")) {
+    const auto file_t = SignTarget(stub, file_sign);
+    RunClosed("warm-up", file_t, flags.soft_inflight, 1.0);
+    s.soft = RunClosed(who + " Sign (file key)", file_t, flags.soft_inflight, T);
+    s.soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection", note));
+  }
+  return s;
+}
+
+// --- the gRPC floor ------------------------------------------------------------------------------
+
+// FloorService is shaken.v1 reduced to what no server can avoid: the gRPC call and the one
+// cryptographic operation, with the same code and options as shakend (profile "token": the
+// KeyPool on the token; profile "file": the in-memory key; Verify: stir::Verifier with a warm
+// certificate cache). Sign answers with a response of a real response's size, made once. No
+// request checks, PASSporT, authorization, audit record or metrics. What it reaches on this
+// machine is the most any shaken.v1 server can reach here: shakend's figures are read against it.
+class FloorService final : public shaken::v1::Shaken::CallbackService {
+ public:
+  struct Profile {
+    const stir::Signer* signer;
+    SignResponse canned;
+  };
+  FloorService(Profile token, Profile file, const stir::Verifier* verifier)
+      : token_(std::move(token)),
+        file_(std::move(file)),
+        verifier_(verifier),
+        digest_(stir::Sha256("load_bench: floor")) {}
+
+  grpc::ServerUnaryReactor* Sign(grpc::CallbackServerContext* ctx, const SignRequest* req,
+                                 SignResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(SignOne(req->profile(), resp));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* ctx, const VerifyRequest* req,
+                                   VerifyResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    std::vector<std::string_view> ids(req->identity().begin(), req->identity().end());
+    stir::CallInfo call;
+    call.from_tn = req->from().tn();
+    call.to_tns.assign(req->to().tn().begin(), req->to().tn().end());
+    absl::StatusOr<stir::VerifyResult> r = verifier_->VerifyViews(ids, call);
+    if (!r.ok()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message())));
+      return reactor;
+    }
+    resp->mutable_verdict()->set_passed(r->overall.passed);
+    resp->mutable_verdict()->set_reason(std::string(stir::ReasonName(r->overall.reason)));
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // One message in, one signature, one message out, then the next read: requests the client
+  // pipelines wait in the stream's flow-control window.
+  class Stream final : public grpc::ServerBidiReactor<SignRequest, SignStreamResponse> {
+   public:
+    explicit Stream(const FloorService* service) : service_(service) { StartRead(&req_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+      out_.Clear();
+      grpc::Status st = service_->SignOne(req_.profile(), out_.mutable_response());
+      if (!st.ok()) {
+        out_.mutable_error()->set_code(st.error_code());
+        out_.mutable_error()->set_message(st.error_message());
+      }
+      StartWrite(&out_);
+    }
+    void OnWriteDone(bool ok) override {
+      if (ok) {
+        StartRead(&req_);
+      } else {
+        Finish(grpc::Status::CANCELLED);
+      }
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    const FloorService* service_;
+    SignRequest req_;
+    SignStreamResponse out_;
+  };
+
+  grpc::ServerBidiReactor<SignRequest, SignStreamResponse>* SignStream(
+      grpc::CallbackServerContext* /*ctx*/) override {
+    return new Stream(this);
+  }
+
+ private:
+  grpc::Status SignOne(const std::string& profile, SignResponse* resp) const {
+    const Profile& p = profile == "file" ? file_ : token_;
+    absl::StatusOr<stir::Es256Signature> sig = p.signer->SignDigest(digest_);
+    if (!sig.ok()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(sig.status().message()));
+    }
+    *resp = p.canned;
+    return grpc::Status::OK;
+  }
+
+  const Profile token_, file_;
+  const stir::Verifier* verifier_;
+  const stir::Sha256Digest digest_;
+};
+
+// FloorMain serves FloorService on 127.0.0.1:`port` with shakend's configuration `config_path`
+// (its API TLS / mTLS settings, profiles "token" and "file", verifier settings) until SIGTERM.
+int FloorMain(const std::string& config_path, int port) {
+  daemon::Config config = Must(daemon::LoadConfig(config_path), "floor: configuration");
+  std::vector<std::unique_ptr<daemon::SigningProfile>> profiles;
+  std::vector<SignResponse> canned;
+  for (const char* name : {"token", "file"}) {
+    const daemon::ProfileConfig* pc = nullptr;
+    for (const auto& p : config.profiles) {
+      if (p.name == name) pc = &p;
+    }
+    if (pc == nullptr) Die(absl::StrCat("floor: no profile \"", name, "\" in ", config_path));
+    profiles.push_back(Must(daemon::SigningProfile::Open(*pc, config, &stir::SystemClock::Shared()),
+                            "floor: profile"));
+    stir::ShakenClaims claims;
+    claims.attest = pc->attest.front();
+    claims.orig_tn = kOrig;
+    claims.dest_tns = {kDest};
+    stir::SignedPassport one =
+        Must(profiles.back()->Sign(claims, absl::InfiniteFuture()), "floor: sign");
+    SignResponse r;
+    r.set_identity(one.identity);
+    r.set_passport(one.jws);
+    r.set_origid(one.origid);
+    r.set_iat(one.iat);
+    r.set_profile(name);
+    canned.push_back(std::move(r));
+  }
+  // The file profile's key, as shakend's MemorySigner holds it ("file:" + path).
+  std::string pem;
+  for (const auto& p : config.profiles) {
+    if (p.name == "file" && absl::StartsWith(p.key, "file:")) {
+      pem = testing::ReadFileOrEmpty(p.key.substr(5));
+    }
+  }
+  std::unique_ptr<stir::MemorySigner> file_signer =
+      Must(stir::MemorySigner::FromPem(pem), "floor: file key");
+
+  const daemon::VerifierConfig& vc = config.verifier;
+  stir::X5uFetcherOptions fo;
+  fo.tls_ca_file = vc.tls_ca_file;
+  fo.allow_private_addresses = vc.lab_allow_private_addresses;
+  fo.allow_any_port = vc.lab_allow_any_port;
+  fo.allow_http = vc.lab_allow_http;
+  std::shared_ptr<stir::CertValidator> validator =
+      Must(stir::CertValidator::New({.ca_file = vc.ca_file,
+                                     .strictness = vc.policy == "strict"
+                                                       ? stir::ProfileStrictness::kStrict
+                                                       : stir::ProfileStrictness::kLenient}),
+           "floor: validator");
+  auto certs = Must(stir::X5uCertificateSource::New(Must(stir::X5uFetcher::New(fo), "fetcher"),
+                                                    validator),
+                    "floor: certificate cache");
+  stir::VerifierOptions vo;
+  vo.iat_window = vc.iat_window;
+  vo.date_window = vc.iat_window;
+  vo.allow_http_x5u = vc.lab_allow_http;
+  stir::Verifier verifier(certs.get(), &stir::SystemClock::Shared(), vo);
+
+  FloorService service({profiles[0]->pool(), canned[0]}, {file_signer.get(), canned[1]}, &verifier);
+
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (config.tls.has_value()) {
+    grpc::SslServerCredentialsOptions opts;
+    opts.pem_key_cert_pairs.push_back({testing::ReadFileOrEmpty(config.tls->key_file),
+                                       testing::ReadFileOrEmpty(config.tls->cert_file)});
+    if (!config.tls->client_ca_file.empty()) {
+      opts.pem_root_certs = testing::ReadFileOrEmpty(config.tls->client_ca_file);
+      opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(opts);
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  grpc::ServerBuilder b;
+  int bound = 0;
+  b.AddListeningPort(absl::StrCat("127.0.0.1:", port), creds, &bound);
+  b.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  if (server == nullptr || bound == 0) Die(absl::StrCat("floor: cannot listen on port ", port));
+  int sig = 0;
+  sigwait(&set, &sig);
+  server->Shutdown(std::chrono::system_clock::now());
+  _exit(0);  // SoftHSM2 must not be finalised from exit handlers
+}
+
 // --- set-up ------------------------------------------------------------------------------------
 
 std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target,
@@ -666,14 +962,6 @@ std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const 
   return ch;
 }
 
-SignRequest MakeSign(const std::string& profile, const std::string& attest) {
-  SignRequest r;
-  r.set_profile(profile);
-  r.set_attest(attest);
-  r.mutable_orig()->set_tn(kOrig);
-  r.mutable_dest()->add_tn(kDest);
-  return r;
-}
 
 // Fresh PASSporTs from shakend's token profile (iat now: Verify checks freshness, 60 s).
 std::vector<std::string> SignIdentities(shaken::v1::Shaken::Stub* stub) {
@@ -712,6 +1000,10 @@ Flags ParseFlags(int argc, char** argv) {
       f.plaintext = true;
       continue;
     }
+    if (std::strncmp(a, "--floor-server=", 15) == 0) {
+      f.floor_server = a + 15;
+      continue;
+    }
     if (std::strncmp(a, "--only=", 7) == 0) {
       f.only = a + 7;
       continue;
@@ -726,7 +1018,8 @@ Flags ParseFlags(int argc, char** argv) {
     } ints[] = {{"--seconds", &f.seconds},          {"--inflight", &f.inflight},
                 {"--streams", &f.streams},          {"--window", &f.window},
                 {"--pool", &f.pool},                {"--soft-inflight", &f.soft_inflight},
-                {"--inproc-seconds", &f.inproc_seconds}, {"--soak-seconds", &f.soak_seconds}};
+                {"--inproc-seconds", &f.inproc_seconds}, {"--soak-seconds", &f.soak_seconds},
+                {"--floor-port", &f.floor_port}};
     for (auto& e : ints) {
       double v = ArgValue(a, e.name, &m);
       if (m) {
@@ -739,7 +1032,7 @@ Flags ParseFlags(int argc, char** argv) {
                    "usage: load_bench [--seconds=8] [--inflight=16] [--streams=4] [--window=8]\n"
                    "                  [--pool=2xcores] [--soft-inflight=8] [--inproc-seconds=4]\n"
                    "                  [--soak] [--soak-seconds=300] [--shakend=PATH] [--plaintext]\n"
-                   "                  [--only=sign,paced,stream,verify,file,secsipidx]\n");
+                   "                  [--only=sign,paced,stream,verify,file,secsipidx,floor]\n");
       std::exit(2);
     }
   }
@@ -754,6 +1047,7 @@ Flags ParseFlags(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Flags flags = ParseFlags(argc, argv);
+  if (!flags.floor_server.empty()) return FloorMain(flags.floor_server, flags.floor_port);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (flags.pool <= 0) flags.pool = 2 * cores;
   const double T = flags.seconds;
@@ -856,19 +1150,9 @@ int main(int argc, char** argv) {
   // --- gRPC load ---
   const SignRequest token_sign = MakeSign("token", "A");
   const SignRequest file_sign = MakeSign("file", "C");
-  auto sign_target = [&](const SignRequest& req) {
-    UnaryTarget<SignRequest, SignResponse> t;
-    t.prepare = [&](grpc::ClientContext* ctx, const SignRequest& r, grpc::CompletionQueue* cq) {
-      return stub->PrepareAsyncSign(ctx, r, cq);
-    };
-    t.request = [&req](uint64_t) -> const SignRequest& { return req; };
-    t.check = [](const SignResponse& r) -> std::string {
-      return r.identity().empty() ? "empty identity" : "";
-    };
-    return t;
-  };
   std::vector<VerifyRequest> verify_reqs(kIdentities);
-  auto refresh_verify = [&] {
+  // Fresh PASSporTs from shakend (Verify checks iat against a 60 s window).
+  auto refresh_verify = [&]() -> const std::vector<VerifyRequest>& {
     identities = SignIdentities(stub.get());
     for (int i = 0; i < kIdentities; ++i) {
       verify_reqs[i].Clear();
@@ -876,60 +1160,19 @@ int main(int argc, char** argv) {
       verify_reqs[i].mutable_from()->set_tn(kOrig);
       verify_reqs[i].mutable_to()->add_tn(kDest);
     }
+    return verify_reqs;
   };
-  UnaryTarget<VerifyRequest, VerifyResponse> verify_target;
-  verify_target.prepare = [&](grpc::ClientContext* ctx, const VerifyRequest& r,
-                              grpc::CompletionQueue* cq) { return stub->PrepareAsyncVerify(ctx, r, cq); };
-  verify_target.request = [&](uint64_t i) -> const VerifyRequest& {
-    return verify_reqs[i % kIdentities];
-  };
-  verify_target.check = [](const VerifyResponse& r) -> std::string {
-    return r.verdict().passed() ? "" : "verdict " + r.verdict().reason() + ": " + r.verdict().detail();
-  };
-  const auto token_t = sign_target(token_sign);
-  const auto file_t = sign_target(file_sign);
+  const auto token_t = SignTarget(stub.get(), token_sign);
+  const auto verify_target = VerifyTarget(stub.get(), verify_reqs);
 
   RunClosed("warm-up", token_t, flags.inflight, 1.0);
   const long rss_start = RssKb(g_shakend);
-
-  Recorder unary("grpc Sign (token)");
-  if (flags.Runs("sign") || flags.Runs("paced")) {
-    unary = RunClosed("grpc Sign (token)", token_t, flags.inflight, T);
-    unary.Print(absl::StrCat(flags.inflight, " in flight"));
-  }
-  // Right after the maximum was measured: the machine's other load changes minute to minute.
-  Recorder paced("grpc Sign @80% (token)");
-  if (flags.Runs("paced")) {
-    const double paced_rate = 0.8 * unary.rate();
-    uint64_t late = 0;
-    paced = RunPaced("grpc Sign @80% (token)", token_t, std::max(paced_rate, 1.0), T, &late);
-    paced.Print(absl::StrCat("open loop at ", static_cast<long>(paced_rate), "/s, ", late,
-                             " sends >1 ms late"));
-  }
-
-  Recorder stream("grpc SignStream (token)");
-  if (flags.Runs("stream")) {
-    RunStreams("warm-up", stub.get(), token_sign, flags.streams, flags.window, 1.0);
-    stream = RunStreams("grpc SignStream (token)", stub.get(), token_sign, flags.streams,
-                        flags.window, T);
-    stream.Print(absl::StrCat(flags.streams, " streams x ", flags.window, " outstanding"));
-  }
-
-  Recorder verify("grpc Verify");
-  if (flags.Runs("verify")) {
-    refresh_verify();
-    RunClosed("warm-up", verify_target, flags.inflight, 1.0);
-    verify = RunClosed("grpc Verify", verify_target, flags.inflight, T);
-    verify.Print(absl::StrCat(flags.inflight, " in flight, warm cache"));
-  }
-
-  // --- software key: shakend's file profile against secsipidx, same PEM key ---
-  Recorder soft("grpc Sign (file key)");
-  if (flags.Runs("file")) {
-    RunClosed("warm-up", file_t, flags.soft_inflight, 1.0);
-    soft = RunClosed("grpc Sign (file key)", file_t, flags.soft_inflight, T);
-    soft.Print(absl::StrCat(flags.soft_inflight, " in flight, 1 connection"));
-  }
+  Suite grpc = RunSuite("grpc", stub.get(), flags, refresh_verify, "");
+  Recorder& unary = grpc.unary;
+  Recorder& paced = grpc.paced;
+  Recorder& stream = grpc.stream;
+  Recorder& verify = grpc.verify;
+  Recorder& soft = grpc.soft;
 
   Recorder peer("secsipidx sign-csv");
   if (flags.Runs("secsipidx")) {
@@ -959,6 +1202,42 @@ int main(int argc, char** argv) {
     peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
     g_server_pid = g_shakend;
     StopChild(&g_secsipidx, SIGTERM);
+  }
+
+  // --- the floor: the same keys and verifier behind a server that does nothing else ---
+  Suite floor("floor");
+  if (flags.Runs("floor")) {
+    const int fport = testing::FreeLoopbackPort();
+    g_floor = Spawn({"/proc/self/exe", "--floor-server=" + config,
+                     absl::StrCat("--floor-port=", fport)},
+                    dir + "/floor.log", dir + "/floor.log");
+    if (g_floor <= 0) Die("cannot start the floor server");
+    bool fready = false;
+    for (int i = 0; i < 600 && !fready; ++i) {  // 30 s
+      int fd = ConnectLoopback(fport);
+      if (fd >= 0) {
+        close(fd);
+        fready = true;
+      } else {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      if (waitpid(g_floor, nullptr, WNOHANG) == g_floor) {
+        g_floor = -1;
+        Die("the floor server exited:\n" + testing::ReadFileOrEmpty(dir + "/floor.log"));
+      }
+    }
+    if (!fready) {
+      Die("the floor server does not listen:\n" + testing::ReadFileOrEmpty(dir + "/floor.log"));
+    }
+    auto fchannel = MakeChannel(*env, absl::StrCat("127.0.0.1:", fport), flags.plaintext);
+    auto fstub = shaken::v1::Shaken::NewStub(fchannel);
+    g_server_pid = g_floor;
+    RunClosed("warm-up", SignTarget(fstub.get(), token_sign), flags.inflight, 1.0);
+    floor = RunSuite("floor", fstub.get(), flags, refresh_verify, "; floor server");
+    g_server_pid = g_shakend;
+    fstub.reset();
+    fchannel.reset();
+    StopChild(&g_floor, SIGTERM);
   }
 
   // --- soak: mixed load, RSS every chunk ---
@@ -1008,8 +1287,7 @@ int main(int argc, char** argv) {
   std::printf("soft: shakend file key %.0f /s p99 %.3f ms; secsipidx %.0f /s p99 %.3f ms\n",
               soft.rate(), soft.PercentileMs(99), peer.rate(), peer.PercentileMs(99));
   std::printf("load average at the end: %s", load_after.c_str());
-  const uint64_t errors = unary.errors() + stream.errors() + verify.errors() + paced.errors() +
-                          soft.errors() + peer.errors();
+  const uint64_t errors = grpc.errors() + peer.errors() + floor.errors();
   if (errors > 0) std::printf("load_bench: %llu failed calls (see above)\n",
                               static_cast<unsigned long long>(errors));
   if (flags.soak) {
@@ -1019,6 +1297,20 @@ int main(int argc, char** argv) {
     std::printf("rss_growth_pct=%.1f (short run, from the first second of load: mostly warm-up; "
                 "--soak gives the 5-minute figure)\n",
                 growth(rss_start, rss_end));
+  }
+  if (flags.Runs("floor")) {
+    std::printf("floor: shakend's rate as a share of the floor's: Sign %.0f %%, Sign @80%% p99 %.2f "
+                "vs %.2f ms, SignStream %.0f %%, Verify %.0f %%, Sign (file key) %.0f %%\n",
+                100 * ratio(unary.rate(), floor.unary.rate()), paced.PercentileMs(99),
+                floor.paced.PercentileMs(99), 100 * ratio(stream.rate(), floor.stream.rate()),
+                100 * ratio(verify.rate(), floor.verify.rate()),
+                100 * ratio(soft.rate(), floor.soft.rate()));
+    std::printf(
+        "load_bench_floor: sign_vs_pool=%.2f stream_vs_pool=%.2f verify_vs_inproc=%.2f "
+        "sign_p99_ms=%.2f soft_vs_secsipidx=%.2f\n",
+        ratio(floor.unary.rate(), pool_rate), ratio(floor.stream.rate(), pool_rate),
+        ratio(floor.verify.rate(), verify_rate), floor.paced.PercentileMs(99),
+        ratio(floor.soft.rate(), peer.rate()));
   }
   std::printf(
       "load_bench: sign_vs_pool=%.2f stream_vs_pool=%.2f verify_vs_inproc=%.2f sign_p99_ms=%.2f "
