@@ -1325,5 +1325,5 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove_all(token.dir(), ec);
   // SoftHSM2 crashes when de-initialised from exit handlers: leave without running them.
-  _exit(0);
+  _exit(errors > 0 ? 1 : 0);
 }
