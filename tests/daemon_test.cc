@@ -1,6 +1,9 @@
 // Integration tests of shakend: a real Daemon on loopback with a SoftHSM2 token, mTLS, a real
 // HTTPS x5u server, through the C++ client library, the C ABI and raw gRPC.
 #include <curl/curl.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/unknown_field_set.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
@@ -304,6 +307,110 @@ TEST_F(DaemonTest, HealthOnThePlaintextListener) {
     EXPECT_THAT(HealthStatus(target, service), IsOkAndHolds(1)) << service;  // SERVING
   }
   EXPECT_THAT(HealthStatus(target, "no.such.Service"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// Reflect makes one grpc.reflection.v1alpha call over `channel`: a ServerReflectionRequest whose
+// only field is the string `value` at field number `field` (7 list_services, 4
+// file_containing_symbol), encoded by hand (the reflection proto is not installed). Returns the
+// response's bytes.
+absl::StatusOr<std::string> Reflect(const std::shared_ptr<grpc::Channel>& channel, int field,
+                                    const std::string& value) {
+  std::string request;
+  request.push_back(static_cast<char>(field << 3 | 2));  // length-delimited
+  request.push_back(static_cast<char>(value.size()));    // < 128
+  request.append(value);
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  grpc::Slice slice(request);
+  grpc::ByteBuffer out(&slice, 1), in;
+  grpc::Status status;
+  call->StartCall(reinterpret_cast<void*>(1));
+  bool ok = step(1);
+  if (ok) {
+    call->Write(out, reinterpret_cast<void*>(2));
+    ok = step(2);
+  }
+  if (ok) {
+    call->Read(&in, reinterpret_cast<void*>(3));
+    ok = step(3);
+  }
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  if (!ok) return absl::InternalError("reflection stream failed");
+  std::vector<grpc::Slice> slices;
+  if (!in.Dump(&slices).ok()) return absl::InternalError("unreadable response");
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+// Fields returns the length-delimited values of field `number` in the protobuf message `bytes`.
+std::vector<std::string> Fields(const std::string& bytes, int number) {
+  google::protobuf::UnknownFieldSet set;
+  std::vector<std::string> out;
+  if (!set.ParseFromString(bytes)) return out;
+  for (int i = 0; i < set.field_count(); ++i) {
+    const google::protobuf::UnknownField& f = set.field(i);
+    if (f.number() == number && f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      out.push_back(f.length_delimited());
+    }
+  }
+  return out;
+}
+
+// Server reflection (grpcurl, Postman) lists and describes shaken.v1 on the mTLS API listener; the
+// plaintext health listener offers it too.
+TEST_F(DaemonTest, ReflectionListsAndDescribesTheApi) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFileOrEmpty(env_->TlsCaFile());
+  tls.pem_cert_chain = ReadFileOrEmpty(env_->ClientCertFile("sbc1.test"));
+  tls.pem_private_key = ReadFileOrEmpty(env_->ClientKeyFile("sbc1.test"));
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto api = grpc::CreateCustomChannel(env_->ApiTarget(), grpc::SslCredentials(tls), args);
+
+  ASSERT_OK_AND_ASSIGN(std::string listed, Reflect(api, 7, "*"));
+  std::vector<std::string> names;
+  for (const std::string& list : Fields(listed, 6)) {       // list_services_response
+    for (const std::string& service : Fields(list, 1)) {    // service
+      for (const std::string& name : Fields(service, 1)) names.push_back(name);
+    }
+  }
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"shaken.v1.Shaken", "grpc.health.v1.Health"}));
+
+  ASSERT_OK_AND_ASSIGN(std::string described, Reflect(api, 4, "shaken.v1.Shaken"));
+  bool found = false;
+  for (const std::string& files : Fields(described, 4)) {  // file_descriptor_response
+    for (const std::string& file : Fields(files, 1)) {     // file_descriptor_proto
+      google::protobuf::FileDescriptorProto proto;
+      ASSERT_TRUE(proto.ParseFromString(file));
+      if (proto.package() != "shaken.v1" || proto.service_size() != 1) continue;
+      std::vector<std::string> methods;
+      for (const auto& m : proto.service(0).method()) methods.push_back(m.name());
+      EXPECT_THAT(methods, ::testing::UnorderedElementsAre("Sign", "SignStream", "Verify",
+                                                           "ListProfiles"));
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "no descriptor of shaken.v1.Shaken in the reflection answer";
+
+  auto health = grpc::CreateChannel(absl::StrCat("127.0.0.1:", env_->daemon().health_port()),
+                                    grpc::InsecureChannelCredentials());
+  ASSERT_OK_AND_ASSIGN(std::string on_health, Reflect(health, 7, "*"));
+  EXPECT_THAT(on_health, HasSubstr("grpc.health.v1.Health"));
+  EXPECT_THAT(on_health, Not(HasSubstr("shaken.v1.Shaken")));  // the API is not served there
 }
 
 size_t Append(char* data, size_t size, size_t n, void* out) {
