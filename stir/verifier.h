@@ -50,6 +50,9 @@ struct VerifierOptions {
 };
 
 // CallInfo is what the SIP request tells the verifier besides the Identity headers.
+// An empty from_tn or to_tns leaves orig.tn or dest.tn unchecked: for tools that inspect a
+// PASSporT without its call (shakenctl passport verify without --from/--to). A SIP verifier must
+// pass both (shakend's Verify requires them).
 struct CallInfo {
   std::string from_tn;               // P-Asserted-Identity or From user part (RFC 8224 §4.1)
   std::vector<std::string> to_tns;   // To user part(s)
