@@ -187,6 +187,24 @@ int ConnectLoopback(int port) {
   return fd;
 }
 
+// WaitForListener waits up to 30 s for child `*pid` to accept connections on 127.0.0.1:`port`;
+// Die()s with its log when it exits or does not listen by then.
+void WaitForListener(pid_t* pid, int port, const std::string& what, const std::string& log) {
+  for (int i = 0; i < 600; ++i) {  // 30 s
+    int fd = ConnectLoopback(port);
+    if (fd >= 0) {
+      close(fd);
+      return;
+    }
+    if (waitpid(*pid, nullptr, WNOHANG) == *pid) {
+      *pid = -1;
+      Die(what + " exited:\n" + testing::ReadFileOrEmpty(log));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  Die(what + " does not listen after 30 s:\n" + testing::ReadFileOrEmpty(log));
+}
+
 // VmRSS of `pid` in KiB (0 when unreadable).
 long RssKb(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -1190,17 +1208,7 @@ int main(int argc, char** argv) {
                          env->FileKeyPath()},
                         "/dev/null", dir + "/secsipidx.log");
     if (g_secsipidx <= 0) Die("cannot start /usr/bin/secsipidx");
-    bool sready = false;
-    for (int i = 0; i < 200 && !sready; ++i) {  // 10 s
-      int fd = ConnectLoopback(sport);
-      if (fd >= 0) {
-        close(fd);
-        sready = true;
-      } else {
-        absl::SleepFor(absl::Milliseconds(50));
-      }
-    }
-    if (!sready) Die("secsipidx does not listen:\n" + testing::ReadFileOrEmpty(dir + "/secsipidx.log"));
+    WaitForListener(&g_secsipidx, sport, "secsipidx", dir + "/secsipidx.log");
     const std::string body = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
     const std::string http = absl::StrCat("POST /v1/sign-csv HTTP/1.1\r\nHost: 127.0.0.1:", sport,
                                           "\r\nContent-Type: text/plain\r\nContent-Length: ",
@@ -1221,23 +1229,7 @@ int main(int argc, char** argv) {
                      absl::StrCat("--floor-port=", fport)},
                     dir + "/floor.log", dir + "/floor.log");
     if (g_floor <= 0) Die("cannot start the floor server");
-    bool fready = false;
-    for (int i = 0; i < 600 && !fready; ++i) {  // 30 s
-      int fd = ConnectLoopback(fport);
-      if (fd >= 0) {
-        close(fd);
-        fready = true;
-      } else {
-        absl::SleepFor(absl::Milliseconds(50));
-      }
-      if (waitpid(g_floor, nullptr, WNOHANG) == g_floor) {
-        g_floor = -1;
-        Die("the floor server exited:\n" + testing::ReadFileOrEmpty(dir + "/floor.log"));
-      }
-    }
-    if (!fready) {
-      Die("the floor server does not listen:\n" + testing::ReadFileOrEmpty(dir + "/floor.log"));
-    }
+    WaitForListener(&g_floor, fport, "the floor server", dir + "/floor.log");
     auto fchannel = MakeChannel(*env, absl::StrCat("127.0.0.1:", fport), flags.plaintext);
     auto fstub = shaken::v1::Shaken::NewStub(fchannel);
     g_server_pid = g_floor;
