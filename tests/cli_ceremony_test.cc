@@ -309,5 +309,60 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   server->Stop();
 }
 
+// Root key rollover (RFC 4210 §4.4): the new root key gets a NewWithOld certificate, self-issued
+// under the old root's name and signed by the old key, so relying parties that still trust only
+// the old root validate chains under the new key.
+TEST_F(CeremonyTest, SelfIssuedRolloverCertificateLinksTheNewRootKeyToTheOldRoot) {
+  for (const char* k : {"root-old.key", "root-new.key", "ica.key", "sp.key"}) {
+    ASSERT_EQ(Shakenctl({"key", "generate", "--key", P(k)}).exit_code, 0) << k;
+  }
+  for (const char* r : {"root-old", "root-new"}) {
+    auto root = Shakenctl({"ca", "init", "--key", P(absl::StrCat(r, ".key")), "--cn",
+                           "Rollover STI ROOT", "--org", "Rollover STI-PA", "-o",
+                           P(absl::StrCat(r, ".pem"))});
+    ASSERT_EQ(root.exit_code, 0) << root.err;
+  }
+  auto link = Shakenctl({"ca", "self-issue", "--ca-cert", P("root-old.pem"), "--ca-key",
+                         P("root-old.key"), "--subject-key", P("root-new.key"), "-o",
+                         P("new-with-old.pem")});
+  ASSERT_EQ(link.exit_code, 0) << link.err;
+  auto text = RunProgram({"openssl", "x509", "-in", P("new-with-old.pem"), "-noout", "-subject",
+                          "-issuer", "-pubkey"});
+  ASSERT_EQ(text.exit_code, 0);
+  EXPECT_THAT(text.out, HasSubstr("subject=C = US, O = Rollover STI-PA, CN = Rollover STI ROOT"));
+  EXPECT_THAT(text.out, HasSubstr("issuer=C = US, O = Rollover STI-PA, CN = Rollover STI ROOT"));
+  auto new_pub = RunProgram({"openssl", "x509", "-in", P("root-new.pem"), "-noout", "-pubkey"});
+  EXPECT_THAT(text.out, HasSubstr(new_pub.out)) << "the link certifies the new key";
+  EXPECT_EQ(Shakenctl({"cert", "check", P("new-with-old.pem")}).exit_code, 0);
+
+  // A leaf under the new key, through an intermediate the new root signed.
+  auto ica = Shakenctl({"ca", "issue-intermediate", "--ca-cert", P("root-new.pem"), "--ca-key",
+                        P("root-new.key"), "--subject-key", P("ica.key"), "--cn",
+                        "Rollover STI-CA", "--org", "Rollover CA", "-o", P("ica.pem")});
+  ASSERT_EQ(ica.exit_code, 0) << ica.err;
+  ASSERT_EQ(Shakenctl({"csr", "create", "--key", P("sp.key"), "--spc", "709J", "--org",
+                       "Rollover Telecom", "-o", P("sp.csr")})
+                .exit_code,
+            0);
+  auto sp = Shakenctl({"ca", "issue", "--ca-cert", P("ica.pem"), "--ca-key", P("ica.key"),
+                       "--csr", P("sp.csr"), "--spc", "709J", "-o", P("sp.pem")});
+  ASSERT_EQ(sp.exit_code, 0) << sp.err;
+  dir_.Write("untrusted.pem", ReadFileOrEmpty(P("ica.pem")) + ReadFileOrEmpty(P("new-with-old.pem")));
+  // Trusting only the old root: the chain holds through the link, and not without it.
+  auto through = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root-old.pem"),
+                             "-untrusted", P("untrusted.pem"), P("sp.pem")});
+  EXPECT_EQ(through.exit_code, 0) << through.out << through.err;
+  auto without = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root-old.pem"),
+                             "-untrusted", P("ica.pem"), P("sp.pem")});
+  EXPECT_NE(without.exit_code, 0) << without.out;
+
+  // Certifying the CA's own key is refused with the reason.
+  auto same = Shakenctl({"ca", "self-issue", "--ca-cert", P("root-old.pem"), "--ca-key",
+                         P("root-old.key"), "--subject-key", P("root-old.key"), "-o",
+                         P("same.pem")});
+  EXPECT_NE(same.exit_code, 0);
+  EXPECT_THAT(same.err, HasSubstr("binds another key"));
+}
+
 }  // namespace
 }  // namespace shaken::testing
