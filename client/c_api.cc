@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "shaken/client.h"
 
@@ -276,6 +277,67 @@ void shaken_verify_result_free(shaken_verify_result* result) {
     FreeVerdict(&result->identities[i]);
   }
   free(result->identities);
+  memset(result, 0, sizeof *result);
+}
+
+static_assert(static_cast<int>(shaken::client::ProfileInfo::Health::kServing) ==
+                  SHAKEN_PROFILE_SERVING &&
+              static_cast<int>(shaken::client::ProfileInfo::Health::kDegraded) ==
+                  SHAKEN_PROFILE_DEGRADED &&
+              static_cast<int>(shaken::client::ProfileInfo::Health::kDown) == SHAKEN_PROFILE_DOWN,
+              "the C health values mirror ProfileInfo::Health");
+
+int shaken_list_profiles(shaken_client* client, uint32_t timeout_ms,
+                         shaken_profile_list* result, shaken_error* err) {
+  if (result != nullptr) memset(result, 0, sizeof *result);
+  if (client == nullptr) return InvalidArgument(err, "shaken_list_profiles: client is NULL");
+  if (result == nullptr) return InvalidArgument(err, "shaken_list_profiles: result is NULL");
+  try {
+    absl::StatusOr<std::vector<shaken::client::ProfileInfo>> r =
+        client->client->ListProfiles(Timeout(timeout_ms));
+    if (!r.ok()) return SetStatus(err, r.status());
+    if (r->empty()) return Ok(err);
+    try {
+      result->profiles =
+          static_cast<shaken_profile*>(calloc(r->size(), sizeof(shaken_profile)));
+      if (result->profiles == nullptr) throw std::bad_alloc();
+      result->num_profiles = r->size();
+      for (size_t i = 0; i < r->size(); ++i) {
+        const shaken::client::ProfileInfo& in = (*r)[i];
+        shaken_profile* out = &result->profiles[i];
+        out->name = Dup(in.name);
+        out->key = Dup(in.key);
+        out->x5u = Dup(in.x5u);
+        out->cert_subject = Dup(in.certificate.subject);
+        out->cert_spc = Dup(in.certificate.spc);
+        out->cert_serial = Dup(in.certificate.serial);
+        out->cert_not_after = in.certificate.not_after;
+        out->allowed_attest = Dup(absl::StrJoin(in.allowed_attest, ","));
+        out->health = static_cast<int>(in.health);
+        out->is_default = in.is_default ? 1 : 0;
+      }
+    } catch (...) {
+      shaken_profile_list_free(result);
+      throw;
+    }
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_list_profiles: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_list_profiles: unexpected C++ exception");
+  }
+}
+
+void shaken_profile_list_free(shaken_profile_list* result) {
+  if (result == nullptr) return;
+  for (size_t i = 0; i < result->num_profiles && result->profiles != nullptr; ++i) {
+    shaken_profile* p = &result->profiles[i];
+    for (char* s : {p->name, p->key, p->x5u, p->cert_subject, p->cert_spc, p->cert_serial,
+                    p->allowed_attest}) {
+      free(s);
+    }
+  }
+  free(result->profiles);
   memset(result, 0, sizeof *result);
 }
 

@@ -128,6 +128,76 @@ TEST_F(DaemonTest, SignVerifyRoundTripThroughTheCAbi) {
   shaken_client_free(client);
 }
 
+// CClient opens a C ABI client with the mTLS identity `name`.
+shaken_client* CClient(const DaemonEnv& env, const std::string& name) {
+  shaken_client_options o;
+  shaken_client_options_init(&o);
+  const std::string target = env.ApiTarget(), ca = env.TlsCaFile(),
+                    cert = env.ClientCertFile(name), key = env.ClientKeyFile(name);
+  o.target = target.c_str();
+  o.root_ca_file = ca.c_str();
+  o.client_cert_file = cert.c_str();
+  o.client_key_file = key.c_str();
+  o.server_name_override = "localhost";
+  shaken_client* client = nullptr;
+  shaken_error err;
+  EXPECT_EQ(shaken_client_new(&o, &client, &err), 0) << err.message;
+  return client;
+}
+
+TEST_F(DaemonTest, ListProfilesThroughTheCAbi) {
+  shaken_client* client = CClient(*env_, "sbc1.test");
+  ASSERT_NE(client, nullptr);
+  shaken_error err;
+  shaken_profile_list list = {};
+  ASSERT_EQ(shaken_list_profiles(client, 5000, &list, &err), 0) << err.message;
+  ASSERT_EQ(list.num_profiles, 2u);
+  const shaken_profile* token = nullptr;
+  const shaken_profile* file = nullptr;
+  for (size_t i = 0; i < list.num_profiles; ++i) {
+    const std::string name = list.profiles[i].name;
+    if (name == "token") token = &list.profiles[i];
+    if (name == "file") file = &list.profiles[i];
+  }
+  ASSERT_NE(token, nullptr);
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ(token->health, SHAKEN_PROFILE_SERVING);
+  EXPECT_TRUE(token->is_default);
+  EXPECT_THAT(token->key, HasSubstr("pkcs11:"));
+  EXPECT_THAT(token->key, Not(HasSubstr("pin")));
+  EXPECT_EQ(token->x5u, env_->token_x5u());
+  EXPECT_STREQ(token->allowed_attest, "A,B,C");
+  EXPECT_STRNE(token->cert_spc, "");
+  EXPECT_GT(token->cert_not_after, absl::ToUnixSeconds(absl::Now()));
+  EXPECT_FALSE(file->is_default);
+  EXPECT_STREQ(file->allowed_attest, "C");
+  EXPECT_THAT(file->key, HasSubstr("file:"));
+  shaken_profile_list_free(&list);
+  EXPECT_EQ(list.num_profiles, 0u);
+  EXPECT_EQ(list.profiles, nullptr);
+  shaken_profile_list_free(&list);  // a zeroed list is ignored
+  EXPECT_EQ(shaken_list_profiles(client, 5000, nullptr, &err), 3);
+  EXPECT_EQ(shaken_list_profiles(nullptr, 5000, &list, &err), 3);
+  shaken_client_free(client);
+
+  // A client restricted to one profile sees that profile only.
+  shaken_client* file_only = CClient(*env_, "file-only.test");
+  ASSERT_NE(file_only, nullptr);
+  ASSERT_EQ(shaken_list_profiles(file_only, 5000, &list, &err), 0) << err.message;
+  ASSERT_EQ(list.num_profiles, 1u);
+  EXPECT_STREQ(list.profiles[0].name, "file");
+  shaken_profile_list_free(&list);
+  shaken_client_free(file_only);
+
+  // A client that may not list profiles gets the server's refusal as a code and a message.
+  shaken_client* verify_only = CClient(*env_, "verify-only.test");
+  ASSERT_NE(verify_only, nullptr);
+  EXPECT_EQ(shaken_list_profiles(verify_only, 5000, &list, &err), 7);
+  EXPECT_THAT(err.message, HasSubstr("may not call ListProfiles"));
+  EXPECT_EQ(list.num_profiles, 0u);
+  shaken_client_free(verify_only);
+}
+
 TEST_F(DaemonTest, FailedVerificationIsASuccessfulRpcWithItsVerdict) {
   auto c = Client();
   ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));

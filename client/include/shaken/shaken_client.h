@@ -167,6 +167,46 @@ SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client *client, const shaken_verif
  * itself. NULL and zeroed results are ignored. */
 SHAKEN_CLIENT_EXPORT void shaken_verify_result_free(shaken_verify_result *result);
 
+/* Health of a signing profile, as the server sees its key. */
+#define SHAKEN_PROFILE_HEALTH_UNKNOWN 0
+#define SHAKEN_PROFILE_SERVING 1  /* signing */
+#define SHAKEN_PROFILE_DEGRADED 2 /* signing, but some token sessions are being re-opened */
+#define SHAKEN_PROFILE_DOWN 3     /* not signing: the token is unreachable */
+
+/* shaken_profile describes one signing profile the server offers this client. Every string is
+ * non-NULL (possibly "") in a profile filled by shaken_list_profiles. */
+typedef struct shaken_profile {
+  char *name;
+  char *key;            /* PKCS#11 URI (never with a PIN) or "file:<path>" */
+  char *x5u;            /* where verifiers fetch its certificate */
+  char *cert_subject;   /* the profile certificate */
+  char *cert_spc;
+  char *cert_serial;
+  int64_t cert_not_after; /* seconds since the Unix epoch */
+  char *allowed_attest; /* the attestation levels it signs, comma-separated: "A,B,C" */
+  int health;           /* SHAKEN_PROFILE_SERVING, _DEGRADED, _DOWN (or _HEALTH_UNKNOWN) */
+  int is_default;       /* nonzero: the profile a request without one uses */
+} shaken_profile;
+
+/* shaken_profile_list is the answer of shaken_list_profiles; released by
+ * shaken_profile_list_free. */
+typedef struct shaken_profile_list {
+  size_t num_profiles;
+  shaken_profile *profiles; /* array of num_profiles (NULL when 0) */
+} shaken_profile_list;
+
+/* shaken_list_profiles lists the signing profiles this client may use, with their certificate
+ * and health: an SBC module can check at start-up that the profile it will name exists and
+ * signs, and watch the certificate's expiry. `timeout_ms` 0: the client's default_timeout_ms.
+ * Thread-safe. Returns 0 and fills `*result`, or zeroes it and returns the code, as
+ * shaken_sign. */
+SHAKEN_CLIENT_EXPORT int shaken_list_profiles(shaken_client *client, uint32_t timeout_ms,
+                                              shaken_profile_list *result, shaken_error *err);
+
+/* shaken_profile_list_free frees everything `result` points to and zeroes it; not `result`
+ * itself. NULL and zeroed results are ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_profile_list_free(shaken_profile_list *result);
+
 /* shaken_code_name returns the name of a google.rpc code ("OK", "INVALID_ARGUMENT", ...;
  * "UNKNOWN_CODE" outside 0..16): a static string, never NULL, not to be freed. */
 SHAKEN_CLIENT_EXPORT const char *shaken_code_name(int code);
