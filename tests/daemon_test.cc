@@ -198,6 +198,34 @@ TEST_F(DaemonTest, ListProfilesThroughTheCAbi) {
   shaken_client_free(verify_only);
 }
 
+// The example programs of client/examples, as an SBC developer runs them: mTLS from the
+// environment, against this daemon.
+TEST_F(DaemonTest, ClientExamplesSignAndVerify) {
+  RunOptions options;
+  options.env = {{"SHAKEN_TARGET", env_->ApiTarget()},
+                 {"SHAKEN_CA", env_->TlsCaFile()},
+                 {"SHAKEN_CERT", env_->ClientCertFile("sbc1.test")},
+                 {"SHAKEN_KEY", env_->ClientKeyFile("sbc1.test")},
+                 {"SHAKEN_SERVER_NAME", "localhost"}};
+  RunResult cxx = RunCommand({CLIENT_EXAMPLE}, options);
+  EXPECT_EQ(cxx.exit_code, 0) << cxx.output();
+  EXPECT_THAT(cxx.out, HasSubstr("verstat=TN-Validation-Passed"));
+
+  RunResult c = RunCommand({CLIENT_EXAMPLE_C}, options);
+  EXPECT_EQ(c.exit_code, 0) << c.output();
+  EXPECT_THAT(c.out, HasSubstr("profile token (default) health=SERVING attest=A,B,C"));
+  EXPECT_THAT(c.out, HasSubstr("profile file health=SERVING attest=C"));
+  EXPECT_THAT(c.out, HasSubstr("Identity: eyJ"));
+  EXPECT_THAT(c.out, HasSubstr("verstat=TN-Validation-Passed"));
+
+  // Without a client certificate the mTLS listener refuses the example: exit 2 and the reason.
+  options.env.erase("SHAKEN_CERT");
+  options.env.erase("SHAKEN_KEY");
+  RunResult refused = RunCommand({CLIENT_EXAMPLE_C}, options);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output();
+  EXPECT_THAT(refused.err, HasSubstr("UNAVAILABLE"));
+}
+
 TEST_F(DaemonTest, FailedVerificationIsASuccessfulRpcWithItsVerdict) {
   auto c = Client();
   ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));

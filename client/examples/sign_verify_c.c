@@ -1,5 +1,6 @@
-/* sign_verify_c.c: signs one call through a running shakend, then verifies the Identity header
- * it got back, with the C ABI (shaken/shaken_client.h) -- what an SBC module written in C does.
+/* sign_verify_c.c: lists the signing profiles of a running shakend, signs one call through it,
+ * then verifies the Identity header it got back, with the C ABI (shaken/shaken_client.h) -- what
+ * an SBC module written in C does.
  *
  *   shaken_client_example_c [TARGET]
  *
@@ -21,6 +22,19 @@ static const char *env(const char *name) {
   return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
+static const char *health_name(int health) {
+  switch (health) {
+    case SHAKEN_PROFILE_SERVING:
+      return "SERVING";
+    case SHAKEN_PROFILE_DEGRADED:
+      return "DEGRADED";
+    case SHAKEN_PROFILE_DOWN:
+      return "DOWN";
+    default:
+      return "UNKNOWN";
+  }
+}
+
 int main(int argc, char **argv) {
   shaken_client_options opts;
   shaken_client *client = NULL;
@@ -29,6 +43,8 @@ int main(int argc, char **argv) {
   shaken_sign_result sres;
   shaken_verify_request vreq;
   shaken_verify_result vres;
+  shaken_profile_list profiles;
+  size_t i;
   const char *dests[1] = {"12155551213"};
   const char *identities[1];
   const char *insecure = env("SHAKEN_INSECURE");
@@ -47,6 +63,21 @@ int main(int argc, char **argv) {
     fprintf(stderr, "shaken_client_new: %s: %s\n", shaken_code_name(err.code), err.message);
     return 2;
   }
+
+  /* At start-up (a module's child_init): the profiles this client may sign with, their health and
+   * their certificate's expiry. */
+  if (shaken_list_profiles(client, 0, &profiles, &err) != 0) {
+    fprintf(stderr, "shaken_list_profiles: %s: %s\n", shaken_code_name(err.code), err.message);
+    shaken_client_free(client);
+    return 2;
+  }
+  for (i = 0; i < profiles.num_profiles; ++i) {
+    const shaken_profile *p = &profiles.profiles[i];
+    printf("profile %s%s health=%s attest=%s spc=%s not_after=%lld\n", p->name,
+           p->is_default ? " (default)" : "", health_name(p->health), p->allowed_attest,
+           p->cert_spc, (long long)p->cert_not_after);
+  }
+  shaken_profile_list_free(&profiles);
 
   memset(&sreq, 0, sizeof sreq);
   sreq.profile = env("SHAKEN_PROFILE");
