@@ -35,8 +35,8 @@ struct Daemon::State {
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ShakenService> service;
   std::unique_ptr<grpc::Server> api;
+  grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
   std::unique_ptr<grpc::Server> health;
-  grpc::CallbackGenericService health_unknown_methods;
   std::unique_ptr<prometheus::Exposer> exposer;
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
