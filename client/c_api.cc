@@ -25,6 +25,10 @@ struct shaken_client {
   std::unique_ptr<shaken::client::Client> client;
 };
 
+struct shaken_sign_stream {
+  std::unique_ptr<shaken::client::SignStreamSession> session;
+};
+
 namespace {
 
 using shaken::client::Client;
@@ -121,6 +125,45 @@ void FillVerdict(const shaken::client::Verdict& v, shaken_verdict* out) {
   out->cert_serial = Dup(v.certificate.serial);
 }
 
+// ToSignParams checks `request` for the C function `fn` and converts it; returns 0 or the code
+// (with `err` filled).
+int ToSignParams(const char* fn, const shaken_sign_request* request,
+                 shaken::client::SignParams* p, shaken_error* err) {
+  if (request == nullptr) return InvalidArgument(err, absl::StrCat(fn, ": request is NULL"));
+  if (request->attest == nullptr) {
+    return InvalidArgument(err, absl::StrCat(fn, ": request->attest is NULL"));
+  }
+  if (request->orig_tn == nullptr) {
+    return InvalidArgument(err, absl::StrCat(fn, ": request->orig_tn is NULL"));
+  }
+  if (!Strings(request->dest_tns, request->num_dest_tns,
+               absl::StrCat(fn, ": request->dest_tns").c_str(), &p->dest_tns, err)) {
+    return err != nullptr ? err->code : kInvalidArgument;
+  }
+  p->profile = Str(request->profile);
+  p->attest = request->attest;
+  p->orig_tn = request->orig_tn;
+  if (request->has_iat != 0) p->iat = request->iat;
+  p->origid = Str(request->origid);
+  p->request_id = Str(request->request_id);
+  return 0;
+}
+
+// FillSignResult copies `r` into `result` (zeroed on a bad_alloc, which it rethrows).
+void FillSignResult(const shaken::client::SignResult& r, shaken_sign_result* result) {
+  try {
+    result->iat = r.iat;
+    result->identity = Dup(r.identity);
+    result->passport = Dup(r.passport);
+    result->origid = Dup(r.origid);
+    result->profile = Dup(r.profile);
+    result->request_id = Dup(r.request_id);
+  } catch (...) {
+    shaken_sign_result_free(result);
+    throw;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -174,37 +217,13 @@ int shaken_sign(shaken_client* client, const shaken_sign_request* request,
   if (client == nullptr) return InvalidArgument(err, "shaken_sign: client is NULL");
   if (request == nullptr) return InvalidArgument(err, "shaken_sign: request is NULL");
   if (result == nullptr) return InvalidArgument(err, "shaken_sign: result is NULL");
-  if (request->attest == nullptr) return InvalidArgument(err, "shaken_sign: request->attest is NULL");
-  if (request->orig_tn == nullptr) {
-    return InvalidArgument(err, "shaken_sign: request->orig_tn is NULL");
-  }
   try {
     shaken::client::SignParams p;
-    if (!Strings(request->dest_tns, request->num_dest_tns, "shaken_sign: request->dest_tns",
-                 &p.dest_tns, err)) {
-      return err != nullptr ? err->code : kInvalidArgument;
-    }
-    p.profile = Str(request->profile);
-    p.attest = request->attest;
-    p.orig_tn = request->orig_tn;
-    if (request->has_iat != 0) p.iat = request->iat;
-    p.origid = Str(request->origid);
-    p.request_id = Str(request->request_id);
-
+    if (int code = ToSignParams("shaken_sign", request, &p, err); code != 0) return code;
     absl::StatusOr<shaken::client::SignResult> r =
         client->client->Sign(p, Timeout(request->timeout_ms));
     if (!r.ok()) return SetStatus(err, r.status());
-    try {
-      result->iat = r->iat;
-      result->identity = Dup(r->identity);
-      result->passport = Dup(r->passport);
-      result->origid = Dup(r->origid);
-      result->profile = Dup(r->profile);
-      result->request_id = Dup(r->request_id);
-    } catch (...) {
-      shaken_sign_result_free(result);
-      throw;
-    }
+    FillSignResult(*r, result);
     return Ok(err);
   } catch (const std::bad_alloc&) {
     return SetError(err, kResourceExhausted, "shaken_sign: out of memory");
@@ -278,6 +297,92 @@ void shaken_verify_result_free(shaken_verify_result* result) {
   }
   free(result->identities);
   memset(result, 0, sizeof *result);
+}
+
+int shaken_sign_stream_open(shaken_client* client, uint32_t timeout_ms, shaken_sign_stream** out,
+                            shaken_error* err) {
+  if (out != nullptr) *out = nullptr;
+  if (client == nullptr) return InvalidArgument(err, "shaken_sign_stream_open: client is NULL");
+  if (out == nullptr) return InvalidArgument(err, "shaken_sign_stream_open: out is NULL");
+  try {
+    std::optional<absl::Duration> timeout;
+    if (timeout_ms > 0) timeout = absl::Milliseconds(timeout_ms);
+    absl::StatusOr<std::unique_ptr<shaken::client::SignStreamSession>> session =
+        client->client->OpenSignStream(timeout);
+    if (!session.ok()) return SetStatus(err, session.status());
+    *out = new shaken_sign_stream{*std::move(session)};
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_sign_stream_open: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_sign_stream_open: unexpected C++ exception");
+  }
+}
+
+int shaken_sign_stream_send(shaken_sign_stream* stream, const shaken_sign_request* request,
+                            shaken_error* err) {
+  if (stream == nullptr) return InvalidArgument(err, "shaken_sign_stream_send: stream is NULL");
+  try {
+    shaken::client::SignParams p;
+    if (int code = ToSignParams("shaken_sign_stream_send", request, &p, err); code != 0) {
+      return code;
+    }
+    return SetStatus(err, stream->session->Send(p));
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_sign_stream_send: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_sign_stream_send: unexpected C++ exception");
+  }
+}
+
+int shaken_sign_stream_next(shaken_sign_stream* stream, shaken_stream_sign* out,
+                            shaken_error* err) {
+  if (out != nullptr) memset(out, 0, sizeof *out);
+  if (stream == nullptr) return InvalidArgument(err, "shaken_sign_stream_next: stream is NULL");
+  if (out == nullptr) return InvalidArgument(err, "shaken_sign_stream_next: out is NULL");
+  try {
+    absl::StatusOr<shaken::client::StreamedSign> next = stream->session->Next();
+    if (!next.ok()) return SetStatus(err, next.status());
+    try {
+      out->request_id = Dup(next->request_id);
+      if (next->result.ok()) {
+        out->message = Dup("");
+        FillSignResult(*next->result, &out->result);
+      } else {
+        out->code = static_cast<int>(next->result.status().code());
+        out->message = Dup(std::string(next->result.status().message()));
+      }
+    } catch (...) {
+      shaken_stream_sign_free(out);
+      throw;
+    }
+    return Ok(err);
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, "shaken_sign_stream_next: out of memory");
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_sign_stream_next: unexpected C++ exception");
+  }
+}
+
+int shaken_sign_stream_close_send(shaken_sign_stream* stream, shaken_error* err) {
+  if (stream == nullptr) {
+    return InvalidArgument(err, "shaken_sign_stream_close_send: stream is NULL");
+  }
+  try {
+    return SetStatus(err, stream->session->CloseSend());
+  } catch (...) {
+    return SetError(err, kInternal, "shaken_sign_stream_close_send: unexpected C++ exception");
+  }
+}
+
+void shaken_sign_stream_free(shaken_sign_stream* stream) { delete stream; }
+
+void shaken_stream_sign_free(shaken_stream_sign* out) {
+  if (out == nullptr) return;
+  free(out->request_id);
+  free(out->message);
+  shaken_sign_result_free(&out->result);
+  memset(out, 0, sizeof *out);
 }
 
 static_assert(static_cast<int>(shaken::client::ProfileInfo::Health::kServing) ==

@@ -198,6 +198,67 @@ TEST_F(DaemonTest, ListProfilesThroughTheCAbi) {
   shaken_client_free(verify_only);
 }
 
+TEST_F(DaemonTest, SignStreamThroughTheCAbi) {
+  shaken_client* client = CClient(*env_, "sbc1.test");
+  ASSERT_NE(client, nullptr);
+  shaken_error err;
+  shaken_sign_stream* stream = nullptr;
+  ASSERT_EQ(shaken_sign_stream_open(client, 10000, &stream, &err), 0) << err.message;
+  shaken_client_free(client);  // the stream keeps the channel
+
+  const char* dest[] = {kDest};
+  shaken_sign_request req = {};
+  req.orig_tn = kOrig;
+  req.dest_tns = dest;
+  req.num_dest_tns = 1;
+  const std::vector<std::pair<const char*, const char*>> sends = {
+      {"c-1", "A"}, {"c-2", "D"}, {"c-3", "B"}};
+  for (const auto& [id, attest] : sends) {
+    req.request_id = id;
+    req.attest = attest;
+    ASSERT_EQ(shaken_sign_stream_send(stream, &req, &err), 0) << err.message;
+  }
+  req.attest = nullptr;
+  EXPECT_EQ(shaken_sign_stream_send(stream, &req, &err), 3);  // checked locally, not sent
+  EXPECT_THAT(err.message, HasSubstr("request->attest is NULL"));
+  ASSERT_EQ(shaken_sign_stream_close_send(stream, &err), 0) << err.message;
+  EXPECT_EQ(shaken_sign_stream_close_send(stream, &err), 0);  // idempotent
+  req.attest = "A";
+  EXPECT_EQ(shaken_sign_stream_send(stream, &req, &err), 9);  // after close_send
+
+  // Answers in order; the bad request fails alone.
+  for (const auto& [id, attest] : sends) {
+    shaken_stream_sign out = {};
+    ASSERT_EQ(shaken_sign_stream_next(stream, &out, &err), 0) << err.message;
+    EXPECT_STREQ(out.request_id, id);
+    if (std::string(attest) == "D") {
+      EXPECT_EQ(out.code, 3);
+      EXPECT_THAT(out.message, HasSubstr("A, B or C"));
+      EXPECT_EQ(out.result.identity, nullptr);
+    } else {
+      EXPECT_EQ(out.code, 0) << out.message;
+      EXPECT_STREQ(out.message, "");
+      EXPECT_THAT(out.result.identity, HasSubstr(";info=<"));
+      EXPECT_STREQ(out.result.request_id, id);
+    }
+    shaken_stream_sign_free(&out);
+    EXPECT_EQ(out.request_id, nullptr);
+  }
+  shaken_stream_sign_free(nullptr);
+  shaken_stream_sign end = {};
+  EXPECT_EQ(shaken_sign_stream_next(stream, &end, &err), 11);
+  EXPECT_THAT(err.message, HasSubstr("end of stream"));
+  EXPECT_EQ(end.request_id, nullptr);
+  shaken_sign_stream_free(stream);
+  shaken_sign_stream_free(nullptr);
+
+  EXPECT_EQ(shaken_sign_stream_open(nullptr, 0, &stream, &err), 3);
+  EXPECT_EQ(stream, nullptr);
+  EXPECT_EQ(shaken_sign_stream_send(nullptr, &req, &err), 3);
+  EXPECT_EQ(shaken_sign_stream_next(nullptr, &end, &err), 3);
+  EXPECT_EQ(shaken_sign_stream_close_send(nullptr, &err), 3);
+}
+
 // The example programs of client/examples, as an SBC developer runs them: mTLS from the
 // environment, against this daemon.
 TEST_F(DaemonTest, ClientExamplesSignAndVerify) {

@@ -22,6 +22,7 @@ int main(void) {
   }
   shaken_client_free(client);
   if (shaken_list_profiles(NULL, 0, NULL, &err) != 3) return 1;
+  if (shaken_sign_stream_open(NULL, 0, NULL, &err) != 3) return 1;
   if (strcmp(shaken_code_name(14), "UNAVAILABLE") != 0) return 1;
   printf("check.c: OK\n");
   return 0;

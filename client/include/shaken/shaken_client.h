@@ -167,6 +167,58 @@ SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client *client, const shaken_verif
  * itself. NULL and zeroed results are ignored. */
 SHAKEN_CLIENT_EXPORT void shaken_verify_result_free(shaken_verify_result *result);
 
+/* shaken_sign_stream is one SignStream call, for modules that sign at a high rate: requests go
+ * out without waiting for answers, answers come back in request order. Thread-safety: send may
+ * be called from several threads at once, and next from several threads at once (each answer is
+ * delivered once); typically one thread sends and one reads. No thread may be inside a stream
+ * function when shaken_sign_stream_free is called. */
+typedef struct shaken_sign_stream shaken_sign_stream;
+
+/* shaken_stream_sign is one answer of a stream: the request's id and either its signature
+ * (code 0, `result` filled) or its own error (`code` and `message`; the stream goes on). Strings
+ * are non-NULL after shaken_sign_stream_next returned 0; released by shaken_stream_sign_free. */
+typedef struct shaken_stream_sign {
+  char *request_id;          /* the request's request_id ("" when it had none) */
+  int code;                  /* 0: signed; else a google.rpc code for this request alone */
+  char *message;             /* "" when code is 0 */
+  shaken_sign_result result; /* when code is 0 (zeroed otherwise) */
+} shaken_stream_sign;
+
+/* shaken_sign_stream_open starts a SignStream call on `client`'s channel. `timeout_ms` bounds the
+ * whole stream; 0: no deadline. The stream keeps the channel alive: it may outlive the client.
+ * Stores the stream in `*out` (released with shaken_sign_stream_free) and returns 0, or stores
+ * NULL and returns the code. */
+SHAKEN_CLIENT_EXPORT int shaken_sign_stream_open(shaken_client *client, uint32_t timeout_ms,
+                                                 shaken_sign_stream **out, shaken_error *err);
+
+/* shaken_sign_stream_send sends one request (its timeout_ms is not used: the stream's deadline
+ * applies). Only NULL or missing fields are checked here; the server answers a malformed request
+ * through shaken_sign_stream_next. Returns 0, 9 FAILED_PRECONDITION after close_send, or the
+ * stream's failure (14 UNAVAILABLE "stream broken", ...). */
+SHAKEN_CLIENT_EXPORT int shaken_sign_stream_send(shaken_sign_stream *stream,
+                                                 const shaken_sign_request *request,
+                                                 shaken_error *err);
+
+/* shaken_sign_stream_next blocks until the next answer, in the order of the sends, and returns 0
+ * with `*out` filled (look at out->code). At the end it returns 11 OUT_OF_RANGE "end of stream"
+ * (after close_send, once every answer was read) or the call's failure, with `*out` zeroed. It
+ * blocks until the deadline when nothing is outstanding and close_send was not called. */
+SHAKEN_CLIENT_EXPORT int shaken_sign_stream_next(shaken_sign_stream *stream,
+                                                 shaken_stream_sign *out, shaken_error *err);
+
+/* shaken_sign_stream_close_send tells the server no more requests come; outstanding answers can
+ * still be read. Idempotent. */
+SHAKEN_CLIENT_EXPORT int shaken_sign_stream_close_send(shaken_sign_stream *stream,
+                                                       shaken_error *err);
+
+/* shaken_sign_stream_free cancels the call if it still runs and frees the stream. NULL is
+ * ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_sign_stream_free(shaken_sign_stream *stream);
+
+/* shaken_stream_sign_free frees the strings of `out` and zeroes it; not `out` itself. NULL and
+ * zeroed answers are ignored. */
+SHAKEN_CLIENT_EXPORT void shaken_stream_sign_free(shaken_stream_sign *out);
+
 /* Health of a signing profile, as the server sees its key. */
 #define SHAKEN_PROFILE_HEALTH_UNKNOWN 0
 #define SHAKEN_PROFILE_SERVING 1  /* signing */
