@@ -57,11 +57,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "daemon/config.h"
 #include "daemon/profiles.h"
@@ -73,7 +73,6 @@
 #include "stir/clock.h"
 #include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
-#include "stir/status_macros.h"
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
 #include "tests/daemon_fixture.h"
