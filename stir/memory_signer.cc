@@ -6,8 +6,9 @@
 
 namespace shaken::stir {
 
-absl::StatusOr<std::unique_ptr<MemorySigner>> MemorySigner::FromPem(std::string_view pem) {
-  ASSIGN_OR_RETURN(EvpPkeyPtr key, ReadPrivateKeyPem(pem));
+absl::StatusOr<std::unique_ptr<MemorySigner>> MemorySigner::FromPem(
+    std::string_view pem, std::optional<std::string_view> passphrase) {
+  ASSIGN_OR_RETURN(EvpPkeyPtr key, ReadPrivateKeyPem(pem, passphrase));
   return FromKey(std::move(key));
 }
 

@@ -18,8 +18,10 @@ namespace shaken::stir {
 // MemorySigner signs with an in-memory EC P-256 key. Thread-safe.
 class MemorySigner final : public Signer {
  public:
-  // FromPem parses an unencrypted PEM private key; INVALID_ARGUMENT unless it is EC P-256.
-  static absl::StatusOr<std::unique_ptr<MemorySigner>> FromPem(std::string_view pem);
+  // FromPem parses a PEM private key (encrypted ones with `passphrase`, see ReadPrivateKeyPem);
+  // INVALID_ARGUMENT unless it is EC P-256.
+  static absl::StatusOr<std::unique_ptr<MemorySigner>> FromPem(
+      std::string_view pem, std::optional<std::string_view> passphrase = {});
   // FromKey takes ownership of an EC P-256 key.
   static absl::StatusOr<std::unique_ptr<MemorySigner>> FromKey(EvpPkeyPtr key);
   // Generate makes a fresh P-256 key (for tests and demos).

@@ -10,6 +10,7 @@
 #include <openssl/x509_vfy.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,8 +55,22 @@ absl::StatusOr<std::string> EcdsaRawToDer(const Es256Signature& raw);
 // s longer than 32 bytes.
 absl::StatusOr<Es256Signature> EcdsaDerToRaw(std::string_view der);
 
-// ReadPrivateKeyPem parses an unencrypted PEM private key (SEC1 "EC PRIVATE KEY" or PKCS#8).
-absl::StatusOr<EvpPkeyPtr> ReadPrivateKeyPem(std::string_view pem);
+// ReadPrivateKeyPem parses a PEM private key: SEC1 "EC PRIVATE KEY" or PKCS#8, unencrypted, or
+// encrypted ("ENCRYPTED PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED" header) when
+// `passphrase` is given. It never prompts. INVALID_ARGUMENT says which: not a key, encrypted
+// without a passphrase, or a wrong passphrase (or damaged key).
+absl::StatusOr<EvpPkeyPtr> ReadPrivateKeyPem(std::string_view pem,
+                                             std::optional<std::string_view> passphrase = {});
+
+// IsEncryptedPrivateKeyPem says whether `pem` holds an encrypted private key.
+bool IsEncryptedPrivateKeyPem(std::string_view pem);
+
+// PrivateKeyToPem writes `key` as PKCS#8 PEM; when `passphrase` is given, encrypted
+// ("ENCRYPTED PRIVATE KEY", PBES2: AES-256-CBC under PBKDF2-HMAC-SHA256, 600,000 iterations,
+// random salt). The caller wipes the
+// result when it is not encrypted.
+absl::StatusOr<std::string> PrivateKeyToPem(const EVP_PKEY* key,
+                                            std::optional<std::string_view> passphrase = {});
 
 // ReadPublicKeyPem parses a PEM SubjectPublicKeyInfo ("PUBLIC KEY").
 absl::StatusOr<EvpPkeyPtr> ReadPublicKeyPem(std::string_view pem);

@@ -1,5 +1,7 @@
 #include "stir/openssl_util.h"
 
+#include <openssl/pem.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/memory_signer.h"
@@ -10,6 +12,7 @@ namespace {
 
 using ::shaken::testing::IsOkAndHolds;
 using ::shaken::testing::StatusIs;
+using ::testing::HasSubstr;
 
 Es256Signature Filled(uint8_t r0, uint8_t s0, size_t r_zeros = 0) {
   Es256Signature sig;
@@ -62,6 +65,40 @@ TEST(VerifyEs256Test, CachedContextsFollowTheKey) {
       EXPECT_FALSE(VerifyEs256(signers[(i + 1) % signers.size()]->key(), digest, *sig).ok());
     }
   }
+}
+
+TEST(PrivateKeyPemTest, EncryptedKeysNeedTheirPassphraseAndNeverPrompt) {
+  EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  ASSERT_NE(key, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::string plain, PrivateKeyToPem(key.get()));
+  EXPECT_THAT(plain, HasSubstr("-----BEGIN PRIVATE KEY-----"));
+  EXPECT_FALSE(IsEncryptedPrivateKeyPem(plain));
+  ASSERT_OK_AND_ASSIGN(std::string sealed, PrivateKeyToPem(key.get(), "correct horse"));
+  EXPECT_THAT(sealed, HasSubstr("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+  EXPECT_TRUE(IsEncryptedPrivateKeyPem(sealed));
+
+  ASSERT_OK_AND_ASSIGN(EvpPkeyPtr back, ReadPrivateKeyPem(sealed, "correct horse"));
+  EXPECT_EQ(EVP_PKEY_eq(back.get(), key.get()), 1);
+  ASSERT_OK_AND_ASSIGN(EvpPkeyPtr unsealed, ReadPrivateKeyPem(plain, "ignored"));
+  EXPECT_EQ(EVP_PKEY_eq(unsealed.get(), key.get()), 1);
+
+  EXPECT_THAT(ReadPrivateKeyPem(sealed),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give its passphrase")));
+  EXPECT_THAT(ReadPrivateKeyPem(sealed, "wrong horse"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("wrong passphrase")));
+  EXPECT_THAT(ReadPrivateKeyPem("not a key"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a PEM private key")));
+  EXPECT_THAT(PrivateKeyToPem(key.get(), ""), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // openssl's own reader takes it with the same passphrase.
+  BioPtr bio(BIO_new_mem_buf(sealed.data(), static_cast<int>(sealed.size())));
+  EvpPkeyPtr by_openssl(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>("correct horse")));
+  ASSERT_NE(by_openssl, nullptr);
+  EXPECT_EQ(EVP_PKEY_eq(by_openssl.get(), key.get()), 1);
+
+  ASSERT_OK_AND_ASSIGN(auto signer, MemorySigner::FromPem(sealed, "correct horse"));
+  EXPECT_THAT(MemorySigner::FromPem(sealed), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
