@@ -221,6 +221,7 @@ absl::Status ReadProfiles(Node& root, Config* c) {
     ProfileConfig p;
     RETURN_IF_ERROR(n.String("name", &p.name));
     RETURN_IF_ERROR(n.String("key", &p.key));
+    RETURN_IF_ERROR(n.String("key_passphrase_source", &p.key_passphrase_source));
     RETURN_IF_ERROR(n.String("x5u", &p.x5u));
     RETURN_IF_ERROR(n.String("certificate", &p.certificate_file));
     RETURN_IF_ERROR(n.StringList("attest", &p.attest));
@@ -240,6 +241,20 @@ absl::Status ReadProfiles(Node& root, Config* c) {
     if (absl::StrContains(p.key, "pin-value")) {
       return Node::Error(n.Path("key"),
                          "must not carry pin-value; set pkcs11.pin_source instead");
+    }
+    if (!p.key_passphrase_source.empty()) {
+      if (!absl::StartsWith(p.key, "file:")) {
+        return Node::Error(n.Path("key_passphrase_source"),
+                           "is for an encrypted PEM key file (key: file:...); a token key uses "
+                           "pkcs11.pin_source");
+      }
+      if (!(absl::StartsWith(p.key_passphrase_source, "file:") &&
+            p.key_passphrase_source.size() > 5) &&
+          !(absl::StartsWith(p.key_passphrase_source, "env:") &&
+            p.key_passphrase_source.size() > 4)) {
+        return Node::Error(n.Path("key_passphrase_source"),
+                           "must be file:/path or env:VARIABLE (never the passphrase itself)");
+      }
     }
     absl::Status x5u = stir::ValidateX5uForSigning(p.x5u);
     if (!x5u.ok()) return Node::Error(n.Path("x5u"), ToStd(x5u.message()));

@@ -45,6 +45,8 @@ struct Pkcs11Config {
 struct ProfileConfig {
   std::string name;
   std::string key;               // "pkcs11:..." (RFC 7512) or "file:/path/key.pem"
+  // For an encrypted PEM key file: where its passphrase is, "file:/path" or "env:VARIABLE".
+  std::string key_passphrase_source;
   std::string x5u;               // https URL where the certificate chain is published
   std::string certificate_file;  // that chain, leaf first (PEM)
   std::vector<std::string> attest = {"A", "B", "C"};

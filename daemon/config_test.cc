@@ -138,6 +138,21 @@ listen: {allow_insecure: true}
 profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]
 )",
        "verifier.ca_file"},
+      {"passphrase for a token key", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p"}
+profiles: [{name: a, key: "pkcs11:object=k", key_passphrase_source: "file:/p", x5u: "https://x/c",
+            certificate: c}]
+verifier: {enabled: false}
+)",
+       "profiles[0].key_passphrase_source is for an encrypted PEM key file"},
+      {"passphrase literal", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", key_passphrase_source: "hunter2", x5u: "https://x/c",
+            certificate: c}]
+verifier: {enabled: false}
+)",
+       "never the passphrase itself"},
       {"bad duration", base + "drain_grace: soon\n", "drain_grace must be a duration"},
       {"bad number", std::string(kMinimal) + "max_request_bytes: -5\n", "max_request_bytes"},
       {"bad method", base + "clients: [{identity: '*', methods: [Delete]}]\n", "Delete"},

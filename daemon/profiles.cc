@@ -1,6 +1,8 @@
 #include "daemon/profiles.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -24,16 +26,18 @@ hsm::KeyCopy ParseKeyCopy(const std::string& s) {
   return hsm::KeyCopy::kIfAllowed;
 }
 
+// PinSourceOf: "file:/path" or "env:VARIABLE" (checked by the configuration parser).
+hsm::PinSource PinSourceOf(const std::string& spec) {
+  if (absl::StartsWith(spec, "file:")) return hsm::PinSource::FromFile(spec.substr(5));
+  return hsm::PinSource::FromEnv(spec.substr(4));
+}
+
 absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(const ProfileConfig& p, const Config& c) {
   const Pkcs11Config& k = *c.pkcs11;
   hsm::SignerConfig sc;
   sc.module_path = k.module;
   sc.key_uri = p.key;
-  if (absl::StartsWith(k.pin_source, "file:")) {
-    sc.pin = hsm::PinSource::FromFile(k.pin_source.substr(5));
-  } else {
-    sc.pin = hsm::PinSource::FromEnv(k.pin_source.substr(4));
-  }
+  sc.pin = PinSourceOf(k.pin_source);
   if (k.quirks_set) {
     hsm::ModuleQuirks q;
     for (const auto& name : k.quirks) {
@@ -110,14 +114,30 @@ absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(const Profi
     signer = *std::move(kp);
   } else {
     const std::string path = p.key.substr(5);
+    std::optional<hsm::SecretString> passphrase;
+    if (!p.key_passphrase_source.empty()) {
+      absl::StatusOr<hsm::SecretString> read = PinSourceOf(p.key_passphrase_source).Read();
+      if (!read.ok()) {
+        return ProfileError(p.name, absl::Status(read.status().code(),
+                                                 absl::StrCat("key_passphrase_source: ",
+                                                              read.status().message())));
+      }
+      passphrase = *std::move(read);
+    }
     absl::StatusOr<std::string> pem = stir::ReadFile(path, 64 * 1024);
     if (!pem.ok()) return ProfileError(p.name, pem.status());
-    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(*pem);
+    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(
+        *pem, passphrase.has_value() ? std::optional<std::string_view>(ToStd(passphrase->view()))
+                                     : std::nullopt);
     // Wipe the PEM copy: the key lives on only inside the EVP_PKEY.
     OPENSSL_cleanse(pem->data(), pem->size());
     if (!ms.ok()) {
-      return ProfileError(p.name, absl::InvalidArgumentError(
-                                      absl::StrCat("key file ", path, ": ", ms.status().message())));
+      std::string hint;
+      if (absl::StrContains(ms.status().message(), "give its passphrase")) {
+        hint = " (set key_passphrase_source: file:/path or env:VARIABLE on this profile)";
+      }
+      return ProfileError(p.name, absl::InvalidArgumentError(absl::StrCat(
+                                      "key file ", path, ": ", ms.status().message(), hint)));
     }
     signer = *std::move(ms);
   }

@@ -15,6 +15,8 @@
 #include "shaken/shaken_client.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "stir/openssl_util.h"
+#include "daemon/profiles.h"
+#include "stir/status_macros.h"
 #include "tests/daemon_fixture.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/status_matchers.h"
@@ -662,6 +664,52 @@ TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatched
   EXPECT_EQ(serial_of_file_profile(), after);
   // Signing goes on with the profile in force.
   EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+}
+
+// A software-key profile may keep its PEM key encrypted at rest; the passphrase comes from a
+// file or the environment, never from the configuration itself.
+TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatToFix) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.start_daemon = false}));
+  ASSERT_OK_AND_ASSIGN(stir::EvpPkeyPtr key,
+                       stir::ReadPrivateKeyPem(ReadFileOrEmpty(env->FileKeyPath())));
+  ASSERT_OK_AND_ASSIGN(std::string sealed, stir::PrivateKeyToPem(key.get(), "lab passphrase"));
+  const std::string sealed_path = env->dir() + "/file-sealed.key";
+  const std::string pass_path = env->dir() + "/file-key.pass";
+  std::ofstream(sealed_path) << sealed;
+  std::ofstream(pass_path) << "lab passphrase\n";
+
+  auto profile_with = [&](const std::string& extra) -> absl::StatusOr<std::string> {
+    const std::string from = absl::StrCat("key: file:", env->FileKeyPath(), "\n");
+    std::string yaml = env->config_yaml();
+    const size_t at = yaml.find(from);
+    if (at == std::string::npos) return absl::InternalError("no file key in the configuration");
+    yaml.replace(at, from.size(), absl::StrCat("key: file:", sealed_path, "\n", extra));
+    ASSIGN_OR_RETURN(daemon::Config config, daemon::ParseConfig(yaml, "test"));
+    for (const auto& p : config.profiles) {
+      if (p.name != "file") continue;
+      ASSIGN_OR_RETURN(auto profile,
+                       daemon::SigningProfile::Open(p, config, &stir::SystemClock::Shared()));
+      ASSIGN_OR_RETURN(stir::SignedPassport signed_passport,
+                       profile->Sign({.attest = "C", .orig_tn = "12155550121",
+                                      .dest_tns = {"12155550131"}},
+                                     absl::InfiniteFuture()));
+      return signed_passport.identity;
+    }
+    return absl::InternalError("no file profile");
+  };
+  EXPECT_THAT(profile_with(absl::StrCat("    key_passphrase_source: file:", pass_path, "\n")),
+              IsOkAndHolds(HasSubstr(";ppt=shaken")));
+  EXPECT_THAT(profile_with(""),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("profile file"), HasSubstr("set key_passphrase_source"))));
+  std::ofstream(env->dir() + "/wrong.pass") << "not it\n";
+  EXPECT_THAT(profile_with(absl::StrCat("    key_passphrase_source: file:", env->dir(),
+                                        "/wrong.pass\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("wrong passphrase")));
+  EXPECT_THAT(profile_with("    key_passphrase_source: env:SHAKEN_TEST_UNSET_PASSPHRASE\n"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("key_passphrase_source")));
+  EXPECT_THAT(profile_with("    key_passphrase_source: lab passphrase\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("never the passphrase")));
 }
 
 }  // namespace
