@@ -5,12 +5,16 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/x509.h"
 #include "hsm/key_manager.h"
+#include "hsm/secret.h"
+#include "stir/absl_compat.h"
 #include "stir/status_macros.h"
 
 namespace shaken::cli {
@@ -107,18 +111,28 @@ int Generate(const KeyFlags& f) {
     }
     return kExitOk;
   }
-  // A lab key in a PEM file (PKCS#8, mode 0600).
+  // A lab key in a PEM file (PKCS#8, mode 0600), encrypted when --passphrase-source is given.
   if (absl::Status st = CheckWritable(f.key, f.force); !st.ok()) return Fail(st);
+  std::optional<hsm::SecretString> passphrase;
+  if (!f.token.passphrase_source.empty()) {
+    absl::StatusOr<hsm::PinSource> from = ParsePinSource(f.token.passphrase_source);
+    if (!from.ok()) {
+      return UsageError(
+          "bad --passphrase-source: use file:/path or env:VARIABLE (a passphrase is never given "
+          "on the command line)");
+    }
+    absl::StatusOr<hsm::SecretString> read = from->Read();
+    if (!read.ok()) return Fail(read.status());
+    passphrase = *std::move(read);
+  }
   stir::EvpPkeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return Fail(stir::OpenSslError(absl::StatusCode::kInternal, "EC key generation"));
-  stir::BioPtr bio(BIO_new(BIO_s_secmem()));
-  if (!PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr)) {
-    return Fail(stir::OpenSslError(absl::StatusCode::kInternal, "PEM encoding"));
-  }
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  absl::Status st = WriteFileAtomic(f.key, std::string_view(data, static_cast<size_t>(n)),
-                                    {.force = f.force, .private_file = true});
+  std::optional<std::string_view> pass;
+  if (passphrase.has_value()) pass = ToStd(passphrase->view());
+  absl::StatusOr<std::string> pem = stir::PrivateKeyToPem(key.get(), pass);
+  if (!pem.ok()) return Fail(pem.status());
+  absl::Status st = WriteFileAtomic(f.key, *pem, {.force = f.force, .private_file = true});
+  OPENSSL_cleanse(pem->data(), pem->size());
   if (!st.ok()) return Fail(st);
   absl::StatusOr<std::string> pub_pem = stir::PublicKeyToPem(key.get());
   absl::StatusOr<std::string> pub_der = stir::PublicKeyToDer(key.get());
@@ -136,7 +150,8 @@ int Generate(const KeyFlags& f) {
                {"spki_sha256", Sha256Fingerprint(*pub_der)}});
   } else {
     std::cout << "Generated an EC P-256 private key in " << f.key
-              << " (mode 0600; a lab key: production keys belong in a token).\n"
+              << (passphrase.has_value() ? " (encrypted, " : " (")
+              << "mode 0600; a lab key: production keys belong in a token).\n"
               << "spki-sha256: " << Sha256Fingerprint(*pub_der) << "\n"
               << *pub_pem;
   }
@@ -322,6 +337,9 @@ void AddTokenFlags(CLI::App* app, TokenOptions* options) {
   app->add_option("--pin-source", options->pin_source,
                   "where the user PIN is: file:/path or env:VARIABLE (default: the URI's "
                   "pin-source, else a prompt on a terminal). Never the PIN itself.");
+  app->add_option("--passphrase-source", options->passphrase_source,
+                  "for an encrypted PEM key file: where its passphrase is, file:/path or "
+                  "env:VARIABLE (default: a prompt on a terminal). Never the passphrase itself.");
 }
 
 std::string Examples(std::initializer_list<const char*> lines) {
@@ -352,7 +370,8 @@ void AddKeyCommands(CLI::App& root, Registry& registry) {
   gen->footer(Examples(
       {"shakenctl key generate --key 'pkcs11:token=shaken;object=sp-2024' --pin-source "
        "file:/etc/shaken/pin",
-       "shakenctl key generate --key root-ca.key.pem          # lab key file, mode 0600"}));
+       "shakenctl key generate --key root-ca.key.pem          # lab key file, mode 0600",
+       "shakenctl key generate --key lab.key.pem --passphrase-source file:/etc/shaken/lab.pass"}));
   registry.push_back({gen, [f] { return Generate(*f); }});
 
   auto lf = std::make_shared<KeyFlags>();

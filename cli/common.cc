@@ -13,6 +13,8 @@
 
 #include <charconv>
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -234,9 +236,9 @@ absl::StatusOr<hsm::PinSource> ParsePinSource(const std::string& spec) {
   }
   if (absl::StartsWith(spec, "/")) return hsm::PinSource::FromFile(spec);
   return absl::InvalidArgumentError(
-      absl::StrCat("bad PIN source '", spec,
-                   "': use file:/path/to/pin or env:VARIABLE (a PIN is never given on the "
-                   "command line)"));
+      // The value is not repeated: it may be the PIN itself, typed where its source belongs.
+      "bad PIN source: use file:/path/to/pin or env:VARIABLE (a PIN is never given on the "
+      "command line)");
 }
 
 absl::StatusOr<hsm::PinSource> ResolvePin(const std::string& pin_source,
@@ -274,6 +276,49 @@ absl::StatusOr<std::shared_ptr<hsm::Token>> OpenTokenFor(const hsm::Pkcs11Uri& u
   return module->OpenToken(uri, pin);
 }
 
+absl::StatusOr<stir::EvpPkeyPtr> ReadPrivateKeyFile(const std::string& path,
+                                                    const TokenOptions& options) {
+  ASSIGN_OR_RETURN(std::string pem, ReadInput(path, 64 * 1024));
+  std::optional<hsm::SecretString> passphrase;
+  absl::Status source = absl::OkStatus();
+  if (stir::IsEncryptedPrivateKeyPem(pem)) {
+    if (!options.passphrase_source.empty()) {
+      absl::StatusOr<hsm::PinSource> from = ParsePinSource(options.passphrase_source);
+      absl::StatusOr<hsm::SecretString> read =
+          from.ok() ? from->Read()
+                    : absl::StatusOr<hsm::SecretString>(absl::InvalidArgumentError(absl::StrCat(
+                          "bad --passphrase-source: use file:/path or env:VARIABLE (a "
+                          "passphrase is never given on the command line)")));
+      if (read.ok()) {
+        passphrase = *std::move(read);
+      } else {
+        source = read.status();
+      }
+    } else if (::isatty(STDIN_FILENO)) {
+      absl::StatusOr<hsm::SecretString> read =
+          PromptSecret(absl::StrCat("passphrase of ", path, ": "));
+      if (read.ok()) {
+        passphrase = *std::move(read);
+      } else {
+        source = read.status();
+      }
+    } else {
+      source = absl::FailedPreconditionError(absl::StrCat(
+          path, " is an encrypted key: give --passphrase-source file:/path or "
+                "--passphrase-source env:VARIABLE (or run on a terminal to be prompted)"));
+    }
+  }
+  std::optional<std::string_view> pass;
+  if (passphrase.has_value()) pass = ToStd(passphrase->view());
+  absl::StatusOr<stir::EvpPkeyPtr> key =
+      source.ok() ? stir::ReadPrivateKeyPem(pem, pass) : absl::StatusOr<stir::EvpPkeyPtr>(source);
+  OPENSSL_cleanse(pem.data(), pem.size());
+  if (!key.ok()) {
+    return absl::Status(key.status().code(), absl::StrCat(path, ": ", key.status().message()));
+  }
+  return key;
+}
+
 absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOptions& options) {
   LoadedKey out;
   if (IsPkcs11Uri(key)) {
@@ -298,13 +343,8 @@ absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOpti
     out.signer = std::move(pool);
     return out;
   }
-  ASSIGN_OR_RETURN(std::string pem, ReadInput(key, 64 * 1024));
-  absl::StatusOr<stir::EvpPkeyPtr> pkey = stir::ReadPrivateKeyPem(pem);
-  OPENSSL_cleanse(pem.data(), pem.size());
-  if (!pkey.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, " is not an unencrypted PEM private key (", pkey.status().message(), ")"));
-  }
+  absl::StatusOr<stir::EvpPkeyPtr> pkey = ReadPrivateKeyFile(key, options);
+  if (!pkey.ok()) return pkey.status();
   if (!stir::IsP256Key(pkey->get())) {
     return absl::InvalidArgumentError(absl::StrCat(key, " is not an EC P-256 key"));
   }
@@ -326,12 +366,9 @@ absl::StatusOr<stir::EvpPkeyPtr> LoadPublicKey(const std::string& key,
   ASSIGN_OR_RETURN(std::string pem, ReadInput(key, 64 * 1024));
   stir::EvpPkeyPtr out;
   if (pem.find("PRIVATE KEY-----") != std::string::npos) {
-    absl::StatusOr<stir::EvpPkeyPtr> priv = stir::ReadPrivateKeyPem(pem);
     OPENSSL_cleanse(pem.data(), pem.size());
-    if (!priv.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(key, ": ", priv.status().message()));
-    }
-    ASSIGN_OR_RETURN(std::string pub_pem, stir::PublicKeyToPem(priv->get()));
+    ASSIGN_OR_RETURN(stir::EvpPkeyPtr priv, ReadPrivateKeyFile(key, options));
+    ASSIGN_OR_RETURN(std::string pub_pem, stir::PublicKeyToPem(priv.get()));
     return stir::ReadPublicKeyPem(pub_pem);
   }
   if (pem.find("BEGIN CERTIFICATE") != std::string::npos) {

@@ -86,10 +86,12 @@ bool IsPkcs11Uri(std::string_view key);
 // $SHAKEN_PKCS11_MODULE, else SoftHSM2's /usr/lib/softhsm/libsofthsm2.so.
 std::string ModulePath(const std::string& flag, const hsm::Pkcs11Uri* uri);
 
-// TokenOptions: where a token and its PIN are.
+// TokenOptions: where a token and its PIN are, and where an encrypted PEM key file's passphrase
+// is.
 struct TokenOptions {
   std::string module;
   std::string pin_source;
+  std::string passphrase_source;
 };
 
 // OpenTokenFor loads the module and opens (and logs in to, on first session) the token `uri`
@@ -104,13 +106,19 @@ struct LoadedKey {
   std::string where;  // pin-free URI or file path, for messages
 };
 
-// LoadSigningKey opens `key` (a pkcs11: URI or a PEM file holding an unencrypted EC P-256 private
-// key) for signing, and returns its public key too.
+// LoadSigningKey opens `key` (a pkcs11: URI or a PEM file holding an EC P-256 private key,
+// encrypted or not) for signing, and returns its public key too.
 absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOptions& options);
 
 // LoadPublicKey returns the public key of `key`: a pkcs11: URI (exported from the token, no
 // login needed beyond the token's), a PEM private key, a PEM public key or a certificate.
 absl::StatusOr<stir::EvpPkeyPtr> LoadPublicKey(const std::string& key, const TokenOptions& options);
+
+// ReadPrivateKeyFile reads the PEM private key in `path`; an encrypted one with the passphrase from
+// options.passphrase_source, else from a prompt on a terminal. Errors name the file and what to
+// give.
+absl::StatusOr<stir::EvpPkeyPtr> ReadPrivateKeyFile(const std::string& path,
+                                                    const TokenOptions& options);
 
 // ParseUnixOrNow parses a --at / --iat style Unix time in seconds.
 absl::StatusOr<int64_t> ParseInt64(std::string_view s, std::string_view what);

@@ -22,6 +22,9 @@ namespace shaken::cli {
 namespace {
 
 using ::shaken::testing::FileExists;
+using ::shaken::testing::RunCommand;
+using ::shaken::testing::RunOptions;
+using ::shaken::testing::RunProgram;
 using ::shaken::testing::Shakenctl;
 using ::shaken::testing::ReadFileOrEmpty;
 using ::shaken::testing::StatusIs;
@@ -77,6 +80,8 @@ TEST(AtomicFileTest, NeverOverwritesWithoutForceAndKeysArePrivate) {
 TEST(PinSourceTest, NeverFromTheCommandLine) {
   EXPECT_THAT(ParsePinSource("1234"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("never given")));
+  // A PIN typed where its source belongs is not repeated in the message.
+  EXPECT_THAT(ParsePinSource("1234").status().message(), ::testing::Not(HasSubstr("1234")));
   EXPECT_OK(ParsePinSource("file:/etc/pin"));
   EXPECT_OK(ParsePinSource("env:SHAKEN_PIN"));
 }
@@ -148,6 +153,60 @@ TEST(ShakenctlTest, HelpAndUsageErrors) {
             2);
   // A PIN is never taken from the command line.
   EXPECT_EQ(Shakenctl({"key", "list", "--token", "pkcs11:token=x", "--pin", "1234"}).exit_code, 2);
+}
+
+// A lab key file encrypted at rest: generated with a passphrase source, usable by every command
+// that takes a key file when given the same source, refused with what to give otherwise.
+TEST(ShakenctlTest, EncryptedKeyFiles) {
+  TempDir dir;
+  const std::string d = dir.path();
+  const std::string pass = dir.Write("ca.pass", "correct horse battery\n");
+  auto gen = Shakenctl({"key", "generate", "--key", d + "/ca.key", "--passphrase-source",
+                        "file:" + pass});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_THAT(gen.out, HasSubstr("encrypted"));
+  const std::string pem = ReadFileOrEmpty(d + "/ca.key");
+  EXPECT_THAT(pem, HasSubstr("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+  // openssl opens it with the same passphrase; the scheme is PBES2 / PBKDF2 / AES-256-CBC.
+  auto ossl = RunProgram({"openssl", "pkey", "-in", d + "/ca.key", "-passin", "file:" + pass,
+                          "-noout"});
+  EXPECT_EQ(ossl.exit_code, 0) << ossl.err;
+  auto asn1 = RunProgram({"openssl", "asn1parse", "-in", d + "/ca.key"});
+  EXPECT_THAT(asn1.out, HasSubstr("PBES2"));
+  EXPECT_THAT(asn1.out, HasSubstr("PBKDF2"));
+  EXPECT_THAT(asn1.out, HasSubstr("aes-256-cbc"));
+  EXPECT_THAT(asn1.out, HasSubstr("hmacWithSHA256"));
+
+  // Used as a CA key and as a PASSporT signing key, with the passphrase from the environment.
+  auto root = Shakenctl({"ca", "init", "--key", d + "/ca.key", "--passphrase-source",
+                         "file:" + pass, "--cn", "Sealed STI ROOT", "-o", d + "/root.pem"});
+  ASSERT_EQ(root.exit_code, 0) << root.err;
+  RunOptions with_env;
+  with_env.env["SEALED_PASS"] = "correct horse battery";
+  auto created = RunCommand({SHAKENCTL_PATH, "passport", "create", "--key", d + "/ca.key",
+                             "--passphrase-source", "env:SEALED_PASS", "--x5u",
+                             "https://cert.example.org/sp.pem", "--attest", "A", "--orig",
+                             "12155550121", "--dest", "12155550131"},
+                            with_env);
+  EXPECT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr(";ppt=shaken"));
+
+  // Without a passphrase source (no terminal here): exit 1 and what to give.
+  auto no_pass = Shakenctl({"ca", "init", "--key", d + "/ca.key", "--cn", "X", "-o",
+                            d + "/x.pem"});
+  EXPECT_EQ(no_pass.exit_code, 1);
+  EXPECT_THAT(no_pass.err, HasSubstr("is an encrypted key: give --passphrase-source"));
+  EXPECT_FALSE(FileExists(d + "/x.pem"));
+  const std::string wrong = dir.Write("wrong.pass", "not it\n");
+  auto bad_pass = Shakenctl({"ca", "init", "--key", d + "/ca.key", "--passphrase-source",
+                             "file:" + wrong, "--cn", "X", "-o", d + "/x.pem"});
+  EXPECT_EQ(bad_pass.exit_code, 1);
+  EXPECT_THAT(bad_pass.err, HasSubstr("wrong passphrase"));
+  auto literal = Shakenctl({"ca", "init", "--key", d + "/ca.key", "--passphrase-source",
+                            "correct horse battery", "--cn", "X", "-o", d + "/x.pem"});
+  EXPECT_NE(literal.exit_code, 0);
+  EXPECT_THAT(literal.err, HasSubstr("never given on the command line"));
+  EXPECT_THAT(literal.err, ::testing::Not(HasSubstr("correct horse battery")));
 }
 
 TEST(ShakenctlTest, FileKeyCeremonyAndBadInput) {
