@@ -126,9 +126,9 @@ absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(const Profi
     }
     absl::StatusOr<std::string> pem = stir::ReadFile(path, 64 * 1024);
     if (!pem.ok()) return ProfileError(p.name, pem.status());
-    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(
-        *pem, passphrase.has_value() ? std::optional<std::string_view>(ToStd(passphrase->view()))
-                                     : std::nullopt);
+    std::optional<std::string_view> pass;
+    if (passphrase.has_value()) pass = ToStd(passphrase->view());
+    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(*pem, pass);
     // Wipe the PEM copy: the key lives on only inside the EVP_PKEY.
     OPENSSL_cleanse(pem->data(), pem->size());
     if (!ms.ok()) {
