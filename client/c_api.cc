@@ -125,6 +125,31 @@ void FillVerdict(const shaken::client::Verdict& v, shaken_verdict* out) {
   out->cert_serial = Dup(v.certificate.serial);
 }
 
+// Guarded runs the body of the C function `fn` and turns a C++ exception into its code: none may
+// cross the C ABI. The body returns 0 or a code (with `err` filled).
+template <typename Body>
+int Guarded(const char* fn, shaken_error* err, Body&& body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return SetError(err, kResourceExhausted, absl::StrCat(fn, ": out of memory"));
+  } catch (...) {
+    return SetError(err, kInternal, absl::StrCat(fn, ": unexpected C++ exception"));
+  }
+}
+
+// FillOrFree runs `fill` on a zeroed result; if it throws (out of memory half-way), `free_fn`
+// releases what was allocated and zeroes the result before the exception goes on.
+template <typename Result, typename Fill>
+void FillOrFree(Result* result, void (*free_fn)(Result*), Fill&& fill) {
+  try {
+    fill();
+  } catch (...) {
+    free_fn(result);
+    throw;
+  }
+}
+
 // ToSignParams checks `request` for the C function `fn` and converts it; returns 0 or the code
 // (with `err` filled).
 int ToSignParams(const char* fn, const shaken_sign_request* request,
@@ -151,17 +176,14 @@ int ToSignParams(const char* fn, const shaken_sign_request* request,
 
 // FillSignResult copies `r` into `result` (zeroed on a bad_alloc, which it rethrows).
 void FillSignResult(const shaken::client::SignResult& r, shaken_sign_result* result) {
-  try {
+  FillOrFree(result, shaken_sign_result_free, [&] {
     result->iat = r.iat;
     result->identity = Dup(r.identity);
     result->passport = Dup(r.passport);
     result->origid = Dup(r.origid);
     result->profile = Dup(r.profile);
     result->request_id = Dup(r.request_id);
-  } catch (...) {
-    shaken_sign_result_free(result);
-    throw;
-  }
+  });
 }
 
 }  // namespace
@@ -176,7 +198,7 @@ int shaken_client_new(const shaken_client_options* opts, shaken_client** out, sh
   if (out != nullptr) *out = nullptr;
   if (opts == nullptr) return InvalidArgument(err, "shaken_client_new: opts is NULL");
   if (out == nullptr) return InvalidArgument(err, "shaken_client_new: out is NULL");
-  try {
+  return Guarded("shaken_client_new", err, [&] {
     ClientOptions o;
     o.target = Str(opts->target);
     o.root_ca_file = Str(opts->root_ca_file);
@@ -202,11 +224,7 @@ int shaken_client_new(const shaken_client_options* opts, shaken_client** out, sh
     handle->client = *std::move(client);
     *out = handle.release();
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_client_new: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_client_new: unexpected C++ exception");
-  }
+  });
 }
 
 void shaken_client_free(shaken_client* client) { delete client; }
@@ -217,7 +235,7 @@ int shaken_sign(shaken_client* client, const shaken_sign_request* request,
   if (client == nullptr) return InvalidArgument(err, "shaken_sign: client is NULL");
   if (request == nullptr) return InvalidArgument(err, "shaken_sign: request is NULL");
   if (result == nullptr) return InvalidArgument(err, "shaken_sign: result is NULL");
-  try {
+  return Guarded("shaken_sign", err, [&] {
     shaken::client::SignParams p;
     if (int code = ToSignParams("shaken_sign", request, &p, err); code != 0) return code;
     absl::StatusOr<shaken::client::SignResult> r =
@@ -225,11 +243,7 @@ int shaken_sign(shaken_client* client, const shaken_sign_request* request,
     if (!r.ok()) return SetStatus(err, r.status());
     FillSignResult(*r, result);
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_sign: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_sign: unexpected C++ exception");
-  }
+  });
 }
 
 void shaken_sign_result_free(shaken_sign_result* result) {
@@ -251,7 +265,7 @@ int shaken_verify(shaken_client* client, const shaken_verify_request* request,
   if (request->from_tn == nullptr) {
     return InvalidArgument(err, "shaken_verify: request->from_tn is NULL");
   }
-  try {
+  return Guarded("shaken_verify", err, [&] {
     shaken::client::VerifyParams p;
     if (!Strings(request->identities, request->num_identities, "shaken_verify: request->identities",
                  &p.identities, err) ||
@@ -266,7 +280,7 @@ int shaken_verify(shaken_client* client, const shaken_verify_request* request,
     absl::StatusOr<shaken::client::VerifyResult> r =
         client->client->Verify(p, Timeout(request->timeout_ms));
     if (!r.ok()) return SetStatus(err, r.status());
-    try {
+    FillOrFree(result, shaken_verify_result_free, [&] {
       FillVerdict(r->overall, &result->overall);
       if (!r->identities.empty()) {
         result->identities = static_cast<shaken_verdict*>(
@@ -277,16 +291,9 @@ int shaken_verify(shaken_client* client, const shaken_verify_request* request,
           FillVerdict(r->identities[i], &result->identities[i]);
         }
       }
-    } catch (...) {
-      shaken_verify_result_free(result);
-      throw;
-    }
+    });
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_verify: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_verify: unexpected C++ exception");
-  }
+  });
 }
 
 void shaken_verify_result_free(shaken_verify_result* result) {
@@ -304,7 +311,7 @@ int shaken_sign_stream_open(shaken_client* client, uint32_t timeout_ms, shaken_s
   if (out != nullptr) *out = nullptr;
   if (client == nullptr) return InvalidArgument(err, "shaken_sign_stream_open: client is NULL");
   if (out == nullptr) return InvalidArgument(err, "shaken_sign_stream_open: out is NULL");
-  try {
+  return Guarded("shaken_sign_stream_open", err, [&] {
     std::optional<absl::Duration> timeout;
     if (timeout_ms > 0) timeout = absl::Milliseconds(timeout_ms);
     absl::StatusOr<std::unique_ptr<shaken::client::SignStreamSession>> session =
@@ -312,27 +319,19 @@ int shaken_sign_stream_open(shaken_client* client, uint32_t timeout_ms, shaken_s
     if (!session.ok()) return SetStatus(err, session.status());
     *out = new shaken_sign_stream{*std::move(session)};
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_sign_stream_open: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_sign_stream_open: unexpected C++ exception");
-  }
+  });
 }
 
 int shaken_sign_stream_send(shaken_sign_stream* stream, const shaken_sign_request* request,
                             shaken_error* err) {
   if (stream == nullptr) return InvalidArgument(err, "shaken_sign_stream_send: stream is NULL");
-  try {
+  return Guarded("shaken_sign_stream_send", err, [&] {
     shaken::client::SignParams p;
     if (int code = ToSignParams("shaken_sign_stream_send", request, &p, err); code != 0) {
       return code;
     }
     return SetStatus(err, stream->session->Send(p));
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_sign_stream_send: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_sign_stream_send: unexpected C++ exception");
-  }
+  });
 }
 
 int shaken_sign_stream_next(shaken_sign_stream* stream, shaken_stream_sign* out,
@@ -340,10 +339,10 @@ int shaken_sign_stream_next(shaken_sign_stream* stream, shaken_stream_sign* out,
   if (out != nullptr) memset(out, 0, sizeof *out);
   if (stream == nullptr) return InvalidArgument(err, "shaken_sign_stream_next: stream is NULL");
   if (out == nullptr) return InvalidArgument(err, "shaken_sign_stream_next: out is NULL");
-  try {
+  return Guarded("shaken_sign_stream_next", err, [&] {
     absl::StatusOr<shaken::client::StreamedSign> next = stream->session->Next();
     if (!next.ok()) return SetStatus(err, next.status());
-    try {
+    FillOrFree(out, shaken_stream_sign_free, [&] {
       out->request_id = Dup(next->request_id);
       if (next->result.ok()) {
         out->message = Dup("");
@@ -352,27 +351,17 @@ int shaken_sign_stream_next(shaken_sign_stream* stream, shaken_stream_sign* out,
         out->code = static_cast<int>(next->result.status().code());
         out->message = Dup(std::string(next->result.status().message()));
       }
-    } catch (...) {
-      shaken_stream_sign_free(out);
-      throw;
-    }
+    });
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_sign_stream_next: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_sign_stream_next: unexpected C++ exception");
-  }
+  });
 }
 
 int shaken_sign_stream_close_send(shaken_sign_stream* stream, shaken_error* err) {
   if (stream == nullptr) {
     return InvalidArgument(err, "shaken_sign_stream_close_send: stream is NULL");
   }
-  try {
-    return SetStatus(err, stream->session->CloseSend());
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_sign_stream_close_send: unexpected C++ exception");
-  }
+  return Guarded("shaken_sign_stream_close_send", err,
+                 [&] { return SetStatus(err, stream->session->CloseSend()); });
 }
 
 void shaken_sign_stream_free(shaken_sign_stream* stream) { delete stream; }
@@ -397,12 +386,12 @@ int shaken_list_profiles(shaken_client* client, uint32_t timeout_ms,
   if (result != nullptr) memset(result, 0, sizeof *result);
   if (client == nullptr) return InvalidArgument(err, "shaken_list_profiles: client is NULL");
   if (result == nullptr) return InvalidArgument(err, "shaken_list_profiles: result is NULL");
-  try {
+  return Guarded("shaken_list_profiles", err, [&] {
     absl::StatusOr<std::vector<shaken::client::ProfileInfo>> r =
         client->client->ListProfiles(Timeout(timeout_ms));
     if (!r.ok()) return SetStatus(err, r.status());
     if (r->empty()) return Ok(err);
-    try {
+    FillOrFree(result, shaken_profile_list_free, [&] {
       result->profiles =
           static_cast<shaken_profile*>(calloc(r->size(), sizeof(shaken_profile)));
       if (result->profiles == nullptr) throw std::bad_alloc();
@@ -421,16 +410,9 @@ int shaken_list_profiles(shaken_client* client, uint32_t timeout_ms,
         out->health = static_cast<int>(in.health);
         out->is_default = in.is_default ? 1 : 0;
       }
-    } catch (...) {
-      shaken_profile_list_free(result);
-      throw;
-    }
+    });
     return Ok(err);
-  } catch (const std::bad_alloc&) {
-    return SetError(err, kResourceExhausted, "shaken_list_profiles: out of memory");
-  } catch (...) {
-    return SetError(err, kInternal, "shaken_list_profiles: unexpected C++ exception");
-  }
+  });
 }
 
 void shaken_profile_list_free(shaken_profile_list* result) {
