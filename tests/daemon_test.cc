@@ -7,8 +7,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <regex>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shaken/client.h"
@@ -18,7 +21,9 @@
 #include "daemon/profiles.h"
 #include "stir/status_macros.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/source_path.h"
 #include "tests/testing/subprocess.h"
+#include "yaml-cpp/yaml.h"
 #include "tests/testing/status_matchers.h"
 
 namespace shaken::testing {
@@ -597,6 +602,43 @@ double Value(const std::string& body, const std::string& series) {
   size_t at = body.find("\n" + series + " ");
   if (at == std::string::npos) return -1;
   return std::stod(body.substr(at + series.size() + 2));
+}
+
+// The alerting rules shipped in deploy/prometheus name only series this daemon exports, with
+// label values it uses: a renamed metric cannot silently disarm an alert.
+TEST_F(DaemonTest, AlertRulesNameExportedSeriesAndLabelValues) {
+  const std::string body = Scrape(env_->daemon().metrics_port());
+  YAML::Node rules = YAML::LoadFile(SourcePath("deploy/prometheus/shakend-alerts.yaml"));
+  ASSERT_TRUE(rules["groups"].IsSequence());
+  const std::regex metric(R"(\bshaken_[a-z0-9_]+)");
+  const std::regex matcher(R"re(\b([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)")re");
+  int alerts = 0;
+  for (const YAML::Node& group : rules["groups"]) {
+    for (const YAML::Node& rule : group["rules"]) {
+      const std::string name = rule["alert"].as<std::string>();
+      const std::string expr = rule["expr"].as<std::string>();
+      ++alerts;
+      EXPECT_THAT(rule["labels"]["severity"].as<std::string>(),
+                  ::testing::AnyOf("warning", "critical"))
+          << name;
+      EXPECT_FALSE(rule["annotations"]["summary"].as<std::string>().empty()) << name;
+      for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+        const std::string series = it->str();
+        EXPECT_TRUE(absl::StrContains(body, "\n" + series + "{") ||
+                    absl::StrContains(body, "\n" + series + " "))
+            << name << ": " << series << " is not exported";
+      }
+      for (std::sregex_iterator it(expr.begin(), expr.end(), matcher), end; it != end; ++it) {
+        const std::string label = (*it)[1], values = (*it)[3];
+        if (label == "job") continue;  // Prometheus' own target label
+        for (absl::string_view value : absl::StrSplit(values, '|')) {
+          EXPECT_TRUE(absl::StrContains(body, absl::StrCat(label, "=\"", value, "\"")))
+              << name << ": no series has " << label << "=\"" << value << "\"";
+        }
+      }
+    }
+  }
+  EXPECT_GE(alerts, 8);
 }
 
 TEST_F(DaemonTest, PrometheusMetrics) {
