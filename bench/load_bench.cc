@@ -10,7 +10,8 @@
 //      unary Sign (token), SignStream (token; several streams, each pipelined), Verify (warm
 //      certificate cache; every verdict must pass), each closed-loop with N calls in flight.
 //   4. Unary Sign open-loop at 80 % of the measured unary maximum (right after it): a call every
-//      1/rate s from a pacing thread, latency counted from the scheduled send time (no coordinated omission).
+//      1/rate s from a pacing thread, latency counted from the scheduled send time (no
+//      coordinated omission).
 //   5. shakend's "file" profile against `secsipidx -http-srv` with the same PEM key, the same
 //      concurrency (HTTP/1.1 keep-alive connections, one epoll thread), the same 2 cores.
 //   6. The floor: the same phases against a server that does nothing but the gRPC call and the
@@ -704,7 +705,9 @@ UnaryTarget<VerifyRequest, VerifyResponse> VerifyTarget(shaken::v1::Shaken::Stub
   };
   t.request = [&reqs](uint64_t i) -> const VerifyRequest& { return reqs[i % reqs.size()]; };
   t.check = [](const VerifyResponse& r) -> std::string {
-    return r.verdict().passed() ? "" : "verdict " + r.verdict().reason() + ": " + r.verdict().detail();
+    return r.verdict().passed()
+               ? ""
+               : "verdict " + r.verdict().reason() + ": " + r.verdict().detail();
   };
   return t;
 }
@@ -810,7 +813,8 @@ class FloorService final : public shaken::v1::Shaken::CallbackService {
     call.to_tns.assign(req->to().tn().begin(), req->to().tn().end());
     absl::StatusOr<stir::VerifyResult> r = verifier_->VerifyViews(ids, call);
     if (!r.ok()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message())));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message())));
       return reactor;
     }
     resp->mutable_verdict()->set_passed(r->overall.passed);
@@ -1299,8 +1303,8 @@ int main(int argc, char** argv) {
                 growth(rss_start, rss_end));
   }
   if (flags.Runs("floor")) {
-    std::printf("floor: shakend's rate as a share of the floor's: Sign %.0f %%, Sign @80%% p99 %.2f "
-                "vs %.2f ms, SignStream %.0f %%, Verify %.0f %%, Sign (file key) %.0f %%\n",
+    std::printf("floor: shakend's rate as a share of the floor's: Sign %.0f %%, Sign @80%% p99 "
+                "%.2f vs %.2f ms, SignStream %.0f %%, Verify %.0f %%, Sign (file key) %.0f %%\n",
                 100 * ratio(unary.rate(), floor.unary.rate()), paced.PercentileMs(99),
                 floor.paced.PercentileMs(99), 100 * ratio(stream.rate(), floor.stream.rate()),
                 100 * ratio(verify.rate(), floor.verify.rate()),
