@@ -113,10 +113,21 @@ struct Flags {
   std::string floor_server;  // internal: run as the floor server with this shakend config
   int floor_port = 0;
 
+  // Runs: whether --only selects `phase`. "floor" alone (no gRPC phase named) selects every gRPC
+  // phase, against shakend and the floor.
   bool Runs(absl::string_view phase) const {
     if (only.empty()) return true;
+    static constexpr absl::string_view kGrpcPhases[] = {"sign", "paced", "stream", "verify",
+                                                        "file"};
+    bool floor = false, any_grpc_phase = false;
     for (absl::string_view p : absl::StrSplit(only, ',')) {
       if (p == phase) return true;
+      floor = floor || p == "floor";
+      for (absl::string_view g : kGrpcPhases) any_grpc_phase = any_grpc_phase || p == g;
+    }
+    if (!floor || any_grpc_phase) return false;
+    for (absl::string_view g : kGrpcPhases) {
+      if (g == phase) return true;
     }
     return false;
   }
