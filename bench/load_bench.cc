@@ -932,12 +932,14 @@ int FloorMain(const std::string& config_path, int port) {
   fo.allow_private_addresses = vc.lab_allow_private_addresses;
   fo.allow_any_port = vc.lab_allow_any_port;
   fo.allow_http = vc.lab_allow_http;
+  stir::CertValidatorOptions cvo;
+  cvo.ca_file = vc.ca_file;
+  cvo.ca_dir = vc.ca_dir;
+  cvo.crl_files = vc.crl_files;
+  cvo.strictness = vc.policy == "strict" ? stir::ProfileStrictness::kStrict
+                                         : stir::ProfileStrictness::kLenient;
   std::shared_ptr<stir::CertValidator> validator =
-      Must(stir::CertValidator::New({.ca_file = vc.ca_file,
-                                     .strictness = vc.policy == "strict"
-                                                       ? stir::ProfileStrictness::kStrict
-                                                       : stir::ProfileStrictness::kLenient}),
-           "floor: validator");
+      Must(stir::CertValidator::New(cvo), "floor: validator");
   auto certs = Must(stir::X5uCertificateSource::New(Must(stir::X5uFetcher::New(fo), "fetcher"),
                                                     validator),
                     "floor: certificate cache");
@@ -945,6 +947,7 @@ int FloorMain(const std::string& config_path, int port) {
   vo.iat_window = vc.iat_window;
   vo.date_window = vc.iat_window;
   vo.allow_http_x5u = vc.lab_allow_http;
+  vo.require_low_s = vc.require_low_s;
   stir::Verifier verifier(certs.get(), &stir::SystemClock::Shared(), vo);
 
   FloorService service({profiles[0]->pool(), canned[0]}, {file_signer.get(), canned[1]}, &verifier);
