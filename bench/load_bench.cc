@@ -58,7 +58,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -66,13 +65,13 @@
 #include "absl/time/clock.h"
 #include "daemon/config.h"
 #include "daemon/profiles.h"
+#include "daemon/server.h"
 #include "hsm/key_pool.h"
 #include "hsm/secret.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "stir/cert_cache.h"
 #include "stir/cert_validator.h"
 #include "stir/clock.h"
-#include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
@@ -788,6 +787,27 @@ Suite RunSuite(const std::string& who, shaken::v1::Shaken::Stub* stub, const Fla
   return s;
 }
 
+// VerifierStack is a stir::Verifier built as shakend builds its own (daemon::VerifierSettingsFrom)
+// from a configuration's verifier section, with what it needs kept alive.
+struct VerifierStack {
+  std::shared_ptr<stir::CertValidator> validator;
+  std::unique_ptr<stir::X5uCertificateSource> certs;
+  std::unique_ptr<stir::Verifier> verifier;
+};
+
+VerifierStack MakeVerifier(const daemon::VerifierConfig& config) {
+  const daemon::VerifierSettings vs = daemon::VerifierSettingsFrom(config);
+  VerifierStack out;
+  out.validator = Must(stir::CertValidator::New(vs.validator), "verifier trust anchors");
+  out.certs = Must(stir::X5uCertificateSource::New(
+                       Must(stir::X5uFetcher::New(vs.fetcher), "x5u fetcher"), out.validator,
+                       vs.cache),
+                   "certificate cache");
+  out.verifier = std::make_unique<stir::Verifier>(out.certs.get(), &stir::SystemClock::Shared(),
+                                                  vs.verifier);
+  return out;
+}
+
 // --- the gRPC floor ------------------------------------------------------------------------------
 
 // FloorService is shaken.v1 reduced to what no server can avoid: the gRPC call and the one
@@ -916,41 +936,10 @@ int FloorMain(const std::string& config_path, int port) {
     r.set_profile(name);
     canned.push_back(std::move(r));
   }
-  // The file profile's key, as shakend's MemorySigner holds it ("file:" + path).
-  std::string pem;
-  for (const auto& p : config.profiles) {
-    if (p.name == "file" && absl::StartsWith(p.key, "file:")) {
-      pem = testing::ReadFileOrEmpty(p.key.substr(5));
-    }
-  }
-  std::unique_ptr<stir::MemorySigner> file_signer =
-      Must(stir::MemorySigner::FromPem(pem), "floor: file key");
+  VerifierStack verifier = MakeVerifier(config.verifier);
 
-  const daemon::VerifierConfig& vc = config.verifier;
-  stir::X5uFetcherOptions fo;
-  fo.tls_ca_file = vc.tls_ca_file;
-  fo.allow_private_addresses = vc.lab_allow_private_addresses;
-  fo.allow_any_port = vc.lab_allow_any_port;
-  fo.allow_http = vc.lab_allow_http;
-  stir::CertValidatorOptions cvo;
-  cvo.ca_file = vc.ca_file;
-  cvo.ca_dir = vc.ca_dir;
-  cvo.crl_files = vc.crl_files;
-  cvo.strictness = vc.policy == "strict" ? stir::ProfileStrictness::kStrict
-                                         : stir::ProfileStrictness::kLenient;
-  std::shared_ptr<stir::CertValidator> validator =
-      Must(stir::CertValidator::New(cvo), "floor: validator");
-  auto certs = Must(stir::X5uCertificateSource::New(Must(stir::X5uFetcher::New(fo), "fetcher"),
-                                                    validator),
-                    "floor: certificate cache");
-  stir::VerifierOptions vo;
-  vo.iat_window = vc.iat_window;
-  vo.date_window = vc.iat_window;
-  vo.allow_http_x5u = vc.lab_allow_http;
-  vo.require_low_s = vc.require_low_s;
-  stir::Verifier verifier(certs.get(), &stir::SystemClock::Shared(), vo);
-
-  FloorService service({profiles[0]->pool(), canned[0]}, {file_signer.get(), canned[1]}, &verifier);
+  FloorService service({&profiles[0]->signer(), canned[0]}, {&profiles[1]->signer(), canned[1]},
+                       verifier.verifier.get());
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.has_value()) {
@@ -1164,18 +1153,10 @@ int main(int argc, char** argv) {
   std::printf("%-26s %9.0f /s  cpu/call %.0f us  (hsm::KeyPool::SignDigest, 2 threads)\n",
               "inproc pool sign", pool_rate, pool_cpu);
 
-  stir::X5uFetcherOptions fo;
-  fo.tls_ca_file = env->TlsCaFile();
-  fo.allow_private_addresses = true;
-  fo.allow_any_port = true;
-  std::shared_ptr<stir::CertValidator> validator = Must(
-      stir::CertValidator::New({.ca_file = env->StiRootPath(),
-                                .strictness = stir::ProfileStrictness::kStrict}),
-      "validator");
-  auto certs = Must(stir::X5uCertificateSource::New(Must(stir::X5uFetcher::New(fo), "fetcher"),
-                                                    validator),
-                    "certificate cache");
-  stir::Verifier verifier(certs.get(), &stir::SystemClock::Shared());
+  // The same verifier settings as shakend's (its configuration's verifier section).
+  VerifierStack inproc =
+      MakeVerifier(Must(daemon::ParseConfig(yaml, config), "configuration").verifier);
+  stir::Verifier& verifier = *inproc.verifier;
   const stir::CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
   std::atomic<uint64_t> vi{0};
   auto inproc_verify = [&]() -> absl::Status {
@@ -1338,7 +1319,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   pool.reset();
-  certs.reset();
+  inproc.verifier.reset();
+  inproc.certs.reset();
   env.reset();
   std::error_code ec;
   std::filesystem::remove_all(token.dir(), ec);

@@ -47,6 +47,8 @@ class SigningProfile {
   hsm::Health health() const;
   // pool is the KeyPool of a token key, null for a file key.
   const hsm::KeyPool* pool() const { return pool_; }
+  // signer signs digests with the profile's key (the pool, or the in-memory file key).
+  const stir::Signer& signer() const { return *signer_; }
   // key_description names the key without any secret: the PKCS#11 URI or "file:<path>".
   std::string key_description() const;
 

@@ -79,43 +79,20 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ApiCredentials(const Co
 
 absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
                                                               Daemon::State* state) {
-  const VerifierConfig& v = c.verifier;
-  stir::CertValidatorOptions vo;
-  vo.ca_file = v.ca_file;
-  vo.ca_dir = v.ca_dir;
-  vo.crl_files = v.crl_files;
-  vo.strictness = v.policy == "strict" ? stir::ProfileStrictness::kStrict
-                                       : stir::ProfileStrictness::kLenient;
-  absl::StatusOr<std::unique_ptr<stir::CertValidator>> validator = stir::CertValidator::New(vo);
+  const VerifierSettings settings = VerifierSettingsFrom(c.verifier);
+  absl::StatusOr<std::unique_ptr<stir::CertValidator>> validator =
+      stir::CertValidator::New(settings.validator);
   if (!validator.ok()) {
     return absl::Status(validator.status().code(),
                         absl::StrCat("verifier trust anchors: ", validator.status().message()));
   }
   state->validator = *std::move(validator);
-  stir::X5uFetcherOptions fo;
-  fo.connect_timeout = v.connect_timeout;
-  fo.total_timeout = v.fetch_timeout;
-  fo.max_body_bytes = v.max_certificate_bytes;
-  fo.tls_ca_file = v.tls_ca_file;
-  fo.allow_http = v.lab_allow_http;
-  fo.allow_any_port = v.lab_allow_any_port;
-  fo.allow_private_addresses = v.lab_allow_private_addresses;
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(fo));
-  stir::CertCacheOptions co;
-  co.max_entries = v.cache_max_entries;
-  co.max_bytes = v.cache_max_bytes;
-  co.default_ttl = v.cache_default_ttl;
-  co.max_ttl = v.cache_max_ttl;
-  co.negative_ttl = v.cache_negative_ttl;
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher,
+                   stir::X5uFetcher::New(settings.fetcher));
   auto metered = std::make_shared<MeteredFetcher>(std::move(fetcher), state->metrics.get());
   ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(metered),
-                                                                 state->validator, co));
-  stir::VerifierOptions opts;
-  opts.iat_window = v.iat_window;
-  opts.date_window = v.iat_window;
-  opts.allow_http_x5u = v.lab_allow_http;
-  opts.require_low_s = v.require_low_s;
-  return std::make_unique<stir::Verifier>(state->certs.get(), state->clock, opts);
+                                                                 state->validator, settings.cache));
+  return std::make_unique<stir::Verifier>(state->certs.get(), state->clock, settings.verifier);
 }
 
 void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
@@ -186,6 +163,32 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
 }
 
 }  // namespace
+
+VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
+  VerifierSettings s;
+  s.validator.ca_file = v.ca_file;
+  s.validator.ca_dir = v.ca_dir;
+  s.validator.crl_files = v.crl_files;
+  s.validator.strictness = v.policy == "strict" ? stir::ProfileStrictness::kStrict
+                                                : stir::ProfileStrictness::kLenient;
+  s.fetcher.connect_timeout = v.connect_timeout;
+  s.fetcher.total_timeout = v.fetch_timeout;
+  s.fetcher.max_body_bytes = v.max_certificate_bytes;
+  s.fetcher.tls_ca_file = v.tls_ca_file;
+  s.fetcher.allow_http = v.lab_allow_http;
+  s.fetcher.allow_any_port = v.lab_allow_any_port;
+  s.fetcher.allow_private_addresses = v.lab_allow_private_addresses;
+  s.cache.max_entries = v.cache_max_entries;
+  s.cache.max_bytes = v.cache_max_bytes;
+  s.cache.default_ttl = v.cache_default_ttl;
+  s.cache.max_ttl = v.cache_max_ttl;
+  s.cache.negative_ttl = v.cache_negative_ttl;
+  s.verifier.iat_window = v.iat_window;
+  s.verifier.date_window = v.iat_window;
+  s.verifier.allow_http_x5u = v.lab_allow_http;
+  s.verifier.require_low_s = v.require_low_s;
+  return s;
+}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                                       const stir::Clock* clock) {
