@@ -18,7 +18,10 @@
 
 namespace shaken::daemon {
 
-using LogField = std::pair<std::string_view, std::string>;
+// A record's field: a key and its value. The value is a view: a record is formatted before Log or
+// Audit returns, so temporaries in the call (absl::StrCat(...)) live long enough, and a field that
+// is already a string is not copied (an audit record per signature stays cheap).
+using LogField = std::pair<std::string_view, std::string_view>;
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 

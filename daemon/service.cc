@@ -84,13 +84,16 @@ grpc::Status ShakenService::DoSign(const Caller& caller, absl::Time deadline,
     if (deps_.audit_tns) {
       tns = absl::StrCat(req.orig().tn(), "->", absl::StrJoin(req.dest().tn(), ","));
     }
+    const std::string_view requested_profile = req.profile();
+    const std::string_view request_id = req.request_id();
     Audit("sign", {{"client", caller.identity},
-                   {"method", std::string(method_name)},
-                   {"profile", profile != nullptr ? profile->name() : req.profile().substr(0, 64)},
-                   {"attest", req.attest().substr(0, 8)},
-                   {"result", status.ok() ? "OK" : std::to_string(status.error_code())},
+                   {"method", method_name},
+                   {"profile", profile != nullptr ? std::string_view(profile->name())
+                                                  : requested_profile.substr(0, 64)},
+                   {"attest", std::string_view(req.attest()).substr(0, 8)},
+                   {"result", status.ok() ? std::string("OK") : std::to_string(status.error_code())},
                    {"latency_us", Micros(latency)},
-                   {"request_id", req.request_id().substr(0, kMaxRequestIdBytes)},
+                   {"request_id", request_id.substr(0, kMaxRequestIdBytes)},
                    {"origid", resp->origid()},
                    {"tns", tns}});
   };
