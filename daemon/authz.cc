@@ -15,7 +15,8 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
 Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
   Caller caller;
   caller.unrestricted = rules_.empty();
-  std::vector<std::string> names;
+  // Views into the call's auth context (alive for the call): no copy per name.
+  absl::InlinedVector<std::string_view, 4> names;
   if (ctx != nullptr && ctx->IsPeerAuthenticated()) {
     for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
       for (const grpc::string_ref& v : ctx->FindPropertyValues(property)) {
@@ -23,7 +24,7 @@ Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
       }
     }
   }
-  caller.identity = names.empty() ? "anonymous" : names.front();
+  caller.identity = names.empty() ? std::string("anonymous") : std::string(names.front());
   for (const ClientRule& rule : rules_) {
     bool match = rule.identity == "*" ||
                  std::find(names.begin(), names.end(), rule.identity) != names.end();

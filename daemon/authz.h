@@ -11,6 +11,7 @@
 
 #include <grpcpp/security/auth_context.h>
 
+#include "absl/container/inlined_vector.h"
 #include "daemon/config.h"
 
 namespace shaken::daemon {
@@ -18,7 +19,7 @@ namespace shaken::daemon {
 // Caller is who made a request and what the rules grant them.
 struct Caller {
   std::string identity;  // first SAN / CN, or "anonymous" (no client certificate)
-  std::vector<const ClientRule*> rules;  // rules that match the identity
+  absl::InlinedVector<const ClientRule*, 2> rules;  // rules that match the identity
   bool unrestricted = false;              // no rules are configured
 };
 
