@@ -66,6 +66,7 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
 ShakenService::ShakenService(ServiceDeps deps) : deps_(std::move(deps)) {
   for (size_t i = 0; i < deps_.profiles.size(); ++i) {
     profile_index_[deps_.profiles[i]->name()] = i;
+    if (deps_.profiles[i] == deps_.default_profile) default_index_ = i;
   }
 }
 
@@ -109,23 +110,26 @@ grpc::Status ShakenService::DoSign(const Caller& caller, absl::Time deadline,
     status = Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes"));
   } else if (req.profile().size() > kMaxProfileNameBytes) {
     status = Invalid("profile name is too long");
-  } else if (!req.profile().empty() && !profile_index_.contains(req.profile())) {
-    std::vector<std::string> names;
-    for (const auto* p : deps_.profiles) names.push_back(p->name());
-    status = Invalid(absl::StrCat("unknown profile \"", req.profile(), "\"; this server has: ",
-                                  absl::StrJoin(names, ", ")));
+  }
+  // One lookup for a named profile; the default profile's index was found at construction.
+  size_t chosen = default_index_;
+  if (status.ok() && !req.profile().empty()) {
+    const auto named = profile_index_.find(req.profile());
+    if (named != profile_index_.end()) {
+      chosen = named->second;
+    } else {
+      std::vector<std::string> names;
+      for (const auto* p : deps_.profiles) names.push_back(p->name());
+      status = Invalid(absl::StrCat("unknown profile \"", req.profile(), "\"; this server has: ",
+                                    absl::StrJoin(names, ", ")));
+    }
   }
   if (!status.ok()) {
     audit();
     return status;
   }
-  if (req.profile().empty()) {
-    profile = deps_.default_profile;
-    index = profile_index_.at(profile->name());
-  } else {
-    index = profile_index_.at(req.profile());
-    profile = deps_.profiles[index];
-  }
+  index = chosen;
+  profile = deps_.profiles[index];
   if (!Authorizer::MayUse(caller, method_name, profile->name())) {
     status = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           absl::StrCat("client ", caller.identity, " may not sign with profile ",

@@ -59,6 +59,7 @@ class ShakenService final : public shaken::v1::Shaken::CallbackService {
 
   ServiceDeps deps_;
   absl::flat_hash_map<std::string, size_t> profile_index_;
+  size_t default_index_ = 0;
 };
 
 }  // namespace shaken::daemon
