@@ -126,18 +126,20 @@ absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(const Profi
     }
     absl::StatusOr<std::string> pem = stir::ReadFile(path, 64 * 1024);
     if (!pem.ok()) return ProfileError(p.name, pem.status());
+    if (!passphrase.has_value() && stir::IsEncryptedPrivateKeyPem(*pem)) {
+      OPENSSL_cleanse(pem->data(), pem->size());
+      return ProfileError(p.name, absl::InvalidArgumentError(absl::StrCat(
+                                      "key file ", path, " is encrypted: set key_passphrase_source "
+                                      "(file:/path or env:VARIABLE) on this profile")));
+    }
     std::optional<std::string_view> pass;
     if (passphrase.has_value()) pass = ToStd(passphrase->view());
     absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(*pem, pass);
     // Wipe the PEM copy: the key lives on only inside the EVP_PKEY.
     OPENSSL_cleanse(pem->data(), pem->size());
     if (!ms.ok()) {
-      std::string hint;
-      if (absl::StrContains(ms.status().message(), "give its passphrase")) {
-        hint = " (set key_passphrase_source: file:/path or env:VARIABLE on this profile)";
-      }
       return ProfileError(p.name, absl::InvalidArgumentError(absl::StrCat(
-                                      "key file ", path, ": ", ms.status().message(), hint)));
+                                      "key file ", path, ": ", ms.status().message())));
     }
     signer = *std::move(ms);
   }

@@ -743,7 +743,7 @@ TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatT
               IsOkAndHolds(HasSubstr(";ppt=shaken")));
   EXPECT_THAT(profile_with(""),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("profile file"), HasSubstr("set key_passphrase_source"))));
+                       AllOf(HasSubstr("profile file"), HasSubstr("is encrypted: set key_passphrase_source"))));
   std::ofstream(env->dir() + "/wrong.pass") << "not it\n";
   EXPECT_THAT(profile_with(absl::StrCat("    key_passphrase_source: file:", env->dir(),
                                         "/wrong.pass\n")),
