@@ -272,8 +272,7 @@ absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Sig
       new PassportSigner(signer, std::move(x5u), clock, options));
 }
 
-absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
-                                                    absl::Time deadline) const {
+absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claims) const {
   if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
     return absl::InvalidArgumentError(absl::StrCat(
         "attest \"", claims.attest.substr(0, 16), "\" must be A, B or C (RFC 8588 §4)"));
@@ -324,12 +323,43 @@ absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
   jws.append(header_b64_);
   jws.push_back('.');
   Base64UrlEncodeAppend(payload, &jws);
-  ASSIGN_OR_RETURN(Es256Signature sig, signer_->SignDigest(Sha256(jws), deadline));
-  jws.push_back('.');
-  Base64UrlEncodeAppend(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
-                        &jws);
-  out.identity = BuildIdentityHeader(jws, x5u_);
   return out;
+}
+
+void PassportSigner::Complete(const Es256Signature& sig, SignedPassport& out) const {
+  out.jws.push_back('.');
+  Base64UrlEncodeAppend(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
+                        &out.jws);
+  out.identity = BuildIdentityHeader(out.jws, x5u_);
+}
+
+absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
+                                                    absl::Time deadline) const {
+  ASSIGN_OR_RETURN(SignedPassport out, Prepare(claims));
+  ASSIGN_OR_RETURN(Es256Signature sig, signer_->SignDigest(Sha256(out.jws), deadline));
+  Complete(sig, out);
+  return out;
+}
+
+void PassportSigner::SignAsync(const ShakenClaims& claims, absl::Time deadline,
+                               SignDone done) const {
+  absl::StatusOr<SignedPassport> prepared = Prepare(claims);
+  if (!prepared.ok()) {
+    std::move(done)(std::move(prepared).status());
+    return;
+  }
+  const Sha256Digest digest = Sha256(prepared->jws);
+  signer_->SignDigestAsync(
+      digest, deadline,
+      [this, out = *std::move(prepared),
+       done = std::move(done)](absl::StatusOr<Es256Signature> sig) mutable {
+        if (!sig.ok()) {
+          std::move(done)(std::move(sig).status());
+          return;
+        }
+        Complete(*sig, out);
+        std::move(done)(std::move(out));
+      });
 }
 
 }  // namespace shaken::stir

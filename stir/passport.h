@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stir/clock.h"
@@ -119,10 +120,20 @@ class PassportSigner {
   absl::StatusOr<SignedPassport> Sign(const ShakenClaims& claims,
                                       absl::Time deadline = absl::InfiniteFuture()) const;
 
+  // SignAsync is Sign through Signer::SignDigestAsync: the claims are checked and serialized on
+  // the calling thread (a bad claim calls `done` before SignAsync returns); `done` then runs where
+  // the Signer completes (inline for an in-memory key, a pool worker for a token key).
+  using SignDone = absl::AnyInvocable<void(absl::StatusOr<SignedPassport>) &&>;
+  void SignAsync(const ShakenClaims& claims, absl::Time deadline, SignDone done) const;
+
   const std::string& x5u() const { return x5u_; }
 
  private:
   PassportSigner(const Signer* signer, std::string x5u, const Clock* clock, Options options);
+  // Prepare checks and serializes `claims`: out.jws holds the signing input (header.payload).
+  absl::StatusOr<SignedPassport> Prepare(const ShakenClaims& claims) const;
+  // Complete appends the signature to out.jws and builds the Identity header.
+  void Complete(const Es256Signature& sig, SignedPassport& out) const;
 
   const Signer* signer_;
   const std::string x5u_;

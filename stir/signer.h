@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -35,6 +36,20 @@ class Signer {
   // unknown state.
   virtual absl::StatusOr<Es256Signature> SignDigest(
       const Sha256Digest& digest, absl::Time deadline = absl::InfiniteFuture()) const = 0;
+
+  // SignDone receives the result of SignDigestAsync, exactly once.
+  using SignDone = absl::AnyInvocable<void(absl::StatusOr<Es256Signature>) &&>;
+
+  // SignDigestAsync is SignDigest for callers that must not wait (an event-loop or RPC thread).
+  // `done` runs exactly once: on the calling thread before SignDigestAsync returns when the
+  // signature is cheap and local (the default: an in-memory key signs inline), otherwise on a
+  // thread the Signer owns (a token's pool workers). Back-pressure is an error result, never a
+  // block: a full queue gives RESOURCE_EXHAUSTED at once, a deadline that passes while queued
+  // gives DEADLINE_EXCEEDED when it passes.
+  virtual void SignDigestAsync(const Sha256Digest& digest, absl::Time deadline,
+                               SignDone done) const {
+    std::move(done)(SignDigest(digest, deadline));
+  }
 };
 
 }  // namespace shaken::stir
