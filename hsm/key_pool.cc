@@ -43,7 +43,8 @@ KeyPool::KeyPool(std::shared_ptr<Token> token, Pkcs11Uri uri, const KeyPoolOptio
       where_(uri_.redacted()),
       options_(options),
       copy_key_(options.key_copy != KeyCopy::kNever),
-      backoff_(options.backoff_initial) {}
+      backoff_(options.backoff_initial),
+      queue_limit_(options.queue_limit > 0 ? options.queue_limit : 16 * options.size) {}
 
 absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> token,
                                                          const Pkcs11Uri& key_uri,
@@ -52,9 +53,12 @@ absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> 
   if (token == nullptr) return absl::InvalidArgumentError(absl::StrCat(prefix, "no token"));
   if (options.size < 1 || options.size > 1024 || options.open_at_start < 1 ||
       options.open_at_start > options.size || options.max_wait < absl::ZeroDuration() ||
-      options.backoff_initial <= absl::ZeroDuration() || options.backoff_multiplier < 1.0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        prefix, "bad pool options (need 1 <= open_at_start <= size <= 1024, backoff > 0)"));
+      options.backoff_initial <= absl::ZeroDuration() || options.backoff_multiplier < 1.0 ||
+      options.queue_limit < 0 || options.queue_limit > 1000000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix,
+                     "bad pool options (need 1 <= open_at_start <= size <= 1024, backoff > 0, "
+                     "0 <= queue_limit <= 1000000)"));
   }
   if (absl::Status st = token->CheckEcdsaSupport(); !st.ok()) return Prefix(st, prefix);
 
@@ -76,10 +80,16 @@ absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> 
   }
   pool->token_->module().Register(pool.get());
   pool->maintainer_ = std::thread([p = pool.get()] { p->Maintain(); });
+  pool->workers_.reserve(options.size);
+  for (int i = 0; i < options.size; ++i) {
+    pool->workers_.emplace_back([p = pool.get()] { p->Work(); });
+  }
+  pool->reaper_ = std::thread([p = pool.get()] { p->Reap(); });
   return pool;
 }
 
 KeyPool::~KeyPool() {
+  StopWorkers();
   if (maintainer_.joinable()) token_->module().Unregister(this);
   {
     absl::MutexLock lock(&mu_);
@@ -291,6 +301,146 @@ absl::StatusOr<stir::Es256Signature> KeyPool::SignDigest(const stir::Sha256Diges
       absl::StrCat(where_, ": signing failed twice, reconnecting: ", st2.message()));
 }
 
+void KeyPool::SignDigestAsync(const stir::Sha256Digest& digest, absl::Time deadline,
+                              SignDone done) const {
+  const absl::Time now = absl::Now();
+  Job job{digest, deadline, std::min(deadline, now + options_.max_wait), now, std::move(done)};
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&q_mu_);
+    const int waiting = static_cast<int>(queue_.size());
+    if (q_stopping_) {
+      refused = absl::UnavailableError(absl::StrCat(where_, ": the key pool is shutting down"));
+    } else if (now >= deadline) {
+      refused = absl::DeadlineExceededError(
+          absl::StrCat(where_, ": the deadline passed before signing could start"));
+    } else if (waiting >= queue_limit_) {
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          where_, ": signing queue full (", waiting, " requests waiting for ", options_.size,
+          " sessions; queue_limit ", queue_limit_, ")"));
+    } else if (idle_workers_ == 0) {
+      // Every worker is busy: this request starts after the `waiting` ahead of it are done. When
+      // recent signatures say that is later than its deadline or max_wait, say so now rather
+      // than when the time has passed.
+      const absl::Duration service =
+          absl::Nanoseconds(service_ns_.load(std::memory_order_relaxed));
+      const absl::Time start = now + service * (waiting / options_.size + 1);
+      if (start > job.expires) {
+        refused = absl::ResourceExhaustedError(absl::StrCat(
+            where_, ": cannot start signing in time: ", waiting, " requests waiting for ",
+            options_.size, " sessions at about ", absl::FormatDuration(service), " each; ",
+            job.expires == deadline ? "the call's deadline"
+                                    : absl::StrCat("max_wait ", absl::FormatDuration(options_.max_wait)),
+            " ends first"));
+      }
+    }
+    if (refused.ok()) {
+      const absl::Time expires = job.expires;
+      queue_.push_back(std::move(job));
+      if (idle_workers_ > 0) {
+        work_cv_.Signal();
+      } else if (expires < reaper_wake_) {
+        reaper_cv_.Signal();
+      }
+      return;
+    }
+  }
+  queue_rejected_.fetch_add(1, std::memory_order_relaxed);
+  std::move(job.done)(std::move(refused));
+}
+
+void KeyPool::Work() {
+  q_mu_.Lock();
+  while (true) {
+    while (!q_stopping_ && queue_.empty()) {
+      ++idle_workers_;
+      work_cv_.Wait(&q_mu_);
+      --idle_workers_;
+    }
+    if (q_stopping_) break;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    ++in_flight_;
+    q_mu_.Unlock();
+
+    const absl::Time start = absl::Now();
+    if (options_.on_queue_wait) options_.on_queue_wait(start - job.enqueued);
+    absl::StatusOr<stir::Es256Signature> sig = SignDigest(job.digest, job.deadline);
+    if (sig.ok()) {
+      // EWMA with weight 1/8: follows a token that slows down within a few dozen signatures.
+      const int64_t took = absl::ToInt64Nanoseconds(absl::Now() - start);
+      const int64_t old = service_ns_.load(std::memory_order_relaxed);
+      service_ns_.store(old == 0 ? took : old + (took - old) / 8, std::memory_order_relaxed);
+    }
+    std::move(job.done)(std::move(sig));
+
+    q_mu_.Lock();
+    --in_flight_;
+  }
+  q_mu_.Unlock();
+}
+
+void KeyPool::Reap() {
+  q_mu_.Lock();
+  while (!q_stopping_) {
+    const absl::Time now = absl::Now();
+    absl::Time earliest = absl::InfiniteFuture();
+    std::vector<Job> expired;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->expires <= now) {
+        expired.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        earliest = std::min(earliest, it->expires);
+        ++it;
+      }
+    }
+    if (!expired.empty()) {
+      q_mu_.Unlock();
+      for (Job& job : expired) {
+        queue_expired_.fetch_add(1, std::memory_order_relaxed);
+        absl::Status why =
+            job.expires == job.deadline
+                ? absl::DeadlineExceededError(absl::StrCat(
+                      where_, ": the deadline passed while waiting for a free session (",
+                      absl::FormatDuration(now - job.enqueued), " queued)"))
+                : absl::ResourceExhaustedError(absl::StrCat(
+                      where_, ": waited max_wait ", absl::FormatDuration(options_.max_wait),
+                      " in the signing queue; every session stayed busy"));
+        std::move(job.done)(std::move(why));
+      }
+      q_mu_.Lock();
+      continue;
+    }
+    reaper_wake_ = earliest;
+    reaper_cv_.WaitWithDeadline(&q_mu_, earliest);
+    reaper_wake_ = absl::InfiniteFuture();
+  }
+  q_mu_.Unlock();
+}
+
+void KeyPool::StopWorkers() {
+  std::deque<Job> left;
+  {
+    absl::MutexLock lock(&q_mu_);
+    q_stopping_ = true;
+    work_cv_.SignalAll();
+    reaper_cv_.SignalAll();
+  }
+  for (std::thread& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  if (reaper_.joinable()) reaper_.join();
+  {
+    absl::MutexLock lock(&q_mu_);
+    left.swap(queue_);
+  }
+  for (Job& job : left) {
+    std::move(job.done)(
+        absl::UnavailableError(absl::StrCat(where_, ": the key pool is shutting down")));
+  }
+}
+
 void KeyPool::RecordOpenSuccess(const Lease& lease) const {
   if (lease.generation < generation_) {
     // Opened across a session-level loss: it may be dead or alias a reused handle. Discard.
@@ -415,6 +565,14 @@ KeyPoolStats KeyPool::stats() const {
   s.sessions_dropped = sessions_dropped_.load(std::memory_order_relaxed);
   s.open_failures = open_failures_.load(std::memory_order_relaxed);
   s.waits = waits_.load(std::memory_order_relaxed);
+  s.queue_limit = queue_limit_;
+  {
+    absl::MutexLock lock(&q_mu_);
+    s.queued = static_cast<int>(queue_.size());
+    s.in_flight = in_flight_;
+  }
+  s.queue_rejected = queue_rejected_.load(std::memory_order_relaxed);
+  s.queue_expired = queue_expired_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -2,6 +2,12 @@
 // each with the signing key's handle found once, so that a signature costs exactly two PKCS#11
 // calls (C_SignInit + C_Sign) and one mutex acquisition to take a session and one to give it back.
 //
+// Threads: SignDigest signs on the calling thread (tools, benchmarks). SignDigestAsync, what the
+// daemon uses, queues the request for the pool's own workers, one thread per session, so the
+// signatures in flight are the sessions whatever thread asked, and an RPC thread never waits on
+// the token. The queue is bounded (queue_limit) and a request that cannot start before its
+// deadline or max_wait fails at once or when that time passes, never later.
+//
 // Sizing (Little's law, L = λ·W): sessions needed ≥ target signatures per second × time one
 // signature holds a session. A network HSM answering in 7 ms needs 2,000/s × 0.007 s = 14 sessions
 // for 2,000 signs/s; a software token (SoftHSM2) is CPU-bound, so more sessions than cores only
@@ -14,6 +20,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +74,12 @@ struct KeyPoolOptions {
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
   double backoff_multiplier = 2.0;
+  // queue_limit: SignDigestAsync requests that may wait for a worker (beyond the `size` being
+  // signed); one more is refused at once with RESOURCE_EXHAUSTED. 0: 16 × size.
+  int queue_limit = 0;
+  // on_queue_wait, when set, is told how long each SignDigestAsync request waited for a worker
+  // (metrics). It runs on a worker thread and must not block.
+  std::function<void(absl::Duration)> on_queue_wait;
 };
 
 // KeyPoolStats is a snapshot for metrics (shaken_hsm_* in the daemon).
@@ -81,6 +95,11 @@ struct KeyPoolStats {
   uint64_t sessions_dropped = 0;
   uint64_t open_failures = 0;
   uint64_t waits = 0;  // checkouts that found every session busy and had to wait
+  int queue_limit = 0;
+  int queued = 0;       // SignDigestAsync requests waiting for a worker
+  int in_flight = 0;    // requests a worker is signing now
+  uint64_t queue_rejected = 0;  // refused at once: queue full, or could not start in time
+  uint64_t queue_expired = 0;   // deadline or max_wait passed while queued
   std::string last_error;  // pin-free
 };
 
@@ -121,6 +140,13 @@ class KeyPool final : public stir::Signer, private Module::Quiescer {
   absl::StatusOr<stir::Es256Signature> SignDigest(
       const stir::Sha256Digest& digest,
       absl::Time deadline = absl::InfiniteFuture()) const override;
+  // SignDigestAsync queues the request for a pool worker and returns at once; `done` runs on the
+  // worker (or inline when refused). RESOURCE_EXHAUSTED when the queue is full or the request
+  // cannot start before its deadline or max_wait (estimated from recent signatures), or when
+  // max_wait passes while queued; DEADLINE_EXCEEDED when the deadline passes while queued;
+  // otherwise SignDigest's results.
+  void SignDigestAsync(const stir::Sha256Digest& digest, absl::Time deadline,
+                       SignDone done) const override;
 
   Health health() const;
   KeyPoolStats stats() const;
@@ -136,7 +162,19 @@ class KeyPool final : public stir::Signer, private Module::Quiescer {
     uint64_t generation = 0;
   };
 
+  // Job is one SignDigestAsync request.
+  struct Job {
+    stir::Sha256Digest digest;
+    absl::Time deadline;  // the caller's
+    absl::Time expires;   // min(deadline, enqueued + max_wait): when it fails if still queued
+    absl::Time enqueued;
+    SignDone done;
+  };
+
   KeyPool(std::shared_ptr<Token> token, Pkcs11Uri uri, const KeyPoolOptions& options);
+  void Work();
+  void Reap();
+  void StopWorkers();
   absl::StatusOr<Lease> OpenLease(uint64_t generation) const;
   void Abandon(const Lease& lease) const;
   absl::StatusOr<Lease> Checkout(absl::Time deadline) const;
@@ -180,6 +218,24 @@ class KeyPool final : public stir::Signer, private Module::Quiescer {
   mutable std::atomic<uint64_t> waits_{0};
 
   std::thread maintainer_;
+
+  // The asynchronous side: one FIFO queue, `size` workers, and a reaper that fails queued
+  // requests when their time is up. q_mu_ is never held while signing.
+  const int queue_limit_;
+  mutable absl::Mutex q_mu_;
+  mutable absl::CondVar work_cv_;
+  mutable absl::CondVar reaper_cv_;
+  mutable std::deque<Job> queue_ ABSL_GUARDED_BY(q_mu_);
+  mutable int idle_workers_ ABSL_GUARDED_BY(q_mu_) = 0;
+  mutable int in_flight_ ABSL_GUARDED_BY(q_mu_) = 0;
+  mutable bool q_stopping_ ABSL_GUARDED_BY(q_mu_) = false;
+  mutable absl::Time reaper_wake_ ABSL_GUARDED_BY(q_mu_) = absl::InfiniteFuture();
+  mutable std::atomic<uint64_t> queue_rejected_{0};
+  mutable std::atomic<uint64_t> queue_expired_{0};
+  // Exponentially weighted mean time a worker holds a request (ns), for the start estimate.
+  mutable std::atomic<int64_t> service_ns_{0};
+  std::vector<std::thread> workers_;
+  std::thread reaper_;
 };
 
 // SignerConfig is everything needed to sign with one token key, for shakenctl (X.509 signing in a
