@@ -18,9 +18,15 @@ struct X5uCertificateSource::Entry {
   mutable std::atomic<bool> referenced{false};  // set by readers (CLOCK eviction)
 };
 
+// Waiter is one lookup waiting on a flight; answered once, by the flight or by its deadline.
+struct X5uCertificateSource::Waiter {
+  std::atomic<bool> answered{false};
+  LookupDone done;
+  TimerQueue::Id timer = 0;
+};
+
 struct X5uCertificateSource::Flight {
-  absl::Notification done;
-  CertificateResult result;  // written by the leader before done.Notify()
+  std::vector<std::shared_ptr<Waiter>> waiters;  // guarded by flights_mu_
 };
 
 namespace {
@@ -58,16 +64,28 @@ X5uCertificateSource::X5uCertificateSource(std::shared_ptr<const CertificateFetc
       options_(std::move(options)),
       store_(std::move(store)) {}
 
-X5uCertificateSource::~X5uCertificateSource() = default;
+X5uCertificateSource::~X5uCertificateSource() {
+  // In-flight fetches call back into this object: wait for them (bounded by the fetch timeouts).
+  absl::MutexLock lock(&flights_mu_);
+  flights_mu_.Await(absl::Condition(
+      +[](int* out) { return *out == 0; }, &fetches_out_));
+}
 
 CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time now) {
-  if (x5u.empty() || x5u.size() > options_.max_x5u_bytes) {
-    return CertificateResult::Failure(
-        Reason::kX5uNotAllowed,
-        absl::StrCat("the x5u URL is empty or longer than ", options_.max_x5u_bytes, " bytes"));
-  }
+  CertificateResult out;
+  absl::Notification landed;
+  LookupAsync(x5u, now, absl::InfiniteFuture(), [&](CertificateResult r) {
+    out = std::move(r);
+    landed.Notify();
+  });
+  landed.WaitForNotification();  // bounded by the fetcher's total timeout
+  return out;
+}
+
+std::optional<CertificateResult> X5uCertificateSource::Cached(
+    std::string_view x5u, absl::Time now, std::shared_ptr<const Entry>* stale_out) {
   const uint64_t generation = validator_->generation();
-  std::shared_ptr<const Entry> stale;
+  std::shared_ptr<const Entry>& stale = *stale_out;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = map_.find(Key(x5u));
@@ -98,11 +116,28 @@ CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time 
       }
     }
   }
+  return std::nullopt;
+}
+
+void X5uCertificateSource::LookupAsync(std::string_view x5u, absl::Time now, absl::Time deadline,
+                                       LookupDone done) {
+  if (x5u.empty() || x5u.size() > options_.max_x5u_bytes) {
+    std::move(done)(CertificateResult::Failure(
+        Reason::kX5uNotAllowed,
+        absl::StrCat("the x5u URL is empty or longer than ", options_.max_x5u_bytes, " bytes")));
+    return;
+  }
+  std::shared_ptr<const Entry> stale;
+  if (std::optional<CertificateResult> hit = Cached(x5u, now, &stale)) {
+    std::move(done)(*std::move(hit));
+    return;
+  }
   counters_.misses.fetch_add(1, std::memory_order_relaxed);
 
-  // Single flight: one leader per URL; the others wait for its result.
+  // Single flight: one leader per URL; the others wait for its result, each until its deadline.
   std::string url(x5u);
-  std::shared_ptr<Flight> flight;
+  auto waiter = std::make_shared<Waiter>();
+  waiter->done = std::move(done);
   bool leader = false;
   {
     absl::MutexLock lock(&flights_mu_);
@@ -111,25 +146,41 @@ CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time 
       it->second = std::make_shared<Flight>();
       leader = true;
     }
-    flight = it->second;
+    it->second->waiters.push_back(waiter);
+    if (deadline < absl::InfiniteFuture()) {
+      waiter->timer = timers_.Schedule(deadline, [waiter] {
+        if (waiter->answered.exchange(true)) return;
+        std::move(waiter->done)(CertificateResult::Failure(
+            Reason::kFetchTimeout,
+            "the x5u certificate could not be fetched before the call's deadline"));
+      });
+    }
   }
   if (!leader) {
     counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
-    flight->done.WaitForNotification();  // bounded by the fetcher's total timeout
-    return flight->result;
+    return;
   }
-  CertificateResult result = Lead(url, now, std::move(stale));
-  flight->result = result;
-  {
-    absl::MutexLock lock(&flights_mu_);
-    flights_.erase(url);
-  }
-  flight->done.Notify();
-  return result;
+  Lead(url, now, deadline, std::move(stale));
 }
 
-CertificateResult X5uCertificateSource::Lead(const std::string& url, absl::Time now,
-                                             std::shared_ptr<const Entry> stale) {
+void X5uCertificateSource::Land(const std::string& url, const CertificateResult& result) {
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  {
+    absl::MutexLock lock(&flights_mu_);
+    auto it = flights_.find(url);
+    if (it == flights_.end()) return;
+    waiters.swap(it->second->waiters);
+    flights_.erase(it);
+  }
+  for (const auto& w : waiters) {
+    if (w->answered.exchange(true)) continue;  // its deadline answered it
+    if (w->timer != 0) timers_.Cancel(w->timer);
+    std::move(w->done)(result);
+  }
+}
+
+void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Time deadline,
+                                std::shared_ptr<const Entry> stale) {
   // Read before validating: a reload racing with us makes the entry look stale, never current.
   const uint64_t gen = validator_->generation();
   // 1. A cached chain whose validation is out of date (trust reload): validate it again.
@@ -137,7 +188,8 @@ CertificateResult X5uCertificateSource::Lead(const std::string& url, absl::Time 
     counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
     CertificateResult r = validator_->ValidatePem(stale->pem, now);
     if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
-    return Remember(gen, url, now, std::move(r), stale->pem, std::nullopt, stale->expires);
+    Land(url, Remember(gen, url, now, std::move(r), stale->pem, std::nullopt, stale->expires));
+    return;
   }
   // 2. The operator's shared store.
   if (store_ != nullptr) {
@@ -149,27 +201,40 @@ CertificateResult X5uCertificateSource::Lead(const std::string& url, absl::Time 
       counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
       CertificateResult r = validator_->ValidatePem((*stored)->pem, now);
       if (r.ok()) {
-        return Remember(gen, url, now, std::move(r), std::move((*stored)->pem), std::nullopt,
-                        (*stored)->expires);
+        Land(url, Remember(gen, url, now, std::move(r), std::move((*stored)->pem), std::nullopt,
+                           (*stored)->expires));
+        return;
       }
       // A store entry that no longer validates: fetch a fresh copy below.
     }
   }
   // 3. The network.
   counters_.fetches.fetch_add(1, std::memory_order_relaxed);
-  FetchResult fetched = fetcher_->Fetch(url);
-  if (!fetched.ok()) {
-    counters_.fetch_errors.fetch_add(1, std::memory_order_relaxed);
-    return Remember(gen, url, now,
-                    CertificateResult::Failure(fetched.reason, std::move(fetched.detail)), "",
-                    std::nullopt, std::nullopt);
+  {
+    absl::MutexLock lock(&flights_mu_);
+    ++fetches_out_;
   }
-  CertificateResult r = validator_->ValidatePem(fetched.body, now);
-  if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
-  // P14: Cache-Control / Expires, else the default (24 h).
-  std::optional<absl::Duration> fresh = fetched.FreshnessLifetime(now);
-  return Remember(gen, url, now, std::move(r), std::move(fetched.body),
-                  fresh.value_or(options_.default_ttl), std::nullopt);
+  fetcher_->FetchAsync(url, deadline, [this, url, now, gen](FetchResult fetched) {
+    CertificateResult result;
+    if (!fetched.ok()) {
+      counters_.fetch_errors.fetch_add(1, std::memory_order_relaxed);
+      result = CertificateResult::Failure(fetched.reason, std::move(fetched.detail));
+      // Overload on our side says nothing about the server: never remembered.
+      if (!fetched.shed) {
+        result = Remember(gen, url, now, std::move(result), "", std::nullopt, std::nullopt);
+      }
+    } else {
+      CertificateResult r = validator_->ValidatePem(fetched.body, now);
+      if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
+      // P14: Cache-Control / Expires, else the default (24 h).
+      std::optional<absl::Duration> fresh = fetched.FreshnessLifetime(now);
+      result = Remember(gen, url, now, std::move(r), std::move(fetched.body),
+                        fresh.value_or(options_.default_ttl), std::nullopt);
+    }
+    Land(url, result);
+    absl::MutexLock lock(&flights_mu_);
+    --fetches_out_;
+  });
 }
 
 CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std::string& url,

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "stir/cert_source.h"
 #include "stir/cert_validator.h"
+#include "stir/timer_queue.h"
 #include "stir/x5u_fetcher.h"
 
 namespace shaken::stir {
@@ -83,6 +84,13 @@ struct CertCacheStats {
 // cached entry's lifetime and the chain's validity window; no OpenSSL work, no allocation. A miss
 // is single-flight: concurrent lookups of one x5u wait for one leader, which consults the backing
 // store, else fetches, validates (at `now`) and caches; failures are cached for negative_ttl.
+//
+// LookupAsync is the same without waiting: a hit answers inline; a miss joins the URL's flight
+// and is answered when the fetcher's FetchAsync completes (validation and caching run there, on
+// the fetcher's thread) or when its own deadline passes first (436 fetch_timeout; the flight goes
+// on for the others and for the cache). A fetch the fetcher shed (overload) is not cached. The
+// backing store, when there is one, is consulted by the leader inline: it must answer from local
+// state (a networked store belongs behind its own asynchronous layer).
 // When the validator's trust configuration is reloaded, cached results are revalidated from their
 // PEM (no refetch) on next use. Thread-safe. Time comes only from `now`.
 class X5uCertificateSource final : public CertificateSource {
@@ -96,6 +104,8 @@ class X5uCertificateSource final : public CertificateSource {
       std::shared_ptr<CertificateStore> store = nullptr);
 
   CertificateResult Lookup(std::string_view x5u, absl::Time now) override;
+  void LookupAsync(std::string_view x5u, absl::Time now, absl::Time deadline,
+                   LookupDone done) override;
 
   CertCacheStats Stats() const;
   // Clear drops every cached entry (not the backing store).
@@ -106,13 +116,19 @@ class X5uCertificateSource final : public CertificateSource {
  private:
   struct Entry;
   struct Flight;
+  struct Waiter;
   X5uCertificateSource(std::shared_ptr<const CertificateFetcher> fetcher,
                        std::shared_ptr<const CertValidator> validator, CertCacheOptions options,
                        std::shared_ptr<CertificateStore> store);
 
-  // Lead runs a miss for `url` (the single-flight leader).
-  CertificateResult Lead(const std::string& url, absl::Time now,
-                         std::shared_ptr<const Entry> stale);
+  // Cached answers `x5u` from the map, or returns nullopt (and the stale entry to refresh).
+  std::optional<CertificateResult> Cached(std::string_view x5u, absl::Time now,
+                                          std::shared_ptr<const Entry>* stale);
+  // Lead runs a miss for `url` (the single-flight leader) and lands its flight.
+  void Lead(const std::string& url, absl::Time now, absl::Time deadline,
+            std::shared_ptr<const Entry> stale);
+  // Land answers every waiter of `url`'s flight with `result`.
+  void Land(const std::string& url, const CertificateResult& result);
   CertificateResult Remember(uint64_t generation, const std::string& url, absl::Time now,
                              CertificateResult result, std::string pem,
                              std::optional<absl::Duration> fresh_for,
@@ -133,6 +149,9 @@ class X5uCertificateSource final : public CertificateSource {
 
   absl::Mutex flights_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(flights_mu_);
+  // Fetches started and not yet landed: the destructor waits for them (their callbacks use this).
+  int fetches_out_ ABSL_GUARDED_BY(flights_mu_) = 0;
+  TimerQueue timers_;  // waiters' deadlines
 
   struct Counters {
     std::atomic<uint64_t> hits{0}, negative_hits{0}, misses{0}, coalesced{0}, fetches{0},

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "stir/openssl_util.h"
 #include "stir/verdict.h"
@@ -70,7 +71,19 @@ struct CertificateResult {
 class CertificateSource {
  public:
   virtual ~CertificateSource() = default;
+  // Lookup blocks until the certificate is known (for tools; an RPC thread uses LookupAsync).
   virtual CertificateResult Lookup(std::string_view x5u, absl::Time now) = 0;
+
+  using LookupDone = absl::AnyInvocable<void(CertificateResult) &&>;
+  // LookupAsync calls `done` exactly once: before returning when the answer is at hand (a cached
+  // certificate, a remembered failure), otherwise on a thread of the source's own when a fetch
+  // completes, or when `deadline` passes first (a 436 fetch_timeout result; the fetch goes on and
+  // its result is cached for later calls). The default implementation answers inline with Lookup.
+  virtual void LookupAsync(std::string_view x5u, absl::Time now, absl::Time deadline,
+                           LookupDone done) {
+    (void)deadline;
+    std::move(done)(Lookup(x5u, now));
+  }
 };
 
 }  // namespace shaken::stir

@@ -1,7 +1,10 @@
 #include "stir/verifier.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +12,7 @@
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
+#include "stir/status_macros.h"
 #include "stir/tn.h"
 
 namespace shaken::stir {
@@ -39,9 +43,29 @@ bool SameTnSet(const std::vector<std::string>& a, const std::vector<std::string>
 Verifier::Verifier(CertificateSource* certs, const Clock* clock, VerifierOptions options)
     : certs_(certs), clock_(clock), options_(options) {}
 
+// Pending is a header that passed every local check (steps 1-10) and needs its certificate.
+struct Verifier::Pending {
+  Verdict verdict;  // filled so far
+  std::string x5u;
+  std::string signing_input;
+  std::string signature;
+};
+
 Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
                             const std::vector<std::string>& to_tns,
                             std::optional<absl::Time> date) const {
+  const absl::Time now = clock_->Now();
+  std::variant<Verdict, Pending> local = Prepare(identity, from_tn, to_tns, date, now);
+  if (Verdict* done = std::get_if<Verdict>(&local)) return std::move(*done);
+  Pending& p = std::get<Pending>(local);
+  return Finish(p, certs_->Lookup(p.x5u, now));
+}
+
+std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view identity,
+                                                          std::string_view from_tn,
+                                                          const std::vector<std::string>& to_tns,
+                                                          std::optional<absl::Time> date,
+                                                          absl::Time now) const {
   Verdict v;
   auto fail = [&v](const absl::Status& s, Reason fallback) {
     v.SetReason(ReasonOf(s, fallback), std::string(s.message()));
@@ -121,7 +145,6 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
   v.iat = claims->iat;
 
   // 9. Freshness.
-  const absl::Time now = clock_->Now();
   if (date.has_value() && absl::AbsDuration(now - *date) > options_.date_window) {
     v.SetReason(Reason::kDateStale,
                 absl::StrCat("the Date header is ", absl::FormatDuration(now - *date),
@@ -156,8 +179,17 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
     return v;
   }
 
+  Pending p;
+  p.verdict = std::move(v);
+  p.x5u = *h.x5u;
+  p.signing_input = std::move(passport->signing_input);
+  p.signature = std::move(passport->signature);
+  return p;
+}
+
+Verdict Verifier::Finish(Pending& p, CertificateResult cert) const {
+  Verdict& v = p.verdict;
   // 11. The certificate.
-  CertificateResult cert = certs_->Lookup(*h.x5u, now);
   if (!cert.ok()) {
     v.SetReason(cert.reason == Reason::kPassed ? Reason::kFetchFailed : cert.reason,
                 std::move(cert.detail));
@@ -169,19 +201,19 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
   v.cert_not_after = cert.cert->info.not_after;
 
   // 12. The signature, over the bytes received (PP-5), never re-serialized JSON.
-  if (passport->signature.size() != 64) {
+  if (p.signature.size() != 64) {
     v.SetReason(Reason::kSignatureInvalid,
                 absl::StrCat("an ES256 signature is 64 bytes (r||s); this one is ",
-                             passport->signature.size()));
+                             p.signature.size()));
     return v;
   }
   Es256Signature sig;
-  std::memcpy(sig.data(), passport->signature.data(), sig.size());
+  std::memcpy(sig.data(), p.signature.data(), sig.size());
   if (options_.require_low_s && std::memcmp(sig.data() + 32, kP256HalfOrder, 32) > 0) {
     v.SetReason(Reason::kSignatureInvalid, "high-S signature refused by policy");
     return v;
   }
-  if (!VerifyEs256(cert.cert->public_key.get(), Sha256(passport->signing_input), sig).ok()) {
+  if (!VerifyEs256(cert.cert->public_key.get(), Sha256(p.signing_input), sig).ok()) {
     v.SetReason(Reason::kSignatureInvalid,
                 "the signature does not verify with the x5u certificate's key");
     return v;
@@ -200,40 +232,36 @@ absl::StatusOr<VerifyResult> Verifier::VerifyViews(
   return VerifyAll(identity_headers, call);
 }
 
-template <typename Strings>
-absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers,
-                                                 const CallInfo& call) const {
-  if (identity_headers.size() > kMaxIdentityHeaders) {
+absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
+                                                                const CallInfo& call) const {
+  if (headers > kMaxIdentityHeaders) {
     return absl::InvalidArgumentError(absl::StrCat("a call carries at most ",
                                                    kMaxIdentityHeaders,
                                                    " Identity header values"));
   }
-  std::string from;
+  CanonicalCall out;
+  out.date = call.date;
   if (!call.from_tn.empty()) {
     absl::StatusOr<std::string> f = CanonicalizeTn(call.from_tn);
     if (!f.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("from tn: ", f.status().message()));
     }
-    from = *std::move(f);
+    out.from = *std::move(f);
   }
-  std::vector<std::string> to;
-  to.reserve(call.to_tns.size());
+  out.to.reserve(call.to_tns.size());
   for (const std::string& tn : call.to_tns) {
     absl::StatusOr<std::string> t = CanonicalizeTn(tn);
     if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("to tn: ", t.status().message()));
-    to.push_back(*std::move(t));
+    out.to.push_back(*std::move(t));
   }
+  return out;
+}
 
-  VerifyResult result;
-  result.headers.reserve(identity_headers.size());
-  for (std::string_view identity : identity_headers) {
-    result.headers.push_back(VerifyOne(identity, from, to, call.date));
-  }
-
+void Verifier::ChooseOverall(VerifyResult& result) {
   // ID-7: pick the call's verdict.
   if (result.headers.empty()) {
     result.overall.SetReason(Reason::kNoIdentity, "the call carries no Identity header");
-    return result;
+    return;
   }
   const Verdict* chosen = nullptr;
   for (const Verdict& v : result.headers) {
@@ -251,7 +279,67 @@ absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers
     }
   }
   result.overall = chosen != nullptr ? *chosen : result.headers.front();
+}
+
+template <typename Strings>
+absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers,
+                                                 const CallInfo& call) const {
+  ASSIGN_OR_RETURN(CanonicalCall c, Canonicalize(identity_headers.size(), call));
+  VerifyResult result;
+  result.headers.reserve(identity_headers.size());
+  for (std::string_view identity : identity_headers) {
+    result.headers.push_back(VerifyOne(identity, c.from, c.to, c.date));
+  }
+  ChooseOverall(result);
   return result;
+}
+
+// AsyncCall is one VerifyAsync call: its headers' verdicts, and how many still wait for a
+// certificate. The last lookup to land completes it.
+struct Verifier::AsyncCall {
+  VerifyResult result;
+  std::vector<Pending> pending;  // by header index; only those whose certificate is awaited
+  std::atomic<int> outstanding{1};  // one for the dispatching thread itself
+  VerifyDone done;
+};
+
+void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers,
+                           const CallInfo& call, absl::Time deadline, VerifyDone done) const {
+  absl::StatusOr<CanonicalCall> c = Canonicalize(identity_headers.size(), call);
+  if (!c.ok()) {
+    std::move(done)(c.status());
+    return;
+  }
+  const absl::Time now = clock_->Now();
+  auto state = std::make_shared<AsyncCall>();
+  state->done = std::move(done);
+  state->result.headers.resize(identity_headers.size());
+  state->pending.resize(identity_headers.size());
+  std::vector<size_t> awaiting;
+  for (size_t i = 0; i < identity_headers.size(); ++i) {
+    std::variant<Verdict, Pending> local =
+        Prepare(identity_headers[i], c->from, c->to, c->date, now);
+    if (Verdict* v = std::get_if<Verdict>(&local)) {
+      state->result.headers[i] = std::move(*v);
+    } else {
+      state->pending[i] = std::get<Pending>(std::move(local));
+      awaiting.push_back(i);
+    }
+  }
+  auto land = [this](const std::shared_ptr<AsyncCall>& s) {
+    if (s->outstanding.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    ChooseOverall(s->result);
+    std::move(s->done)(std::move(s->result));
+  };
+  state->outstanding.fetch_add(static_cast<int>(awaiting.size()), std::memory_order_relaxed);
+  for (size_t i : awaiting) {
+    const std::string x5u = state->pending[i].x5u;
+    certs_->LookupAsync(x5u, now, deadline, [this, state, i, land](CertificateResult cert) {
+      state->result.headers[i] = Finish(state->pending[i], std::move(cert));
+      land(state);
+    });
+  }
+  land(state);
 }
 
 }  // namespace shaken::stir

@@ -25,8 +25,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stir/cert_source.h"
@@ -83,6 +85,16 @@ class Verifier {
   absl::StatusOr<VerifyResult> VerifyViews(const std::vector<std::string_view>& identity_headers,
                                       const CallInfo& call) const;
 
+  using VerifyDone = absl::AnyInvocable<void(absl::StatusOr<VerifyResult>) &&>;
+  // VerifyAsync is Verify for a caller that must not wait (an RPC thread): the local checks run
+  // on the calling thread; each certificate comes from CertificateSource::LookupAsync. `done`
+  // runs exactly once: before VerifyAsync returns when no header needs a fetch (cached
+  // certificates, local failures), otherwise on the certificate source's thread when the last
+  // lookup lands. A lookup still waiting at `deadline` gives that header a 436 fetch_timeout
+  // verdict. The views must stay valid until VerifyAsync returns.
+  void VerifyAsync(const std::vector<std::string_view>& identity_headers, const CallInfo& call,
+                   absl::Time deadline, VerifyDone done) const;
+
   // VerifyOne verifies a single Identity header value against canonical From/To numbers
   // (already canonicalized by the caller).
   Verdict VerifyOne(std::string_view identity, std::string_view from_tn,
@@ -92,9 +104,25 @@ class Verifier {
   const VerifierOptions& options() const { return options_; }
 
  private:
+  struct Pending;
+  struct AsyncCall;
+  struct CanonicalCall {
+    std::string from;
+    std::vector<std::string> to;
+    std::optional<absl::Time> date;
+  };
+
   template <typename Strings>
   absl::StatusOr<VerifyResult> VerifyAll(const Strings& identity_headers,
                                          const CallInfo& call) const;
+  absl::StatusOr<CanonicalCall> Canonicalize(size_t headers, const CallInfo& call) const;
+  // Prepare runs steps 1-10: a final verdict, or a header waiting for its certificate.
+  std::variant<Verdict, Pending> Prepare(std::string_view identity, std::string_view from_tn,
+                                         const std::vector<std::string>& to_tns,
+                                         std::optional<absl::Time> date, absl::Time now) const;
+  // Finish runs steps 11-12 with the certificate lookup's result.
+  Verdict Finish(Pending& pending, CertificateResult cert) const;
+  static void ChooseOverall(VerifyResult& result);
 
   CertificateSource* certs_;
   const Clock* clock_;

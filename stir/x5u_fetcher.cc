@@ -6,9 +6,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -343,6 +353,11 @@ absl::StatusOr<std::unique_ptr<X5uFetcher>> X5uFetcher::New(X5uFetcherOptions op
   if (options.max_body_bytes == 0) {
     return absl::InvalidArgumentError("x5u max_body_bytes must be positive");
   }
+  if (options.max_in_flight < 1 || options.max_per_host < 1 || options.max_queued < 0) {
+    return absl::InvalidArgumentError(
+        "x5u fetch limits: max_in_flight and max_per_host must be at least 1, max_queued at "
+        "least 0");
+  }
   if (!options.tls_ca_file.empty() && !std::ifstream(options.tls_ca_file).good()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read the x5u TLS CA file ", options.tls_ca_file));
@@ -351,18 +366,41 @@ absl::StatusOr<std::unique_ptr<X5uFetcher>> X5uFetcher::New(X5uFetcherOptions op
   return std::unique_ptr<X5uFetcher>(new X5uFetcher(std::move(options)));
 }
 
-FetchResult X5uFetcher::Fetch(std::string_view url) const {
-  CurlUrlPtr parsed;
-  FetchResult policy = ParseAllowedUrl(url, options_, &parsed);
-  if (!policy.ok()) return policy;
-
-  CurlEasyPtr curl(curl_easy_init());
-  if (!curl) return FetchResult::Failure(Reason::kFetchFailed, "curl_easy_init failed");
-  Transfer t;
-  t.options = &options_;
+// FetchRequest is one fetch: libcurl's easy handle and everything its callbacks write into.
+struct X5uFetcher::Request {
+  std::string url;
+  std::string host;  // "host:port", the per-host limit's key
+  absl::Time deadline = absl::InfiniteFuture();
+  FetchDone done;
+  CurlUrlPtr parsed;  // CURLOPT_CURLU points at it: lives as long as the easy handle
+  CurlEasyPtr easy;
+  Transfer transfer;
   char error[CURL_ERROR_SIZE] = "";
-  CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_CURLU, parsed.get());
+  bool waited_for_host = false;
+  bool waited_for_slot = false;
+};
+
+absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
+    std::string_view url, FetchResult* refusal) const {
+  auto req = std::make_unique<Request>();
+  FetchResult policy = ParseAllowedUrl(url, options_, &req->parsed);
+  if (!policy.ok()) {
+    *refusal = std::move(policy);
+    return absl::InvalidArgumentError("refused");
+  }
+  req->url = std::string(url);
+  req->host = absl::StrCat(GetPart(req->parsed.get(), CURLUPART_HOST).value_or(""), ":",
+                           GetPart(req->parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT)
+                               .value_or(""));
+  req->easy.reset(curl_easy_init());
+  if (!req->easy) {
+    *refusal = FetchResult::Failure(Reason::kFetchFailed, "curl_easy_init failed");
+    return absl::InternalError("curl_easy_init");
+  }
+  Transfer& t = req->transfer;
+  t.options = &options_;
+  CURL* c = req->easy.get();
+  curl_easy_setopt(c, CURLOPT_CURLU, req->parsed.get());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, options_.allow_http ? "http,https" : "https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
@@ -382,15 +420,20 @@ FetchResult X5uFetcher::Fetch(std::string_view url) const {
   }
   curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, req->error);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteCallback);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, HeaderCallback);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenSocketCallback);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+  return req;
+}
 
-  const CURLcode rc = curl_easy_perform(c);
+FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
+  const CURLcode rc = static_cast<CURLcode>(curl_code);
+  CURL* c = req.easy.get();
+  Transfer& t = req.transfer;
   if (rc != CURLE_OK) {
     Reason reason = MapCurlError(rc, t);
     std::string detail;
@@ -400,7 +443,8 @@ FetchResult X5uFetcher::Fetch(std::string_view url) const {
       detail = absl::StrCat("the x5u host resolves to a non-public address (", t.blocked_address,
                             "); refused by the SSRF guard");
     } else {
-      detail = absl::StrCat("x5u fetch failed: ", error[0] ? error : curl_easy_strerror(rc));
+      detail =
+          absl::StrCat("x5u fetch failed: ", req.error[0] ? req.error : curl_easy_strerror(rc));
     }
     return FetchResult::Failure(reason, std::move(detail));
   }
@@ -441,6 +485,230 @@ FetchResult X5uFetcher::Fetch(std::string_view url) const {
   out.date = ParseHttpDate(t.date);
   out.body = std::move(t.body);
   return out;
+}
+
+FetchResult X5uFetcher::Fetch(std::string_view url) const {
+  FetchResult refusal;
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
+  if (!req.ok()) return refusal;
+  const CURLcode rc = curl_easy_perform((*req)->easy.get());
+  return Complete(rc, **req);
+}
+
+// Loop runs every asynchronous fetch on one thread with libcurl's multi interface: thousands of
+// slow servers cost file descriptors and memory, not threads. It starts fetches in arrival order
+// while fewer than max_in_flight run in all and fewer than max_per_host run to the fetch's host;
+// the others wait (FIFO; one at its host's limit does not hold up other hosts). A waiting fetch
+// whose deadline passes is answered then, without touching the network.
+class X5uFetcher::Loop {
+ public:
+  Loop(const X5uFetcher* fetcher, const X5uFetcherOptions& options)
+      : fetcher_(fetcher), options_(options), multi_(curl_multi_init()) {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~Loop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    curl_multi_wakeup(multi_);
+    thread_.join();
+    curl_multi_cleanup(multi_);
+  }
+
+  void Submit(std::unique_ptr<Request> req) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!stopping_ && waiting_.load(std::memory_order_relaxed) < options_.max_queued) {
+        waiting_.fetch_add(1, std::memory_order_relaxed);
+        incoming_.push_back(std::move(req));
+        req = nullptr;
+      }
+    }
+    if (req == nullptr) {
+      curl_multi_wakeup(multi_);
+      return;
+    }
+    shed_.fetch_add(1, std::memory_order_relaxed);
+    FetchResult f = FetchResult::Failure(
+        Reason::kFetchFailed, absl::StrCat("x5u fetch not attempted: ", options_.max_queued,
+                                           " fetches already wait for a slot (overload)"));
+    f.shed = true;
+    std::move(req->done)(std::move(f));
+  }
+
+  FetchLoopStats Stats() const {
+    FetchLoopStats s;
+    s.in_flight = in_flight_.load(std::memory_order_relaxed);
+    s.waiting = waiting_.load(std::memory_order_relaxed);
+    s.host_limit_waits = host_limit_waits_.load(std::memory_order_relaxed);
+    s.global_limit_waits = global_limit_waits_.load(std::memory_order_relaxed);
+    s.shed = shed_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  void Run() {
+    std::vector<std::unique_ptr<Request>> arrived;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) break;
+        arrived.swap(incoming_);
+      }
+      for (auto& r : arrived) pending_.push_back(std::move(r));
+      arrived.clear();
+      const absl::Time now = absl::Now();
+      ExpireWaiting(now);
+      StartWaiting();
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      CollectDone();
+
+      long timeout_ms = -1;
+      curl_multi_timeout(multi_, &timeout_ms);
+      if (timeout_ms < 0 || timeout_ms > 1000) timeout_ms = 1000;
+      for (const auto& r : pending_) {
+        if (r->deadline < absl::InfiniteFuture()) {
+          const int64_t until = absl::ToInt64Milliseconds(r->deadline - now) + 1;
+          timeout_ms = std::max<long>(0, std::min<long>(timeout_ms, until));
+        }
+      }
+      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
+    }
+    // Stopping: abandon what runs and what waits; every caller still gets its answer.
+    for (auto& [easy, req] : active_) {
+      curl_multi_remove_handle(multi_, easy);
+      Answer(*req, FetchResult::Failure(Reason::kFetchFailed, "x5u fetcher stopped"));
+    }
+    active_.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& r : incoming_) pending_.push_back(std::move(r));
+      incoming_.clear();
+    }
+    for (auto& r : pending_) {
+      Answer(*r, FetchResult::Failure(Reason::kFetchFailed, "x5u fetcher stopped"));
+    }
+    pending_.clear();
+  }
+
+  void Answer(Request& req, FetchResult result) { std::move(req.done)(std::move(result)); }
+
+  void ExpireWaiting(absl::Time now) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if ((*it)->deadline > now) {
+        ++it;
+        continue;
+      }
+      std::unique_ptr<Request> req = std::move(*it);
+      it = pending_.erase(it);
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
+      shed_.fetch_add(1, std::memory_order_relaxed);
+      FetchResult f = FetchResult::Failure(
+          Reason::kFetchTimeout,
+          absl::StrCat("no x5u fetch slot before the deadline: ", host_active_[req->host],
+                       " fetches to ", req->host, " and ", active_.size(),
+                       " in all were in progress (limits ", options_.max_per_host, " per host, ",
+                       options_.max_in_flight, " in all)"));
+      f.shed = true;
+      Answer(*req, std::move(f));
+    }
+  }
+
+  void StartWaiting() {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Request& req = **it;
+      if (static_cast<int>(active_.size()) >= options_.max_in_flight) {
+        for (auto rest = it; rest != pending_.end(); ++rest) {
+          if (!(*rest)->waited_for_slot) {
+            (*rest)->waited_for_slot = true;
+            global_limit_waits_.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+        return;
+      }
+      int& on_host = host_active_[req.host];
+      if (on_host >= options_.max_per_host) {
+        if (!req.waited_for_host) {
+          req.waited_for_host = true;
+          host_limit_waits_.fetch_add(1, std::memory_order_relaxed);
+        }
+        ++it;
+        continue;
+      }
+      ++on_host;
+      std::unique_ptr<Request> owned = std::move(*it);
+      it = pending_.erase(it);
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
+      in_flight_.fetch_add(1, std::memory_order_relaxed);
+      CURL* easy = owned->easy.get();
+      curl_multi_add_handle(multi_, easy);
+      active_.emplace(easy, std::move(owned));
+    }
+  }
+
+  void CollectDone() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode rc = msg->data.result;
+      auto it = active_.find(easy);
+      if (it == active_.end()) continue;
+      std::unique_ptr<Request> req = std::move(it->second);
+      active_.erase(it);
+      curl_multi_remove_handle(multi_, easy);
+      if (--host_active_[req->host] == 0) host_active_.erase(req->host);
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      Answer(*req, fetcher_->Complete(rc, *req));
+    }
+  }
+
+  const X5uFetcher* fetcher_;
+  const X5uFetcherOptions& options_;
+  CURLM* const multi_;
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Request>> incoming_ ABSL_GUARDED_BY(mu_);
+
+  // The loop thread's own.
+  std::list<std::unique_ptr<Request>> pending_;
+  absl::flat_hash_map<CURL*, std::unique_ptr<Request>> active_;
+  absl::flat_hash_map<std::string, int> host_active_;
+
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> waiting_{0};
+  std::atomic<uint64_t> host_limit_waits_{0};
+  std::atomic<uint64_t> global_limit_waits_{0};
+  std::atomic<uint64_t> shed_{0};
+};
+
+X5uFetcher::X5uFetcher(X5uFetcherOptions options) : options_(std::move(options)) {}
+X5uFetcher::~X5uFetcher() = default;
+
+void X5uFetcher::FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+  FetchResult refusal;
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
+  if (!req.ok()) {
+    std::move(done)(std::move(refusal));
+    return;
+  }
+  (*req)->deadline = deadline;
+  (*req)->done = std::move(done);
+  std::call_once(loop_once_, [this] {
+    loop_ = std::make_unique<Loop>(this, options_);
+    loop_started_.store(loop_.get(), std::memory_order_release);
+  });
+  loop_->Submit(*std::move(req));
+}
+
+FetchLoopStats X5uFetcher::LoopStats() const {
+  const Loop* loop = loop_started_.load(std::memory_order_acquire);
+  return loop != nullptr ? loop->Stats() : FetchLoopStats{};
 }
 
 }  // namespace shaken::stir

@@ -3,11 +3,15 @@
 #ifndef SHAKEN_STIR_X5U_FETCHER_H_
 #define SHAKEN_STIR_X5U_FETCHER_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stir/verdict.h"
@@ -35,6 +39,20 @@ struct X5uFetcherOptions {
   bool allow_private_addresses = false;
   std::string user_agent = "shakend-x5u/1";
   size_t max_url_bytes = 2048;
+  // Asynchronous fetches (FetchAsync): how many run at once in all and to one host (host:port),
+  // and how many may wait for a slot; one more is answered at once (shed).
+  int max_in_flight = 64;
+  int max_per_host = 4;
+  int max_queued = 4096;
+};
+
+// FetchLoopStats is a snapshot of the asynchronous fetcher (metrics).
+struct FetchLoopStats {
+  int in_flight = 0;  // transfers running
+  int waiting = 0;    // fetches waiting for a slot
+  uint64_t host_limit_waits = 0;    // fetches that had to wait because their host was at its limit
+  uint64_t global_limit_waits = 0;  // fetches that had to wait for a slot in all
+  uint64_t shed = 0;  // answered without a fetch: queue full, or the deadline passed first
 };
 
 // FetchResult is the outcome of one fetch. On failure `reason` is one of the 436 reasons
@@ -53,6 +71,9 @@ struct FetchResult {
   std::optional<absl::Time> expires;
   std::optional<absl::Time> date;
   bool no_store = false;
+  // shed: not attempted because this verifier was overloaded (no slot before the deadline, queue
+  // full). Says nothing about the x5u server, so it is never cached.
+  bool shed = false;
 
   bool ok() const { return reason == Reason::kPassed; }
   // FreshnessLifetime is how long the response may be reused (RFC 9111 §4.2.1): s-maxage /
@@ -73,6 +94,16 @@ class CertificateFetcher {
  public:
   virtual ~CertificateFetcher() = default;
   virtual FetchResult Fetch(std::string_view url) const = 0;
+
+  using FetchDone = absl::AnyInvocable<void(FetchResult) &&>;
+  // FetchAsync calls `done` exactly once with what Fetch would return: inline when refused before
+  // any I/O, otherwise on a thread of the fetcher's own. `deadline` bounds only the wait for a
+  // fetch slot (the transfer keeps its own timeouts, and its result serves later calls too). The
+  // default runs Fetch inline (test fetchers).
+  virtual void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+    (void)deadline;
+    std::move(done)(Fetch(url));
+  }
 };
 
 // X5uFetcher is the libcurl CertificateFetcher. Every Fetch uses its own easy handle (no shared
@@ -87,17 +118,35 @@ class CertificateFetcher {
 // bypass it; proxies from the environment are ignored. During the transfer: no redirects (a 3xx is
 // kFetchRedirect), no content decoding, body cap, only HTTP 200 accepted, the body must contain a
 // PEM certificate.
+//
+// FetchAsync runs the same transfer on one event-loop thread (libcurl multi, started on first
+// use) under max_in_flight / max_per_host / max_queued; Fetch blocks its caller (tools).
 class X5uFetcher final : public CertificateFetcher {
  public:
-  // New fails (INVALID_ARGUMENT) on non-positive timeouts or cap, or an unreadable tls_ca_file.
+  // New fails (INVALID_ARGUMENT) on non-positive timeouts, cap or limits, or an unreadable
+  // tls_ca_file.
   static absl::StatusOr<std::unique_ptr<X5uFetcher>> New(X5uFetcherOptions options);
+  ~X5uFetcher() override;
 
   FetchResult Fetch(std::string_view url) const override;
+  void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
   const X5uFetcherOptions& options() const { return options_; }
+  FetchLoopStats LoopStats() const;
 
  private:
-  explicit X5uFetcher(X5uFetcherOptions options) : options_(std::move(options)) {}
+  struct Request;
+  class Loop;
+  explicit X5uFetcher(X5uFetcherOptions options);
+  // Prepare applies the URL policy and sets up the transfer; on refusal *refusal says why.
+  absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url,
+                                                   FetchResult* refusal) const;
+  // Complete turns a finished transfer into its result.
+  FetchResult Complete(int curl_code, Request& req) const;
+
   X5uFetcherOptions options_;
+  mutable std::once_flag loop_once_;
+  mutable std::unique_ptr<Loop> loop_;
+  mutable std::atomic<const Loop*> loop_started_{nullptr};
 };
 
 // CheckX5uUrl applies the URL policy of X5uFetcher without any network I/O. kPassed when
