@@ -183,6 +183,7 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Number("open_at_start", &p.open_at_start, 1, 1024));
   RETURN_IF_ERROR(n.String("key_copy", &p.key_copy));
   RETURN_IF_ERROR(n.Duration("max_wait", &p.max_wait));
+  RETURN_IF_ERROR(n.Number("queue_limit", &p.queue_limit, 0, 1000000));
   RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
   RETURN_IF_ERROR(n.Duration("backoff_initial", &p.backoff_initial));
   RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
@@ -313,6 +314,10 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Duration("cache_default_ttl", &v.cache_default_ttl));
   RETURN_IF_ERROR(n.Duration("cache_max_ttl", &v.cache_max_ttl));
   RETURN_IF_ERROR(n.Duration("cache_negative_ttl", &v.cache_negative_ttl));
+  RETURN_IF_ERROR(n.Number("max_in_flight", &v.max_in_flight, 1, 1000000));
+  RETURN_IF_ERROR(n.Number("fetch_max_in_flight", &v.fetch_max_in_flight, 1, 10000));
+  RETURN_IF_ERROR(n.Number("fetch_max_per_host", &v.fetch_max_per_host, 1, 10000));
+  RETURN_IF_ERROR(n.Number("fetch_max_queued", &v.fetch_max_queued, 0, 1000000));
   if (n.Has("lab")) {
     Node lab(n.Get("lab"), "verifier.lab");
     RETURN_IF_ERROR(lab.CheckMap());

@@ -37,6 +37,8 @@ struct Pkcs11Config {
   int open_at_start = 1;
   std::string key_copy = "if-allowed";  // never | if-allowed | required
   absl::Duration max_wait = absl::Seconds(2);
+  // Signatures that may wait for a session worker per profile; 0: 16 x pool_size.
+  int queue_limit = 0;
   absl::Duration open_interval = absl::Milliseconds(5);
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
@@ -72,6 +74,12 @@ struct VerifierConfig {
   absl::Duration cache_default_ttl = absl::Hours(24);
   absl::Duration cache_max_ttl = absl::Hours(24 * 7);
   absl::Duration cache_negative_ttl = absl::Seconds(30);
+  // concurrency: Verify calls in progress (beyond: RESOURCE_EXHAUSTED), x5u fetches in progress
+  // (all hosts, one host) and fetches waiting for one of those slots.
+  int max_in_flight = 4096;
+  int fetch_max_in_flight = 64;
+  int fetch_max_per_host = 4;
+  int fetch_max_queued = 4096;
   // lab allowances (never in production)
   bool lab_allow_http = false;
   bool lab_allow_private_addresses = false;

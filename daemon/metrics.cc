@@ -87,6 +87,14 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
                    .Help("Time spent signing a digest with the profile's key (token or file)")
                    .Register(*registry_);
   for (const auto& p : profiles) sign_latency_.push_back(&sign.Add({{"profile", p}}, LatencyBuckets()));
+  auto& queue_wait = prometheus::BuildHistogram()
+                         .Name("shaken_sign_queue_wait_seconds")
+                         .Help("Time a signature waited for one of the profile's token session "
+                               "workers")
+                         .Register(*registry_);
+  for (const auto& p : profiles) {
+    queue_wait_.push_back(&queue_wait.Add({{"profile", p}}, LatencyBuckets()));
+  }
   auto& verdicts = prometheus::BuildCounter()
                        .Name("shaken_verify_verdicts_total")
                        .Help("Verification verdicts (one per Identity header), by reason")
@@ -118,6 +126,12 @@ void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration lat
 void Metrics::RecordSign(size_t profile_index, absl::Duration latency) {
   if (profile_index < sign_latency_.size()) {
     sign_latency_[profile_index]->Observe(absl::ToDoubleSeconds(latency));
+  }
+}
+
+void Metrics::RecordQueueWait(size_t profile_index, absl::Duration waited) {
+  if (profile_index < queue_wait_.size()) {
+    queue_wait_[profile_index]->Observe(absl::ToDoubleSeconds(waited));
   }
 }
 

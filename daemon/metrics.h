@@ -11,6 +11,16 @@
 //   shaken_hsm_sessions_opened_total{profile}, shaken_hsm_sessions_dropped_total{profile},
 //   shaken_hsm_open_failures_total{profile}           pool counters (reconnects)
 //   shaken_hsm_waits_total{profile}                   signatures that waited for a free session
+//   shaken_hsm_signatures_in_flight{profile}          signatures the token is making now
+//   shaken_sign_queue_depth{profile}, shaken_sign_queue_limit{profile}
+//                                                     signatures waiting for a pool worker
+//   shaken_sign_queue_wait_seconds{profile}           time waited for a pool worker
+//   shaken_sign_queue_rejected_total{profile}         refused at once (full, no start in time)
+//   shaken_sign_queue_expired_total{profile}          deadline / max_wait passed while queued
+//   shaken_verify_in_flight                           Verify calls in progress
+//   shaken_x5u_fetches_in_flight, shaken_x5u_fetches_waiting
+//   shaken_x5u_fetch_limit_waits_total{limit}         fetches that waited (per_host | total)
+//   shaken_x5u_fetches_shed_total                     fetches not attempted (overload)
 //   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | error)
 //   shaken_x5u_cache_{hits,misses,negative_hits,fetches,fetch_errors}_total
 //   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
@@ -50,6 +60,7 @@ class Metrics {
 
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
   void RecordSign(size_t profile_index, absl::Duration latency);
+  void RecordQueueWait(size_t profile_index, absl::Duration waited);
   void RecordVerdict(stir::Reason reason);
   void RecordFetch(bool ok, absl::Duration latency);
 
@@ -66,6 +77,7 @@ class Metrics {
   std::array<std::array<prometheus::Counter*, kCodes>, static_cast<size_t>(Method::kCount_)> rpcs_;
   std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount_)> rpc_latency_;
   std::vector<prometheus::Histogram*> sign_latency_;
+  std::vector<prometheus::Histogram*> queue_wait_;
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;

@@ -32,7 +32,8 @@ hsm::PinSource PinSourceOf(const std::string& spec) {
   return hsm::PinSource::FromEnv(spec.substr(4));
 }
 
-absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(const ProfileConfig& p, const Config& c) {
+absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(
+    const ProfileConfig& p, const Config& c, std::function<void(absl::Duration)> on_queue_wait) {
   const Pkcs11Config& k = *c.pkcs11;
   hsm::SignerConfig sc;
   sc.module_path = k.module;
@@ -53,6 +54,8 @@ absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(const ProfileConfig& p, c
   sc.pool.open_interval = k.open_interval;
   sc.pool.backoff_initial = k.backoff_initial;
   sc.pool.backoff_max = k.backoff_max;
+  sc.pool.queue_limit = k.queue_limit;
+  sc.pool.on_queue_wait = std::move(on_queue_wait);
   return hsm::OpenKeyPool(sc);
 }
 
@@ -102,13 +105,13 @@ SigningProfile::SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signe
       pool_(pool),
       passport_signer_(std::move(passport_signer)) {}
 
-absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(const ProfileConfig& p,
-                                                                     const Config& c,
-                                                                     const stir::Clock* clock) {
+absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(
+    const ProfileConfig& p, const Config& c, const stir::Clock* clock,
+    std::function<void(absl::Duration)> on_queue_wait) {
   std::unique_ptr<stir::Signer> signer;
   const hsm::KeyPool* pool = nullptr;
   if (absl::StartsWith(p.key, "pkcs11:")) {
-    absl::StatusOr<std::unique_ptr<hsm::KeyPool>> kp = OpenPool(p, c);
+    absl::StatusOr<std::unique_ptr<hsm::KeyPool>> kp = OpenPool(p, c, std::move(on_queue_wait));
     if (!kp.ok()) return ProfileError(p.name, kp.status());
     pool = kp->get();
     signer = *std::move(kp);

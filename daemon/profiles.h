@@ -4,6 +4,7 @@
 #ifndef SHAKEN_DAEMON_PROFILES_H_
 #define SHAKEN_DAEMON_PROFILES_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,9 +30,11 @@ class SigningProfile {
   // certificate, and runs the start-up self-check: the key signs a test digest that verifies
   // against the certificate's public key, and the certificate carries a TNAuthList. Errors name
   // the profile and say what to fix.
-  static absl::StatusOr<std::unique_ptr<SigningProfile>> Open(const ProfileConfig& config,
-                                                              const Config& daemon_config,
-                                                              const stir::Clock* clock);
+  // `on_queue_wait`, when set, is told how long each asynchronous signature waited for a token
+  // session worker (metrics); it runs on the pool's worker thread.
+  static absl::StatusOr<std::unique_ptr<SigningProfile>> Open(
+      const ProfileConfig& config, const Config& daemon_config, const stir::Clock* clock,
+      std::function<void(absl::Duration)> on_queue_wait = nullptr);
 
   const std::string& name() const { return config_.name; }
   const ProfileConfig& config() const { return config_; }
@@ -41,6 +44,12 @@ class SigningProfile {
   absl::StatusOr<stir::SignedPassport> Sign(const stir::ShakenClaims& claims,
                                             absl::Time deadline) const {
     return passport_signer_->Sign(claims, deadline);
+  }
+  // SignAsync signs without blocking the caller: a token key signs on its pool's workers (done
+  // runs there), a file key inline (done runs before SignAsync returns).
+  void SignAsync(const stir::ShakenClaims& claims, absl::Time deadline,
+                 stir::PassportSigner::SignDone done) const {
+    passport_signer_->SignAsync(claims, deadline, std::move(done));
   }
 
   // health: kServing for a file key; the pool's health for a token key.

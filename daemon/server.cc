@@ -30,6 +30,7 @@ struct Daemon::State {
   std::vector<std::unique_ptr<SigningProfile>> profiles;
   std::shared_ptr<stir::CertValidator> validator;
   std::unique_ptr<stir::X5uCertificateSource> certs;
+  const stir::X5uFetcher* fetcher = nullptr;  // owned by `certs`; for its loop's stats
   std::unique_ptr<stir::Verifier> verifier;
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<Metrics> metrics;
@@ -54,6 +55,14 @@ class MeteredFetcher final : public stir::CertificateFetcher {
     stir::FetchResult r = inner_->Fetch(url);
     metrics_->RecordFetch(r.ok(), absl::Now() - start);
     return r;
+  }
+  void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const override {
+    inner_->FetchAsync(url, deadline,
+                       [this, start = absl::Now(), done = std::move(done)](
+                           stir::FetchResult r) mutable {
+                         if (!r.shed) metrics_->RecordFetch(r.ok(), absl::Now() - start);
+                         std::move(done)(std::move(r));
+                       });
   }
 
  private:
@@ -89,6 +98,7 @@ absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
   state->validator = *std::move(validator);
   ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher,
                    stir::X5uFetcher::New(settings.fetcher));
+  state->fetcher = fetcher.get();
   auto metered = std::make_shared<MeteredFetcher>(std::move(fetcher), state->metrics.get());
   ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(metered),
                                                                  state->validator, settings.cache));
@@ -110,6 +120,15 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
                                "Signatures that found every session busy and waited");
     auto not_after = GaugeFamily("shaken_certificate_not_after_seconds",
                                  "notAfter of the profile certificate, Unix seconds");
+    auto queued = GaugeFamily("shaken_sign_queue_depth",
+                              "Signatures waiting for a token session worker");
+    auto queue_limit = GaugeFamily("shaken_sign_queue_limit", "The signing queue's bound");
+    auto in_flight = GaugeFamily("shaken_hsm_signatures_in_flight",
+                                 "Signatures the token is making now");
+    auto rejected = CounterFamily("shaken_sign_queue_rejected_total",
+                                  "Signatures refused at once: queue full or no start in time");
+    auto expired = CounterFamily("shaken_sign_queue_expired_total",
+                                 "Signatures whose deadline or max_wait passed in the queue");
     for (const auto& p : s->profiles) {
       const std::string& name = p->name();
       AddSample(&not_after, static_cast<double>(absl::ToUnixSeconds(p->certificate()->not_after)),
@@ -126,10 +145,37 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       AddSample(&dropped, static_cast<double>(st.sessions_dropped), {{"profile", name}});
       AddSample(&open_fail, static_cast<double>(st.open_failures), {{"profile", name}});
       AddSample(&waits, static_cast<double>(st.waits), {{"profile", name}});
+      AddSample(&queued, st.queued, {{"profile", name}});
+      AddSample(&queue_limit, st.queue_limit, {{"profile", name}});
+      AddSample(&in_flight, st.in_flight, {{"profile", name}});
+      AddSample(&rejected, static_cast<double>(st.queue_rejected), {{"profile", name}});
+      AddSample(&expired, static_cast<double>(st.queue_expired), {{"profile", name}});
     }
-    for (auto* f :
-         {&sessions, &health, &sigs, &fails, &opened, &dropped, &open_fail, &waits, &not_after}) {
+    for (auto* f : {&sessions, &health, &sigs, &fails, &opened, &dropped, &open_fail, &waits,
+                    &not_after, &queued, &queue_limit, &in_flight, &rejected, &expired}) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
+    }
+    auto verifying = GaugeFamily("shaken_verify_in_flight", "Verify calls in progress");
+    AddSample(&verifying, s->service != nullptr ? s->service->verify_in_flight() : 0);
+    out.push_back(std::move(verifying));
+    if (s->fetcher != nullptr) {
+      const stir::FetchLoopStats fs = s->fetcher->LoopStats();
+      auto fetching = GaugeFamily("shaken_x5u_fetches_in_flight", "x5u transfers running");
+      AddSample(&fetching, fs.in_flight);
+      out.push_back(std::move(fetching));
+      auto waiting = GaugeFamily("shaken_x5u_fetches_waiting", "x5u fetches waiting for a slot");
+      AddSample(&waiting, fs.waiting);
+      out.push_back(std::move(waiting));
+      auto limited = CounterFamily("shaken_x5u_fetch_limit_waits_total",
+                                   "x5u fetches that waited for a slot, by limit");
+      AddSample(&limited, static_cast<double>(fs.host_limit_waits), {{"limit", "per_host"}});
+      AddSample(&limited, static_cast<double>(fs.global_limit_waits), {{"limit", "total"}});
+      out.push_back(std::move(limited));
+      auto shed = CounterFamily("shaken_x5u_fetches_shed_total",
+                                "x5u fetches not attempted: no slot before the deadline, or "
+                                "queue full");
+      AddSample(&shed, static_cast<double>(fs.shed));
+      out.push_back(std::move(shed));
     }
     auto drain = GaugeFamily("shaken_draining", "1 while the server is shutting down");
     AddSample(&drain, draining->load() ? 1 : 0);
@@ -183,6 +229,9 @@ VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.cache.default_ttl = v.cache_default_ttl;
   s.cache.max_ttl = v.cache_max_ttl;
   s.cache.negative_ttl = v.cache_negative_ttl;
+  s.fetcher.max_in_flight = v.fetch_max_in_flight;
+  s.fetcher.max_per_host = v.fetch_max_per_host;
+  s.fetcher.max_queued = v.fetch_max_queued;
   s.verifier.iat_window = v.iat_window;
   s.verifier.date_window = v.iat_window;
   s.verifier.allow_http_x5u = v.lab_allow_http;
@@ -199,19 +248,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   s.clock = clock != nullptr ? clock : &stir::SystemClock::Shared();
 
   std::vector<std::string> names;
-  for (const ProfileConfig& p : config.profiles) {
+  for (const ProfileConfig& p : config.profiles) names.push_back(p.name);
+  s.metrics = std::make_unique<Metrics>(names);
+  for (size_t i = 0; i < config.profiles.size(); ++i) {
+    const ProfileConfig& p = config.profiles[i];
     ASSIGN_OR_RETURN(std::unique_ptr<SigningProfile> profile,
-                     SigningProfile::Open(p, config, s.clock));
+                     SigningProfile::Open(p, config, s.clock,
+                                          [m = s.metrics.get(), i](absl::Duration waited) {
+                                            m->RecordQueueWait(i, waited);
+                                          }));
     auto cert = profile->certificate();
     LogInfo("profile_ready", {{"profile", p.name},
                               {"key", profile->key_description()},
                               {"x5u", p.x5u},
                               {"spc", cert->spc},
                               {"not_after", absl::FormatTime(cert->not_after)}});
-    names.push_back(p.name);
     s.profiles.push_back(std::move(profile));
   }
-  s.metrics = std::make_unique<Metrics>(names);
   if (config.verifier.enabled) {
     ASSIGN_OR_RETURN(s.verifier, BuildVerifier(config, &s));
   }
@@ -226,8 +279,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   deps.verifier = s.verifier.get();
   deps.authorizer = s.authorizer.get();
   deps.metrics = s.metrics.get();
-  deps.clock = s.clock;
   deps.audit_tns = config.audit_tns;
+  deps.max_verify_in_flight = config.verifier.max_in_flight;
   s.service = std::make_unique<ShakenService>(std::move(deps));
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -1,6 +1,9 @@
 #include "daemon/service.h"
 
+#include <algorithm>
 #include <deque>
+#include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -70,90 +73,127 @@ ShakenService::ShakenService(ServiceDeps deps) : deps_(std::move(deps)) {
   }
 }
 
-grpc::Status ShakenService::DoSign(const Caller& caller, absl::Time deadline,
-                                   const SignRequest& req, SignResponse* resp,
-                                   Method method) const {
-  const absl::Time start = absl::Now();
-  const std::string_view method_name = MethodName(method);
+// SignCall is one signature in progress: what its audit record and its completion need.
+struct ShakenService::SignCall {
+  const Caller* caller = nullptr;
+  Method method = Method::kSign;
+  absl::Time start;
+  const SignRequest* req = nullptr;
+  SignResponse* resp = nullptr;
   const SigningProfile* profile = nullptr;
   size_t index = 0;
-  grpc::Status status;
-  auto audit = [&]() {
-    const absl::Duration latency = absl::Now() - start;
-    if (profile != nullptr && status.ok()) deps_.metrics->RecordSign(index, latency);
-    std::string tns;
-    if (deps_.audit_tns) {
-      tns = absl::StrCat(req.orig().tn(), "->", absl::StrJoin(req.dest().tn(), ","));
-    }
-    const std::string_view requested_profile = req.profile();
-    const std::string_view request_id = req.request_id();
-    Audit("sign", {{"client", caller.identity},
-                   {"method", method_name},
-                   {"profile", profile != nullptr ? std::string_view(profile->name())
+  SignDone done;
+};
+
+void ShakenService::AuditSign(const SignCall& c, const grpc::Status& status) const {
+  const SignRequest& req = *c.req;
+  const absl::Duration latency = absl::Now() - c.start;
+  if (c.profile != nullptr && status.ok()) deps_.metrics->RecordSign(c.index, latency);
+  std::string tns;
+  if (deps_.audit_tns) {
+    tns = absl::StrCat(req.orig().tn(), "->", absl::StrJoin(req.dest().tn(), ","));
+  }
+  const std::string_view requested_profile = req.profile();
+  const std::string_view request_id = req.request_id();
+  Audit("sign", {{"client", c.caller->identity},
+                 {"method", MethodName(c.method)},
+                 {"profile", c.profile != nullptr ? std::string_view(c.profile->name())
                                                   : requested_profile.substr(0, 64)},
-                   {"attest", std::string_view(req.attest()).substr(0, 8)},
-                   {"result", status.ok() ? std::string("OK") : std::to_string(status.error_code())},
-                   {"latency_us", Micros(latency)},
-                   {"request_id", request_id.substr(0, kMaxRequestIdBytes)},
-                   {"origid", resp->origid()},
-                   {"tns", tns}});
-  };
+                 {"attest", std::string_view(req.attest()).substr(0, 8)},
+                 {"result", status.ok() ? std::string("OK") : std::to_string(status.error_code())},
+                 {"latency_us", Micros(latency)},
+                 {"request_id", request_id.substr(0, kMaxRequestIdBytes)},
+                 {"origid", c.resp->origid()},
+                 {"tns", tns}});
+}
+
+void ShakenService::CompleteSign(std::unique_ptr<SignCall> call, grpc::Status status) const {
+  AuditSign(*call, status);
+  SignDone done = std::move(call->done);
+  call.reset();
+  std::move(done)(std::move(status));
+}
+
+std::string ShakenService::ProfilesFor(const Caller& caller, std::string_view method) const {
+  std::vector<std::string> names;
+  for (const auto* p : deps_.profiles) {
+    if (Authorizer::MayUse(caller, method, p->name())) names.push_back(p->name());
+  }
+  if (names.empty()) return "none";
+  return absl::StrJoin(names, ", ");
+}
+
+void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const SignRequest& req,
+                              SignResponse* resp, Method method, SignDone done) const {
+  auto call = std::make_unique<SignCall>();
+  call->caller = &caller;
+  call->method = method;
+  call->start = absl::Now();
+  call->req = &req;
+  call->resp = resp;
+  call->done = std::move(done);
+  const std::string_view method_name = MethodName(method);
 
   if (!Authorizer::MayCall(caller, method_name)) {
-    status = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("client ", caller.identity, " may not call ",
-                                       ToAbsl(method_name)));
-    audit();
-    return status;
+    CompleteSign(std::move(call),
+                 grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                              absl::StrCat("client ", caller.identity, " may not call ",
+                                           ToAbsl(method_name))));
+    return;
   }
   if (req.request_id().size() > kMaxRequestIdBytes) {
-    status = Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes"));
-  } else if (req.profile().size() > kMaxProfileNameBytes) {
-    status = Invalid("profile name is too long");
+    CompleteSign(std::move(call), Invalid(absl::StrCat("request_id is longer than ",
+                                                       kMaxRequestIdBytes, " bytes")));
+    return;
   }
-  // One lookup for a named profile; the default profile's index was found at construction.
+  if (req.profile().size() > kMaxProfileNameBytes) {
+    CompleteSign(std::move(call), Invalid("profile name is too long"));
+    return;
+  }
+  // One lookup for a named profile; the default profile's index was found at construction. A
+  // profile the caller may not use is named only by the caller's own request.
   size_t chosen = default_index_;
-  if (status.ok() && !req.profile().empty()) {
+  if (!req.profile().empty()) {
     const auto named = profile_index_.find(req.profile());
-    if (named != profile_index_.end()) {
-      chosen = named->second;
-    } else {
-      std::vector<std::string> names;
-      for (const auto* p : deps_.profiles) names.push_back(p->name());
-      status = Invalid(absl::StrCat("unknown profile \"", req.profile(), "\"; this server has: ",
-                                    absl::StrJoin(names, ", ")));
+    if (named == profile_index_.end()) {
+      CompleteSign(std::move(call),
+                   Invalid(absl::StrCat("unknown profile \"", req.profile(),
+                                        "\"; profiles this client may use: ",
+                                        ProfilesFor(caller, method_name))));
+      return;
     }
+    chosen = named->second;
   }
-  if (!status.ok()) {
-    audit();
-    return status;
-  }
-  index = chosen;
-  profile = deps_.profiles[index];
+  const SigningProfile* profile = deps_.profiles[chosen];
   if (!Authorizer::MayUse(caller, method_name, profile->name())) {
-    status = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("client ", caller.identity, " may not sign with profile ",
-                                       profile->name()));
-    audit();
-    return status;
+    CompleteSign(std::move(call),
+                 grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                              absl::StrCat("client ", caller.identity, " may not sign with profile ",
+                                           req.profile().empty() ? "(the default)" : req.profile(),
+                                           "; profiles this client may use: ",
+                                           ProfilesFor(caller, method_name))));
+    return;
   }
+  call->index = chosen;
+  call->profile = profile;
+  grpc::Status invalid;
   if (req.attest() != "A" && req.attest() != "B" && req.attest() != "C") {
-    status = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
-                                  "\" must be A, B or C (RFC 8588 §4)"));
+    invalid = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
+                                   "\" must be A, B or C (RFC 8588 §4)"));
   } else if (!profile->AllowsAttest(req.attest())) {
-    status = Invalid(absl::StrCat("profile ", profile->name(), " signs attest ",
-                                  absl::StrJoin(profile->config().attest, ", "), " only; got ",
-                                  req.attest()));
+    invalid = Invalid(absl::StrCat("profile ", profile->name(), " signs attest ",
+                                   absl::StrJoin(profile->config().attest, ", "), " only; got ",
+                                   req.attest()));
   } else if (req.orig().tn().empty()) {
-    status = Invalid("orig.tn is required: the calling number");
+    invalid = Invalid("orig.tn is required: the calling number");
   } else if (req.orig().tn().size() > kMaxTnInputBytes) {
-    status = Invalid("orig.tn is too long");
+    invalid = Invalid("orig.tn is too long");
   } else if (req.dest().tn().empty()) {
-    status = Invalid("dest.tn needs at least one called number");
+    invalid = Invalid("dest.tn needs at least one called number");
   }
-  if (!status.ok()) {
-    audit();
-    return status;
+  if (!invalid.ok()) {
+    CompleteSign(std::move(call), std::move(invalid));
+    return;
   }
   stir::ShakenClaims claims;
   claims.attest = req.attest();
@@ -161,142 +201,130 @@ grpc::Status ShakenService::DoSign(const Caller& caller, absl::Time deadline,
   claims.dest_tns.reserve(req.dest().tn_size());
   for (const std::string& tn : req.dest().tn()) {
     if (tn.size() > kMaxTnInputBytes) {
-      status = Invalid("dest.tn has a number that is too long");
-      audit();
-      return status;
+      CompleteSign(std::move(call), Invalid("dest.tn has a number that is too long"));
+      return;
     }
     claims.dest_tns.push_back(tn);
   }
   if (req.has_iat()) claims.iat = req.iat();
   if (!req.origid().empty()) claims.origid = req.origid();
 
-  absl::StatusOr<stir::SignedPassport> signed_passport = profile->Sign(claims, deadline);
-  if (!signed_passport.ok()) {
-    status = ToGrpcStatus(signed_passport.status());
-    if (status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
-      LogWarn("sign_failed", {{"profile", profile->name()},
-                              {"code", std::to_string(status.error_code())},
-                              {"error", status.error_message()}});
-    }
-    audit();
-    return status;
-  }
-  resp->set_identity(std::move(signed_passport->identity));
-  resp->set_passport(std::move(signed_passport->jws));
-  resp->set_origid(std::move(signed_passport->origid));
-  resp->set_iat(signed_passport->iat);
-  resp->set_request_id(req.request_id());
-  resp->set_profile(profile->name());
-  audit();
-  return status;
+  profile->SignAsync(
+      claims, deadline,
+      [this, call = std::move(call)](absl::StatusOr<stir::SignedPassport> signed_passport) mutable {
+        const SigningProfile* profile = call->profile;
+        if (!signed_passport.ok()) {
+          grpc::Status status = ToGrpcStatus(signed_passport.status());
+          if (status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
+            status = grpc::Status(status.error_code(),
+                                  absl::StrCat("profile ", profile->name(), ": ",
+                                               status.error_message()));
+            LogWarn("sign_failed", {{"profile", profile->name()},
+                                    {"code", std::to_string(status.error_code())},
+                                    {"error", status.error_message()}});
+          }
+          CompleteSign(std::move(call), std::move(status));
+          return;
+        }
+        SignResponse* resp = call->resp;
+        resp->set_identity(std::move(signed_passport->identity));
+        resp->set_passport(std::move(signed_passport->jws));
+        resp->set_origid(std::move(signed_passport->origid));
+        resp->set_iat(signed_passport->iat);
+        resp->set_request_id(call->req->request_id());
+        resp->set_profile(profile->name());
+        CompleteSign(std::move(call), grpc::Status::OK);
+      });
 }
 
 grpc::ServerUnaryReactor* ShakenService::Sign(grpc::CallbackServerContext* ctx,
                                               const SignRequest* request,
                                               SignResponse* response) {
   const absl::Time start = absl::Now();
-  Caller caller = deps_.authorizer->Identify(ctx->auth_context().get());
-  grpc::Status status = DoSign(caller, DeadlineOf(ctx), *request, response, Method::kSign);
-  deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
   auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(status);
+  auto caller = std::make_unique<Caller>(deps_.authorizer->Identify(ctx->auth_context().get()));
+  const Caller& who = *caller;
+  StartSign(who, DeadlineOf(ctx), *request, response, Method::kSign,
+            [this, reactor, start, caller = std::move(caller)](grpc::Status status) {
+              deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
+              reactor->Finish(status);
+            });
   return reactor;
 }
 
-// StreamReactor signs each request of a SignStream call as it arrives and writes the responses
-// in order. Reading continues while responses are being written, up to kMaxQueued unsent
-// responses (then reading pauses: back-pressure on a client that does not read).
+// StreamReactor signs the requests of a SignStream call concurrently, up to kWindow at a time,
+// and writes the answers in request order (each echoes its request_id). Reading pauses while
+// kWindow requests are being signed or wait to be written: back-pressure on a client that sends
+// faster than the profile signs, or does not read its answers.
 class ShakenService::StreamReactor final
     : public grpc::ServerBidiReactor<SignRequest, SignStreamResponse> {
  public:
-  static constexpr size_t kMaxQueued = 64;
+  static constexpr size_t kWindow = 32;
 
   StreamReactor(const ShakenService* service, grpc::CallbackServerContext* ctx)
       : service_(service), ctx_(ctx), start_(absl::Now()) {
     caller_ = service_->deps_.authorizer->Identify(ctx->auth_context().get());
     if (!Authorizer::MayCall(caller_, "SignStream")) {
-      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                              absl::StrCat("client ", caller_.identity,
-                                           " may not call SignStream")));
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      final_code_ = grpc::StatusCode::PERMISSION_DENIED;
+      Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("client ", caller_.identity, " may not call SignStream")));
       return;
     }
+    reading_ = true;
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      bool finish;
+      std::optional<grpc::Status> finish;
       {
         absl::MutexLock lock(&mu_);
+        reading_ = false;
         reads_done_ = true;
-        finish = ShouldFinishLocked();
+        finish = FinishLocked();
       }
-      if (finish) FinishOnce(grpc::Status::OK);
+      if (finish) Finish(*finish);
       return;
     }
-    SignStreamResponse out;
-    out.set_request_id(request_.request_id().substr(0, kMaxRequestIdBytes));
-    SignResponse one;
-    grpc::Status st = service_->DoSign(caller_, DeadlineOf(ctx_), request_, &one,
-                                       Method::kSignStream);
-    if (st.ok()) {
-      *out.mutable_response() = std::move(one);
-    } else {
-      out.mutable_error()->set_code(st.error_code());
-      out.mutable_error()->set_message(st.error_message());
-    }
-    const SignStreamResponse* to_write = nullptr;
+    auto slot = std::make_unique<Slot>();
+    slot->req = std::move(request_);
+    Slot* raw = slot.get();
     bool read_more = false;
     {
       absl::MutexLock lock(&mu_);
-      if (broken_) {
-        reads_done_ = true;
-      } else {
-        queue_.push_back(std::move(out));
-        if (!writing_) {
-          writing_ = true;
-          to_write = &queue_.front();
-        }
-        if (queue_.size() < kMaxQueued) {
-          read_more = true;
-        } else {
-          read_paused_ = true;
-        }
-      }
+      slots_.push_back(std::move(slot));
+      read_more = slots_.size() < kWindow && !broken_;
+      reading_ = read_more;
     }
-    if (to_write != nullptr) StartWrite(to_write);
     if (read_more) StartRead(&request_);
+    service_->StartSign(caller_, DeadlineOf(ctx_), raw->req, &raw->resp, Method::kSignStream,
+                        [this, raw](grpc::Status st) { OnSigned(raw, st); });
   }
 
   void OnWriteDone(bool ok) override {
     const SignStreamResponse* to_write = nullptr;
     bool read_more = false;
-    bool finish = false;
-    bool broken = false;
+    std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
-      queue_.pop_front();
-      if (!ok) {
-        // The client is gone: drop what is queued; an outstanding read will fail too.
-        broken_ = true;
-        queue_.clear();
-        writing_ = false;
-        if (read_paused_) reads_done_ = true;
-      } else if (!queue_.empty()) {
-        to_write = &queue_.front();
-      } else {
-        writing_ = false;
-      }
-      if (!broken_ && read_paused_ && queue_.size() < kMaxQueued) {
-        read_paused_ = false;
+      writing_ = false;
+      slots_.pop_front();
+      if (!ok) broken_ = true;  // the client is gone: sign what is under way, write nothing more
+      if (broken_) DropAnsweredLocked();
+      to_write = NextWriteLocked();
+      if (!broken_ && !reading_ && !reads_done_ && slots_.size() < kWindow) {
+        reading_ = true;
         read_more = true;
       }
-      finish = ShouldFinishLocked();
-      broken = broken_;
+      finish = FinishLocked();
     }
     if (to_write != nullptr) StartWrite(to_write);
     if (read_more) StartRead(&request_);
-    if (finish) FinishOnce(broken ? grpc::Status::CANCELLED : grpc::Status::OK);
+    if (finish) Finish(*finish);
   }
 
   void OnDone() override {
@@ -305,29 +333,69 @@ class ShakenService::StreamReactor final
   }
 
  private:
-  bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return reads_done_ && !writing_ && !finished_;
-  }
-  void FinishOnce(const grpc::Status& status) {
+  struct Slot {
+    SignRequest req;
+    SignResponse resp;
+    SignStreamResponse out;
+    bool answered = false;
+  };
+
+  void OnSigned(Slot* slot, const grpc::Status& st) {
+    slot->out.set_request_id(slot->req.request_id().substr(0, kMaxRequestIdBytes));
+    if (st.ok()) {
+      *slot->out.mutable_response() = std::move(slot->resp);
+    } else {
+      slot->out.mutable_error()->set_code(st.error_code());
+      slot->out.mutable_error()->set_message(st.error_message());
+    }
+    const SignStreamResponse* to_write = nullptr;
+    std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
-      finished_ = true;
+      slot->answered = true;
+      if (broken_) DropAnsweredLocked();
+      to_write = NextWriteLocked();
+      finish = FinishLocked();
     }
-    final_code_ = status.error_code();
-    Finish(status);
+    if (to_write != nullptr) StartWrite(to_write);
+    if (finish) Finish(*finish);
+  }
+
+  // NextWriteLocked starts writing the oldest answer when it is ready and nothing is being written.
+  const SignStreamResponse* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || broken_ || slots_.empty() || !slots_.front()->answered) return nullptr;
+    writing_ = true;
+    return &slots_.front()->out;
+  }
+  // DropAnsweredLocked forgets answered slots after the client went away (nothing is written).
+  void DropAnsweredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_) return;
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      it = (*it)->answered ? slots_.erase(it) : std::next(it);
+    }
+  }
+  // FinishLocked: the call ends once reading has ended and every request was answered and written
+  // (or, for a broken stream, signed: the slots' callbacks must not outlive the reactor).
+  std::optional<grpc::Status> FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || reading_ || writing_ || !slots_.empty()) return std::nullopt;
+    if (!reads_done_ && !broken_) return std::nullopt;
+    finished_ = true;
+    const bool cancelled = broken_ || ctx_->IsCancelled();
+    final_code_ = cancelled ? grpc::StatusCode::CANCELLED : grpc::StatusCode::OK;
+    return cancelled ? grpc::Status::CANCELLED : grpc::Status::OK;
   }
 
   const ShakenService* service_;
   grpc::CallbackServerContext* ctx_;
   const absl::Time start_;
   Caller caller_;
-  SignRequest request_;
+  SignRequest request_;  // the read buffer; only one read is ever outstanding
   grpc::StatusCode final_code_ = grpc::StatusCode::OK;
   absl::Mutex mu_;
-  std::deque<SignStreamResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // request order
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -342,7 +410,7 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
                                                 shaken::v1::VerifyResponse* resp) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
-  auto finish = [&](grpc::Status status) {
+  auto finish = [this, reactor, start](grpc::Status status) {
     deps_.metrics->RecordRpc(Method::kVerify, status.error_code(), absl::Now() - start);
     reactor->Finish(status);
     return reactor;
@@ -371,20 +439,45 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   if (req->request_id().size() > kMaxRequestIdBytes) {
     return finish(Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes")));
   }
+  // Verify has its own bound, apart from signing's: however slow the x5u servers of the calls
+  // being verified, they hold at most this many calls, never a signing slot or an RPC thread.
+  if (verify_in_flight_.fetch_add(1, std::memory_order_relaxed) >= deps_.max_verify_in_flight) {
+    verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("verifier: ", deps_.max_verify_in_flight,
+                     " verifications already in progress (verifier.max_in_flight); retry later")));
+  }
   stir::CallInfo call;
   call.from_tn = req->from().tn();
   call.to_tns.assign(req->to().tn().begin(), req->to().tn().end());
   if (req->has_time()) call.date = absl::FromUnixSeconds(req->time());
   std::vector<std::string_view> identities(req->identity().begin(), req->identity().end());
-  absl::StatusOr<stir::VerifyResult> result = deps_.verifier->VerifyViews(identities, call);
-  if (!result.ok()) return finish(ToGrpcStatus(result.status()));
-  FillVerdict(result->overall, resp->mutable_verdict());
-  for (const stir::Verdict& v : result->headers) {
-    FillVerdict(v, resp->add_identities());
-    deps_.metrics->RecordVerdict(v.reason);
+  // Answer a little before the caller's deadline, so that a certificate still being fetched
+  // becomes a 436 verdict the caller receives rather than its own DEADLINE_EXCEEDED.
+  absl::Time deadline = DeadlineOf(ctx);
+  if (deadline < absl::InfiniteFuture()) {
+    const absl::Duration margin =
+        std::clamp((deadline - start) / 10, absl::Milliseconds(5), absl::Milliseconds(100));
+    deadline -= margin;
   }
-  resp->set_request_id(req->request_id());
-  return finish(grpc::Status::OK);
+  deps_.verifier->VerifyAsync(
+      identities, call, deadline,
+      [this, req, resp, finish](absl::StatusOr<stir::VerifyResult> result) {
+        verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+        if (!result.ok()) {
+          finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        FillVerdict(result->overall, resp->mutable_verdict());
+        for (const stir::Verdict& v : result->headers) {
+          FillVerdict(v, resp->add_identities());
+          deps_.metrics->RecordVerdict(v.reason);
+        }
+        resp->set_request_id(req->request_id());
+        finish(grpc::Status::OK);
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ShakenService::ListProfiles(

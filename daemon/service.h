@@ -1,5 +1,9 @@
-// service.h: shaken.v1.Shaken on gRPC's callback API. The request path takes no lock of its own:
-// a profile lookup in an immutable map, the token pool's checkout, the verifier's cache lookup.
+// service.h: shaken.v1.Shaken on gRPC's callback API. No reaction ever waits: a token signature
+// is handed to the profile's key pool (its workers finish the call), a certificate fetch to the
+// verifier's fetch loop (it finishes the call); only a software-key signature and a verification
+// whose certificates are cached complete on the RPC thread, because that is cheaper than a hand-off.
+// Every hand-off is bounded: the pool's queue per profile, verifier.max_in_flight for Verify (so
+// slow x5u servers cannot starve signing), the fetch loop's slots.
 #ifndef SHAKEN_DAEMON_SERVICE_H_
 #define SHAKEN_DAEMON_SERVICE_H_
 
@@ -9,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "daemon/authz.h"
 #include "daemon/metrics.h"
@@ -29,8 +34,9 @@ struct ServiceDeps {
   const stir::Verifier* verifier = nullptr;  // null: verification disabled
   const Authorizer* authorizer = nullptr;
   Metrics* metrics = nullptr;
-  const stir::Clock* clock = nullptr;
   bool audit_tns = false;
+  // Verify calls in progress at most (beyond: RESOURCE_EXHAUSTED at once).
+  int max_verify_in_flight = 4096;
 };
 
 class ShakenService final : public shaken::v1::Shaken::CallbackService {
@@ -49,15 +55,26 @@ class ShakenService final : public shaken::v1::Shaken::CallbackService {
                                          const shaken::v1::ListProfilesRequest* request,
                                          shaken::v1::ListProfilesResponse* response) override;
 
-  // DoSign signs one request for `caller` (shared by Sign and SignStream).
-  grpc::Status DoSign(const Caller& caller, absl::Time deadline,
-                      const shaken::v1::SignRequest& request, shaken::v1::SignResponse* response,
-                      Method method) const;
+  using SignDone = absl::AnyInvocable<void(grpc::Status) &&>;
+  // StartSign signs one request for `caller` (shared by Sign and SignStream) and calls `done`
+  // exactly once with the outcome: inline for a refusal or a software key, on the profile's pool
+  // worker for a token key. `caller`, `request` and `response` must stay valid until then.
+  void StartSign(const Caller& caller, absl::Time deadline, const shaken::v1::SignRequest& request,
+                 shaken::v1::SignResponse* response, Method method, SignDone done) const;
+
+  // verify_in_flight: Verify calls accepted and not yet answered.
+  int verify_in_flight() const { return verify_in_flight_.load(std::memory_order_relaxed); }
 
  private:
   class StreamReactor;
+  struct SignCall;
+
+  void AuditSign(const SignCall& call, const grpc::Status& status) const;
+  void CompleteSign(std::unique_ptr<SignCall> call, grpc::Status status) const;
+  std::string ProfilesFor(const Caller& caller, std::string_view method) const;
 
   ServiceDeps deps_;
+  mutable std::atomic<int> verify_in_flight_{0};
   absl::flat_hash_map<std::string, size_t> profile_index_;
   size_t default_index_ = 0;
 };

@@ -333,7 +333,7 @@ TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithMessagesThatSayWhatToFix) {
       {"no orig", {.attest = "A", .orig_tn = "", .dest_tns = {kDest}}, "orig.tn is required"},
       {"unknown profile",
        {.profile = "nope", .attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
-       "unknown profile \"nope\"; this server has: token, file"},
+       "unknown profile \"nope\"; profiles this client may use: token, file"},
       {"attest not allowed",
        {.profile = "file", .attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}},
        "profile file signs attest C only"},
