@@ -586,7 +586,7 @@ absl::StatusOr<std::unique_ptr<KeyPool>> OpenKeyPool(const SignerConfig& config)
         absl::StrCat(uri.redacted(), ": no PKCS#11 module path (config or module-path=)"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Module> module,
-                   Module::Load(path, config.quirks.value_or(ModuleQuirks::ForPath(path))));
+                   config.quirks ? Module::Load(path, *config.quirks) : Module::Load(path));
   std::optional<PinSource> pin = config.pin;
   if (!pin) {
     ASSIGN_OR_RETURN(PinSource from_uri, uri.PinFromUri());

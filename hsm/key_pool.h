@@ -245,7 +245,7 @@ struct SignerConfig {
   std::string key_uri;      // RFC 7512, type=private
   std::optional<PinSource> pin;  // unset: the key URI's pin-source (or pin-value if allowed)
   bool allow_pin_value = false;  // tests only
-  std::optional<ModuleQuirks> quirks;  // unset: ModuleQuirks::ForPath(module_path)
+  std::optional<ModuleQuirks> quirks;  // unset: chosen by Module::Load(path) (C_GetInfo, path)
   KeyPoolOptions pool;
 };
 

@@ -54,6 +54,12 @@ ModuleQuirks ModuleQuirks::ForPath(absl::string_view path) {
   return ModuleQuirks{};
 }
 
+std::optional<ModuleQuirks> ModuleQuirks::ForInfo(const CK_INFO& info) {
+  // SoftHSM2 2.6.1 reports manufacturerID "SoftHSM" (blank-padded, PKCS#11 v2.40 §3.1).
+  if (Unpad(info.manufacturerID, sizeof(info.manufacturerID)) == "SoftHSM") return SoftHsm2();
+  return std::nullopt;
+}
+
 absl::Status Module::Initialize(Module& m) {
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
@@ -69,6 +75,15 @@ absl::Status Module::Initialize(Module& m) {
 
 absl::StatusOr<std::shared_ptr<Module>> Module::Load(const std::string& path,
                                                      const ModuleQuirks& quirks) {
+  return LoadImpl(path, quirks);
+}
+
+absl::StatusOr<std::shared_ptr<Module>> Module::Load(const std::string& path) {
+  return LoadImpl(path, std::nullopt);
+}
+
+absl::StatusOr<std::shared_ptr<Module>> Module::LoadImpl(const std::string& path,
+                                                         const std::optional<ModuleQuirks>& quirks) {
   absl::MutexLock lock(&g_modules_mu);
   if (auto it = Modules().find(path); it != Modules().end()) {
     if (auto m = it->second.lock()) return m;
@@ -90,11 +105,17 @@ absl::StatusOr<std::shared_ptr<Module>> Module::Load(const std::string& path,
     dlclose(dl);
     return st.ok() ? absl::FailedPreconditionError(absl::StrCat(path, ": null function list")) : st;
   }
-  std::shared_ptr<Module> m(new Module(fl, dl, quirks, path));
+  std::shared_ptr<Module> m(new Module(fl, dl, quirks.value_or(ModuleQuirks{}), path));
   if (absl::Status st = Initialize(*m); !st.ok()) {
     m->dl_ = nullptr;
     dlclose(dl);
     return st;
+  }
+  if (!quirks) {
+    CK_INFO info{};
+    std::optional<ModuleQuirks> known;
+    if (CK_RAW(fl, C_GetInfo, &info) == CKR_OK) known = ModuleQuirks::ForInfo(info);
+    m->quirks_ = known.value_or(ModuleQuirks::ForPath(path));
   }
   Modules()[path] = m;
   return m;

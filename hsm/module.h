@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,10 @@ struct ModuleQuirks {
   }
   // ForPath guesses the quirks from the module's file name (libsofthsm2.so -> SoftHsm2()).
   static ModuleQuirks ForPath(absl::string_view path);
+  // ForInfo names the quirks of the implementation that C_GetInfo describes (manufacturerID
+  // "SoftHSM" -> SoftHsm2()), or nullopt for an implementation without known quirks. It sees
+  // through a module that wraps another and forwards C_GetInfo (the tests' fault injector).
+  static std::optional<ModuleQuirks> ForInfo(const CK_INFO& info);
 };
 
 class Token;
@@ -69,9 +74,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // then this Module never finalizes it.
   static absl::StatusOr<std::shared_ptr<Module>> Load(const std::string& path,
                                                       const ModuleQuirks& quirks);
-  static absl::StatusOr<std::shared_ptr<Module>> Load(const std::string& path) {
-    return Load(path, ModuleQuirks::ForPath(path));
-  }
+  // Load without quirks chooses them once the module is initialised: ModuleQuirks::ForInfo of its
+  // C_GetInfo, else ModuleQuirks::ForPath(path).
+  static absl::StatusOr<std::shared_ptr<Module>> Load(const std::string& path);
 
   // Wrap uses a function list the caller already has: a wrapper around a module (call counting,
   // tracing). The caller keeps `functions` alive longer than the Module. `name` is for messages.
@@ -118,6 +123,8 @@ class Module : public std::enable_shared_from_this<Module> {
   Module(const CK_FUNCTION_LIST* fl, void* dl, const ModuleQuirks& quirks, std::string name)
       : fl_(fl), dl_(dl), quirks_(quirks), name_(std::move(name)) {}
   static absl::Status Initialize(Module& m);
+  static absl::StatusOr<std::shared_ptr<Module>> LoadImpl(const std::string& path,
+                                                          const std::optional<ModuleQuirks>& quirks);
 
   const CK_FUNCTION_LIST* fl_;
   void* dl_;  // dlopen handle, or nullptr for Wrap

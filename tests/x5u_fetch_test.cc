@@ -3,6 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/x5u_fetcher.h"
@@ -269,6 +273,91 @@ TEST_F(X5uFetchTest, ConcurrentFetches) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 8);
   EXPECT_EQ(server_->RequestCount("/709J.pem"), 8);
+}
+
+TEST_F(X5uFetchTest, HeldFetchCompletesAfterRelease) {
+  server_->SetPrefixRoute("/tarpit/", {.body = kPemBody, .hold_until_release = true});
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Seconds(30);  // only the release ends the wait
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(o));
+  std::atomic<bool> done{false};
+  FetchResult r;
+  std::thread client([&] {
+    r = fetcher->Fetch(server_->Url("/tarpit/1.pem"));
+    done = true;
+  });
+  ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  EXPECT_FALSE(done.load()) << "a held request was answered";
+  EXPECT_EQ(server_->ReleaseHeld(), 1);
+  client.join();
+  EXPECT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.body, kPemBody);
+  EXPECT_EQ(server_->HeldCount(), 0);
+  EXPECT_EQ(server_->RequestCount("/tarpit/1.pem"), 1);
+  // The route still holds; stop_holding makes later requests answer at once.
+  server_->ReleaseHeld("/tarpit/", /*stop_holding=*/true);
+  EXPECT_TRUE(fetcher->Fetch(server_->Url("/tarpit/2.pem")).ok());
+}
+
+TEST_F(X5uFetchTest, HeldFetchTimesOut) {
+  server_->SetRoute("/held.pem", {.body = kPemBody, .hold_until_release = true});
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Milliseconds(300);
+  FetchResult r = Fetch("/held.pem", o);
+  EXPECT_EQ(r.reason, Reason::kFetchTimeout) << r.detail;
+  // The client gave up; the server still holds the request until released (or Stop).
+  EXPECT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  EXPECT_EQ(server_->ReleaseHeld("/held.pem"), 1);
+}
+
+// The tarpit holds a few hundred connections at once (one thread each) and Stop ends them.
+TEST(HttpsServerTarpitTest, HoldsTwoHundredConnectionsAndStopEndsThem) {
+  HttpsServerOptions so;
+  so.tls = false;  // raw sockets below: the capacity under test is the server's, not TLS's
+  ASSERT_OK_AND_ASSIGN(auto server, HttpsServer::Start(so));
+  server->SetPrefixRoute("/tarpit/", {.body = "released", .hold_until_release = true});
+  constexpr int kHeld = 220;
+  auto connect_and_ask = [&](int i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(server->port()));
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    std::string req = "GET /tarpit/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    EXPECT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    timeval tv = {20, 0};  // bounded reads below
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  };
+  auto read_all = [](int fd) {
+    std::string out;
+    char buf[1024];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return out;
+  };
+  std::vector<int> fds;
+  for (int i = 0; i < kHeld; ++i) fds.push_back(connect_and_ask(i));
+  ASSERT_TRUE(server->WaitForHeld(kHeld, absl::Seconds(30))) << server->HeldCount();
+  EXPECT_EQ(server->ReleaseHeld(), kHeld);
+  int answered = 0;
+  for (int fd : fds) {
+    std::string response = read_all(fd);
+    if (response.rfind("HTTP/1.1 200", 0) == 0 && response.find("released") != std::string::npos) {
+      ++answered;
+    }
+  }
+  EXPECT_EQ(answered, kHeld);
+
+  // Held again, then Stop: every held connection is closed unanswered and Stop returns.
+  fds.clear();
+  for (int i = 0; i < 3; ++i) fds.push_back(connect_and_ask(1000 + i));
+  ASSERT_TRUE(server->WaitForHeld(3, absl::Seconds(10)));
+  server->Stop();
+  for (int fd : fds) EXPECT_EQ(read_all(fd), "");
+  EXPECT_FALSE(server->WaitForHeld(1, absl::Milliseconds(1)));
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(HttpsServerOptio
   socklen_t len = sizeof(addr);
   if (server->listen_fd_ < 0 ||
       bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(server->listen_fd_, 64) != 0 ||
+      listen(server->listen_fd_, SOMAXCONN) != 0 ||
       getsockname(server->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
       pipe2(server->wake_fds_, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("test HTTPS server socket: ", strerror(errno)));
@@ -130,17 +130,87 @@ void HttpsServer::Stop() {
     (void)!write(wake_fds_[1], &c, 1);
   }
   if (accept_thread_.joinable()) accept_thread_.join();
-  std::vector<std::thread> workers;
+  std::map<uint64_t, std::thread> workers;
   {
     absl::MutexLock lock(&mu_);
     workers.swap(workers_);
+    finished_.clear();
   }
-  for (std::thread& t : workers) t.join();
+  for (auto& [id, t] : workers) t.join();
+}
+
+void HttpsServer::JoinFinished() {
+  std::vector<std::thread> done;
+  {
+    absl::MutexLock lock(&mu_);
+    for (uint64_t id : finished_) {
+      auto it = workers_.find(id);
+      if (it == workers_.end()) continue;
+      done.push_back(std::move(it->second));
+      workers_.erase(it);
+    }
+    finished_.clear();
+  }
+  for (std::thread& t : done) t.join();  // each is returning from Serve, or has
 }
 
 void HttpsServer::SetRoute(const std::string& path, HttpResponse response) {
   absl::MutexLock lock(&mu_);
   routes_[path] = std::move(response);
+}
+
+void HttpsServer::SetPrefixRoute(const std::string& prefix, HttpResponse response) {
+  absl::MutexLock lock(&mu_);
+  prefix_routes_[prefix] = std::move(response);
+}
+
+int HttpsServer::ReleaseHeld(std::string_view route, bool stop_holding) {
+  absl::MutexLock lock(&mu_);
+  int released = 0;
+  for (auto& [id, held] : held_) {
+    if (!held->released && (route.empty() || held->route == route)) {
+      held->released = true;
+      ++released;
+    }
+  }
+  if (stop_holding) {
+    for (auto* routes : {&routes_, &prefix_routes_}) {
+      for (auto& [key, response] : *routes) {
+        if (route.empty() || key == route) response.hold_until_release = false;
+      }
+    }
+  }
+  return released;
+}
+
+int HttpsServer::HeldCount() const {
+  absl::MutexLock lock(&mu_);
+  int n = 0;
+  for (const auto& [id, held] : held_) n += held->released ? 0 : 1;
+  return n;
+}
+
+bool HttpsServer::WaitForHeld(int n, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto count = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    int held = 0;
+    for (const auto& [id, h] : held_) held += h->released ? 0 : 1;
+    return held;
+  };
+  auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || count() >= n; };
+  mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  return !stopping_ && count() >= n;
+}
+
+bool HttpsServer::Hold(const std::string& route) {
+  absl::MutexLock lock(&mu_);
+  Held held{route};
+  const uint64_t id = next_held_++;
+  held_[id] = &held;
+  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return held.released || stopping_; };
+  mu_.Await(absl::Condition(&done));
+  held_.erase(id);
+  return !stopping_;
 }
 
 std::string HttpsServer::Url(std::string_view path, std::string_view host) const {
@@ -177,17 +247,19 @@ void HttpsServer::AcceptLoop() {
     if (!(fds[0].revents & POLLIN)) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
+    JoinFinished();  // a long run (a benchmark) does not accumulate exited threads
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       close(fd);
       return;
     }
     open_fds_.insert(fd);
-    workers_.emplace_back([this, fd] { Serve(fd); });
+    const uint64_t id = next_worker_++;
+    workers_.emplace(id, std::thread([this, id, fd] { Serve(id, fd); }));
   }
 }
 
-void HttpsServer::Serve(int fd) {
+void HttpsServer::Serve(uint64_t id, int fd) {
   timeval tv = {5, 0};  // a stuck client cannot hold a worker (and Stop) for long
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -219,14 +291,24 @@ void HttpsServer::Serve(int fd) {
       HttpResponse response;
       response.status = 404;
       response.body = "not found\n";
+      std::string route;  // the key of the route that matched
       {
         absl::MutexLock lock(&mu_);
         ++counts_[path];
         ++total_;
-        auto it = routes_.find(path);
-        if (it != routes_.end()) response = it->second;
+        if (auto it = routes_.find(path); it != routes_.end()) {
+          response = it->second;
+          route = path;
+        } else {
+          for (const auto& [prefix, r] : prefix_routes_) {
+            if (path.compare(0, prefix.size(), prefix) == 0 && prefix.size() >= route.size()) {
+              response = r;
+              route = prefix;
+            }
+          }
+        }
       }
-      if (Wait(response.delay_before)) {
+      if ((!response.hold_until_release || Hold(route)) && Wait(response.delay_before)) {
         std::string head = absl::StrCat("HTTP/1.1 ", response.status, " ",
                                         StatusText(response.status), "\r\nConnection: close\r\n");
         if (response.send_content_length) {
@@ -254,6 +336,7 @@ void HttpsServer::Serve(int fd) {
   absl::MutexLock lock(&mu_);
   open_fds_.erase(fd);
   close(fd);
+  finished_.push_back(id);
 }
 
 }  // namespace shaken::testing
