@@ -1,5 +1,5 @@
 // hsm_bench: ECDSA P-256 signing on one SoftHSM2 token, four ways, at 1, 2 and 4 threads
-// (issue 3 §6):
+// (targets and results: bench/README.md):
 //   raw     C_SignInit + C_Sign on one session per thread, token-object handle found once;
 //   pool    hsm::KeyPool::SignDigest in its best configuration for SoftHSM2 (session-object key
 //           copy, 4 sessions);

@@ -1,5 +1,5 @@
 // load_bench: shakend under load, as a separate process on 127.0.0.1, against in-process
-// denominators and against secsipidx's HTTP signing server (issue 4 §6).
+// denominators and against secsipidx's HTTP signing server (targets and results: bench/README.md).
 //
 //   1. Starts the `shakend` binary (mTLS; profile "token": a SoftHSM2 key, pool sized for this
 //      machine; profile "file": a PEM key, attest C) and waits for its health listener.

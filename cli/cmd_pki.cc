@@ -395,7 +395,7 @@ absl::StatusOr<X509ReqPtr> CsrCreate(const CsrFlags& f) {
     return stir::OpenSslError(absl::StatusCode::kInternal, "CSR fields");
   }
   ExtStackPtr exts(sk_X509_EXTENSION_new_null(), FreeExts);
-  // RFC 8226 §9: TNAuthList, non-critical; BasicConstraints CA:FALSE, critical (standards §5.2).
+  // RFC 8226 §9: TNAuthList, non-critical; BasicConstraints CA:FALSE, critical (CE-10, CE-5).
   ASSIGN_OR_RETURN(X509ExtPtr tn_ext, MakeRawExtension(stir::kTnAuthListOid, tn_der, false));
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);

@@ -1,5 +1,5 @@
 // lint.h: the SHAKEN certificate profile lint of `shakenctl cert check`: the CE-* items of
-// shared/standards.md §3.3 (ATIS-1000080 §6.4.1, SHAKEN CP v1.3/v1.4, RFC 8226) as a table of
+// docs/standards.md (ATIS-1000080 §6.4.1, SHAKEN CP v1.3/v1.4, RFC 8226) as a table of
 // PASS / FAIL / WARN / INFO rows, for an end-entity, an intermediate or a root certificate.
 #ifndef SHAKEN_CLI_LINT_H_
 #define SHAKEN_CLI_LINT_H_

@@ -27,7 +27,7 @@ using X509ReqPtr = std::unique_ptr<X509_REQ, stir::OpenSslDeleter<X509_REQ_free>
 using X509NamePtr = std::unique_ptr<X509_NAME, stir::OpenSslDeleter<X509_NAME_free>>;
 using X509ExtPtr = std::unique_ptr<X509_EXTENSION, stir::OpenSslDeleter<X509_EXTENSION_free>>;
 
-// The SHAKEN certificate policy of SHAKEN CP v1.3 (shared/standards.md CE-8).
+// The SHAKEN certificate policy of SHAKEN CP v1.3 (docs/standards.md CE-8).
 inline constexpr char kShakenPolicyV13[] = "2.16.840.1.114569.1.1.3";
 
 // DerTlv encodes one DER tag-length-value (definite length, short or long form).

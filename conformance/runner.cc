@@ -53,7 +53,7 @@ using testing::LeafOptions;
 using testing::TestCert;
 using testing::TestPki;
 
-constexpr int64_t kVectorIat = 1443208345;  // V4's iat (shared/standards.md §1.6)
+constexpr int64_t kVectorIat = 1443208345;  // V4's iat (docs/standards.md#test-vectors)
 constexpr char kVectorX5u[] = "https://cert.example.org/passport.cer";
 
 struct Args {

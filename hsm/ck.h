@@ -32,7 +32,7 @@ absl::string_view CkrName(CK_RV rv);
 absl::StatusCode CkrToCode(CK_RV rv);
 
 // IsRecoverable tells whether `rv` means the session (or the key handle cached for it) is lost,
-// but a new session may work: the list of issue 3 §3, plus CKR_KEY_FUNCTION_NOT_PERMITTED (what
+// but a new session may work: hsm/README.md's list, plus CKR_KEY_FUNCTION_NOT_PERMITTED (what
 // SoftHSM2 says when the token vanishes mid-signature). A pool drops the session and reconnects.
 bool IsRecoverable(CK_RV rv);
 

@@ -108,7 +108,7 @@ struct KeyPoolStats {
 // SignDigest call; destroying it stops its background thread (and closes its sessions unless
 // ModuleQuirks::close_pooled_sessions is false).
 //
-// Faults (issue 3 §3): when a signature fails with CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
+// Faults: when a signature fails with CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
 // CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_ERROR,
 // CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID or CKR_KEY_FUNCTION_NOT_PERMITTED (SoftHSM2's
 // answer when the token vanishes mid-signature), the session is dropped (never reused: its

@@ -1,5 +1,5 @@
 // cert_cache.h: X5uCertificateSource, the verifier's CertificateSource: fetch the x5u chain,
-// validate it, and cache the validated result (shared/standards.md P13, P14; issue #2 §7).
+// validate it, and cache the validated result (docs/standards.md#caching; P13, P14, SH-11).
 #ifndef SHAKEN_STIR_CERT_CACHE_H_
 #define SHAKEN_STIR_CERT_CACHE_H_
 

@@ -306,7 +306,7 @@ int VerifyCallbackCrlOptional(int ok, X509_STORE_CTX* ctx) {
 }
 
 // MapVerifyError turns an X509_verify_cert error into a reason (ATIS-1000082 E17 and the 437
-// family of shared/standards.md §4.4).
+// family of docs/standards.md#reasons).
 Reason MapVerifyError(int err) {
   switch (err) {
     case X509_V_ERR_CERT_HAS_EXPIRED:

@@ -1,6 +1,6 @@
 // cert_validator.h: validation of a SHAKEN signing-certificate chain: PEM parsing, chain building
 // to configured trust anchors with OpenSSL at the verification time, CRLs, and the SHAKEN profile
-// (ATIS-1000080 §6.4.1; shared/standards.md §3.3 CE-1..CE-11) with strictness as a policy.
+// (ATIS-1000080 §6.4.1; docs/standards.md#ce-certificates) with strictness as a policy.
 #ifndef SHAKEN_STIR_CERT_VALIDATOR_H_
 #define SHAKEN_STIR_CERT_VALIDATOR_H_
 

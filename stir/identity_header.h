@@ -4,8 +4,8 @@
 //   ident-info = "info" EQUAL LAQUOT absoluteURI RAQUOT
 //
 // Built in the canonical SHAKEN full form; parsed leniently where deployed peers differ
-// (parameter order, whitespace, case of names, quoted ppt: pitfall P1) and strictly where safety
-// is at stake (size, characters, info form).
+// (parameter order, whitespace, case of names, quoted ppt: docs/standards.md#p1-quoted-ppt) and
+// strictly where safety is at stake (size, characters, info form).
 #ifndef SHAKEN_STIR_IDENTITY_HEADER_H_
 #define SHAKEN_STIR_IDENTITY_HEADER_H_
 

@@ -17,7 +17,7 @@ using Json = nlohmann::json;
 
 // AppendJsonString appends `s` as a JSON string literal with minimal escaping: '"', '\\' and the
 // control characters below U+0020 are escaped (as \b \f \n \r \t or \u00XX); '/' and non-ASCII
-// UTF-8 are written as they are (pitfall P23). `s` must be valid UTF-8 (see IsValidUtf8).
+// UTF-8 are written as they are (docs/standards.md#p23-json-escaping). `s` must be valid UTF-8.
 void AppendJsonString(std::string_view s, std::string* out);
 
 // IsValidUtf8 tells whether `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).

@@ -24,7 +24,7 @@ TEST(CanonicalJsonTest, SortsKeysByCodePointRecursively) {
 
 TEST(CanonicalJsonTest, MinimalEscaping) {
   Json j = {{"s", "a/b\"c\\d\n\x01\xc3\xa9"}};
-  // '/' and non-ASCII are not escaped (pitfall P23); '"', '\\' and controls are.
+  // '/' and non-ASCII are not escaped (docs/standards.md P23); '"', '\\' and controls are.
   EXPECT_EQ(Canonical(j), "{\"s\":\"a/b\\\"c\\\\d\\n\\u0001\xc3\xa9\"}");
 }
 

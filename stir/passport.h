@@ -1,7 +1,7 @@
 // passport.h: PASSporT (RFC 8225) with the SHAKEN extension (RFC 8588): canonical building and
 // signing on one side, strict decoding on the other.
 //
-// Decoding is split in the order the verifier checks (shared/standards.md §3.2): DecodePassport
+// Decoding is split in the order the verifier checks (stir/verifier.h): DecodePassport
 // takes a JWS apart and reads the JOSE header; ExtractClaims types the payload claims later, so
 // that a bad header is reported as such even when the claims are bad too.
 #ifndef SHAKEN_STIR_PASSPORT_H_

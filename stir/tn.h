@@ -10,7 +10,7 @@
 namespace shaken::stir {
 
 // The longest canonical TN accepted. E.164 allows 15 digits, but national routing and
-// portability prefixes make longer numbers real (shared/standards.md pitfall P4).
+// portability prefixes make longer numbers real (docs/standards.md#p4-long-national-numbers).
 inline constexpr size_t kMaxTnLength = 32;
 
 // CanonicalizeTn applies RFC 8224 §8.3: drop visual separators ('-', '.', '(', ')', space) and a

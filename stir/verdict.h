@@ -21,7 +21,7 @@ std::string_view VerstatName(Verstat v);  // "TN-Validation-Passed", ...
 
 // Reason is why a verification ended as it did. Each has a stable name (the machine-readable
 // reason in logs, metrics and the gRPC API), a SIP code and a verstat; see kReasonTable in
-// verdict.cc. The codes follow the ATIS-1000082 error cases E1-E19 (shared/standards.md §4.4).
+// verdict.cc. The codes follow the ATIS-1000082 error cases E1-E19 (docs/standards.md#reasons).
 enum class Reason : uint8_t {
   kPassed = 0,
   // 428: nothing to verify.

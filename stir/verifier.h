@@ -2,7 +2,7 @@
 // numbers and returns a Verdict per header and one for the call.
 //
 // Checks, in this order (cheap and local first; the network only for a well-formed, fresh,
-// matching PASSporT; shared/standards.md §3.2 and E1-E19 of §4.4):
+// matching PASSporT; docs/standards.md#verification-order, ATIS-1000082 cases E1-E19):
 //   1. Identity grammar (438 identity_malformed) and full form (438 compact_form)
 //   2. Identity ppt parameter is shaken if present (438 ppt_unsupported)
 //   3. info present (436 info_missing) and <absoluteURI> (436 info_invalid)

@@ -1,4 +1,4 @@
-// Fault recovery on a real SoftHSM2 token (issue 3 §3): sessions closed behind the pool's back,
+// Fault recovery on a real SoftHSM2 token (hsm/README.md): sessions closed behind the pool's back,
 // the token directory removed and restored, the key deleted under a running pool. The pool
 // recovers, never returns a wrong signature, and never hangs: every call is bounded by a deadline
 // and every wait loop by an iteration limit.

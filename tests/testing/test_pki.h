@@ -1,7 +1,7 @@
 // test_pki.h: a test STI PKI (root CA -> intermediate CA -> SP end-entity certificate) and a test
 // TLS PKI (CA -> server certificate for 127.0.0.1/localhost), generated at test time with OpenSSL.
 //
-// The SP certificate follows the SHAKEN profile (ATIS-1000080 §6.4.1, shared/standards.md §3.3):
+// The SP certificate follows the SHAKEN profile (ATIS-1000080 §6.4.1; CE-* in docs/standards.md):
 // P-256 key, ecdsa-with-SHA256, TNAuthList with one SPC (RFC 8226), certificate policy
 // 2.16.840.1.114569.1.1.3, KU digitalSignature critical, BC CA:FALSE critical, SKI/AKI, CRLDP and a
 // random 64-bit+ serial. LeafOptions knobs produce each defect a verifier must reject.
