@@ -88,12 +88,13 @@ clients:
   - {identity: verify-only.test, methods: [Verify]}
   - {identity: file-only.test, methods: [Sign, SignStream, ListProfiles], profiles: [file]}
 pkcs11:
-  module: )", token.module_path(), R"(
+  module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(
   pin_source: file:)", token.pin_file(), R"(
   pool_size: )", options.pool_size, R"(
   open_at_start: )", options.pool_size, R"(
   backoff_initial: 20ms
   backoff_max: 200ms
+)", options.pkcs11_extra_yaml, R"(
 profiles:
   - name: token
     key: ")", env->token_key_uri_, R"("
@@ -109,7 +110,7 @@ verifier:
   ca_file: )", p, R"(/sti-root.pem
   tls_ca_file: )", p, R"(/tls-ca.pem
   lab: {allow_private_addresses: true, allow_any_port: true}
-drain_grace: )", absl::FormatDuration(options.drain_grace), "\n",
+)", options.verifier_extra_yaml, R"(drain_grace: )", absl::FormatDuration(options.drain_grace), "\n",
                                    options.extra_yaml);
   env->config_path_ = d.Write("shakend.yaml", env->config_yaml_);
   ASSIGN_OR_RETURN(env->config_, daemon::ParseConfig(env->config_yaml_, env->config_path_));

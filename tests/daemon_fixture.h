@@ -27,6 +27,10 @@ struct DaemonEnvOptions {
   bool health_listener = true;
   bool metrics_listener = true;
   std::string extra_yaml;  // appended to the generated configuration
+  // The PKCS#11 module; empty: SoftHSM2's. E.g. the fault-injecting module (fault_pkcs11.h).
+  std::string pkcs11_module;
+  std::string pkcs11_extra_yaml;    // lines added to the pkcs11 section ("  queue_limit: 4\n")
+  std::string verifier_extra_yaml;  // lines added to the verifier section
   absl::Duration drain_grace = absl::Seconds(5);
   // false: write the files and configuration but start no Daemon (e.g. to run the shakend binary).
   bool start_daemon = true;
