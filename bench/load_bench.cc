@@ -28,7 +28,13 @@
 // --streams=N --window=N (SignStream, 4 x 8), --pool=N (token sessions, default 2 x cores),
 // --soft-inflight=N (file profile and secsipidx, 8), --inproc-seconds=N (4), --soak,
 // --soak-seconds=N (300), --only=PHASES (comma-separated: sign, paced, stream, verify, file,
-// secsipidx, floor; default all), --plaintext (API listener without TLS).
+// secsipidx, floor, slowhsm, storm; default all), --plaintext (API listener without TLS).
+//
+// Production latency: "slowhsm" starts a second shakend whose token signs
+// through the fault-injecting PKCS#11 module at 5 ms per signature, 32 sessions, 64 calls in
+// flight (Little's law bound: 6,400/s); "storm" measures Sign at --inflight calls before and while
+// 200 Verify calls wait on x5u URLs that answer after 3 s. Summary:
+//   load_bench_latency: slowhsm_vs_bound=X storm_sign_p99_ratio=Y storm_sign_failures=N
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -72,7 +78,9 @@
 #include "stir/cert_cache.h"
 #include "stir/cert_validator.h"
 #include "stir/clock.h"
+#include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
+#include "stir/passport.h"
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
 #include "tests/daemon_fixture.h"
@@ -125,6 +133,7 @@ struct Flags {
       for (absl::string_view g : kGrpcPhases) any_grpc_phase = any_grpc_phase || p == g;
     }
     if (!floor || any_grpc_phase) return false;
+    if (phase == "slowhsm" || phase == "storm") return false;  // not floor phases
     for (absl::string_view g : kGrpcPhases) {
       if (g == phase) return true;
     }
@@ -137,6 +146,7 @@ struct Flags {
 pid_t g_shakend = -1;
 pid_t g_secsipidx = -1;
 pid_t g_floor = -1;
+pid_t g_slow = -1;  // the shakend behind the slow token (--only=slowhsm)
 
 void StopChild(pid_t* pid, int sig) {
   if (*pid <= 0) return;
@@ -157,6 +167,7 @@ void StopChild(pid_t* pid, int sig) {
   std::fprintf(stderr, "load_bench: %s\n", what.c_str());
   StopChild(&g_secsipidx, SIGKILL);
   StopChild(&g_floor, SIGKILL);
+  StopChild(&g_slow, SIGKILL);
   StopChild(&g_shakend, SIGKILL);
   std::fflush(stderr);
   _exit(1);  // SoftHSM2 must not be finalised from exit handlers
@@ -1078,6 +1089,183 @@ Flags ParseFlags(int argc, char** argv) {
 
 }  // namespace
 
+// --- production latency: a network-HSM-like token, a storm of slow x5u servers -----------------
+
+// WaitServing waits up to 30 s for child `*pid`'s health listener at `target` to say SERVING.
+void WaitServing(pid_t* pid, const std::string& target, const std::string& log) {
+  for (int i = 0; i < 600; ++i) {
+    auto h = testing::HealthStatus(target, "");
+    if (h.ok() && *h == 1) return;
+    if (waitpid(*pid, nullptr, WNOHANG) == *pid) {
+      *pid = -1;
+      Die("shakend exited at start-up:\n" + testing::ReadFileOrEmpty(log));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  Die("shakend is not SERVING after 30 s:\n" + testing::ReadFileOrEmpty(log));
+}
+
+// RunSlowHsm starts a second shakend whose token profile signs through the fault-injecting
+// PKCS#11 module (tests/testing/fault_pkcs11.h) with `delay` per C_Sign, like a network HSM, and
+// `pool` sessions, then drives its Sign closed-loop with `inflight` calls. Little's law bounds the
+// rate at pool / delay.
+Recorder RunSlowHsm(const testing::DaemonEnv& env, const std::string& yaml, const Flags& flags,
+                    int pool, int inflight, absl::Duration delay) {
+  const int api = testing::FreeLoopbackPort(), health = testing::FreeLoopbackPort();
+  const testing::SoftHsmToken& token = testing::SoftHsmToken::Shared();
+  std::string y = yaml;
+  // The API and health listeners on ports of their own, no metrics listener, the fault module in
+  // front of the same SoftHSM2 token, `pool` sessions all opened at start.
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"  api: 127.0.0.1:", absl::StrCat("  api: 127.0.0.1:", api, "\n#")},
+           {"  health: 127.0.0.1:", absl::StrCat("  health: 127.0.0.1:", health, "\n#")},
+           {"  metrics: 127.0.0.1:", "#"},
+           {"module: " + token.module_path(), std::string("module: ") + SHAKEN_FAULT_P11_MODULE},
+           {"  pool_size: ", absl::StrCat("  pool_size: ", pool, "\n#")},
+           {"  open_at_start: ", absl::StrCat("  open_at_start: ", pool, "\n#")}}) {
+    const size_t at = y.find(from);
+    if (at == std::string::npos) Die("unexpected configuration: no " + from);
+    y.replace(at, from.size(), to);
+  }
+  const std::string config = env.dir() + "/slowhsm.yaml";
+  std::ofstream(config) << y;
+  const std::string log = env.dir() + "/slowhsm.log";
+  const std::string delay_us = absl::StrCat(absl::ToInt64Microseconds(delay));
+  setenv("SHAKEN_FAULT_P11_SIGN_DELAY_US", delay_us.c_str(), 1);
+  g_slow = Spawn({flags.shakend, "--config", config}, log, log);
+  unsetenv("SHAKEN_FAULT_P11_SIGN_DELAY_US");
+  if (g_slow <= 0) Die("cannot start shakend for the slowhsm phase");
+  WaitServing(&g_slow, absl::StrCat("127.0.0.1:", health), log);
+  auto channel = MakeChannel(env, absl::StrCat("127.0.0.1:", api), flags.plaintext);
+  auto stub = shaken::v1::Shaken::NewStub(channel);
+  const SignRequest sign = MakeSign("token", "A");
+  const auto target = SignTarget(stub.get(), sign);
+  g_server_pid = g_slow;
+  RunClosed("warm-up", target, inflight, 1.0);
+  Recorder rec = RunClosed("slowhsm Sign (token)", target, inflight, flags.seconds);
+  g_server_pid = g_shakend;
+  rec.Print(absl::StrCat(inflight, " in flight, ", pool, " sessions, ",
+                         absl::FormatDuration(delay), " per signature"));
+  stub.reset();
+  channel.reset();
+  StopChild(&g_slow, SIGTERM);
+  return rec;
+}
+
+// Storm keeps `outstanding` Verify calls in flight against shakend, each with an Identity header
+// whose x5u is a fresh URL on a route that answers after `x5u_delay` (never a cache hit), from its
+// own thread, until Stop. Their verdicts are whatever the verifier decides in time (mostly 436
+// fetch_timeout, since the per-host fetch limit lets few through); what counts is that the RPCs
+// are answered. Sign runs meanwhile.
+class Storm {
+ public:
+  Storm(shaken::v1::Shaken::Stub* stub, testing::DaemonEnv& env, int outstanding,
+        absl::Duration x5u_delay, int identities)
+      : stub_(stub), outstanding_(outstanding) {
+    const std::string chain = Must(stir::ReadFile(env.FileChainPath()), "file chain");
+    testing::HttpResponse slow;
+    slow.body = chain;
+    slow.delay_before = x5u_delay;
+    env.x5u_server().SetPrefixRoute("/storm/", slow);
+    auto signer = Must(stir::MemorySigner::FromPem(Must(stir::ReadFile(env.FileKeyPath()),
+                                                        "file key")),
+                       "file key");
+    stir::ShakenClaims claims;
+    claims.attest = "C";
+    claims.orig_tn = kOrig;
+    claims.dest_tns = {kDest};
+    for (int i = 0; i < identities; ++i) {
+      auto ps = Must(stir::PassportSigner::Create(
+                         signer.get(), env.x5u_server().Url(absl::StrCat("/storm/", i, ".pem")),
+                         &stir::SystemClock::Shared()),
+                     "storm passport signer");
+      VerifyRequest r;
+      r.add_identity(Must(ps->Sign(claims), "storm passport").identity);
+      r.mutable_from()->set_tn(kOrig);
+      r.mutable_to()->add_tn(kDest);
+      requests_.push_back(std::move(r));
+    }
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Stop stops issuing, waits for the calls in flight (at most their 10 s deadline + 2 s).
+  void Stop() {
+    stop_.store(true);
+    thread_.join();
+  }
+  uint64_t answered() const { return answered_; }
+  uint64_t rpc_errors() const { return rpc_errors_; }
+  uint64_t deadline_exceeded() const { return deadline_exceeded_; }
+  uint64_t passed() const { return passed_; }
+  uint64_t refused() const { return refused_; }
+  uint64_t in_flight_peak() const { return peak_; }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  struct Call {
+    grpc::ClientContext ctx;
+    VerifyResponse resp;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<VerifyResponse>> rpc;
+    int64_t start_ns = 0;
+  };
+  void Issue() {
+    auto* c = new Call();
+    c->start_ns = NowNs();
+    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    c->rpc = stub_->PrepareAsyncVerify(&c->ctx, requests_[next_++ % requests_.size()], &cq_);
+    c->rpc->StartCall();
+    c->rpc->Finish(&c->resp, &c->status, c);
+    peak_ = std::max<uint64_t>(peak_, ++in_flight_);
+  }
+  void Run() {
+    for (int i = 0; i < outstanding_; ++i) Issue();
+    const int64_t give_up = NowNs() + 3600'000'000'000;  // replaced when stopping
+    int64_t drain_until = give_up;
+    while (in_flight_ > 0 && NowNs() < drain_until) {
+      void* tag = nullptr;
+      bool ok = false;
+      if (cq_.AsyncNext(&tag, &ok, WallAt(NowNs() + 100'000'000)) !=
+          grpc::CompletionQueue::GOT_EVENT) {
+        if (stop_.load() && drain_until == give_up) drain_until = NowNs() + 12'000'000'000;
+        continue;
+      }
+      auto* c = static_cast<Call*>(tag);
+      --in_flight_;
+      ++answered_;
+      if (c->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        ++deadline_exceeded_;  // allowed: the 436 verdict, or the caller's own deadline
+      } else if (!c->status.ok() && rpc_errors_++ == 0) {
+        first_error_ = absl::StrCat(c->status.error_code(), ": ", c->status.error_message(),
+                                    " after ", (NowNs() - c->start_ns) / 1000000, " ms");
+      } else if (c->status.ok()) {
+        ++(c->resp.verdict().passed() ? passed_ : refused_);
+      }
+      delete c;
+      if (!stop_.load()) {
+        Issue();
+      } else if (drain_until == give_up) {
+        drain_until = NowNs() + 12'000'000'000;
+      }
+    }
+    cq_.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) delete static_cast<Call*>(tag);
+  }
+
+  shaken::v1::Shaken::Stub* stub_;
+  const int outstanding_;
+  std::vector<VerifyRequest> requests_;
+  grpc::CompletionQueue cq_;
+  std::atomic<bool> stop_{false};
+  size_t next_ = 0;
+  uint64_t in_flight_ = 0, peak_ = 0, answered_ = 0, rpc_errors_ = 0, deadline_exceeded_ = 0;
+  uint64_t passed_ = 0, refused_ = 0;
+  std::string first_error_;
+  std::thread thread_;
+};
+
 int main(int argc, char** argv) {
   Flags flags = ParseFlags(argc, argv);
   if (!flags.floor_server.empty()) return FloorMain(flags.floor_server, flags.floor_port);
@@ -1239,6 +1427,35 @@ int main(int argc, char** argv) {
     StopChild(&g_floor, SIGTERM);
   }
 
+  // --- production latency ---
+  Recorder slowhsm("slowhsm Sign (token)");
+  constexpr int kSlowPool = 32, kSlowInflight = 64;
+  constexpr absl::Duration kSlowDelay = absl::Milliseconds(5);
+  if (flags.Runs("slowhsm")) {
+    slowhsm = RunSlowHsm(*env, yaml, flags, kSlowPool, kSlowInflight, kSlowDelay);
+  }
+  Recorder calm("storm: Sign, no storm"), stormy("storm: Sign during storm");
+  uint64_t storm_verify_errors = 0;
+  if (flags.Runs("storm")) {
+    calm = RunClosed("storm: Sign, no storm", token_t, flags.inflight, T);
+    calm.Print(absl::StrCat(flags.inflight, " in flight, baseline"));
+    Storm storm(stub.get(), *env, 200, absl::Seconds(3), 4000);
+    absl::SleepFor(absl::Milliseconds(500));  // the storm's 200 calls are waiting by now
+    stormy = RunClosed("storm: Sign during storm", token_t, flags.inflight, T);
+    stormy.Print(absl::StrCat(flags.inflight, " in flight while 200 Verify wait on a 3 s x5u"));
+    storm.Stop();
+    storm_verify_errors = storm.rpc_errors();
+    std::printf("%-26s %llu Verify calls answered (peak %llu in flight): %llu passed, %llu "
+                "refused (436 in time), %llu DEADLINE_EXCEEDED, %llu other RPC errors%s%s\n",
+                "storm: Verify", static_cast<unsigned long long>(storm.answered()),
+                static_cast<unsigned long long>(storm.in_flight_peak()),
+                static_cast<unsigned long long>(storm.passed()),
+                static_cast<unsigned long long>(storm.refused()),
+                static_cast<unsigned long long>(storm.deadline_exceeded()),
+                static_cast<unsigned long long>(storm.rpc_errors()),
+                storm.rpc_errors() > 0 ? "; first: " : "", storm.first_error().c_str());
+  }
+
   // --- soak: mixed load, RSS every chunk ---
   long rss_soak_start = 0, rss_end = 0;
   if (flags.soak) {
@@ -1286,7 +1503,8 @@ int main(int argc, char** argv) {
   std::printf("soft: shakend file key %.0f /s p99 %.3f ms; secsipidx %.0f /s p99 %.3f ms\n",
               soft.rate(), soft.PercentileMs(99), peer.rate(), peer.PercentileMs(99));
   std::printf("load average at the end: %s", load_after.c_str());
-  const uint64_t errors = grpc.errors() + peer.errors() + floor.errors();
+  const uint64_t errors = grpc.errors() + peer.errors() + floor.errors() + slowhsm.errors() +
+                         calm.errors() + stormy.errors() + storm_verify_errors;
   if (errors > 0) std::printf("load_bench: %llu failed calls (see above)\n",
                               static_cast<unsigned long long>(errors));
   if (flags.soak) {
@@ -1316,6 +1534,14 @@ int main(int argc, char** argv) {
       "soft_vs_secsipidx=%.2f\n",
       ratio(unary.rate(), pool_rate), ratio(stream.rate(), pool_rate),
       ratio(verify.rate(), verify_rate), paced.PercentileMs(99), ratio(soft.rate(), peer.rate()));
+  if (flags.Runs("slowhsm") || flags.Runs("storm")) {
+    const double bound = kSlowPool / absl::ToDoubleSeconds(kSlowDelay);
+    std::printf("load_bench_latency: slowhsm_vs_bound=%.2f storm_sign_p99_ratio=%.2f "
+                "storm_sign_failures=%llu\n",
+                ratio(slowhsm.rate(), bound),
+                ratio(stormy.PercentileMs(99), calm.PercentileMs(99)),
+                static_cast<unsigned long long>(stormy.errors()));
+  }
   std::fflush(stdout);
 
   pool.reset();
