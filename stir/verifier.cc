@@ -110,6 +110,13 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
                              "\" is not accepted; SHAKEN signs with ES256 only"));
     return v;
   }
+  // RFC 8224 §4.1: an Identity alg parameter, when present, names the PASSporT's alg.
+  if (header->alg.has_value() && *header->alg != *h.alg) {
+    v.SetReason(Reason::kAlgMismatch, absl::StrCat("the Identity alg parameter \"",
+                                                   Truncated(*header->alg, 16),
+                                                   "\" differs from the PASSporT alg ES256"));
+    return v;
+  }
 
   // 8. Claims.
   absl::StatusOr<PassportClaims> claims = ExtractClaims(passport->payload, *h.ppt);

@@ -237,6 +237,27 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(t.Sign(With(t.Header(), "alg", "RS256"), t.Payload()));
                       },
                       Reason::kAlgUnsupported, 437, kNo},
+        RejectionCase{"identity_alg_rs256_on_es256_passport",
+                      [](VerifierTest& t) {
+                        return t.Identity(t.Sign(t.Header(), t.Payload()),
+                                          std::string(";info=<") + kX5u +
+                                              ">;alg=RS256;ppt=shaken");
+                      },
+                      Reason::kAlgMismatch, 438, kNo},
+        RejectionCase{"identity_alg_lowercase",
+                      [](VerifierTest& t) {
+                        return t.Identity(t.Sign(t.Header(), t.Payload()),
+                                          std::string(";alg=es256;info=<") + kX5u + ">");
+                      },
+                      Reason::kAlgMismatch, 438, kNo},
+        RejectionCase{"identity_alg_es256_on_rs256_passport",
+                      [](VerifierTest& t) {
+                        // The PASSporT's own alg decides first: E12, not a mismatch.
+                        return t.Identity(t.Sign(With(t.Header(), "alg", "RS256"), t.Payload()),
+                                          std::string(";info=<") + kX5u +
+                                              ">;alg=ES256;ppt=shaken");
+                      },
+                      Reason::kAlgUnsupported, 437, kNo},
         RejectionCase{"alg_es384",
                       [](VerifierTest& t) {
                         return t.Identity(t.Sign(With(t.Header(), "alg", "ES384"), t.Payload()));
