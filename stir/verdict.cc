@@ -34,6 +34,7 @@ constexpr std::array<ReasonRow, static_cast<size_t>(Reason::kCount_)> kReasonTab
     {Reason::kPptMismatch, "ppt_mismatch", 438, kNo},
     {Reason::kAlgMismatch, "alg_mismatch", 438, kNo},
     {Reason::kPassportMalformed, "passport_malformed", 438, kNo},
+    {Reason::kCritUnsupported, "crit_unsupported", 438, kNo},
     {Reason::kClaimMissing, "claim_missing", 438, kNo},
     {Reason::kClaimInvalid, "claim_invalid", 438, kNo},
     {Reason::kAttestInvalid, "attest_invalid", 438, kNo},

@@ -258,6 +258,12 @@ INSTANTIATE_TEST_SUITE_P(
                                               ">;alg=ES256;ppt=shaken");
                       },
                       Reason::kAlgUnsupported, 437, kNo},
+        RejectionCase{"crit_unknown_extension",
+                      [](VerifierTest& t) {
+                        Json h = With(With(t.Header(), "crit", Json::array({"foo"})), "foo", 1);
+                        return t.Identity(t.Sign(h, t.Payload()));
+                      },
+                      Reason::kCritUnsupported, 438, kNo},
         RejectionCase{"alg_es384",
                       [](VerifierTest& t) {
                         return t.Identity(t.Sign(With(t.Header(), "alg", "ES384"), t.Payload()));
