@@ -11,6 +11,7 @@
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
+#include "stir/time_text.h"
 #include "stir/tn.h"
 #include "stir/verdict.h"
 
@@ -344,8 +345,8 @@ absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
   if (options_.max_iat_skew > absl::ZeroDuration() &&
       absl::AbsDuration(absl::FromUnixSeconds(out.iat) - now) > options_.max_iat_skew) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "iat ", out.iat, " is ", absl::FormatDuration(absl::FromUnixSeconds(out.iat) - now),
-        " from now; the signing policy allows ", absl::FormatDuration(options_.max_iat_skew),
+        "iat ", out.iat, " is ", OffsetText(absl::FromUnixSeconds(out.iat), now),
+        "; the signing policy allows ", SecondsText(options_.max_iat_skew),
         " (RFC 8224 §4.1)"));
   }
   if (claims.origid.has_value()) {

@@ -9,6 +9,7 @@
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
+#include "stir/time_text.h"
 #include "stir/tn.h"
 
 namespace shaken::stir {
@@ -131,22 +132,22 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
   const absl::Time now = clock_->Now();
   if (date.has_value() && absl::AbsDuration(now - *date) > options_.date_window) {
     v.SetReason(Reason::kDateStale,
-                absl::StrCat("the Date header is ", absl::FormatDuration(now - *date),
-                             " from now; the window is ",
-                             absl::FormatDuration(options_.date_window)));
+                absl::StrCat("the Date header is ", OffsetText(*date, now),
+                             "; the window is ", SecondsText(options_.date_window)));
     return v;
   }
-  const absl::Duration age = now - absl::FromUnixSeconds(*claims->iat);
+  const absl::Time iat = absl::FromUnixSeconds(*claims->iat);
+  const absl::Duration age = now - iat;
   if (age > options_.iat_window) {
-    v.SetReason(Reason::kIatStale, absl::StrCat("iat is ", absl::FormatDuration(age),
-                                                " old; the window is ",
-                                                absl::FormatDuration(options_.iat_window)));
+    v.SetReason(Reason::kIatStale, absl::StrCat("iat is ", OffsetText(iat, now),
+                                                "; the window is ",
+                                                SecondsText(options_.iat_window)));
     return v;
   }
   if (-age > options_.iat_window) {
-    v.SetReason(Reason::kIatFuture, absl::StrCat("iat is ", absl::FormatDuration(-age),
-                                                 " in the future; the window is ",
-                                                 absl::FormatDuration(options_.iat_window)));
+    v.SetReason(Reason::kIatFuture, absl::StrCat("iat is ", OffsetText(iat, now),
+                                                 "; the window is ",
+                                                 SecondsText(options_.iat_window)));
     return v;
   }
 

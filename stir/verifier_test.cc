@@ -1,6 +1,7 @@
 #include "stir/verifier.h"
 
 #include <functional>
+#include <limits>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -386,6 +387,25 @@ TEST_F(VerifierTest, StaleDateHeaderIs403) {
   EXPECT_EQ(v.reason, Reason::kDateStale);
   EXPECT_EQ(v.sip_code, 403);
   EXPECT_EQ(v.sip_reason, "Stale Date");
+}
+
+TEST_F(VerifierTest, FreshnessDetailsSayWhichSideOfNowInWholeSeconds) {
+  Verdict v = VerifyOne(Identity(Sign(Header(), With(Payload(), "iat", kNow - 3600))));
+  EXPECT_EQ(v.reason, Reason::kIatStale);
+  EXPECT_EQ(v.detail, "iat is 3600 s in the past; the window is 60 s");
+  v = VerifyOne(Identity(Sign(Header(), With(Payload(), "iat", kNow + 61))));
+  EXPECT_EQ(v.reason, Reason::kIatFuture);
+  EXPECT_EQ(v.detail, "iat is 61 s in the future; the window is 60 s");
+
+  const std::string id = Identity(Sign(Header(), Payload()));
+  v = VerifyOne(id, absl::FromUnixSeconds(kNow) - absl::Hours(1) - absl::Milliseconds(150));
+  EXPECT_EQ(v.detail, "the Date header is 3600 s in the past; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(kNow + 90));
+  EXPECT_EQ(v.detail, "the Date header is 90 s in the future; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(std::numeric_limits<int64_t>::max()));
+  EXPECT_EQ(v.detail, "the Date header is 9223372035154775807 s in the future; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(v.detail, "the Date header is 9223372036854775807 s in the past; the window is 60 s");
 }
 
 TEST_F(VerifierTest, HighSPolicy) {
