@@ -378,6 +378,22 @@ TEST_F(DaemonTest, MutualTlsRefusesMissingAndUntrustedClientCertificates) {
   }
 }
 
+// authz.h: SAN DNS and URI names, the CN only without any SAN, never an email SAN.
+TEST_F(DaemonTest, AuthorizationMatchesOnlyTheDocumentedCertificateNames) {
+  // SAN DNS:other.host with CN sbc1.test is other.host, which no rule names.
+  EXPECT_THAT(Client("san-other.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("other.host")));
+  EXPECT_THAT(Client("san-email.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(Client("san-othername.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_OK(Client("cn-only.test")->Sign(Call()));
+  auto uri = Client("san-uri.test");
+  EXPECT_OK(uri->ListProfiles());
+  EXPECT_THAT(uri->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("spiffe://shaken.test/sbc")));
+}
+
 TEST_F(DaemonTest, AuthorizationByMethodAndProfile) {
   auto verify_only = Client("verify-only.test");
   EXPECT_THAT(verify_only->Sign(Call()),
