@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/authz.h"
+#include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
@@ -40,6 +41,7 @@ struct Daemon::State {
   std::unique_ptr<prometheus::Exposer> exposer;
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+  HealthPublisher health_publisher;
 };
 
 namespace {
@@ -301,14 +303,7 @@ bool Daemon::serving() const {
 }
 
 void Daemon::MonitorHealth() {
-  const bool ok = serving();
-  for (grpc::Server* server : {state_->api.get(), state_->health.get()}) {
-    if (server == nullptr) continue;
-    grpc::HealthCheckServiceInterface* h = server->GetHealthCheckService();
-    if (h == nullptr) continue;
-    h->SetServingStatus(ok);
-    h->SetServingStatus(kServiceName, ok);
-  }
+  state_->health_publisher.Publish(serving(), {state_->api.get(), state_->health.get()});
 }
 
 void Daemon::Shutdown() {

@@ -491,6 +491,57 @@ TEST_F(DaemonTest, HealthOnThePlaintextListener) {
   EXPECT_THAT(HealthStatus(target, "no.such.Service"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// A client that Watches a made-up service name gets SERVICE_UNKNOWN, and the name must stay
+// unknown: gRPC's SetServingStatus(bool) overload would turn every watched name SERVING and keep
+// it in the health service's map forever (memory grows with each name a client invents).
+TEST_F(DaemonTest, HealthWatchOfAMadeUpServiceStaysUnknown) {
+  const std::string target = absl::StrCat("127.0.0.1:", env_->daemon().health_port());
+  const std::string service = "made.up.Service";
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/grpc.health.v1.Health/Watch", &cq);
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  // HealthCheckRequest { string service = 1; }
+  grpc::Slice slice(std::string(1, '\x0a') + static_cast<char>(service.size()) + service);
+  grpc::ByteBuffer request(&slice, 1), response;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x03"));  // SERVICE_UNKNOWN
+
+  // Several health-monitor ticks (250 ms) later, with the watch still open, the name is unknown.
+  absl::SleepFor(absl::Milliseconds(800));
+  EXPECT_THAT(HealthStatus(target, service), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(HealthStatus(target, ""), IsOkAndHolds(1));
+
+  ctx.TryCancel();
+  call->Read(&response, reinterpret_cast<void*>(4));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  while (cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) != 5) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  EXPECT_THAT(HealthStatus(target, service), StatusIs(absl::StatusCode::kNotFound));
+}
+
 // Reflect makes one grpc.reflection.v1alpha call over `channel`: a ServerReflectionRequest whose
 // only field is the string `value` at field number `field` (7 list_services, 4
 // file_containing_symbol), encoded by hand (the reflection proto is not installed). Returns the
