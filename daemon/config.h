@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "stir/x5u_fetcher.h"
 
 namespace shaken::daemon {
 
@@ -74,8 +75,9 @@ struct VerifierConfig {
   absl::Duration cache_negative_ttl = absl::Seconds(30);
   // lab allowances (never in production)
   bool lab_allow_http = false;
-  bool lab_allow_private_addresses = false;
+  bool lab_allow_private_addresses = false;  // loopback only (stir::IsAddressAllowed)
   bool lab_allow_any_port = false;
+  std::vector<stir::IpCidr> lab_allow_cidrs;  // wider SSRF allowances, each named
 };
 
 struct Config {

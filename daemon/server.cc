@@ -180,6 +180,7 @@ VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.fetcher.allow_http = v.lab_allow_http;
   s.fetcher.allow_any_port = v.lab_allow_any_port;
   s.fetcher.allow_private_addresses = v.lab_allow_private_addresses;
+  s.fetcher.allow_cidrs = v.lab_allow_cidrs;
   s.cache.max_entries = v.cache_max_entries;
   s.cache.max_bytes = v.cache_max_bytes;
   s.cache.default_ttl = v.cache_default_ttl;
