@@ -347,6 +347,10 @@ absl::Status ReadLogging(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("format", &c->log_format));
   RETURN_IF_ERROR(n.Bool("audit_tns", &c->audit_tns));
   RETURN_IF_ERROR(n.String("audit_file", &c->audit_file));
+  RETURN_IF_ERROR(n.String("audit_on_failure", &c->audit_on_failure));
+  if (c->audit_on_failure != "refuse" && c->audit_on_failure != "continue") {
+    return Node::Error("logging.audit_on_failure", "must be refuse or continue");
+  }
   RETURN_IF_ERROR(n.Finish());
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(c->log_level)) {

@@ -107,6 +107,7 @@ struct Config {
   std::string log_format = "text";  // text | json
   bool audit_tns = false;           // include TNs in audit records
   std::string audit_file;           // empty: audit records go to the log stream
+  std::string audit_on_failure = "refuse";  // refuse | continue: signing while audit fails
 };
 
 // LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND

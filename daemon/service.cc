@@ -106,6 +106,12 @@ grpc::Status ShakenService::DoSign(const Caller& caller, absl::Time deadline,
     audit();
     return status;
   }
+  // logging.audit_on_failure: refuse. The refusal's own audit record probes the file again.
+  if (absl::Status a = CheckAuditForSigning(); !a.ok()) {
+    status = ToGrpcStatus(a);
+    audit();
+    return status;
+  }
   if (req.request_id().size() > kMaxRequestIdBytes) {
     status = Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes"));
   } else if (req.profile().size() > kMaxProfileNameBytes) {

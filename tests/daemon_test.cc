@@ -18,6 +18,7 @@
 #include "shaken/shaken_client.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "stir/openssl_util.h"
+#include "daemon/log.h"
 #include "daemon/profiles.h"
 #include "stir/status_macros.h"
 #include "tests/daemon_fixture.h"
@@ -819,6 +820,25 @@ TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatT
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("key_passphrase_source")));
   EXPECT_THAT(profile_with("    key_passphrase_source: lab passphrase\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("never the passphrase")));
+}
+
+// logging.audit_on_failure: refuse (the default). A Sign whose audit record cannot be written is
+// followed by refusals naming the audit file, counted in shaken_audit_write_failures_total, until
+// a record can be written again.
+TEST_F(DaemonTest, SigningIsRefusedWhileAuditCannotBeWritten) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  auto c = Client();
+  ASSERT_OK(daemon::InitLogging("text", "info", "/dev/full"));
+  const uint64_t before = daemon::AuditWriteFailures();
+  EXPECT_OK(c->Sign(Call()));  // its record is lost: audit is now known to fail
+  EXPECT_THAT(c->Sign(Call()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/dev/full")));
+  EXPECT_GE(daemon::AuditWriteFailures(), before + 2);  // every lost record counts
+  EXPECT_GE(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_write_failures_total"),
+            2.0);
+  EXPECT_EQ(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_available"), 0.0);
+  ASSERT_OK(daemon::InitLogging("text", "info", ""));
+  EXPECT_OK(c->Sign(Call()));
 }
 
 }  // namespace
