@@ -2,8 +2,49 @@
 
 #include <algorithm>
 
+#include <grpc/grpc_security_constants.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "stir/openssl_util.h"
+
 namespace shaken::daemon {
 namespace {
+
+using Names = absl::InlinedVector<std::string_view, 4>;
+
+// CertificateHasSan tells whether the peer's leaf certificate carries a subjectAltName extension
+// of any kind. gRPC reports DNS, URI, email and IP names only, so a certificate whose SANs are all
+// of other kinds (otherName, directoryName) looks SAN-less in the auth context; the certificate
+// decides. Unreadable: true (no CN fallback, fail closed).
+bool CertificateHasSan(const grpc::AuthContext& ctx) {
+  std::vector<grpc::string_ref> pem = ctx.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pem.empty()) return true;
+  stir::BioPtr bio(BIO_new_mem_buf(pem.front().data(), static_cast<int>(pem.front().size())));
+  if (bio == nullptr) return true;
+  stir::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) return true;
+  return X509_get_ext_by_NID(cert.get(), NID_subject_alt_name, -1) >= 0;
+}
+
+// PeerNames appends the names authz.h documents a client certificate as known by: its SAN DNS and
+// URI names; its subject CN only when it has no subjectAltName at all. Email and IP SANs never
+// name a client (an email SAN "sbc.demo" is not the host sbc.demo), and a certificate with SANs is
+// never known by its CN (a CN "sbc.demo" next to SAN DNS:other.host is not sbc.demo). Views into
+// `ctx`, alive for the call.
+void PeerNames(const grpc::AuthContext& ctx, Names* names) {
+  for (const char* property : {GRPC_PEER_DNS_PROPERTY_NAME, GRPC_PEER_URI_PROPERTY_NAME}) {
+    for (const grpc::string_ref& v : ctx.FindPropertyValues(property)) {
+      names->emplace_back(v.data(), v.size());
+    }
+  }
+  if (!names->empty() || !ctx.FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME).empty()) return;
+  // Rare: a certificate without DNS, URI, email or IP names. Parse it (see CertificateHasSan).
+  if (CertificateHasSan(ctx)) return;
+  for (const grpc::string_ref& v : ctx.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+    names->emplace_back(v.data(), v.size());
+  }
+}
 
 bool Contains(const std::vector<std::string>& list, std::string_view value) {
   return std::any_of(list.begin(), list.end(),
@@ -15,22 +56,22 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
 Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
   Caller caller;
   caller.unrestricted = rules_.empty();
-  // Views into the call's auth context (alive for the call): no copy per name.
-  absl::InlinedVector<std::string_view, 4> names;
-  if (ctx != nullptr && ctx->IsPeerAuthenticated()) {
-    for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
-      for (const grpc::string_ref& v : ctx->FindPropertyValues(property)) {
-        names.emplace_back(v.data(), v.size());
-      }
-    }
-  }
-  caller.identity = names.empty() ? std::string("anonymous") : std::string(names.front());
+  Names names;
+  const bool authenticated = ctx != nullptr && ctx->IsPeerAuthenticated();
+  if (authenticated) PeerNames(*ctx, &names);
   for (const ClientRule& rule : rules_) {
     bool match = rule.identity == "*" ||
                  std::find(names.begin(), names.end(), rule.identity) != names.end();
     // A wildcard rule grants anonymous callers only on a listener without client certificates;
     // with mTLS, gRPC refuses a connection without a valid client certificate before we run.
     if (match) caller.rules.push_back(&rule);
+    // Audit the name a rule granted rights to, not merely the certificate's first name.
+    if (match && rule.identity != "*" && caller.identity.empty()) caller.identity = rule.identity;
+  }
+  if (caller.identity.empty()) {
+    caller.identity = !names.empty()   ? std::string(names.front())
+                      : authenticated ? std::string("unnamed")
+                                      : std::string("anonymous");
   }
   return caller;
 }

@@ -1,7 +1,9 @@
-// authz.h: client authorization. A client is named by its TLS certificate (subjectAltName DNS or
-// URI names, else the subject CN); the configuration's `clients` rules say which methods and
-// profiles each name may use. With no rules at all, every client that passed the transport's
-// authentication may do everything.
+// authz.h: client authorization. A client is named by its TLS certificate: its subjectAltName DNS
+// and URI names, or its subject CN only when the certificate has no subjectAltName extension at
+// all. Email and IP SANs never name a client, and a certificate with SANs is never known by its
+// CN. Names match a rule's identity exactly (case-sensitive). The configuration's `clients` rules
+// say which methods and profiles each name may use. With no rules at all, every client that
+// passed the transport's authentication may do everything.
 #ifndef SHAKEN_DAEMON_AUTHZ_H_
 #define SHAKEN_DAEMON_AUTHZ_H_
 
@@ -18,7 +20,9 @@ namespace shaken::daemon {
 
 // Caller is who made a request and what the rules grant them.
 struct Caller {
-  std::string identity;  // first SAN / CN, or "anonymous" (no client certificate)
+  // The name a non-wildcard rule matched, else the first name, else "unnamed" (a certificate
+  // without a usable name) or "anonymous" (no client certificate).
+  std::string identity;
   absl::InlinedVector<const ClientRule*, 2> rules;  // rules that match the identity
   bool unrestricted = false;              // no rules are configured
 };

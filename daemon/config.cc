@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
 #include "stir/passport.h"
+#include "stir/x5u_fetcher.h"
 #include "stir/status_macros.h"
 
 namespace shaken::daemon {
@@ -276,6 +277,18 @@ absl::Status ReadProfiles(Node& root, Config* c) {
   return absl::OkStatus();
 }
 
+// ReadCidrs reads a list of CIDRs (stir::ParseCidr) under `key` of `n`.
+absl::Status ReadCidrs(Node& n, const std::string& key, std::vector<stir::IpCidr>* out) {
+  std::vector<std::string> texts;
+  RETURN_IF_ERROR(n.StringList(key, &texts));
+  for (const std::string& text : texts) {
+    absl::StatusOr<stir::IpCidr> cidr = stir::ParseCidr(text);
+    if (!cidr.ok()) return Node::Error("verifier.lab." + key, std::string(cidr.status().message()));
+    out->push_back(*cidr);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckVerifier(const VerifierConfig& v) {
   if (v.policy != "strict" && v.policy != "lenient") {
     return Node::Error("verifier.policy", "must be strict or lenient");
@@ -324,6 +337,7 @@ absl::Status ReadVerifier(Node& root, Config* c) {
     RETURN_IF_ERROR(lab.Bool("allow_http", &v.lab_allow_http));
     RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.lab_allow_private_addresses));
     RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.lab_allow_any_port));
+    RETURN_IF_ERROR(ReadCidrs(lab, "allow_cidrs", &v.lab_allow_cidrs));
     RETURN_IF_ERROR(lab.Finish());
   }
   RETURN_IF_ERROR(n.Finish());
@@ -338,6 +352,10 @@ absl::Status ReadLogging(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("format", &c->log_format));
   RETURN_IF_ERROR(n.Bool("audit_tns", &c->audit_tns));
   RETURN_IF_ERROR(n.String("audit_file", &c->audit_file));
+  RETURN_IF_ERROR(n.String("audit_on_failure", &c->audit_on_failure));
+  if (c->audit_on_failure != "refuse" && c->audit_on_failure != "continue") {
+    return Node::Error("logging.audit_on_failure", "must be refuse or continue");
+  }
   RETURN_IF_ERROR(n.Finish());
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(c->log_level)) {

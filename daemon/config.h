@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "stir/x5u_fetcher.h"
 
 namespace shaken::daemon {
 
@@ -82,8 +83,9 @@ struct VerifierConfig {
   int fetch_max_queued = 4096;
   // lab allowances (never in production)
   bool lab_allow_http = false;
-  bool lab_allow_private_addresses = false;
+  bool lab_allow_private_addresses = false;  // loopback only (stir::IsAddressAllowed)
   bool lab_allow_any_port = false;
+  std::vector<stir::IpCidr> lab_allow_cidrs;  // wider SSRF allowances, each named
 };
 
 struct Config {
@@ -113,6 +115,7 @@ struct Config {
   std::string log_format = "text";  // text | json
   bool audit_tns = false;           // include TNs in audit records
   std::string audit_file;           // empty: audit records go to the log stream
+  std::string audit_on_failure = "refuse";  // refuse | continue: signing while audit fails
 };
 
 // LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND

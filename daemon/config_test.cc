@@ -63,7 +63,7 @@ verifier:
   policy: lenient
   iat_window: 90s
   cache_negative_ttl: 5s
-  lab: {allow_private_addresses: true}
+  lab: {allow_private_addresses: true, allow_cidrs: [10.20.0.0/16, "fd12::/16"]}
 logging: {level: debug, format: json, audit_tns: true}
 max_iat_skew: 30s
 drain_grace: 3s
@@ -77,6 +77,8 @@ drain_grace: 3s
   EXPECT_TRUE(c->profiles[1].is_default);
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(90));
   EXPECT_TRUE(c->verifier.lab_allow_private_addresses);
+  ASSERT_EQ(c->verifier.lab_allow_cidrs.size(), 2u);
+  EXPECT_EQ(c->verifier.lab_allow_cidrs[0].prefix_length, 16);
   EXPECT_EQ(c->log_format, "json");
   EXPECT_EQ(c->drain_grace, absl::Seconds(3));
 }

@@ -1,14 +1,21 @@
 #include "daemon/log.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -17,11 +24,71 @@
 namespace shaken::daemon {
 namespace {
 
+// AuditSink writes whole audit records to one file descriptor.
+class AuditSink {
+ public:
+  AuditSink(int fd, bool owned, std::string name) : fd_(fd), owned_(owned), name_(std::move(name)) {}
+  ~AuditSink() {
+    if (owned_) close(fd_);
+  }
+  AuditSink(const AuditSink&) = delete;
+  AuditSink& operator=(const AuditSink&) = delete;
+
+  // Write writes `line` (ending in '\n') in one write(2). Returns 0, or the errno of a record
+  // that did not land whole (ENOSPC for a short write).
+  int Write(const std::string& line) {
+    absl::MutexLock lock(&mu_);
+    ssize_t n;
+    do {
+      n = write(fd_, line.data(), line.size());
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(line.size())) return 0;
+    const int error = n < 0 ? errno : ENOSPC;
+    if (n > 0) {
+      // A short write (a full disk) left a torn record at the end of the file: with O_APPEND and
+      // this mutex, the file offset is the end of exactly these n bytes. Cut them off.
+      const off_t end = lseek(fd_, 0, SEEK_CUR);
+      if (end >= n) (void)ftruncate(fd_, end - n);
+    }
+    return error;
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  absl::Mutex mu_;
+  const int fd_;
+  const bool owned_;
+  const std::string name_;
+};
+
 struct State {
   std::shared_ptr<spdlog::logger> log;
-  std::shared_ptr<spdlog::logger> audit;
+  std::shared_ptr<AuditSink> audit;
   bool json = false;
+  AuditFailurePolicy on_failure = AuditFailurePolicy::kRefuse;
 };
+
+std::atomic<bool> audit_available{true};
+std::atomic<uint64_t> audit_failures{0};
+
+// OpenAuditFile opens `path` for appending; a file it creates gets mode 0640 whatever the umask.
+absl::StatusOr<int> OpenAuditFile(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_CREAT | O_EXCL, 0640);
+    if (fd >= 0 && fchmod(fd, 0640) != 0) {
+      const int e = errno;
+      close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot set mode 0640 on logging.audit_file ", path, ": ", strerror(e)));
+    }
+  }
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot open logging.audit_file ", path, ": ", strerror(errno)));
+  }
+  return fd;
+}
 
 // Replaced whole by InitLogging (before other threads start), read everywhere else.
 std::shared_ptr<State>& CurrentState() {
@@ -31,7 +98,7 @@ std::shared_ptr<State>& CurrentState() {
                                               std::make_shared<spdlog::sinks::stderr_sink_mt>());
     s->log->set_pattern("%v");
     s->log->set_level(spdlog::level::info);
-    s->audit = s->log;
+    s->audit = std::make_shared<AuditSink>(STDERR_FILENO, false, "standard error");
     return s;
   }();
   return state;
@@ -149,7 +216,7 @@ std::string Format(const State& s, std::string_view level, std::string_view even
 }  // namespace
 
 absl::Status InitLogging(const std::string& format, const std::string& level,
-                         const std::string& audit_file) {
+                         const std::string& audit_file, AuditFailurePolicy on_failure) {
   auto s = std::make_shared<State>();
   s->json = format == "json";
   s->log = std::make_shared<spdlog::logger>("shakend",
@@ -158,21 +225,15 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
   spdlog::level::level_enum lvl = spdlog::level::from_str(level);
   s->log->set_level(lvl);
   s->log->flush_on(spdlog::level::warn);
+  s->on_failure = on_failure;
   if (audit_file.empty()) {
-    s->audit = std::make_shared<spdlog::logger>("audit", s->log->sinks().front());
+    s->audit = std::make_shared<AuditSink>(STDERR_FILENO, false, "standard error");
   } else {
-    try {
-      s->audit = std::make_shared<spdlog::logger>(
-          "audit", std::make_shared<spdlog::sinks::basic_file_sink_mt>(audit_file));
-    } catch (const spdlog::spdlog_ex& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot open logging.audit_file ", audit_file, ": ", e.what()));
-    }
+    absl::StatusOr<int> fd = OpenAuditFile(audit_file);
+    if (!fd.ok()) return fd.status();
+    s->audit = std::make_shared<AuditSink>(*fd, true, audit_file);
   }
-  s->audit->set_pattern("%v");
-  // An audit record is written through at once: it must survive a crash right after it.
-  s->audit->flush_on(spdlog::level::trace);
-  s->audit->set_level(spdlog::level::trace);
+  audit_available.store(true);
   CurrentState() = std::move(s);
   return absl::OkStatus();
 }
@@ -185,13 +246,39 @@ void Log(LogLevel level, std::string_view event, std::initializer_list<LogField>
 
 void Audit(std::string_view event, std::initializer_list<LogField> fields) {
   const State& s = *CurrentState();
-  s.audit->info(Format(s, "audit", event, fields));
+  std::string line = Format(s, "audit", event, fields);
+  line.push_back('\n');
+  const int e = s.audit->Write(line);
+  if (e == 0) {
+    if (!audit_available.exchange(true)) {
+      LogWarn("audit_writable_again", {{"file", s.audit->name()}});
+    }
+    return;
+  }
+  audit_failures.fetch_add(1, std::memory_order_relaxed);
+  if (audit_available.exchange(false)) {
+    LogError("audit_write_failed",
+             {{"file", s.audit->name()},
+              {"error", strerror(e)},
+              {"on_failure", s.on_failure == AuditFailurePolicy::kRefuse ? "refuse" : "continue"}});
+  }
+}
+
+bool AuditAvailable() { return audit_available.load(std::memory_order_relaxed); }
+uint64_t AuditWriteFailures() { return audit_failures.load(std::memory_order_relaxed); }
+
+absl::Status CheckAuditForSigning() {
+  if (AuditAvailable()) return absl::OkStatus();
+  const State& s = *CurrentState();
+  if (s.on_failure == AuditFailurePolicy::kContinue) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "not signing: audit records cannot be written to ", s.audit->name(),
+      " (logging.audit_on_failure: refuse)"));
 }
 
 void FlushLogs() {
   const State& s = *CurrentState();
   s.log->flush();
-  s.audit->flush();
 }
 
 }  // namespace shaken::daemon

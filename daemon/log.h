@@ -9,6 +9,7 @@
 #ifndef SHAKEN_DAEMON_LOG_H_
 #define SHAKEN_DAEMON_LOG_H_
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -25,11 +26,19 @@ using LogField = std::pair<std::string_view, std::string_view>;
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 
+// What to do while audit records cannot be written (logging.audit_on_failure).
+enum class AuditFailurePolicy {
+  kRefuse,    // refuse to sign (UNAVAILABLE) until a record can be written again
+  kContinue,  // keep signing; audit is reported degraded (metrics, error logs)
+};
+
 // InitLogging sets the format ("text" or "json"), the level, and where audit records go (a file,
-// appended; empty: the log stream, standard error). Call once, before any other thread logs;
-// until then logs go to standard error as text at info.
+// appended; empty: standard error, with the log stream). Call once, before any other thread logs;
+// until then logs go to standard error as text at info. The audit file is opened O_APPEND and,
+// when created, given mode 0640 whatever the umask.
 absl::Status InitLogging(const std::string& format, const std::string& level,
-                         const std::string& audit_file);
+                         const std::string& audit_file,
+                         AuditFailurePolicy on_failure = AuditFailurePolicy::kRefuse);
 
 // Log writes one record. Thread-safe.
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
@@ -44,8 +53,20 @@ inline void LogError(std::string_view event, std::initializer_list<LogField> fie
 }
 
 // Audit writes one audit record (fixed schema per event, e.g. "sign"). Always written,
-// whatever the log level. Thread-safe.
+// whatever the log level, as a whole line in one write(2): a write that fails or comes up short
+// is counted (AuditWriteFailures), marks audit unavailable until a later record is written whole,
+// and a short write is cut back off the file so that no torn record remains. Thread-safe.
 void Audit(std::string_view event, std::initializer_list<LogField> fields);
+
+// AuditAvailable is false after an audit write failed and until one succeeds again. Cheap (an
+// atomic load). Thread-safe.
+bool AuditAvailable();
+// AuditWriteFailures counts failed audit writes since start (shaken_audit_write_failures_total).
+uint64_t AuditWriteFailures();
+// CheckAuditForSigning is OK unless the policy is kRefuse and audit is unavailable; then
+// UNAVAILABLE naming the audit file. A refused call's own audit record is the probe that brings
+// audit back once the file can be written again.
+absl::Status CheckAuditForSigning();
 
 // FlushLogs flushes both streams (at shutdown).
 void FlushLogs();

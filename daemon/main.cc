@@ -58,8 +58,10 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "shakend: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
-  absl::Status logging = shaken::daemon::InitLogging(config->log_format, config->log_level,
-                                                     config->audit_file);
+  absl::Status logging = shaken::daemon::InitLogging(
+      config->log_format, config->log_level, config->audit_file,
+      config->audit_on_failure == "continue" ? shaken::daemon::AuditFailurePolicy::kContinue
+                                             : shaken::daemon::AuditFailurePolicy::kRefuse);
   if (!logging.ok()) {
     std::fprintf(stderr, "shakend: %s\n", std::string(logging.message()).c_str());
     return 1;

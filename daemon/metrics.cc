@@ -3,6 +3,7 @@
 #include <prometheus/family.h>
 
 #include "absl/synchronization/mutex.h"
+#include "daemon/log.h"
 
 namespace shaken::daemon {
 namespace {
@@ -64,6 +65,25 @@ std::string_view MethodName(Method m) {
   return "ListProfiles";
 }
 
+// AuditFamilies reads the audit stream's state (daemon/log.h) at scrape time.
+static std::vector<prometheus::MetricFamily> AuditFamilies() {
+  prometheus::MetricFamily failures{"shaken_audit_write_failures_total",
+                                    "Audit records that could not be written whole",
+                                    prometheus::MetricType::Counter,
+                                    {}};
+  prometheus::ClientMetric f;
+  f.counter.value = static_cast<double>(AuditWriteFailures());
+  failures.metric.push_back(f);
+  prometheus::MetricFamily available{"shaken_audit_available",
+                                     "1 while audit records can be written, 0 after a failed write",
+                                     prometheus::MetricType::Gauge,
+                                     {}};
+  prometheus::ClientMetric a;
+  a.gauge.value = AuditAvailable() ? 1 : 0;
+  available.metric.push_back(a);
+  return {failures, available};
+}
+
 Metrics::Metrics(const std::vector<std::string>& profiles)
     : registry_(std::make_shared<prometheus::Registry>()),
       live_(std::make_shared<LiveCollectable>()) {
@@ -109,6 +129,7 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
                     .Register(*registry_);
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
+  AddCollector(AuditFamilies);
 }
 
 void Metrics::RecordFetch(bool ok, absl::Duration latency) {

@@ -26,6 +26,8 @@
 //   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
 //   shaken_certificate_not_after_seconds{profile}     the profile certificate's notAfter
 //   shaken_draining                                   1 while shutting down
+//   shaken_audit_write_failures_total                 audit records not written whole
+//   shaken_audit_available                            0 after a failed audit write, until one lands
 #ifndef SHAKEN_DAEMON_METRICS_H_
 #define SHAKEN_DAEMON_METRICS_H_
 

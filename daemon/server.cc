@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/authz.h"
+#include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
@@ -41,6 +42,7 @@ struct Daemon::State {
   std::unique_ptr<prometheus::Exposer> exposer;
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+  HealthPublisher health_publisher;
 };
 
 namespace {
@@ -224,6 +226,7 @@ VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.fetcher.allow_http = v.lab_allow_http;
   s.fetcher.allow_any_port = v.lab_allow_any_port;
   s.fetcher.allow_private_addresses = v.lab_allow_private_addresses;
+  s.fetcher.allow_cidrs = v.lab_allow_cidrs;
   s.cache.max_entries = v.cache_max_entries;
   s.cache.max_bytes = v.cache_max_bytes;
   s.cache.default_ttl = v.cache_default_ttl;
@@ -354,14 +357,7 @@ bool Daemon::serving() const {
 }
 
 void Daemon::MonitorHealth() {
-  const bool ok = serving();
-  for (grpc::Server* server : {state_->api.get(), state_->health.get()}) {
-    if (server == nullptr) continue;
-    grpc::HealthCheckServiceInterface* h = server->GetHealthCheckService();
-    if (h == nullptr) continue;
-    h->SetServingStatus(ok);
-    h->SetServingStatus(kServiceName, ok);
-  }
+  state_->health_publisher.Publish(serving(), {state_->api.get(), state_->health.get()});
 }
 
 void Daemon::Shutdown() {

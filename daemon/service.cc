@@ -141,6 +141,11 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
                                            ToAbsl(method_name))));
     return;
   }
+  // logging.audit_on_failure: refuse. The refusal's own audit record probes the file again.
+  if (absl::Status a = CheckAuditForSigning(); !a.ok()) {
+    CompleteSign(std::move(call), ToGrpcStatus(a));
+    return;
+  }
   if (req.request_id().size() > kMaxRequestIdBytes) {
     CompleteSign(std::move(call), Invalid(absl::StrCat("request_id is longer than ",
                                                        kMaxRequestIdBytes, " bytes")));

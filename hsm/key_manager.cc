@@ -109,10 +109,17 @@ absl::StatusOr<KeyInfo> GenerateP256Key(Token& token, const GenerateKeyOptions& 
   }
   std::string params(internal::kP256Params);
   CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  // A signing key does one thing. Tokens default the other usages to true (SoftHSM2 gives an EC
+  // private key CKA_DECRYPT, CKA_UNWRAP and CKA_SIGN_RECOVER), so each is set false explicitly:
+  // an unwrap-capable key can import attacker-chosen keys, a decrypt-capable one is an oracle.
   CK_ATTRIBUTE pub_tmpl[] = {
       {CKA_TOKEN, &yes, sizeof(yes)},
       {CKA_PRIVATE, &no, sizeof(no)},
       {CKA_VERIFY, &yes, sizeof(yes)},
+      {CKA_VERIFY_RECOVER, &no, sizeof(no)},
+      {CKA_ENCRYPT, &no, sizeof(no)},
+      {CKA_WRAP, &no, sizeof(no)},
+      {CKA_DERIVE, &no, sizeof(no)},
       {CKA_EC_PARAMS, params.data(), params.size()},
       {CKA_LABEL, label.data(), label.size()},
       {CKA_ID, id, sizeof(id)},
@@ -123,6 +130,9 @@ absl::StatusOr<KeyInfo> GenerateP256Key(Token& token, const GenerateKeyOptions& 
       {CKA_SENSITIVE, &yes, sizeof(yes)},
       {CKA_EXTRACTABLE, &no, sizeof(no)},
       {CKA_SIGN, &yes, sizeof(yes)},
+      {CKA_SIGN_RECOVER, &no, sizeof(no)},
+      {CKA_DECRYPT, &no, sizeof(no)},
+      {CKA_UNWRAP, &no, sizeof(no)},
       {CKA_DERIVE, &no, sizeof(no)},
       {CKA_LABEL, label.data(), label.size()},
       {CKA_ID, id, sizeof(id)},

@@ -318,13 +318,15 @@ void KeyPool::SignDigestAsync(const stir::Sha256Digest& digest, absl::Time deadl
       refused = absl::ResourceExhaustedError(absl::StrCat(
           where_, ": signing queue full (", waiting, " requests waiting for ", options_.size,
           " sessions; queue_limit ", queue_limit_, ")"));
-    } else if (idle_workers_ == 0) {
-      // Every worker is busy: this request starts after the `waiting` ahead of it are done. When
-      // recent signatures say that is later than its deadline or max_wait, say so now rather
-      // than when the time has passed.
+    } else if (waiting >= idle_workers_) {
+      // No idle worker is left for it (idle_workers_ counts workers not yet awake, some already
+      // woken for the requests ahead): it starts after `ahead` of them are done. When recent
+      // signatures say that is later than its deadline or max_wait, say so now rather than when
+      // the time has passed.
+      const int ahead = waiting - idle_workers_;
       const absl::Duration service =
           absl::Nanoseconds(service_ns_.load(std::memory_order_relaxed));
-      const absl::Time start = now + service * (waiting / options_.size + 1);
+      const absl::Time start = now + service * (ahead / options_.size + 1);
       if (start > job.expires) {
         refused = absl::ResourceExhaustedError(absl::StrCat(
             where_, ": cannot start signing in time: ", waiting, " requests waiting for ",
@@ -337,9 +339,10 @@ void KeyPool::SignDigestAsync(const stir::Sha256Digest& digest, absl::Time deadl
     if (refused.ok()) {
       const absl::Time expires = job.expires;
       queue_.push_back(std::move(job));
-      if (idle_workers_ > 0) {
-        work_cv_.Signal();
-      } else if (expires < reaper_wake_) {
+      if (idle_workers_ > 0) work_cv_.Signal();
+      // More requests queued than workers about to take them: this one may wait, so the reaper
+      // must know its time.
+      if (static_cast<int>(queue_.size()) > idle_workers_ && expires < reaper_wake_) {
         reaper_cv_.Signal();
       }
       return;

@@ -1,5 +1,8 @@
 #include "stir/passport.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -8,6 +11,7 @@
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
+#include "stir/time_text.h"
 #include "stir/tn.h"
 #include "stir/verdict.h"
 
@@ -27,6 +31,42 @@ absl::Status ReadHeaderString(const Json& header, const char* name,
     return Malformed(absl::StrCat("PASSporT header \"", name, "\" is not a string"));
   }
   *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+// The header parameters that may be named in crit: extensions this verifier understands and
+// checks. RFC 7515 §4.1.11 forbids naming the parameters JWS and JWA define (alg, typ, x5u, ...),
+// so they are not listed and a crit naming one is refused too.
+constexpr std::string_view kUnderstoodCritParams[] = {"ppt"};  // RFC 8225 §8.1
+
+// CheckCrit applies RFC 7515 §4.1.11: crit, when present, is a non-empty array of strings naming
+// parameters present in the header, and a JWS whose crit names an extension the recipient does
+// not understand is invalid.
+absl::Status CheckCrit(const Json& header) {
+  auto crit = header.find("crit");
+  if (crit == header.end()) return absl::OkStatus();
+  if (!crit->is_array() || crit->empty()) {
+    return Malformed(
+        "PASSporT header \"crit\" must be a non-empty array of strings (RFC 7515 §4.1.11)");
+  }
+  for (const Json& item : *crit) {
+    if (!item.is_string()) {
+      return Malformed("PASSporT header \"crit\" must hold strings only (RFC 7515 §4.1.11)");
+    }
+    const std::string& name = item.get_ref<const std::string&>();
+    const std::string shown = name.substr(0, 32);
+    if (name == "crit" || !header.contains(name)) {
+      return Malformed(absl::StrCat("PASSporT header \"crit\" names \"", shown,
+                                    "\", which the header does not carry (RFC 7515 §4.1.11)"));
+    }
+    if (std::find(std::begin(kUnderstoodCritParams), std::end(kUnderstoodCritParams), name) ==
+        std::end(kUnderstoodCritParams)) {
+      return ReasonError(Reason::kCritUnsupported,
+                         absl::StrCat("PASSporT header \"crit\" names \"", shown,
+                                      "\", which this verifier does not understand as an "
+                                      "extension (RFC 7515 §4.1.11)"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -132,6 +172,7 @@ absl::StatusOr<DecodedPassport> DecodePassport(std::string_view jws) {
   RETURN_IF_ERROR(ReadHeaderString(header, "typ", &out.header.typ));
   RETURN_IF_ERROR(ReadHeaderString(header, "ppt", &out.header.ppt));
   RETURN_IF_ERROR(ReadHeaderString(header, "x5u", &out.header.x5u));
+  RETURN_IF_ERROR(CheckCrit(header));
   out.signing_input = std::string(jws.substr(0, dot2));
   return out;
 }
@@ -303,8 +344,8 @@ absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claim
   if (options_.max_iat_skew > absl::ZeroDuration() &&
       absl::AbsDuration(absl::FromUnixSeconds(out.iat) - now) > options_.max_iat_skew) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "iat ", out.iat, " is ", absl::FormatDuration(absl::FromUnixSeconds(out.iat) - now),
-        " from now; the signing policy allows ", absl::FormatDuration(options_.max_iat_skew),
+        "iat ", out.iat, " is ", OffsetText(absl::FromUnixSeconds(out.iat), now),
+        "; the signing policy allows ", SecondsText(options_.max_iat_skew),
         " (RFC 8224 §4.1)"));
   }
   if (claims.origid.has_value()) {

@@ -50,8 +50,10 @@ struct DecodedPassport {
 // DecodePassport decodes a full-form JWS compact serialization strictly: exactly three
 // segments, strict base64url (no padding, canonical trailing bits), at most kMaxPassportBytes,
 // header and payload JSON objects under JsonLimits with no duplicate names, header members that
-// are present being strings. Errors carry Reason kCompactForm (empty header and payload segments)
-// or kPassportMalformed (see ReasonOf).
+// are present being strings, and a "crit" member (RFC 7515 §4.1.11) that is a non-empty array of
+// strings naming members present in the header. Errors carry Reason kCompactForm (empty header
+// and payload segments), kCritUnsupported (crit names a parameter other than "ppt", the one
+// extension understood here) or kPassportMalformed (see ReasonOf).
 absl::StatusOr<DecodedPassport> DecodePassport(std::string_view jws);
 
 // PassportClaims are the typed claims. SHAKEN (RFC 8588) uses orig.tn, dest.tn, attest and

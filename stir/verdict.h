@@ -31,7 +31,9 @@ enum class Reason : uint8_t {
   kCompactForm,             // E4: SHAKEN requires the full form (ATIS-1000074 §5.3.3)
   kPptUnsupported,          // E5/E13: ppt is not "shaken"
   kPptMismatch,             // PP-6: header ppt differs from the Identity ppt parameter
+  kAlgMismatch,             // RFC 8224 §4.1: Identity alg parameter differs from the header alg
   kPassportMalformed,       // segments, base64url, JSON, size
+  kCritUnsupported,         // RFC 7515 §4.1.11: crit names an extension not understood here
   kClaimMissing,            // E14
   kClaimInvalid,            // a claim of the wrong type or form
   kAttestInvalid,           // E19

@@ -13,6 +13,7 @@
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
 #include "stir/status_macros.h"
+#include "stir/time_text.h"
 #include "stir/tn.h"
 
 namespace shaken::stir {
@@ -134,6 +135,13 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
                              "\" is not accepted; SHAKEN signs with ES256 only"));
     return v;
   }
+  // RFC 8224 §4.1: an Identity alg parameter, when present, names the PASSporT's alg.
+  if (header->alg.has_value() && *header->alg != *h.alg) {
+    v.SetReason(Reason::kAlgMismatch, absl::StrCat("the Identity alg parameter \"",
+                                                   Truncated(*header->alg, 16),
+                                                   "\" differs from the PASSporT alg ES256"));
+    return v;
+  }
 
   // 8. Claims.
   absl::StatusOr<PassportClaims> claims = ExtractClaims(passport->payload, *h.ppt);
@@ -147,22 +155,22 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   // 9. Freshness.
   if (date.has_value() && absl::AbsDuration(now - *date) > options_.date_window) {
     v.SetReason(Reason::kDateStale,
-                absl::StrCat("the Date header is ", absl::FormatDuration(now - *date),
-                             " from now; the window is ",
-                             absl::FormatDuration(options_.date_window)));
+                absl::StrCat("the Date header is ", OffsetText(*date, now),
+                             "; the window is ", SecondsText(options_.date_window)));
     return v;
   }
-  const absl::Duration age = now - absl::FromUnixSeconds(*claims->iat);
+  const absl::Time iat = absl::FromUnixSeconds(*claims->iat);
+  const absl::Duration age = now - iat;
   if (age > options_.iat_window) {
-    v.SetReason(Reason::kIatStale, absl::StrCat("iat is ", absl::FormatDuration(age),
-                                                " old; the window is ",
-                                                absl::FormatDuration(options_.iat_window)));
+    v.SetReason(Reason::kIatStale, absl::StrCat("iat is ", OffsetText(iat, now),
+                                                "; the window is ",
+                                                SecondsText(options_.iat_window)));
     return v;
   }
   if (-age > options_.iat_window) {
-    v.SetReason(Reason::kIatFuture, absl::StrCat("iat is ", absl::FormatDuration(-age),
-                                                 " in the future; the window is ",
-                                                 absl::FormatDuration(options_.iat_window)));
+    v.SetReason(Reason::kIatFuture, absl::StrCat("iat is ", OffsetText(iat, now),
+                                                 "; the window is ",
+                                                 SecondsText(options_.iat_window)));
     return v;
   }
 

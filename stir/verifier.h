@@ -12,6 +12,7 @@
 //   6. x5u == info (436 x5u_mismatch), https (436 x5u_not_allowed)
 //   7. typ == passport (437 typ_invalid); alg == ES256, so none/HS256/RS256/ES384 are
 //      never verified (437 alg_unsupported)
+//      and the Identity alg parameter, if present, equals it (438 alg_mismatch, RFC 8224 §4.1)
 //   8. claims present and typed (438 claim_missing / claim_invalid), attest A|B|C
 //      (438 attest_invalid), origid a UUID (438 origid_invalid)
 //   9. Date within the window if given (403 date_stale); iat within +-window (403 iat_stale,

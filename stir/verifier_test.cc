@@ -1,6 +1,7 @@
 #include "stir/verifier.h"
 
 #include <functional>
+#include <limits>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -237,6 +238,33 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(t.Sign(With(t.Header(), "alg", "RS256"), t.Payload()));
                       },
                       Reason::kAlgUnsupported, 437, kNo},
+        RejectionCase{"identity_alg_rs256_on_es256_passport",
+                      [](VerifierTest& t) {
+                        return t.Identity(t.Sign(t.Header(), t.Payload()),
+                                          std::string(";info=<") + kX5u +
+                                              ">;alg=RS256;ppt=shaken");
+                      },
+                      Reason::kAlgMismatch, 438, kNo},
+        RejectionCase{"identity_alg_lowercase",
+                      [](VerifierTest& t) {
+                        return t.Identity(t.Sign(t.Header(), t.Payload()),
+                                          std::string(";alg=es256;info=<") + kX5u + ">");
+                      },
+                      Reason::kAlgMismatch, 438, kNo},
+        RejectionCase{"identity_alg_es256_on_rs256_passport",
+                      [](VerifierTest& t) {
+                        // The PASSporT's own alg decides first: E12, not a mismatch.
+                        return t.Identity(t.Sign(With(t.Header(), "alg", "RS256"), t.Payload()),
+                                          std::string(";info=<") + kX5u +
+                                              ">;alg=ES256;ppt=shaken");
+                      },
+                      Reason::kAlgUnsupported, 437, kNo},
+        RejectionCase{"crit_unknown_extension",
+                      [](VerifierTest& t) {
+                        Json h = With(With(t.Header(), "crit", Json::array({"foo"})), "foo", 1);
+                        return t.Identity(t.Sign(h, t.Payload()));
+                      },
+                      Reason::kCritUnsupported, 438, kNo},
         RejectionCase{"alg_es384",
                       [](VerifierTest& t) {
                         return t.Identity(t.Sign(With(t.Header(), "alg", "ES384"), t.Payload()));
@@ -359,6 +387,25 @@ TEST_F(VerifierTest, StaleDateHeaderIs403) {
   EXPECT_EQ(v.reason, Reason::kDateStale);
   EXPECT_EQ(v.sip_code, 403);
   EXPECT_EQ(v.sip_reason, "Stale Date");
+}
+
+TEST_F(VerifierTest, FreshnessDetailsSayWhichSideOfNowInWholeSeconds) {
+  Verdict v = VerifyOne(Identity(Sign(Header(), With(Payload(), "iat", kNow - 3600))));
+  EXPECT_EQ(v.reason, Reason::kIatStale);
+  EXPECT_EQ(v.detail, "iat is 3600 s in the past; the window is 60 s");
+  v = VerifyOne(Identity(Sign(Header(), With(Payload(), "iat", kNow + 61))));
+  EXPECT_EQ(v.reason, Reason::kIatFuture);
+  EXPECT_EQ(v.detail, "iat is 61 s in the future; the window is 60 s");
+
+  const std::string id = Identity(Sign(Header(), Payload()));
+  v = VerifyOne(id, absl::FromUnixSeconds(kNow) - absl::Hours(1) - absl::Milliseconds(150));
+  EXPECT_EQ(v.detail, "the Date header is 3600 s in the past; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(kNow + 90));
+  EXPECT_EQ(v.detail, "the Date header is 90 s in the future; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(std::numeric_limits<int64_t>::max()));
+  EXPECT_EQ(v.detail, "the Date header is 9223372035154775807 s in the future; the window is 60 s");
+  v = VerifyOne(id, absl::FromUnixSeconds(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(v.detail, "the Date header is 9223372036854775807 s in the past; the window is 60 s");
 }
 
 TEST_F(VerifierTest, HighSPolicy) {

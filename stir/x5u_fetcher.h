@@ -4,12 +4,14 @@
 #define SHAKEN_STIR_X5U_FETCHER_H_
 
 #include <atomic>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -19,6 +21,18 @@
 struct sockaddr;
 
 namespace shaken::stir {
+
+// IpCidr is an IPv4 or IPv6 prefix: `family` AF_INET (the first 4 bytes of `address` used) or
+// AF_INET6, network byte order.
+struct IpCidr {
+  int family = 0;
+  std::array<uint8_t, 16> address = {};
+  int prefix_length = 0;
+};
+
+// ParseCidr parses "a.b.c.d/n" (n <= 32) or "v6::/n" (n <= 128); a bare address is a /32 or /128.
+// Host bits must be zero ("10.0.0.1/8" is refused as ambiguous). INVALID_ARGUMENT says why.
+absl::StatusOr<IpCidr> ParseCidr(std::string_view text);
 
 // X5uFetcherOptions. The defaults are the production policy; every relaxation is a lab option.
 struct X5uFetcherOptions {
@@ -34,9 +48,12 @@ struct X5uFetcherOptions {
   // 443 or 8443.
   bool allow_http = false;
   bool allow_any_port = false;
-  // SSRF guard off: allow loopback, private, link-local, CGNAT, ULA, multicast and unspecified
-  // addresses. For tests and labs only.
+  // SSRF guard relaxations (see IsAddressAllowed). allow_private_addresses, despite its name
+  // (kept for configuration compatibility), allows loopback only; anything wider is named by
+  // allow_cidrs. Unspecified, link-local, multicast and cloud-metadata addresses stay blocked
+  // whatever these say. For tests and labs only.
   bool allow_private_addresses = false;
+  std::vector<IpCidr> allow_cidrs;
   std::string user_agent = "shakend-x5u/1";
   size_t max_url_bytes = 2048;
   // Asynchronous fetches (FetchAsync): how many run at once in all and to one host (host:port),
@@ -161,6 +178,21 @@ FetchResult CheckX5uUrl(std::string_view url, const X5uFetcherOptions& options);
 bool IsBlockedAddress(const struct sockaddr* addr);
 // IsBlockedIp is IsBlockedAddress for a textual IPv4/IPv6 address (true when unparsable).
 bool IsBlockedIp(std::string_view ip);
+
+// IsAddressAllowed is the SSRF policy the fetcher applies to every address it is about to connect
+// to (AF_INET or AF_INET6; IPv4 embedded in IPv4-mapped, IPv4-compatible or NAT64 IPv6 addresses
+// is judged as IPv4):
+//   - never allowed, whatever the options: unspecified (0.0.0.0/8, ::), link-local
+//     (169.254/16, fe80::/10, which hold the cloud metadata services 169.254.169.254 and
+//     fd00:ec2::254 / 100.100.100.200 too), multicast, limited broadcast;
+//   - loopback (127/8, ::1): only with allow_private_addresses or a matching allow_cidrs entry;
+//   - any other address IsBlockedAddress refuses (RFC 1918, CGNAT, ULA, ...): only when it lies
+//     in an allow_cidrs entry;
+//   - everything else (public unicast): allowed.
+// Unknown families are refused.
+bool IsAddressAllowed(const struct sockaddr* addr, const X5uFetcherOptions& options);
+// IsIpAllowed is IsAddressAllowed for a textual address (false when unparsable).
+bool IsIpAllowed(std::string_view ip, const X5uFetcherOptions& options);
 
 }  // namespace shaken::stir
 

@@ -316,6 +316,23 @@ TEST_F(TarpitTest, ADeadlineShorterThanTheTarpitGetsA436VerdictBeforeTheDeadline
   EXPECT_EQ(v->overall.reason, "fetch_timeout");
 }
 
+TEST_F(TarpitTest, CallsWaitingForAFetchSlotGet436WhenTheirDeadlineComes) {
+  // Twelve fresh URLs on one host: four fetches run (the per-host limit), eight wait for a slot.
+  constexpr int kCalls = 12;
+  std::vector<std::string> identities;
+  for (int i = 0; i < kCalls; ++i) identities.push_back(TarpitIdentity(absl::StrCat("slot", i)));
+  std::atomic<int> timed_out{0};
+  RunConcurrently(kCalls, [&](int i) {
+    absl::StatusOr<client::VerifyResult> v =
+        client_->Verify(VerifyCall(identities[i]), absl::Milliseconds(1500));
+    ASSERT_OK(v);
+    EXPECT_EQ(v->overall.sip_code, 436);
+    if (v->overall.reason == "fetch_timeout") ++timed_out;
+  });
+  EXPECT_EQ(timed_out.load(), kCalls);
+  EXPECT_EQ(env_->x5u_server().HeldCount(), 4);  // never more than the per-host limit
+}
+
 TEST_F(TarpitTest, DrainingFinishesTheCallsAcceptedBeforeIt) {
   constexpr int kCalls = 6;
   std::vector<std::string> identities;

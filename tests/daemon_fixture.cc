@@ -4,8 +4,10 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <future>
+#include <initializer_list>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -68,6 +70,17 @@ absl::StatusOr<std::unique_ptr<DaemonEnv>> DaemonEnv::Create(DaemonEnvOptions op
     d.Write(absl::StrCat(name, ".pem"), c.cert_pem);
     d.Write(absl::StrCat(name, ".key"), c.key_pem);
   }
+  // Certificates that carry a ruled name where authorization must not look (authz.h).
+  for (const auto& [file, cn, san] : std::initializer_list<std::array<const char*, 3>>{
+           {"san-other.test", "sbc1.test", "DNS:other.host"},
+           {"san-email.test", "sbc1.test", "email:sbc1.test"},
+           {"san-othername.test", "sbc1.test", "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:sbc1.test"},
+           {"cn-only.test", "sbc1.test", ""},
+           {"san-uri.test", "nobody", "URI:spiffe://shaken.test/sbc"}}) {
+    ASSIGN_OR_RETURN(TestCert c, tls.IssueClientWithNames(cn, san, now));
+    d.Write(absl::StrCat(file, ".pem"), c.cert_pem);
+    d.Write(absl::StrCat(file, ".key"), c.key_pem);
+  }
   ASSIGN_OR_RETURN(TestCert rogue_ca, MakeTestCa("rogue CA", now));
   ASSIGN_OR_RETURN(TestCert rogue, tls.IssueClient("rogue.test", now, &rogue_ca));
   d.Write("rogue.test.pem", rogue.cert_pem);
@@ -87,6 +100,7 @@ clients:
   - {identity: sbc1.test, methods: ["*"], profiles: ["*"]}
   - {identity: verify-only.test, methods: [Verify]}
   - {identity: file-only.test, methods: [Sign, SignStream, ListProfiles], profiles: [file]}
+  - {identity: "spiffe://shaken.test/sbc", methods: [ListProfiles]}
 pkcs11:
   module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(
   pin_source: file:)", token.pin_file(), R"(

@@ -18,6 +18,7 @@
 #include "shaken/shaken_client.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "stir/openssl_util.h"
+#include "daemon/log.h"
 #include "daemon/profiles.h"
 #include "stir/status_macros.h"
 #include "tests/daemon_fixture.h"
@@ -378,6 +379,22 @@ TEST_F(DaemonTest, MutualTlsRefusesMissingAndUntrustedClientCertificates) {
   }
 }
 
+// authz.h: SAN DNS and URI names, the CN only without any SAN, never an email SAN.
+TEST_F(DaemonTest, AuthorizationMatchesOnlyTheDocumentedCertificateNames) {
+  // SAN DNS:other.host with CN sbc1.test is other.host, which no rule names.
+  EXPECT_THAT(Client("san-other.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("other.host")));
+  EXPECT_THAT(Client("san-email.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(Client("san-othername.test")->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_OK(Client("cn-only.test")->Sign(Call()));
+  auto uri = Client("san-uri.test");
+  EXPECT_OK(uri->ListProfiles());
+  EXPECT_THAT(uri->Sign(Call()),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("spiffe://shaken.test/sbc")));
+}
+
 TEST_F(DaemonTest, AuthorizationByMethodAndProfile) {
   auto verify_only = Client("verify-only.test");
   EXPECT_THAT(verify_only->Sign(Call()),
@@ -473,6 +490,57 @@ TEST_F(DaemonTest, HealthOnThePlaintextListener) {
     EXPECT_THAT(HealthStatus(target, service), IsOkAndHolds(1)) << service;  // SERVING
   }
   EXPECT_THAT(HealthStatus(target, "no.such.Service"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// A client that Watches a made-up service name gets SERVICE_UNKNOWN, and the name must stay
+// unknown: gRPC's SetServingStatus(bool) overload would turn every watched name SERVING and keep
+// it in the health service's map forever (memory grows with each name a client invents).
+TEST_F(DaemonTest, HealthWatchOfAMadeUpServiceStaysUnknown) {
+  const std::string target = absl::StrCat("127.0.0.1:", env_->daemon().health_port());
+  const std::string service = "made.up.Service";
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/grpc.health.v1.Health/Watch", &cq);
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  // HealthCheckRequest { string service = 1; }
+  grpc::Slice slice(std::string(1, '\x0a') + static_cast<char>(service.size()) + service);
+  grpc::ByteBuffer request(&slice, 1), response;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x03"));  // SERVICE_UNKNOWN
+
+  // Several health-monitor ticks (250 ms) later, with the watch still open, the name is unknown.
+  absl::SleepFor(absl::Milliseconds(800));
+  EXPECT_THAT(HealthStatus(target, service), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(HealthStatus(target, ""), IsOkAndHolds(1));
+
+  ctx.TryCancel();
+  call->Read(&response, reinterpret_cast<void*>(4));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  while (cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) != 5) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  EXPECT_THAT(HealthStatus(target, service), StatusIs(absl::StatusCode::kNotFound));
 }
 
 // Reflect makes one grpc.reflection.v1alpha call over `channel`: a ServerReflectionRequest whose
@@ -752,6 +820,25 @@ TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatT
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("key_passphrase_source")));
   EXPECT_THAT(profile_with("    key_passphrase_source: lab passphrase\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("never the passphrase")));
+}
+
+// logging.audit_on_failure: refuse (the default). A Sign whose audit record cannot be written is
+// followed by refusals naming the audit file, counted in shaken_audit_write_failures_total, until
+// a record can be written again.
+TEST_F(DaemonTest, SigningIsRefusedWhileAuditCannotBeWritten) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  auto c = Client();
+  ASSERT_OK(daemon::InitLogging("text", "info", "/dev/full"));
+  const uint64_t before = daemon::AuditWriteFailures();
+  EXPECT_OK(c->Sign(Call()));  // its record is lost: audit is now known to fail
+  EXPECT_THAT(c->Sign(Call()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/dev/full")));
+  EXPECT_GE(daemon::AuditWriteFailures(), before + 2);  // every lost record counts
+  EXPECT_GE(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_write_failures_total"),
+            2.0);
+  EXPECT_EQ(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_available"), 0.0);
+  ASSERT_OK(daemon::InitLogging("text", "info", ""));
+  EXPECT_OK(c->Sign(Call()));
 }
 
 }  // namespace

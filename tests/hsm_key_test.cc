@@ -2,6 +2,7 @@
 // security attributes, a private key that cannot be extracted, duplicate labels, list, export,
 // delete; wrong PIN, missing token, missing key, wrong key type give clear errors naming the URI
 // and never the PIN.
+#include <optional>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -104,6 +105,47 @@ TEST(HsmKeyTest, GeneratedKeyHasCeremonyAttributesAndCannotBeExtracted) {
   CK_BBOOL yes = CK_TRUE;
   CK_ATTRIBUTE make_extractable{CKA_EXTRACTABLE, &yes, sizeof(yes)};
   EXPECT_NE(fl->C_SetAttributeValue(s, key, &make_extractable, 1), CKR_OK);
+  token->CloseSession(s);
+}
+
+// FindByLabel returns the one object of class `cls` labelled `label`.
+CK_OBJECT_HANDLE FindByLabel(const CK_FUNCTION_LIST* fl, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+                             std::string label) {
+  CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, label.data(), label.size()}};
+  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+  CK_ULONG n = 0;
+  EXPECT_EQ(fl->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+  EXPECT_EQ(fl->C_FindObjects(s, &h, 1, &n), CKR_OK);
+  EXPECT_EQ(fl->C_FindObjectsFinal(s), CKR_OK);
+  EXPECT_EQ(n, 1u) << label;
+  return h;
+}
+
+// BoolAttribute reads a CK_BBOOL attribute; nullopt if the token does not report it.
+std::optional<bool> BoolAttribute(const CK_FUNCTION_LIST* fl, CK_SESSION_HANDLE s,
+                                  CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type) {
+  CK_BBOOL v = CK_FALSE;
+  CK_ATTRIBUTE a{type, &v, sizeof(v)};
+  if (fl->C_GetAttributeValue(s, h, &a, 1) != CKR_OK) return std::nullopt;
+  return v == CK_TRUE;
+}
+
+TEST(HsmKeyTest, GeneratedKeyPairCanOnlySignAndVerify) {
+  auto module = LoadSoftHsm();
+  auto token = OpenTestToken(module);
+  ASSERT_OK(GenerateP256Key(*token, {.label = "sign-only-key"}));
+  const CK_FUNCTION_LIST* fl = token->functions();
+  ASSERT_OK_AND_ASSIGN(CK_SESSION_HANDLE s, token->OpenSession());
+  CK_OBJECT_HANDLE priv = FindByLabel(fl, s, CKO_PRIVATE_KEY, "sign-only-key");
+  CK_OBJECT_HANDLE pub = FindByLabel(fl, s, CKO_PUBLIC_KEY, "sign-only-key");
+  EXPECT_EQ(BoolAttribute(fl, s, priv, CKA_SIGN), true);
+  for (CK_ATTRIBUTE_TYPE t : {CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER}) {
+    EXPECT_EQ(BoolAttribute(fl, s, priv, t), false) << "private key attribute 0x" << std::hex << t;
+  }
+  EXPECT_EQ(BoolAttribute(fl, s, pub, CKA_VERIFY), true);
+  for (CK_ATTRIBUTE_TYPE t : {CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE, CKA_VERIFY_RECOVER}) {
+    EXPECT_EQ(BoolAttribute(fl, s, pub, t), false) << "public key attribute 0x" << std::hex << t;
+  }
   token->CloseSession(s);
 }
 

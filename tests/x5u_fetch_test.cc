@@ -195,6 +195,67 @@ TEST_F(X5uFetchTest, SsrfGuardRefusesLoopback) {
   EXPECT_EQ(server_->TotalRequests(), 0);
 }
 
+// The lab flag allows loopback only: link-local and cloud metadata, unspecified, private and
+// CGNAT addresses stay blocked; wider allowances are CIDRs, which never reach the always-blocked.
+TEST_F(X5uFetchTest, LabFlagAllowsLoopbackOnly) {
+  X5uFetcherOptions lab = LabOptions();
+  for (const char* ip : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "8.8.8.8"}) {
+    EXPECT_TRUE(IsIpAllowed(ip, lab)) << ip;
+  }
+  for (const char* ip : {"169.254.169.254", "fe80::1", "10.0.0.1", "100.64.0.1", "0.0.0.0",
+                         "::", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "fd00:ec2::254",
+                         "100.100.100.200", "192.168.1.1", "172.16.0.1", "fd12::1", "224.0.0.1",
+                         "255.255.255.255", "not an address"}) {
+    EXPECT_FALSE(IsIpAllowed(ip, lab)) << ip;
+  }
+  X5uFetcherOptions strict;
+  for (const char* ip : {"127.0.0.1", "::1", "10.0.0.1"}) EXPECT_FALSE(IsIpAllowed(ip, strict)) << ip;
+  EXPECT_TRUE(IsIpAllowed("8.8.8.8", strict));
+}
+
+TEST_F(X5uFetchTest, AllowCidrsWidenButNeverToLinkLocalMetadataOrUnspecified) {
+  X5uFetcherOptions o;
+  for (const char* text : {"10.0.0.0/8", "100.64.0.0/10", "0.0.0.0/0", "::/0"}) {
+    ASSERT_OK_AND_ASSIGN(IpCidr c, ParseCidr(text));
+    o.allow_cidrs.push_back(c);
+  }
+  for (const char* ip : {"10.0.0.1", "100.64.0.1", "192.168.1.1", "127.0.0.1", "fd12::1"}) {
+    EXPECT_TRUE(IsIpAllowed(ip, o)) << ip;
+  }
+  for (const char* ip : {"169.254.169.254", "fe80::1", "0.0.0.0", "::", "fd00:ec2::254",
+                         "100.100.100.200", "ff02::1", "224.0.0.1"}) {
+    EXPECT_FALSE(IsIpAllowed(ip, o)) << ip;
+  }
+  X5uFetcherOptions narrow;
+  ASSERT_OK_AND_ASSIGN(IpCidr c, ParseCidr("10.20.0.0/16"));
+  narrow.allow_cidrs = {c};
+  EXPECT_TRUE(IsIpAllowed("10.20.3.4", narrow));
+  EXPECT_FALSE(IsIpAllowed("10.21.0.1", narrow));
+  EXPECT_FALSE(IsIpAllowed("127.0.0.1", narrow));
+}
+
+TEST(ParseCidrTest, AcceptsNetworksAndRefusesTheRest) {
+  ASSERT_OK_AND_ASSIGN(IpCidr v4, ParseCidr("10.20.0.0/16"));
+  EXPECT_EQ(v4.family, AF_INET);
+  EXPECT_EQ(v4.prefix_length, 16);
+  ASSERT_OK_AND_ASSIGN(IpCidr host, ParseCidr("192.0.2.7"));
+  EXPECT_EQ(host.prefix_length, 32);
+  ASSERT_OK_AND_ASSIGN(IpCidr v6, ParseCidr("fd12:3400::/24"));
+  EXPECT_EQ(v6.family, AF_INET6);
+  for (const char* bad : {"10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::/129",
+                          "example.com/8", "", "fd12::1/16"}) {
+    EXPECT_FALSE(ParseCidr(bad).ok()) << bad;
+  }
+}
+
+TEST_F(X5uFetchTest, LabFlagStillRefusesLinkLocalWithoutConnecting) {
+  ASSERT_OK_AND_ASSIGN(auto fetcher, X5uFetcher::New(LabOptions()));
+  FetchResult r = fetcher->Fetch("https://169.254.169.254:8443/latest/meta-data");
+  EXPECT_EQ(r.reason, Reason::kFetchAddressBlocked) << r.detail;
+  r = fetcher->Fetch("https://[fe80::1]:443/c.pem");
+  EXPECT_NE(r.reason, Reason::kPassed);
+}
+
 TEST_F(X5uFetchTest, ConnectRefused) {
   // A port that was free a moment ago.
   int fd = socket(AF_INET, SOCK_STREAM, 0);

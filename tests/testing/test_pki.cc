@@ -338,6 +338,27 @@ absl::Status WriteHashedCaDir(const std::string& dir, const std::vector<const X5
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::StatusOr<TestCert> IssueClientFrom(const TestCert& ca_cert, const std::string& name,
+                                         const std::string& san, absl::Time now) {
+  ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateKey(LeafOptions::KeyType::kP256));
+  CertSpec spec{name, now - absl::Hours(1), now + absl::Hours(24 * 30), false};
+  ASSIGN_OR_RETURN(
+      X509Ptr cert,
+      BuildCert(spec, key.get(), ca_cert.cert.get(), ca_cert.key.get(),
+                [&](X509* c, X509* iss) -> absl::Status {
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,digitalSignature"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_ext_key_usage, "clientAuth"));
+                  if (!san.empty()) RETURN_IF_ERROR(AddExt(c, iss, NID_subject_alt_name, san));
+                  return absl::OkStatus();
+                }));
+  return Finish(std::move(cert), std::move(key));
+}
+
+}  // namespace
+
 absl::StatusOr<TlsServerPki> TlsServerPki::Create(absl::Time now) {
   TlsServerPki pki;
   ASSIGN_OR_RETURN(pki.ca, MakeCa("shakend test TLS CA", now, nullptr));
@@ -360,20 +381,13 @@ absl::StatusOr<TlsServerPki> TlsServerPki::Create(absl::Time now) {
 
 absl::StatusOr<TestCert> TlsServerPki::IssueClient(const std::string& name, absl::Time now,
                                                     const TestCert* issuer) const {
-  const TestCert& ca_cert = issuer != nullptr ? *issuer : ca;
-  ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateKey(LeafOptions::KeyType::kP256));
-  CertSpec spec{name, now - absl::Hours(1), now + absl::Hours(24 * 30), false};
-  ASSIGN_OR_RETURN(
-      X509Ptr cert,
-      BuildCert(spec, key.get(), ca_cert.cert.get(), ca_cert.key.get(),
-                [&](X509* c, X509* iss) -> absl::Status {
-                  RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
-                  RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,digitalSignature"));
-                  RETURN_IF_ERROR(AddExt(c, iss, NID_ext_key_usage, "clientAuth"));
-                  RETURN_IF_ERROR(AddExt(c, iss, NID_subject_alt_name, "DNS:" + name));
-                  return absl::OkStatus();
-                }));
-  return Finish(std::move(cert), std::move(key));
+  return IssueClientFrom(issuer != nullptr ? *issuer : ca, name, "DNS:" + name, now);
+}
+
+absl::StatusOr<TestCert> TlsServerPki::IssueClientWithNames(const std::string& common_name,
+                                                            const std::string& san,
+                                                            absl::Time now) const {
+  return IssueClientFrom(ca, common_name, san, now);
 }
 
 absl::StatusOr<TestCert> MakeTestCa(const std::string& common_name, absl::Time now) {

@@ -109,6 +109,11 @@ struct TlsServerPki {
   // <name>) from this CA, or from `issuer` (e.g. a CA the server does not trust).
   absl::StatusOr<TestCert> IssueClient(const std::string& name, absl::Time now,
                                        const TestCert* issuer = nullptr) const;
+  // IssueClientWithNames issues a TLS client certificate from this CA with subject CN
+  // `common_name` and subjectAltName `san` in OpenSSL's syntax ("DNS:a,email:b,URI:c"); an empty
+  // `san` leaves the extension out.
+  absl::StatusOr<TestCert> IssueClientWithNames(const std::string& common_name,
+                                                const std::string& san, absl::Time now) const;
 };
 
 // MakeTestCa makes a self-signed CA (for "a CA nobody trusts" cases).

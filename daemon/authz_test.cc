@@ -1,0 +1,135 @@
+#include "daemon/authz.h"
+
+#include <map>
+#include <string>
+
+#include <grpc/grpc_security_constants.h>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_pki.h"
+
+namespace shaken::daemon {
+namespace {
+
+// FakeAuthContext holds the properties gRPC's TLS handshake would set (ssl_utils.cc: every SAN of
+// a supported kind in x509_subject_alternative_name, and again by kind in peer_dns, peer_uri,
+// peer_email, peer_ip).
+class FakeAuthContext : public grpc::AuthContext {
+ public:
+  bool IsPeerAuthenticated() const override { return true; }
+  std::vector<grpc::string_ref> GetPeerIdentity() const override { return {}; }
+  std::string GetPeerIdentityPropertyName() const override { return ""; }
+  std::vector<grpc::string_ref> FindPropertyValues(const std::string& name) const override {
+    std::vector<grpc::string_ref> out;
+    auto [b, e] = props_.equal_range(name);
+    for (auto it = b; it != e; ++it) out.emplace_back(it->second);
+    return out;
+  }
+  grpc::AuthPropertyIterator begin() const override { return Iterator(); }
+  grpc::AuthPropertyIterator end() const override { return Iterator(); }
+  void AddProperty(const std::string& key, const grpc::string_ref& value) override {
+    props_.emplace(key, std::string(value.data(), value.size()));
+  }
+  bool SetPeerIdentityPropertyName(const std::string&) override { return false; }
+
+ private:
+  struct Iterator : grpc::AuthPropertyIterator {};
+  std::multimap<std::string, std::string> props_;
+};
+
+ClientRule Rule(std::string identity) {
+  ClientRule r;
+  r.identity = std::move(identity);
+  r.methods = {"*"};
+  r.profiles = {"*"};
+  return r;
+}
+
+class AuthzTest : public ::testing::Test {
+ protected:
+  // Context builds what gRPC reports for a client certificate with subject CN `cn` and SANs
+  // `san` in OpenSSL syntax.
+  FakeAuthContext Context(const std::string& cn, const std::string& san) {
+    auto pki = testing::TlsServerPki::Create(absl::Now());
+    EXPECT_OK(pki);
+    auto cert = pki->IssueClientWithNames(cn, san, absl::Now());
+    EXPECT_OK(cert);
+    FakeAuthContext ctx;
+    ctx.AddProperty(GRPC_X509_CN_PROPERTY_NAME, cn);
+    ctx.AddProperty(GRPC_X509_PEM_CERT_PROPERTY_NAME, cert->cert_pem);
+    for (absl::string_view item : absl::StrSplit(san, ',', absl::SkipEmpty())) {
+      const size_t colon = item.find(':');
+      const std::string kind(item.substr(0, colon)), value(item.substr(colon + 1));
+      const char* by_kind = kind == "DNS"     ? GRPC_PEER_DNS_PROPERTY_NAME
+                            : kind == "URI"   ? GRPC_PEER_URI_PROPERTY_NAME
+                            : kind == "email" ? GRPC_PEER_EMAIL_PROPERTY_NAME
+                            : kind == "IP"    ? GRPC_PEER_IP_PROPERTY_NAME
+                                              : nullptr;
+      if (by_kind == nullptr) continue;  // gRPC does not report otherName and the like
+      ctx.AddProperty(GRPC_X509_SAN_PROPERTY_NAME, value);
+      ctx.AddProperty(by_kind, value);
+    }
+    return ctx;
+  }
+
+  Authorizer authz_{{Rule("sbc.demo"), Rule("spiffe://demo/sbc")}};
+};
+
+TEST_F(AuthzTest, SanDnsNameMatches) {
+  FakeAuthContext ctx = Context("whatever", "DNS:sbc.demo");
+  Caller c = authz_.Identify(&ctx);
+  EXPECT_TRUE(Authorizer::MayCall(c, "Sign"));
+  EXPECT_EQ(c.identity, "sbc.demo");
+}
+
+TEST_F(AuthzTest, SanUriNameMatches) {
+  FakeAuthContext ctx = Context("whatever", "URI:spiffe://demo/sbc");
+  Caller c = authz_.Identify(&ctx);
+  EXPECT_TRUE(Authorizer::MayCall(c, "Sign"));
+  EXPECT_EQ(c.identity, "spiffe://demo/sbc");
+}
+
+TEST_F(AuthzTest, CommonNameIsIgnoredWhenTheCertificateHasSans) {
+  FakeAuthContext ctx = Context("sbc.demo", "DNS:other.host");
+  Caller c = authz_.Identify(&ctx);
+  EXPECT_FALSE(Authorizer::MayCall(c, "Sign"));
+  EXPECT_EQ(c.identity, "other.host");
+}
+
+TEST_F(AuthzTest, EmailAndIpSansNeverNameAClient) {
+  for (const char* san : {"email:sbc.demo", "IP:10.0.0.1"}) {
+    FakeAuthContext ctx = Context("sbc.demo", san);
+    Caller c = authz_.Identify(&ctx);
+    EXPECT_FALSE(Authorizer::MayCall(c, "Sign")) << san;
+    EXPECT_EQ(c.identity, "unnamed") << san;
+  }
+}
+
+TEST_F(AuthzTest, SansGrpcDoesNotReportStillDisableTheCommonName) {
+  FakeAuthContext ctx = Context("sbc.demo", "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:sbc.demo");
+  EXPECT_FALSE(Authorizer::MayCall(authz_.Identify(&ctx), "Sign"));
+}
+
+TEST_F(AuthzTest, CommonNameCountsOnlyWithoutSans) {
+  FakeAuthContext ctx = Context("sbc.demo", "");
+  Caller c = authz_.Identify(&ctx);
+  EXPECT_TRUE(Authorizer::MayCall(c, "Sign"));
+  EXPECT_EQ(c.identity, "sbc.demo");
+}
+
+TEST_F(AuthzTest, AuditsTheNameARuleMatched) {
+  FakeAuthContext ctx = Context("x", "DNS:first.host,DNS:sbc.demo");
+  EXPECT_EQ(authz_.Identify(&ctx).identity, "sbc.demo");
+}
+
+TEST_F(AuthzTest, NoCertificateIsAnonymous) {
+  Caller c = authz_.Identify(nullptr);
+  EXPECT_EQ(c.identity, "anonymous");
+  EXPECT_FALSE(Authorizer::MayCall(c, "Sign"));
+}
+
+}  // namespace
+}  // namespace shaken::daemon

@@ -1,0 +1,121 @@
+#include "daemon/log.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_pki.h"
+
+namespace shaken::daemon {
+namespace {
+
+using ::shaken::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class AuditTest : public ::testing::Test {
+ protected:
+  void TearDown() override { ASSERT_OK(InitLogging("text", "info", "")); }
+  void AuditOne(const std::string& padding = "") {
+    Audit("sign", {{"client", "sbc.demo"}, {"result", "OK"}, {"pad", padding}});
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AuditTest, AFailedWriteIsCountedAndRefusesSigningByDefault) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  ASSERT_OK(InitLogging("json", "info", "/dev/full"));
+  EXPECT_TRUE(AuditAvailable());
+  EXPECT_OK(CheckAuditForSigning());
+  const uint64_t before = AuditWriteFailures();
+  AuditOne();
+  EXPECT_EQ(AuditWriteFailures(), before + 1);
+  EXPECT_FALSE(AuditAvailable());
+  EXPECT_THAT(CheckAuditForSigning(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/dev/full")));
+  AuditOne();
+  EXPECT_EQ(AuditWriteFailures(), before + 2);  // every failed write, not only the first
+}
+
+TEST_F(AuditTest, ContinuePolicyKeepsSigning) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  ASSERT_OK(InitLogging("json", "info", "/dev/full", AuditFailurePolicy::kContinue));
+  AuditOne();
+  EXPECT_FALSE(AuditAvailable());
+  EXPECT_OK(CheckAuditForSigning());
+}
+
+TEST_F(AuditTest, AvailableAgainOnceARecordLands) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  ASSERT_OK(InitLogging("json", "info", "/dev/full"));
+  AuditOne();
+  EXPECT_FALSE(AuditAvailable());
+  const std::string path = dir_.path() + "/audit.log";
+  ASSERT_OK(InitLogging("json", "info", path));
+  AuditOne();
+  EXPECT_TRUE(AuditAvailable());
+  EXPECT_OK(CheckAuditForSigning());
+}
+
+TEST_F(AuditTest, CreatedFileIsMode0640WhateverTheUmask) {
+  for (mode_t mask : {mode_t{0}, mode_t{022}, mode_t{077}}) {
+    const std::string path = dir_.path() + "/audit-" + std::to_string(mask) + ".log";
+    const mode_t old = umask(mask);
+    absl::Status s = InitLogging("json", "info", path);
+    umask(old);
+    ASSERT_OK(s);
+    AuditOne();
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0640u) << "umask " << mask;
+  }
+}
+
+// A full file system must not leave half a record behind. Needs a small tmpfs (root); skipped
+// where mounting is not allowed.
+TEST_F(AuditTest, AFullDiskLeavesNoTornRecord) {
+  const std::string mnt = dir_.path() + "/small";
+  ASSERT_EQ(mkdir(mnt.c_str(), 0700), 0);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8k,mode=0700") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << strerror(errno) << "); needs root";
+  }
+  const std::string path = mnt + "/audit.log";
+  ASSERT_OK(InitLogging("json", "info", path));
+  const uint64_t before = AuditWriteFailures();
+  const std::string pad(700, 'x');  // 8 KiB is not a multiple of the record size
+  int written = 0;
+  while (AuditWriteFailures() == before && written < 100) {
+    AuditOne(pad);
+    ++written;
+  }
+  EXPECT_GT(AuditWriteFailures(), before);
+  EXPECT_FALSE(AuditAvailable());
+  std::string text;
+  {
+    std::ifstream in(path);
+    std::stringstream content;
+    content << in.rdbuf();
+    text = content.str();
+  }
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  std::istringstream lines(text);
+  int whole = 0;
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_TRUE(nlohmann::json::accept(line)) << "torn record: " << line.substr(0, 80);
+    ++whole;
+  }
+  EXPECT_EQ(whole, written - 1);
+  ASSERT_OK(InitLogging("text", "info", ""));  // close the file before unmounting
+  EXPECT_EQ(umount2(mnt.c_str(), MNT_DETACH), 0) << strerror(errno);
+}
+
+}  // namespace
+}  // namespace shaken::daemon
