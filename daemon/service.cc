@@ -458,12 +458,15 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   call.to_tns.assign(req->to().tn().begin(), req->to().tn().end());
   if (req->has_time()) call.date = absl::FromUnixSeconds(req->time());
   std::vector<std::string_view> identities(req->identity().begin(), req->identity().end());
-  // Answer a little before the caller's deadline, so that a certificate still being fetched
-  // becomes a 436 verdict the caller receives rather than its own DEADLINE_EXCEEDED.
+  // Answer before the caller's deadline, so that a certificate still being fetched becomes a 436
+  // verdict the caller receives rather than its own DEADLINE_EXCEEDED: at 90 % of the caller's
+  // budget, at most 1 s early. (When a storm of slow x5u servers times out ~200 calls at once,
+  // their answers took over 100 ms to reach the client on this 2-core machine; 100 ms early lost
+  // most of them, 10 % loses none: bench/README.md, storm.)
   absl::Time deadline = DeadlineOf(ctx);
   if (deadline < absl::InfiniteFuture()) {
     const absl::Duration margin =
-        std::clamp((deadline - start) / 10, absl::Milliseconds(5), absl::Milliseconds(100));
+        std::clamp((deadline - start) / 10, absl::Milliseconds(5), absl::Milliseconds(1000));
     deadline -= margin;
   }
   deps_.verifier->VerifyAsync(
