@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/x5u_fetcher.h"
@@ -372,6 +374,143 @@ TEST_F(X5uFetchTest, HeldFetchTimesOut) {
 }
 
 // The tarpit holds a few hundred connections at once (one thread each) and Stop ends them.
+// --- FetchAsync: the libcurl multi loop, its limits and its answers ---------------------------
+
+// AsyncResult collects one FetchAsync answer.
+struct AsyncResult {
+  absl::Notification done;
+  FetchResult result;
+  std::atomic<bool> inline_answer{false};
+  std::atomic<bool> returned{false};  // FetchAsync has returned
+};
+
+void StartFetch(const X5uFetcher& f, const std::string& url, absl::Time deadline,
+                AsyncResult* out) {
+  f.FetchAsync(url, deadline, [out](FetchResult r) {
+    out->inline_answer = !out->returned.load();
+    out->result = std::move(r);
+    out->done.Notify();
+  });
+  out->returned = true;
+}
+
+TEST_F(X5uFetchTest, FetchAsyncAnswersWhatFetchAnswers) {
+  server_->SetRoute("/a.pem", {.body = kPemBody});
+  ASSERT_OK_AND_ASSIGN(auto f, X5uFetcher::New(LabOptions()));
+  AsyncResult ok, refused;
+  StartFetch(*f, server_->Url("/a.pem"), absl::InfiniteFuture(), &ok);
+  ASSERT_TRUE(ok.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(ok.result.ok()) << ok.result.detail;
+  EXPECT_EQ(ok.result.body, kPemBody);
+  EXPECT_FALSE(ok.inline_answer.load());  // the loop thread answered
+  // A URL the policy refuses is answered before FetchAsync returns, without the network.
+  StartFetch(*f, "http://127.0.0.1/a.pem", absl::InfiniteFuture(), &refused);
+  EXPECT_TRUE(refused.done.HasBeenNotified());
+  EXPECT_TRUE(refused.inline_answer.load());
+  EXPECT_EQ(refused.result.reason, Reason::kX5uNotAllowed);
+}
+
+TEST_F(X5uFetchTest, FetchAsyncKeepsToThePerHostLimitAndAnswersEveryoneAfterRelease) {
+  HttpResponse held{.body = kPemBody};
+  held.hold_until_release = true;
+  server_->SetPrefixRoute("/held/", held);
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Seconds(20);
+  o.max_per_host = 2;
+  ASSERT_OK_AND_ASSIGN(auto f, X5uFetcher::New(o));
+  constexpr int kFetches = 6;
+  std::vector<AsyncResult> results(kFetches);
+  for (int i = 0; i < kFetches; ++i) {
+    StartFetch(*f, server_->Url(absl::StrCat("/held/", i, ".pem")), absl::InfiniteFuture(),
+               &results[i]);
+  }
+  ASSERT_TRUE(server_->WaitForHeld(2, absl::Seconds(10)));
+  // The other four wait for a slot: the server never sees more than two at once.
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (f->LoopStats().waiting != 4 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(f->LoopStats().in_flight, 2);
+  EXPECT_EQ(f->LoopStats().waiting, 4);
+  EXPECT_EQ(f->LoopStats().host_limit_waits, 4u);
+  EXPECT_EQ(server_->HeldCount(), 2);
+  for (const auto& r : results) EXPECT_FALSE(r.done.HasBeenNotified());
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+  for (auto& r : results) {
+    ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(r.result.ok()) << r.result.detail;
+  }
+  EXPECT_EQ(server_->TotalRequests(), kFetches);
+}
+
+TEST_F(X5uFetchTest, FetchAsyncThatCannotGetASlotBeforeItsDeadlineIsShed) {
+  HttpResponse held{.body = kPemBody};
+  held.hold_until_release = true;
+  server_->SetPrefixRoute("/held/", held);
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Seconds(20);
+  o.max_per_host = 1;
+  ASSERT_OK_AND_ASSIGN(auto f, X5uFetcher::New(o));
+  AsyncResult first, second;
+  StartFetch(*f, server_->Url("/held/1.pem"), absl::InfiniteFuture(), &first);
+  ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  StartFetch(*f, server_->Url("/held/2.pem"), absl::Now() + absl::Milliseconds(200), &second);
+  // Answered at its deadline while the first still holds the host's only slot.
+  ASSERT_TRUE(second.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(first.done.HasBeenNotified());
+  EXPECT_EQ(second.result.reason, Reason::kFetchTimeout);
+  EXPECT_TRUE(second.result.shed);
+  EXPECT_THAT(second.result.detail, HasSubstr("no x5u fetch slot"));
+  EXPECT_EQ(server_->RequestCount("/held/2.pem"), 0);
+  EXPECT_EQ(f->LoopStats().shed, 1u);
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+  ASSERT_TRUE(first.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(first.result.ok()) << first.result.detail;
+}
+
+TEST_F(X5uFetchTest, FetchAsyncBeyondTheQueueIsShedAtOnce) {
+  HttpResponse held{.body = kPemBody};
+  held.hold_until_release = true;
+  server_->SetPrefixRoute("/held/", held);
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Seconds(20);
+  o.max_in_flight = 1;
+  o.max_queued = 1;
+  ASSERT_OK_AND_ASSIGN(auto f, X5uFetcher::New(o));
+  AsyncResult running, queued, refused;
+  StartFetch(*f, server_->Url("/held/1.pem"), absl::InfiniteFuture(), &running);
+  ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  StartFetch(*f, server_->Url("/held/2.pem"), absl::InfiniteFuture(), &queued);
+  StartFetch(*f, server_->Url("/held/3.pem"), absl::InfiniteFuture(), &refused);
+  EXPECT_TRUE(refused.done.HasBeenNotified());  // before FetchAsync returned
+  EXPECT_TRUE(refused.result.shed);
+  EXPECT_THAT(refused.result.detail, HasSubstr("wait for a slot"));
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+  for (AsyncResult* r : {&running, &queued}) {
+    ASSERT_TRUE(r->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(r->result.ok()) << r->result.detail;
+  }
+}
+
+TEST_F(X5uFetchTest, DestroyingTheFetcherAnswersWhatIsStillWaiting) {
+  HttpResponse held{.body = kPemBody};
+  held.hold_until_release = true;
+  server_->SetPrefixRoute("/held/", held);
+  X5uFetcherOptions o = LabOptions();
+  o.total_timeout = absl::Seconds(20);
+  o.max_per_host = 1;
+  AsyncResult running, waiting;
+  {
+    ASSERT_OK_AND_ASSIGN(auto f, X5uFetcher::New(o));
+    StartFetch(*f, server_->Url("/held/1.pem"), absl::InfiniteFuture(), &running);
+    ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+    StartFetch(*f, server_->Url("/held/2.pem"), absl::InfiniteFuture(), &waiting);
+  }
+  EXPECT_TRUE(running.done.HasBeenNotified());
+  EXPECT_TRUE(waiting.done.HasBeenNotified());
+  EXPECT_FALSE(running.result.ok());
+  EXPECT_FALSE(waiting.result.ok());
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+}
+
 TEST(HttpsServerTarpitTest, HoldsTwoHundredConnectionsAndStopEndsThem) {
   HttpsServerOptions so;
   so.tls = false;  // raw sockets below: the capacity under test is the server's, not TLS's

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/cert_cache.h"
@@ -224,6 +225,87 @@ TEST_F(X5uSourceTest, SingleFlightWithManyThreads) {
   EXPECT_EQ(ok.load(), kThreads);
   EXPECT_EQ(server_->RequestCount("/709J.pem"), 1);
   EXPECT_EQ(source->Stats().fetches, 1u);
+}
+
+TEST_F(X5uSourceTest, LookupAsyncHitsAnswerInlineAndMissesOnTheFetchThread) {
+  const std::string url = Serve("/709J.pem");
+  auto source = Source();
+  absl::Notification missed;
+  bool miss_inline = true, miss_ok = false;
+  std::atomic<bool> returned{false};
+  source->LookupAsync(url, now_, absl::InfiniteFuture(), [&](CertificateResult r) {
+    miss_inline = !returned.load();
+    miss_ok = r.ok();
+    missed.Notify();
+  });
+  returned = true;
+  ASSERT_TRUE(missed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_FALSE(miss_inline);
+  EXPECT_TRUE(miss_ok);
+  bool hit = false;
+  source->LookupAsync(url, now_, absl::InfiniteFuture(),
+                      [&](CertificateResult r) { hit = r.ok(); });
+  EXPECT_TRUE(hit);  // answered before LookupAsync returned
+  EXPECT_EQ(source->Stats().fetches, 1u);
+}
+
+TEST_F(X5uSourceTest, AWaiterGetsItsDeadlineWhileTheFlightGoesOnAndIsCached) {
+  Serve("/held.pem");
+  HttpResponse held{.body = pki_->ChainPem(leaves_.back())};
+  held.hold_until_release = true;
+  server_->SetRoute("/held.pem", held);
+  fetch_options_.total_timeout = absl::Seconds(20);
+  auto source = Source();
+  const std::string url = server_->Url("/held.pem");
+  absl::Notification short_done, long_done;
+  CertificateResult short_result, long_result;
+  source->LookupAsync(url, now_, absl::InfiniteFuture(), [&](CertificateResult r) {
+    long_result = std::move(r);
+    long_done.Notify();
+  });
+  ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  source->LookupAsync(url, now_, absl::Now() + absl::Milliseconds(200), [&](CertificateResult r) {
+    short_result = std::move(r);
+    short_done.Notify();
+  });
+  ASSERT_TRUE(short_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(short_result.reason, Reason::kFetchTimeout);
+  EXPECT_FALSE(long_done.HasBeenNotified());  // the flight goes on for the other waiter
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+  ASSERT_TRUE(long_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(long_result.ok()) << long_result.detail;
+  // One fetch in all, and its result serves the next call from the cache.
+  EXPECT_TRUE(source->Lookup(url, now_).ok());
+  EXPECT_EQ(server_->RequestCount("/held.pem"), 1);
+  EXPECT_EQ(source->Stats().coalesced, 1u);
+}
+
+TEST_F(X5uSourceTest, AShedFetchIsNotRemembered) {
+  // One slot per host, held by a first URL: a second URL's fetch is shed at its deadline.
+  Serve("/first.pem");
+  const std::string good = Serve("/second.pem");
+  HttpResponse held{.body = pki_->ChainPem(leaves_.front())};
+  held.hold_until_release = true;
+  server_->SetRoute("/first.pem", held);
+  fetch_options_.total_timeout = absl::Seconds(20);
+  fetch_options_.max_per_host = 1;
+  auto source = Source();
+  absl::Notification first_done, second_done;
+  CertificateResult second;
+  source->LookupAsync(server_->Url("/first.pem"), now_, absl::InfiniteFuture(),
+                      [&](CertificateResult) { first_done.Notify(); });
+  ASSERT_TRUE(server_->WaitForHeld(1, absl::Seconds(10)));
+  source->LookupAsync(good, now_, absl::Now() + absl::Milliseconds(200), [&](CertificateResult r) {
+    second = std::move(r);
+    second_done.Notify();
+  });
+  ASSERT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(second.reason, Reason::kFetchTimeout);
+  server_->ReleaseHeld("", /*stop_holding=*/true);
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // Our overload said nothing about /second.pem's server: the next lookup fetches it.
+  EXPECT_TRUE(source->Lookup(good, now_).ok());
+  EXPECT_EQ(server_->RequestCount("/second.pem"), 1);
 }
 
 TEST_F(X5uSourceTest, BoundsEvict) {
