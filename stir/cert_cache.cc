@@ -66,9 +66,9 @@ X5uCertificateSource::X5uCertificateSource(std::shared_ptr<const CertificateFetc
 
 X5uCertificateSource::~X5uCertificateSource() {
   // In-flight fetches call back into this object: wait for them (bounded by the fetch timeouts).
-  absl::MutexLock lock(&flights_mu_);
-  flights_mu_.Await(absl::Condition(
-      +[](int* out) { return *out == 0; }, &fetches_out_));
+  Outstanding& o = *outstanding_;
+  absl::MutexLock lock(&o.mu);
+  o.mu.Await(absl::Condition(+[](int* n) { return *n == 0; }, &o.fetches));
 }
 
 CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time now) {
@@ -211,10 +211,11 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
   // 3. The network.
   counters_.fetches.fetch_add(1, std::memory_order_relaxed);
   {
-    absl::MutexLock lock(&flights_mu_);
-    ++fetches_out_;
+    absl::MutexLock lock(&outstanding_->mu);
+    ++outstanding_->fetches;
   }
-  fetcher_->FetchAsync(url, deadline, [this, url, now, gen](FetchResult fetched) {
+  fetcher_->FetchAsync(url, deadline, [this, url, now, gen,
+                                       outstanding = outstanding_](FetchResult fetched) {
     CertificateResult result;
     if (!fetched.ok()) {
       counters_.fetch_errors.fetch_add(1, std::memory_order_relaxed);
@@ -232,8 +233,8 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
                         fresh.value_or(options_.default_ttl), std::nullopt);
     }
     Land(url, result);
-    absl::MutexLock lock(&flights_mu_);
-    --fetches_out_;
+    absl::MutexLock lock(&outstanding->mu);  // the last use of this source
+    --outstanding->fetches;
   });
 }
 

@@ -150,7 +150,12 @@ class X5uCertificateSource final : public CertificateSource {
   absl::Mutex flights_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(flights_mu_);
   // Fetches started and not yet landed: the destructor waits for them (their callbacks use this).
-  int fetches_out_ ABSL_GUARDED_BY(flights_mu_) = 0;
+  // Shared with the callbacks, so that the last one can still unlock it while this is destroyed.
+  struct Outstanding {
+    absl::Mutex mu;
+    int fetches ABSL_GUARDED_BY(mu) = 0;
+  };
+  const std::shared_ptr<Outstanding> outstanding_ = std::make_shared<Outstanding>();
   TimerQueue timers_;  // waiters' deadlines
 
   struct Counters {
