@@ -224,6 +224,13 @@ absl::Status ValidateOptions(const ClientOptions& o) {
     return InvalidOption(absl::StrCat("max_reconnect_backoff must be 100ms..600s, got ",
                                       absl::FormatDuration(o.max_reconnect_backoff)));
   }
+  for (char c : o.health_check_service) {
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+      return InvalidOption(
+          "health_check_service must be a gRPC service name (printable ASCII, no quotes or "
+          "backslashes), e.g. shaken.v1.Shaken, or empty");
+    }
+  }
   if (o.max_receive_message_bytes < 1024) {
     return InvalidOption(absl::StrCat("max_receive_message_bytes must be at least 1024, got ",
                                       o.max_receive_message_bytes));
@@ -231,7 +238,18 @@ absl::Status ValidateOptions(const ClientOptions& o) {
   return absl::OkStatus();
 }
 
-std::string ServiceConfigJson(const RetryPolicy& r) {
+std::string ServiceConfigJson(const RetryPolicy& r, const ClientOptions& options) {
+  // Balancing across replicas, and client-side health checking with it (round_robin only).
+  std::string prefix;
+  if (options.balancing == ClientOptions::Balancing::kRoundRobin) {
+    prefix = R"("loadBalancingConfig":[{"round_robin":{}}],)";
+    if (!options.health_check_service.empty()) {
+      prefix += absl::StrFormat(R"("healthCheckConfig":{"serviceName":"%s"},)",
+                                options.health_check_service);
+    }
+  } else {
+    prefix = R"("loadBalancingConfig":[{"pick_first":{}}],)";
+  }
   // Only the unary methods: gRPC would also retry a stream that has received nothing yet, but
   // a SignStream carries many requests and the SBC decides what to resend.
   std::string names =
@@ -239,13 +257,13 @@ std::string ServiceConfigJson(const RetryPolicy& r) {
       R"({"service":"shaken.v1.Shaken","method":"Verify"},)"
       R"({"service":"shaken.v1.Shaken","method":"ListProfiles"}])";
   if (r.max_attempts < 2) {
-    return absl::StrCat(R"({"methodConfig":[{"name":)", names, "}]}");
+    return absl::StrCat("{", prefix, R"("methodConfig":[{"name":)", names, "}]}");
   }
   return absl::StrFormat(
-      R"({"methodConfig":[{"name":%s,"retryPolicy":{"maxAttempts":%d,)"
+      R"({%s"methodConfig":[{"name":%s,"retryPolicy":{"maxAttempts":%d,)"
       R"("initialBackoff":"%s","maxBackoff":"%s","backoffMultiplier":%.6g,)"
       R"("retryableStatusCodes":["UNAVAILABLE"]}}]})",
-      names, r.max_attempts, JsonDuration(r.initial_backoff), JsonDuration(r.max_backoff),
+      prefix, names, r.max_attempts, JsonDuration(r.initial_backoff), JsonDuration(r.max_backoff),
       r.backoff_multiplier);
 }
 
@@ -297,7 +315,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::New(ClientOptions options) {
 
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
-  args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry));
+  args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry, options));
   // Our retry policy, not one from a DNS TXT record.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   // One connection per Client: do not share subchannels with other Clients of the process, so

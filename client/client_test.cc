@@ -141,6 +141,22 @@ TEST(ClientOptionsTest, ServiceConfigRetriesUnaryMethodsOnUnavailableOnly) {
   EXPECT_THAT(internal::ServiceConfigJson(r), Not(HasSubstr("retryPolicy")));
 }
 
+TEST(ClientOptionsTest, ReplicasAreBalancedRoundRobinWithHealthChecksByDefault) {
+  ClientOptions o;
+  std::string json = internal::ServiceConfigJson(o.retry, o);
+  EXPECT_THAT(json, HasSubstr(R"("loadBalancingConfig":[{"round_robin":{}}])"));
+  EXPECT_THAT(json, HasSubstr(R"("healthCheckConfig":{"serviceName":"shaken.v1.Shaken"})"));
+  o.health_check_service = "";
+  EXPECT_THAT(internal::ServiceConfigJson(o.retry, o), Not(HasSubstr("healthCheckConfig")));
+  o.balancing = ClientOptions::Balancing::kPickFirst;
+  EXPECT_THAT(internal::ServiceConfigJson(o.retry, o), HasSubstr("pick_first"));
+  o.target = "127.0.0.1:1";
+  o.insecure_plaintext = true;
+  o.health_check_service = "bad\"name";
+  EXPECT_THAT(Client::New(o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("health_check_service")));
+}
+
 // --- status mapping ---
 
 TEST(StatusMappingTest, EveryCodeAndMessageMapOneToOne) {

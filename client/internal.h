@@ -26,7 +26,8 @@ absl::Status ValidateOptions(const ClientOptions& options);
 
 // ServiceConfigJson is the channel's service config: the retry policy for the unary methods of
 // shaken.v1.Shaken. `retry` must have passed ValidateOptions.
-std::string ServiceConfigJson(const RetryPolicy& retry);
+std::string ServiceConfigJson(const RetryPolicy& retry,
+                              const ClientOptions& options = ClientOptions());
 
 }  // namespace shaken::client::internal
 

@@ -83,6 +83,19 @@ struct ClientOptions {
   // Upper bound of the wait between reconnection attempts after the server went away (gRPC's
   // own default, 120 s, is too long for an SBC that falls back to unsigned calls meanwhile).
   absl::Duration max_reconnect_backoff = absl::Seconds(5);
+  // Several shakend replicas behind one target (a headless Kubernetes Service
+  // "dns:///shakend-headless.ns.svc:7443", a DNS name with several addresses, or
+  // "ipv4:10.0.0.1:7443,10.0.0.2:7443"): kRoundRobin keeps a connection to every address and
+  // spreads calls over those that are ready; a call retried on UNAVAILABLE (RetryPolicy) goes to
+  // the next one. kPickFirst uses one address until it fails. DNS names are resolved again when a
+  // connection fails, so replicas that come and go are followed.
+  enum class Balancing { kRoundRobin, kPickFirst };
+  Balancing balancing = Balancing::kRoundRobin;
+  // With kRoundRobin, each address is watched with grpc.health.v1 for this service name and gets
+  // calls only while SERVING: shakend answers NOT_SERVING for "shaken.v1.Shaken" while its token
+  // is down or while it drains, so calls move to the other replicas before any fails. "" turns
+  // client-side health checking off.
+  std::string health_check_service = "shaken.v1.Shaken";
   // Largest response accepted, in bytes.
   int max_receive_message_bytes = 4 * 1024 * 1024;
   // Prepended to gRPC's user agent, e.g. "kamailio-stirshaken/5.7".
