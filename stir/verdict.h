@@ -40,6 +40,7 @@ enum class Reason : uint8_t {
   kOrigidInvalid,           // origid is not a UUID (RFC 8588 §5)
   kOrigMismatch,            // E16
   kDestMismatch,            // E16
+  kOrigNotInTnAuthList,     // DL-2: orig.tn outside a delegate certificate's TNs and ranges
   kSignatureInvalid,        // E18 (TN-Validation-Failed)
   // 436: the credential cannot be obtained.
   kInfoMissing,             // E6

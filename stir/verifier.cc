@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "stir/absl_compat.h"
+#include "stir/cert_validator.h"
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
@@ -224,6 +225,21 @@ Verdict Verifier::Finish(Pending& p, CertificateResult cert) const {
   if (!VerifyEs256(cert.cert->public_key.get(), Sha256(p.signing_input), sig).ok()) {
     v.SetReason(Reason::kSignatureInvalid,
                 "the signature does not verify with the x5u certificate's key");
+    return v;
+  }
+
+  // 13. The certificate's authority over orig (DL-2; RFC 9060, ATIS-1000092). A TNAuthList with
+  // TN or range entries (a delegate certificate) scopes its holder to those numbers, under every
+  // profile policy; an SPC-only list names the signer and scopes nothing (SH-13). After the
+  // signature, so the verdict says the certificate's own holder signed for a number it does not
+  // hold. 438, not 437: the credential itself is valid and acceptable (it signs its own numbers
+  // fine); what is wrong is this Identity header's claim, as with orig_mismatch (E16).
+  const std::vector<TnAuthEntry>& tns = cert.cert->info.tn_auth_list;
+  if (TnAuthListHasTns(tns) && !TnAuthListCovers(tns, v.orig_tn)) {
+    v.SetReason(Reason::kOrigNotInTnAuthList,
+                absl::StrCat("orig.tn ", Truncated(v.orig_tn, 32),
+                             " is not among the TNs and ranges of the signing certificate's "
+                             "TNAuthList (RFC 9060)"));
     return v;
   }
   v.SetReason(Reason::kPassed);

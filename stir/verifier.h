@@ -20,6 +20,9 @@
 //  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438)
 //  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*)
 //  12. signature over the received header.payload bytes (438 signature_invalid)
+//  13. orig.tn within the certificate's TNAuthList when it holds TNs or ranges (a delegate
+//      certificate, RFC 9060; 438 orig_not_in_tnauthlist); an SPC-only list scopes nothing
+//      (SH-13)
 #ifndef SHAKEN_STIR_VERIFIER_H_
 #define SHAKEN_STIR_VERIFIER_H_
 
@@ -121,7 +124,7 @@ class Verifier {
   std::variant<Verdict, Pending> Prepare(std::string_view identity, std::string_view from_tn,
                                          const std::vector<std::string>& to_tns,
                                          std::optional<absl::Time> date, absl::Time now) const;
-  // Finish runs steps 11-12 with the certificate lookup's result.
+  // Finish runs steps 11-13 with the certificate lookup's result.
   Verdict Finish(Pending& pending, CertificateResult cert) const;
   static void ChooseOverall(VerifyResult& result);
 

@@ -466,6 +466,50 @@ TEST_F(VerifierTest, OverallVerdictAcrossSeveralHeaders) {
   EXPECT_EQ(r->overall.sip_reason, "Use Identity Header");
 }
 
+// DL-2 (RFC 9060, ATIS-1000092): a certificate whose TNAuthList holds TNs or ranges vouches for
+// those numbers only; an SPC-only list keeps SH-13 (the SPC names the signer, any orig passes).
+TEST_F(VerifierTest, DelegateCertificateCoversOnlyItsTnsAndRanges) {
+  using Kind = TnAuthEntry::Kind;
+  const std::string x5u = "https://cert.example.org/delegate.pem";
+  auto verify = [&](std::vector<TnAuthEntry> list, const std::string& orig) {
+    certs_.AddKeyWithTnAuthList(x5u, signer_->key(), std::move(list));
+    std::string jws = Sign(With(Header(), "x5u", x5u), With(Payload(), "orig", {{"tn", orig}}));
+    return verifier_.VerifyOne(jws + ";info=<" + x5u + ">;alg=ES256;ppt=shaken", orig, {kDest},
+                               std::nullopt);
+  };
+  // The outside review's case: a certificate for 12155550100 alone signing for 19995550123.
+  const std::vector<TnAuthEntry> one = {{Kind::kOne, "12155550100", 0}};
+  Verdict v = verify(one, "19995550123");
+  EXPECT_FALSE(v.passed);
+  EXPECT_EQ(ReasonName(v.reason), "orig_not_in_tnauthlist") << v.detail;
+  EXPECT_EQ(v.sip_code, 438);
+  EXPECT_EQ(v.verstat, Verstat::kFailed);
+  EXPECT_THAT(v.detail, HasSubstr("19995550123"));
+  EXPECT_TRUE(verify(one, "12155550100").passed);
+
+  // A range is `count` numbers from `start`: 12155550100 .. 12155550199.
+  const std::vector<TnAuthEntry> range = {{Kind::kRange, "12155550100", 100}};
+  EXPECT_TRUE(verify(range, "12155550100").passed);
+  EXPECT_TRUE(verify(range, "12155550199").passed);
+  EXPECT_EQ(verify(range, "12155550200").reason, Reason::kOrigNotInTnAuthList);
+  EXPECT_EQ(verify(range, "12155550099").reason, Reason::kOrigNotInTnAuthList);
+  EXPECT_EQ(verify(range, "121555501000").reason, Reason::kOrigNotInTnAuthList);
+
+  // TNs next to an SPC still scope the certificate.
+  EXPECT_EQ(verify({{Kind::kSpc, "709J", 0}, {Kind::kOne, "12155550100", 0}}, "19995550123").reason,
+            Reason::kOrigNotInTnAuthList);
+  // SPC only: unchanged (SH-13).
+  EXPECT_TRUE(verify({{Kind::kSpc, "709J", 0}}, "19995550123").passed);
+
+  // The signature is judged first: a forgery is signature_invalid, not a scope problem.
+  certs_.AddKeyWithTnAuthList(x5u, signer_->key(), one);
+  std::string forged = Sign(With(Header(), "x5u", x5u), With(Payload(), "orig", {{"tn", "19995550123"}}),
+                            MemorySigner::Generate()->get());
+  EXPECT_EQ(verifier_.VerifyOne(forged + ";info=<" + x5u + ">", "19995550123", {kDest}, std::nullopt)
+                .reason,
+            Reason::kSignatureInvalid);
+}
+
 TEST_F(VerifierTest, MalformedRequestsAreErrorsNotVerdicts) {
   std::string good = Identity(Sign(Header(), Payload()));
   EXPECT_THAT(verifier_.Verify({good}, {.from_tn = "12a", .to_tns = {kDest}}),
