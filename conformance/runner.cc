@@ -350,6 +350,15 @@ void Compare(const Json& expect, Outcome* o) {
     if (expect.contains("reason") && Str(expect, "reason") != o->reason) {
       diffs.push_back(absl::StrCat("reason: expected ", Str(expect, "reason"), ", got ", o->reason));
     }
+    // header_reasons: each Identity header's own reason, in input order.
+    if (expect.contains("header_reasons")) {
+      std::vector<std::string> want;
+      for (const Json& r : expect["header_reasons"]) want.push_back(r.is_string() ? r.get<std::string>() : r.dump());
+      if (want != o->header_reasons) {
+        diffs.push_back(absl::StrCat("header_reasons: expected [", absl::StrJoin(want, ", "),
+                                     "], got [", absl::StrJoin(o->header_reasons, ", "), "]"));
+      }
+    }
   }
   o->mismatch = absl::StrJoin(diffs, "; ");
   if (!o->mismatch.empty() && !o->detail.empty()) absl::StrAppend(&o->mismatch, " (", o->detail, ")");

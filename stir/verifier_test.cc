@@ -510,6 +510,72 @@ TEST_F(VerifierTest, DelegateCertificateCoversOnlyItsTnsAndRanges) {
             Reason::kSignatureInvalid);
 }
 
+// RFC 8224's 428: a request needs an Identity header "without ppt or with a supported ppt", so a
+// header whose ppt this verifier does not handle counts as absent for the call (ID-7, P21).
+TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
+  const std::string info = std::string(";info=<") + kX5u + ">";
+  const std::string div = Sign(With(Header(), "ppt", "div"), Payload()) + info + ";ppt=div";
+  const std::string rcd = Sign(Header(), Payload()) + info + ";alg=ES256;ppt=rcd";
+  const std::string good = Identity(Sign(Header(), Payload()));
+  const std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
+  const std::string no_info = Sign(Header(), Payload()) + ";ppt=shaken";
+  CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
+
+  // Only unsupported headers: 428 / No-TN-Validation; each keeps its own 438 verdict.
+  for (const auto& headers : {std::vector<std::string>{div}, std::vector<std::string>{rcd},
+                              std::vector<std::string>{div, rcd}}) {
+    auto r = verifier_.Verify(headers, call);
+    ASSERT_OK(r);
+    EXPECT_FALSE(r->overall.passed);
+    EXPECT_EQ(r->overall.sip_code, 428) << r->overall.detail;
+    EXPECT_EQ(r->overall.reason, Reason::kNoIdentity);
+    EXPECT_EQ(r->overall.verstat, Verstat::kNoValidation);
+    EXPECT_EQ(r->overall.sip_reason, "Use Identity Header");
+    EXPECT_THAT(r->overall.detail, HasSubstr("no Identity header with a supported ppt"));
+    ASSERT_EQ(r->headers.size(), headers.size());
+    for (const Verdict& h : r->headers) {
+      EXPECT_EQ(h.reason, Reason::kPptUnsupported);
+      EXPECT_EQ(h.sip_code, 438);
+    }
+  }
+  auto r = verifier_.Verify({div}, call);
+  ASSERT_OK(r);
+  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=div"));
+
+  // Next to shaken headers they are ignored: the shaken headers alone decide.
+  r = verifier_.Verify({div, no_info}, call);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->overall.reason, Reason::kInfoMissing);  // every counted header is a 436
+  EXPECT_EQ(r->headers[0].reason, Reason::kPptUnsupported);
+  r = verifier_.Verify({rcd, bad_sig}, call);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->overall.reason, Reason::kSignatureInvalid);
+  r = verifier_.Verify({div, good, rcd}, call);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->overall.passed);
+
+  // The asynchronous path chooses the same way.
+  std::optional<absl::StatusOr<VerifyResult>> async;
+  verifier_.VerifyAsync({div, rcd}, call, absl::InfiniteFuture(),
+                        [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
+  ASSERT_TRUE(async.has_value());
+  ASSERT_OK(*async);
+  EXPECT_EQ((*async)->overall.sip_code, 428);
+  verifier_.VerifyAsync({div, no_info}, call, absl::InfiniteFuture(),
+                        [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
+  ASSERT_OK(*async);
+  EXPECT_EQ((*async)->overall.reason, Reason::kInfoMissing);
+
+  // A div PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that claims
+  // a supported type (or none): it counts, and it is invalid.
+  for (const std::string& params : {info + ";ppt=shaken", info}) {
+    r = verifier_.Verify({Sign(With(Header(), "ppt", "div"), Payload()) + params}, call);
+    ASSERT_OK(r);
+    EXPECT_EQ(r->overall.sip_code, 438) << params;
+    EXPECT_EQ(r->overall.reason, Reason::kPptUnsupported);
+  }
+}
+
 TEST_F(VerifierTest, MalformedRequestsAreErrorsNotVerdicts) {
   std::string good = Identity(Sign(Header(), Payload()));
   EXPECT_THAT(verifier_.Verify({good}, {.from_tn = "12a", .to_tns = {kDest}}),
