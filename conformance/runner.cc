@@ -509,7 +509,8 @@ absl::Status RunSignerCheck(Harness* h, const std::string& check, std::string* d
     std::vector<std::string> results;
     bool ok = true;
     for (const char* url : {"http://cert.example.org/a.pem", "https://u@cert.example.org/a.pem",
-                            "https://cert.example.org/a.pem?x=1", "https://cert.example.org/a.pem#f"}) {
+                            "https://cert.example.org/a.pem?x=1", "https://cert.example.org/a.pem#f",
+                            "https://cert.example.org:9443/a.pem"}) {
       absl::Status s = stir::PassportSigner::Create(k1.get(), url, &clock).status();
       ok = ok && absl::IsInvalidArgument(s);
       results.push_back(absl::StrCat(url, " -> ", absl::StatusCodeToString(s.code())));
