@@ -1177,7 +1177,7 @@ class Storm {
     for (int i = 0; i < identities; ++i) {
       auto ps = Must(stir::PassportSigner::Create(
                          signer.get(), env.x5u_server().Url(absl::StrCat("/storm/", i, ".pem")),
-                         &stir::SystemClock::Shared()),
+                         &stir::SystemClock::Shared(), stir::PassportSigner::Options{.x5u_policy = {.allow_any_port = true}}),
                      "storm passport signer");
       VerifyRequest r;
       r.add_identity(Must(ps->Sign(claims), "storm passport").identity);

@@ -86,7 +86,8 @@ void Setup() {
   g->signer = Must(stir::MemorySigner::FromPem(g->leaf.key_pem), "signer");
   g->public_key_pem = Must(stir::PublicKeyToPem(g->signer->key()), "public key");
   g->clock = std::make_unique<stir::FixedClock>(now);
-  g->passport_signer = Must(stir::PassportSigner::Create(g->signer.get(), g->x5u, g->clock.get()),
+  g->passport_signer = Must(stir::PassportSigner::Create(g->signer.get(), g->x5u, g->clock.get(),
+                                                        stir::PassportSigner::Options{.x5u_policy = {.allow_any_port = true}}),
                             "passport signer");
 
   stir::X5uFetcherOptions fo;

@@ -48,16 +48,20 @@ struct CreateFlags {
   std::optional<int64_t> iat;
   std::string print = "both";
   bool json = false;
+  bool x5u_any_port = false;  // lab: as verifier.lab.allow_any_port
   TokenOptions token;
 };
 
 int Create(const CreateFlags& f) {
-  if (absl::Status st = stir::ValidateX5uForSigning(f.x5u); !st.ok()) {
+  stir::X5uFetcherOptions x5u_policy;  // the production fetch policy (CE-12)
+  x5u_policy.allow_any_port = f.x5u_any_port;
+  if (absl::Status st = stir::ValidateX5uForSigning(f.x5u, x5u_policy); !st.ok()) {
     return UsageError(absl::StrCat("bad --x5u: ", st.message()));
   }
   absl::StatusOr<LoadedKey> key = LoadSigningKey(f.key, f.token);
   if (!key.ok()) return Fail(key.status());
   stir::PassportSigner::Options options;
+  options.x5u_policy = x5u_policy;
   // An explicit --iat is for test vectors: no freshness check against the clock.
   if (f.iat.has_value()) options.max_iat_skew = absl::ZeroDuration();
   absl::StatusOr<std::unique_ptr<stir::PassportSigner>> signer = stir::PassportSigner::Create(
@@ -351,6 +355,9 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
       ->check(CLI::IsMember({"both", "jws", "identity"}))
       ->capture_default_str();
   create->add_flag("--json", c->json, "print JSON");
+  create->add_flag("--x5u-any-port", c->x5u_any_port,
+                   "lab: accept an x5u port other than 443 or 8443 (verifiers refuse it in "
+                   "production, ATIS-1000080)");
   AddTokenFlags(create, &c->token);
   create->footer(Examples(
       {"shakenctl passport create --key 'pkcs11:token=shaken;object=sp-2024' --pin-source "

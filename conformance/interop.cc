@@ -93,10 +93,12 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
   sc.pool.size = 1;
   ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyPool> token_signer, hsm::OpenKeyPool(sc));
   const stir::Clock& clock = stir::SystemClock::Shared();
+  // The fixture's x5u server listens on a loopback port (verifier.lab.allow_any_port).
+  const stir::PassportSigner::Options kLabPort{.x5u_policy = {.allow_any_port = true}};
   ASSIGN_OR_RETURN(auto file_passport,
-                   stir::PassportSigner::Create(file_signer.get(), env.file_x5u(), &clock));
+                   stir::PassportSigner::Create(file_signer.get(), env.file_x5u(), &clock, kLabPort));
   ASSIGN_OR_RETURN(auto token_passport,
-                   stir::PassportSigner::Create(token_signer.get(), env.token_x5u(), &clock));
+                   stir::PassportSigner::Create(token_signer.get(), env.token_x5u(), &clock, kLabPort));
 
   // shakend -> secsipidx.
   InteropCount by_cert{"shakend -> secsipidx (certificate file)",

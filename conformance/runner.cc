@@ -350,6 +350,15 @@ void Compare(const Json& expect, Outcome* o) {
     if (expect.contains("reason") && Str(expect, "reason") != o->reason) {
       diffs.push_back(absl::StrCat("reason: expected ", Str(expect, "reason"), ", got ", o->reason));
     }
+    // header_reasons: each Identity header's own reason, in input order.
+    if (expect.contains("header_reasons")) {
+      std::vector<std::string> want;
+      for (const Json& r : expect["header_reasons"]) want.push_back(r.is_string() ? r.get<std::string>() : r.dump());
+      if (want != o->header_reasons) {
+        diffs.push_back(absl::StrCat("header_reasons: expected [", absl::StrJoin(want, ", "),
+                                     "], got [", absl::StrJoin(o->header_reasons, ", "), "]"));
+      }
+    }
   }
   o->mismatch = absl::StrJoin(diffs, "; ");
   if (!o->mismatch.empty() && !o->detail.empty()) absl::StrAppend(&o->mismatch, " (", o->detail, ")");
@@ -500,7 +509,8 @@ absl::Status RunSignerCheck(Harness* h, const std::string& check, std::string* d
     std::vector<std::string> results;
     bool ok = true;
     for (const char* url : {"http://cert.example.org/a.pem", "https://u@cert.example.org/a.pem",
-                            "https://cert.example.org/a.pem?x=1", "https://cert.example.org/a.pem#f"}) {
+                            "https://cert.example.org/a.pem?x=1", "https://cert.example.org/a.pem#f",
+                            "https://cert.example.org:9443/a.pem"}) {
       absl::Status s = stir::PassportSigner::Create(k1.get(), url, &clock).status();
       ok = ok && absl::IsInvalidArgument(s);
       results.push_back(absl::StrCat(url, " -> ", absl::StatusCodeToString(s.code())));

@@ -258,8 +258,7 @@ absl::Status ReadProfiles(Node& root, Config* c) {
                            "must be file:/path or env:VARIABLE (never the passphrase itself)");
       }
     }
-    absl::Status x5u = stir::ValidateX5uForSigning(p.x5u);
-    if (!x5u.ok()) return Node::Error(n.Path("x5u"), ToStd(x5u.message()));
+    // The x5u is checked in ParseConfig, once verifier.lab (which may relax the policy) is read.
     if (p.certificate_file.empty()) {
       return Node::Error(n.Path("certificate"), "is required (the PEM chain published at x5u)");
     }
@@ -389,6 +388,11 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     if (s.ok()) s = ReadPkcs11(root, &c);
     if (s.ok()) s = ReadProfiles(root, &c);
     if (s.ok()) s = ReadVerifier(root, &c);
+    // Each profile's x5u under the same policy as this daemon's own fetcher (CE-12).
+    for (size_t i = 0; s.ok() && i < c.profiles.size(); ++i) {
+      absl::Status x5u = stir::ValidateX5uForSigning(c.profiles[i].x5u, X5uUrlPolicy(c.verifier));
+      if (!x5u.ok()) s = Node::Error(absl::StrCat("profiles[", i, "].x5u"), ToStd(x5u.message()));
+    }
     if (s.ok()) s = ReadLogging(root, &c);
     if (s.ok()) s = root.Duration("max_iat_skew", &c.max_iat_skew);
     if (s.ok()) s = root.Number<size_t>("max_request_bytes", &c.max_request_bytes, 1024, 16 << 20);
@@ -413,6 +417,15 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     }
   }
   return c;
+}
+
+stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v) {
+  stir::X5uFetcherOptions o;
+  o.allow_http = v.lab_allow_http;
+  o.allow_any_port = v.lab_allow_any_port;
+  o.allow_private_addresses = v.lab_allow_private_addresses;
+  o.allow_cidrs = v.lab_allow_cidrs;
+  return o;
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {

@@ -125,6 +125,11 @@ absl::StatusOr<Config> LoadConfig(const std::string& path);
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
 absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin);
 
+// X5uUrlPolicy is the one x5u policy of a configuration (ATIS-1000080 CE-12): production unless
+// verifier.lab relaxes it. The verifier's fetcher uses it, and so does the check of every signing
+// profile's x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
+stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v);
+
 }  // namespace shaken::daemon
 
 #endif  // SHAKEN_DAEMON_CONFIG_H_

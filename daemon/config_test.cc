@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -167,6 +168,31 @@ verifier: {enabled: false}
         << c.name;
     if (!cfg.ok()) EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
   }
+}
+
+// ATIS-1000080 CE-12: a profile's x5u passes the same URL policy as the daemon's own x5u fetcher
+// (stir::CheckX5uUrl), so `shakend --check-config` refuses what every verifier would answer 436.
+TEST(ConfigTest, ProfileX5uFollowsTheFetchersPolicy) {
+  auto with_x5u = [](const std::string& x5u, const std::string& lab = "") {
+    return absl::StrCat(R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: ")", x5u, R"(", certificate: c}]
+verifier: {ca_file: /ca.pem)", lab, "}\n");
+  };
+  auto bad = ParseConfig(with_x5u("https://cert.example.org:9443/sp.pem"), "t.yaml");
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("profiles[0].x5u")));
+  EXPECT_THAT(bad.status().message(), HasSubstr("port must be 443 or 8443"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("not 9443"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("Publish the certificate chain at"));
+  for (const char* good : {"https://cert.example.org/sp.pem", "https://cert.example.org:443/sp.pem",
+                           "https://cert.example.org:8443/sp.pem"}) {
+    EXPECT_OK(ParseConfig(with_x5u(good), "t.yaml")) << good;
+  }
+  // A lab that lets its verifier fetch from any port may publish there too (one policy).
+  EXPECT_OK(ParseConfig(with_x5u("https://127.0.0.1:9443/sp.pem", ", lab: {allow_any_port: true}"),
+                        "t.yaml"));
+  EXPECT_THAT(ParseConfig(with_x5u("http://cert.example.org/sp.pem"), "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("https")));
 }
 
 TEST(ConfigTest, MissingFile) {

@@ -219,14 +219,11 @@ VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.validator.crl_files = v.crl_files;
   s.validator.strictness = v.policy == "strict" ? stir::ProfileStrictness::kStrict
                                                 : stir::ProfileStrictness::kLenient;
+  s.fetcher = X5uUrlPolicy(v);  // the signing profiles' x5u passed the same policy
   s.fetcher.connect_timeout = v.connect_timeout;
   s.fetcher.total_timeout = v.fetch_timeout;
   s.fetcher.max_body_bytes = v.max_certificate_bytes;
   s.fetcher.tls_ca_file = v.tls_ca_file;
-  s.fetcher.allow_http = v.lab_allow_http;
-  s.fetcher.allow_any_port = v.lab_allow_any_port;
-  s.fetcher.allow_private_addresses = v.lab_allow_private_addresses;
-  s.fetcher.allow_cidrs = v.lab_allow_cidrs;
   s.cache.max_entries = v.cache_max_entries;
   s.cache.max_bytes = v.cache_max_bytes;
   s.cache.default_ttl = v.cache_default_ttl;

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -246,6 +247,50 @@ absl::StatusOr<std::vector<TnAuthEntry>> ParseTnAuthList(std::string_view der) {
   return entries;
 }
 
+bool TnAuthListHasTns(const std::vector<TnAuthEntry>& entries) {
+  for (const TnAuthEntry& e : entries) {
+    if (e.kind != TnAuthEntry::Kind::kSpc) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// DigitsValue reads a string of 1 to 18 decimal digits (a TelephoneNumber has at most 15).
+std::optional<uint64_t> DigitsValue(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+bool TnAuthListCovers(const std::vector<TnAuthEntry>& entries, std::string_view tn) {
+  for (const TnAuthEntry& e : entries) {
+    switch (e.kind) {
+      case TnAuthEntry::Kind::kSpc:
+        break;
+      case TnAuthEntry::Kind::kOne:
+        if (e.value == tn) return true;
+        break;
+      case TnAuthEntry::Kind::kRange: {
+        // RFC 8226 §9: `count` numbers from `start`, all as long as `start`; a number with
+        // '#' or '*', or of another length, is in no range.
+        if (e.value.size() != tn.size()) break;
+        std::optional<uint64_t> start = DigitsValue(e.value);
+        std::optional<uint64_t> value = DigitsValue(tn);
+        if (start && value && *value >= *start && *value - *start < e.count) return true;
+        break;
+      }
+    }
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // CertValidator.
 
@@ -437,22 +482,26 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
       break;
     }
   }
+  // Two shapes are a SHAKEN profile: exactly one SPC (ATIS-1000080 v005), or only TN and range
+  // entries (a delegate certificate, RFC 9060 / ATIS-1000092), whose numbers the verifier checks
+  // orig.tn against (Verifier::Finish, DL-2).
   const bool single_spc =
       info->tn_auth_list.size() == 1 && info->tn_auth_list[0].kind == TnAuthEntry::Kind::kSpc;
+  const bool delegate = info->spc.empty();  // ParseTnAuthList refuses an empty list
   if (strict) {
-    // ATIS-1000080 v005: exactly one SPC entry; digits and upper-case letters only.
-    if (!single_spc) {
-      *detail = "TNAuthList must hold exactly one SPC entry (ATIS-1000080 v005)";
+    if (!single_spc && !delegate) {
+      *detail =
+          "TNAuthList must hold exactly one SPC entry (ATIS-1000080 v005), or only TN and range "
+          "entries (a delegate certificate, RFC 9060)";
       return Reason::kCertNoTnAuthList;
     }
-    if (!IsUpperAlnum(info->spc)) {
+    if (single_spc && !IsUpperAlnum(info->spc)) {
       *detail = "the SPC must be digits and upper-case letters (ATIS-1000080 v005)";
       return Reason::kCertInvalid;
     }
-  } else {
+  } else if (!delegate) {
     if (info->tn_auth_list.size() > 1) AddWarning(info, "TNAuthList has more than one entry");
-    if (info->spc.empty()) AddWarning(info, "TNAuthList has no SPC entry");
-    if (!info->spc.empty() && !IsUpperAlnum(info->spc)) {
+    if (!IsUpperAlnum(info->spc)) {
       AddWarning(info, "the SPC is not digits and upper-case letters");
     }
   }
@@ -511,8 +560,10 @@ Reason CheckProfile(X509* leaf, STACK_OF(X509) * chain, bool strict, Certificate
       *detail = "BasicConstraints must be present and critical (ATIS-1000080 §6.4.1)";
       return Reason::kCertInvalid;
     }
-    // CE-10: CA certificates must not carry a TNAuthList.
-    for (int i = 1; i < sk_X509_num(chain); ++i) {
+    // CE-10: CA certificates must not carry a TNAuthList. In a delegate chain (RFC 9060) the
+    // delegating CA's certificate carries the scope it may delegate; DL-3 (that scope covers the
+    // leaf's) is not checked yet, so such a list neither helps nor is required.
+    for (int i = 1; !delegate && i < sk_X509_num(chain); ++i) {
       if (X509_get_ext_by_OBJ(sk_X509_value(chain, i), tn_oid.get(), -1) >= 0) {
         *detail = "a CA certificate of the chain carries a TNAuthList (ATIS-1000080 v005)";
         return Reason::kCertInvalid;

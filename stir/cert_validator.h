@@ -26,7 +26,9 @@ namespace shaken::stir {
 //     entry; any policy OID in the SHAKEN arc 2.16.840.1.114569.1.1.*; KeyUsage, if present,
 //     allows digitalSignature; deviations from ATIS-1000080 are reported as profile_warnings.
 //   kStrict: ATIS-1000080 v005 as the zlint SHAKEN lints read it: exactly one TNAuthList entry, an
-//     SPC of digits and upper-case letters; exactly one SHAKEN policy OID, .3 or .4 (.1 rejected);
+//     SPC of digits and upper-case letters, or else a delegate certificate's TNAuthList (RFC 9060,
+//     ATIS-1000092): TN and range entries only, no SPC (CA certificates of a delegate chain may
+//     then carry a TNAuthList too); exactly one SHAKEN policy OID, .3 or .4 (.1 rejected);
 //     KeyUsage present, critical, digitalSignature only; BasicConstraints critical; X.509 v3;
 //     ecdsa-with-SHA256; OpenSSL's X509_V_FLAG_X509_STRICT chain checks.
 // Both: EC P-256 leaf key, leaf not a CA, chain to a configured trust anchor, validity at `now`.
@@ -71,6 +73,18 @@ absl::StatusOr<std::vector<X509Ptr>> ParsePemChain(std::string_view pem, size_t 
 // 1024 entries, a TN outside "0123456789#*" or 1..15 characters, an SPC that is empty, longer than
 // 64 bytes or not printable ASCII, or a range count outside 2..2^63.
 absl::StatusOr<std::vector<TnAuthEntry>> ParseTnAuthList(std::string_view der);
+
+// TnAuthListHasTns tells whether `entries` hold a TelephoneNumber (`one`) or a
+// TelephoneNumberRange entry. Such a list scopes the certificate to those numbers: a delegate
+// certificate (RFC 9060, ATIS-1000092; DL-1, DL-2 in docs/standards.md).
+bool TnAuthListHasTns(const std::vector<TnAuthEntry>& entries);
+
+// TnAuthListCovers tells whether the canonical TN `tn` (RFC 8224 §8.3: digits, '#', '*') is a
+// `one` entry of `entries`, or lies in a `range` entry: a range is `count` consecutive numbers
+// from `start` with the same number of digits (RFC 8226 §9), so it covers `tn` when both are
+// digits only, have the same length and start <= tn < start + count. SPC entries cover nothing
+// here (an SPC names the signer, not numbers: SH-13).
+bool TnAuthListCovers(const std::vector<TnAuthEntry>& entries, std::string_view tn);
 
 // DescribeCertificate reads what CertificateInfo holds from one certificate (names, serial,
 // validity, TNAuthList, policy OIDs) without judging it. INVALID_ARGUMENT when its TNAuthList is

@@ -259,6 +259,60 @@ TEST_F(CertValidatorTest, SpcRulesStrictVsLenient) {
   EXPECT_EQ(Validate(two, ProfileStrictness::kStrict).reason, Reason::kCertNoTnAuthList);
 }
 
+// RFC 9060 / ATIS-1000092: a delegate certificate (TNs and ranges, no SPC) is a SHAKEN profile
+// of its own, accepted under both policies without warnings; the verifier then checks orig.tn
+// against its numbers (verifier_test). Mixing an SPC with TNs is neither profile.
+TEST_F(CertValidatorTest, DelegateCertificatesPassBothPolicies) {
+  LeafOptions o;
+  o.common_name = "delegate 12155550100";
+  o.tn_auth_entries = {{TnAuthEntry::Kind::kOne, "12155550100", 0},
+                       {TnAuthEntry::Kind::kRange, "12155550200", 100}};
+  for (ProfileStrictness strictness : {ProfileStrictness::kLenient, ProfileStrictness::kStrict}) {
+    CertificateResult r = Validate(o, strictness);
+    ASSERT_TRUE(r.ok()) << ReasonName(r.reason) << ": " << r.detail;
+    EXPECT_EQ(r.cert->info.spc, "");
+    ASSERT_EQ(r.cert->info.tn_auth_list.size(), 2u);
+    EXPECT_EQ(r.cert->info.tn_auth_list[0].kind, TnAuthEntry::Kind::kOne);
+    EXPECT_EQ(r.cert->info.tn_auth_list[1].kind, TnAuthEntry::Kind::kRange);
+    EXPECT_EQ(r.cert->info.tn_auth_list[1].count, 100u);
+    EXPECT_THAT(r.cert->info.profile_warnings, IsEmpty());
+  }
+  LeafOptions mixed;
+  mixed.tn_auth_entries = {{TnAuthEntry::Kind::kSpc, "709J", 0},
+                           {TnAuthEntry::Kind::kOne, "12155550100", 0}};
+  CertificateResult strict = Validate(mixed, ProfileStrictness::kStrict);
+  EXPECT_EQ(strict.reason, Reason::kCertNoTnAuthList);
+  EXPECT_THAT(strict.detail, HasSubstr("delegate"));
+  LeafOptions two_spcs;
+  two_spcs.tn_auth_entries = {{TnAuthEntry::Kind::kSpc, "709J", 0},
+                              {TnAuthEntry::Kind::kSpc, "123A", 0}};
+  EXPECT_EQ(Validate(two_spcs, ProfileStrictness::kStrict).reason, Reason::kCertNoTnAuthList);
+}
+
+TEST(TnAuthListCoversTest, OnesAndRanges) {
+  using Kind = TnAuthEntry::Kind;
+  const std::vector<TnAuthEntry> list = {{Kind::kSpc, "709J", 0},
+                                         {Kind::kOne, "12155550100", 0},
+                                         {Kind::kOne, "*67#", 0},
+                                         {Kind::kRange, "12155550190", 20},
+                                         {Kind::kRange, "999999999999990", 1ull << 63}};
+  EXPECT_TRUE(TnAuthListHasTns(list));
+  EXPECT_FALSE(TnAuthListHasTns({{Kind::kSpc, "709J", 0}}));
+  EXPECT_TRUE(TnAuthListCovers(list, "12155550100"));
+  EXPECT_TRUE(TnAuthListCovers(list, "*67#"));
+  EXPECT_TRUE(TnAuthListCovers(list, "12155550190"));
+  EXPECT_TRUE(TnAuthListCovers(list, "12155550209"));   // start + count - 1
+  EXPECT_FALSE(TnAuthListCovers(list, "12155550210"));  // start + count
+  EXPECT_FALSE(TnAuthListCovers(list, "12155550189"));
+  EXPECT_FALSE(TnAuthListCovers(list, "1215555019"));    // shorter
+  EXPECT_FALSE(TnAuthListCovers(list, "121555501900"));  // longer
+  EXPECT_FALSE(TnAuthListCovers(list, "1215555019#"));
+  EXPECT_FALSE(TnAuthListCovers(list, "709J"));  // an SPC is not a number
+  EXPECT_FALSE(TnAuthListCovers(list, ""));
+  EXPECT_TRUE(TnAuthListCovers(list, "999999999999999"));  // no overflow on a huge count
+  EXPECT_FALSE(TnAuthListCovers(list, "999999999999989"));
+}
+
 TEST_F(CertValidatorTest, RevokedViaCrl) {
   ASSERT_OK_AND_ASSIGN(TestCert leaf, pki_->IssueLeaf());
   ASSERT_OK_AND_ASSIGN(TestCert other, pki_->IssueLeaf());

@@ -271,26 +271,25 @@ std::string CanonicalShakenPayload(std::string_view attest, const std::vector<st
   return out;
 }
 
-absl::Status ValidateX5uForSigning(std::string_view x5u) {
-  if (!absl::StartsWith(ToAbsl(x5u), "https://")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x5u \"", ToAbsl(x5u.substr(0, 128)), "\" must be an https URL (ATIS-1000080)"));
+absl::Status ValidateX5uForSigning(std::string_view x5u, const X5uFetcherOptions& policy) {
+  // ATIS-1000080 CE-12: one x5u policy for signer and verifier. What the fetcher would refuse,
+  // every verifier answers 436, so it is refused here with the fetcher's own words.
+  FetchResult allowed = CheckX5uUrl(x5u, policy);
+  if (!allowed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "x5u \"", ToAbsl(x5u.substr(0, 128)), "\" would not be fetched by verifiers (shakend's "
+        "own included, 436 x5u_not_allowed): ", allowed.detail,
+        ". Publish the certificate chain at https://host/path or https://host:8443/path, "
+        "without userinfo, query or fragment (ATIS-1000080 CE-12)"));
   }
+  // Signing-only: the Identity header carries the URL as info=<...> (RFC 8224 §4).
   if (x5u.size() > 1024) return absl::InvalidArgumentError("x5u is longer than 1024 bytes");
   for (char c : x5u) {
     if (!IsUrlChar(c)) {
       return absl::InvalidArgumentError(
-          "x5u must be printable ASCII without spaces, '<', '>', '\"' or '\\'");
+          "x5u must be printable ASCII without spaces, '<', '>', '\"' or '\\' (they would break "
+          "the Identity header's info=<...>)");
     }
-  }
-  std::string_view rest = x5u.substr(8);
-  std::string_view authority = rest.substr(0, rest.find('/'));
-  if (authority.empty()) return absl::InvalidArgumentError("x5u has no host");
-  if (authority.find('@') != std::string_view::npos) {
-    return absl::InvalidArgumentError("x5u must not carry userinfo (SH-10)");
-  }
-  if (x5u.find('?') != std::string_view::npos || x5u.find('#') != std::string_view::npos) {
-    return absl::InvalidArgumentError("x5u must not carry a query or fragment (SH-10)");
   }
   return absl::OkStatus();
 }
@@ -308,7 +307,7 @@ absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Sig
   if (signer == nullptr || clock == nullptr) {
     return absl::InvalidArgumentError("PassportSigner needs a signer and a clock");
   }
-  RETURN_IF_ERROR(ValidateX5uForSigning(x5u));
+  RETURN_IF_ERROR(ValidateX5uForSigning(x5u, options.x5u_policy));
   return std::unique_ptr<PassportSigner>(
       new PassportSigner(signer, std::move(x5u), clock, options));
 }

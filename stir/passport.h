@@ -20,6 +20,7 @@
 #include "stir/clock.h"
 #include "stir/json.h"
 #include "stir/signer.h"
+#include "stir/x5u_fetcher.h"
 
 namespace shaken::stir {
 
@@ -102,9 +103,12 @@ class PassportSigner {
     // ID-4 (RFC 8224 §4.1): refuse to sign an iat further than this from the clock's now.
     // Zero disables the check (for tools that mint test vectors).
     absl::Duration max_iat_skew = absl::Seconds(60);
+    // The x5u URL policy the signing x5u must pass (ValidateX5uForSigning): the production
+    // fetch policy unless a lab relaxes it as its own verifier does (shakend: verifier.lab).
+    X5uFetcherOptions x5u_policy;
   };
 
-  // Create checks `x5u` (https, printable ASCII, no '<', '>', '"' or spaces) and keeps `signer`
+  // Create checks `x5u` with ValidateX5uForSigning under options.x5u_policy and keeps `signer`
   // and `clock`, which must outlive the PassportSigner.
   static absl::StatusOr<std::unique_ptr<PassportSigner>> Create(const Signer* signer,
                                                                  std::string x5u,
@@ -152,9 +156,13 @@ std::string CanonicalShakenHeader(std::string_view x5u);
 std::string CanonicalShakenPayload(std::string_view attest, const std::vector<std::string>& dest,
                                    int64_t iat, std::string_view orig, std::string_view origid);
 
-// ValidateX5uForSigning checks what an x5u we publish must satisfy (CE-12): https, no userinfo,
-// query or fragment, printable ASCII without '<', '>', '"', '\\' or whitespace.
-absl::Status ValidateX5uForSigning(std::string_view x5u);
+// ValidateX5uForSigning checks that verifiers will dereference an x5u we publish: it applies the
+// fetcher's own URL policy (CheckX5uUrl under `policy`, production by default: https, port 443 or
+// 8443, no userinfo, query or fragment; ATIS-1000080 CE-12, SH-10), so signer and verifier share
+// one x5u policy and cannot disagree. Signing adds what the Identity header needs: at most 1024
+// bytes, no '<', '>' or '"' (they would break info=<...>). INVALID_ARGUMENT says what to fix.
+absl::Status ValidateX5uForSigning(std::string_view x5u,
+                                   const X5uFetcherOptions& policy = X5uFetcherOptions());
 
 }  // namespace shaken::stir
 

@@ -358,6 +358,40 @@ TEST(PassportSignerCreateTest, ValidatesX5u) {
   EXPECT_THAT(PassportSigner::Create(s->get(), "https://x.example:8443/c.pem", &clock), IsOk());
 }
 
+// ATIS-1000080 CE-12: the signing x5u passes the fetcher's own URL policy (CheckX5uUrl), so a URL
+// shakend would sign with is never one its verifier refuses (436 x5u_not_allowed).
+TEST(ValidateX5uForSigningTest, SharesTheFetchersPolicy) {
+  absl::Status st = ValidateX5uForSigning("https://cert.example.org:9443/sp.pem");
+  EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not 9443")));
+  EXPECT_THAT(st.message(), HasSubstr("Publish the certificate chain at"));
+  EXPECT_FALSE(CheckX5uUrl("https://cert.example.org:9443/sp.pem", X5uFetcherOptions()).ok());
+  for (const char* good : {"https://cert.example.org/sp.pem", "https://cert.example.org:443/sp.pem",
+                           "https://cert.example.org:8443/sp.pem"}) {
+    EXPECT_OK(ValidateX5uForSigning(good)) << good;
+    EXPECT_TRUE(CheckX5uUrl(good, X5uFetcherOptions()).ok()) << good;
+  }
+  // Whatever the fetcher refuses, signing refuses; signing adds the Identity header's needs.
+  for (const char* url : {"https://cert.example.org:0/a.pem", "https://cert.example.org:80/a.pem",
+                          "https://[::1]:9443/a.pem", "ftp://cert.example.org/a.pem",
+                          "https:///cert.example.org/a.pem", "https://u@cert.example.org/a.pem"}) {
+    EXPECT_FALSE(CheckX5uUrl(url, X5uFetcherOptions()).ok()) << url;
+    EXPECT_THAT(ValidateX5uForSigning(url), StatusIs(absl::StatusCode::kInvalidArgument)) << url;
+  }
+  EXPECT_THAT(ValidateX5uForSigning("https://cert.example.org/\"a\".pem"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("info=<")));
+  // A lab policy relaxes both sides alike.
+  X5uFetcherOptions lab;
+  lab.allow_any_port = true;
+  EXPECT_OK(ValidateX5uForSigning("https://127.0.0.1:9443/sp.pem", lab));
+  auto s = MemorySigner::Generate();
+  ASSERT_OK(s);
+  FixedClock clock(absl::Now());
+  EXPECT_THAT(PassportSigner::Create(s->get(), "https://cert.example.org:9443/sp.pem", &clock),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("9443")));
+  EXPECT_OK(PassportSigner::Create(s->get(), "https://127.0.0.1:9443/sp.pem", &clock,
+                                   {.x5u_policy = lab}));
+}
+
 TEST(MemorySignerTest, RejectsNonP256Keys) {
   EvpPkeyPtr p384(EVP_EC_gen("P-384"));
   EXPECT_THAT(MemorySigner::FromKey(std::move(p384)),

@@ -24,7 +24,8 @@ std::string_view VerstatName(Verstat v);  // "TN-Validation-Passed", ...
 // verdict.cc. The codes follow the ATIS-1000082 error cases E1-E19 (docs/standards.md#reasons).
 enum class Reason : uint8_t {
   kPassed = 0,
-  // 428: nothing to verify.
+  // 428: nothing to verify: no Identity header, or none whose ppt is supported (RFC 8224's 428
+  // definition counts a header with an unsupported ppt as absent).
   kNoIdentity,
   // 438: the Identity header or the PASSporT cannot be used.
   kIdentityMalformed,       // RFC 8224 §4 grammar violated
@@ -40,6 +41,7 @@ enum class Reason : uint8_t {
   kOrigidInvalid,           // origid is not a UUID (RFC 8588 §5)
   kOrigMismatch,            // E16
   kDestMismatch,            // E16
+  kOrigNotInTnAuthList,     // DL-2: orig.tn outside a delegate certificate's TNs and ranges
   kSignatureInvalid,        // E18 (TN-Validation-Failed)
   // 436: the credential cannot be obtained.
   kInfoMissing,             // E6
@@ -99,6 +101,10 @@ struct Verdict {
   std::string_view sip_reason;   // reason phrase, static storage
   std::string detail;            // a human sentence: what exactly was wrong
 
+  // ppt_not_supported: the Identity header's ppt parameter names a PASSporT type this verifier
+  // does not handle (div, rcd, ...). Such a header keeps its own verdict (438 ppt_unsupported) but
+  // counts as absent for the call's verdict (RFC 8224, 428 definition; ID-7).
+  bool ppt_not_supported = false;
   std::string ppt;
   std::string attest;
   std::string origid;

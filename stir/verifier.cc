@@ -8,7 +8,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
+#include "stir/cert_validator.h"
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
@@ -78,6 +80,7 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   if (!header.ok()) return fail(header.status(), Reason::kIdentityMalformed);
   if (header->ppt.has_value()) v.ppt = *header->ppt;
   if (header->ppt.has_value() && *header->ppt != kPptShaken) {
+    v.ppt_not_supported = true;
     v.SetReason(Reason::kPptUnsupported,
                 absl::StrCat("Identity ppt=", Truncated(*header->ppt, 16),
                              " is not handled; this verifier handles ppt=shaken"));
@@ -226,6 +229,21 @@ Verdict Verifier::Finish(Pending& p, CertificateResult cert) const {
                 "the signature does not verify with the x5u certificate's key");
     return v;
   }
+
+  // 13. The certificate's authority over orig (DL-2; RFC 9060, ATIS-1000092). A TNAuthList with
+  // TN or range entries (a delegate certificate) scopes its holder to those numbers, under every
+  // profile policy; an SPC-only list names the signer and scopes nothing (SH-13). After the
+  // signature, so the verdict says the certificate's own holder signed for a number it does not
+  // hold. 438, not 437: the credential itself is valid and acceptable (it signs its own numbers
+  // fine); what is wrong is this Identity header's claim, as with orig_mismatch (E16).
+  const std::vector<TnAuthEntry>& tns = cert.cert->info.tn_auth_list;
+  if (TnAuthListHasTns(tns) && !TnAuthListCovers(tns, v.orig_tn)) {
+    v.SetReason(Reason::kOrigNotInTnAuthList,
+                absl::StrCat("orig.tn ", Truncated(v.orig_tn, 32),
+                             " is not among the TNs and ranges of the signing certificate's "
+                             "TNAuthList (RFC 9060)"));
+    return v;
+  }
   v.SetReason(Reason::kPassed);
   return v;
 }
@@ -266,27 +284,47 @@ absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
 }
 
 void Verifier::ChooseOverall(VerifyResult& result) {
-  // ID-7: pick the call's verdict.
-  if (result.headers.empty()) {
-    result.overall.SetReason(Reason::kNoIdentity, "the call carries no Identity header");
+  // ID-7: pick the call's verdict. RFC 8224's 428 is for a request without an Identity header
+  // "without ppt or with a supported ppt": a header whose ppt this verifier does not handle
+  // counts as absent, so it neither decides nor spoils the call's verdict.
+  std::vector<const Verdict*> counted;
+  std::vector<std::string> ignored;
+  for (const Verdict& v : result.headers) {
+    if (!v.ppt_not_supported) {
+      counted.push_back(&v);
+    } else if (ignored.size() < 4) {
+      ignored.push_back(absl::StrCat("ppt=", Truncated(v.ppt, 16)));
+    }
+  }
+  if (counted.empty()) {
+    result.overall = Verdict();
+    if (result.headers.empty()) {
+      result.overall.SetReason(Reason::kNoIdentity, "the call carries no Identity header");
+    } else {
+      result.overall.SetReason(
+          Reason::kNoIdentity,
+          absl::StrCat("the call carries no Identity header with a supported ppt (",
+                       absl::StrJoin(ignored, ", "), result.headers.size() > ignored.size() ? ", ..." : "",
+                       " not handled; this verifier handles ppt=shaken)"));
+    }
     return;
   }
   const Verdict* chosen = nullptr;
-  for (const Verdict& v : result.headers) {
-    if (v.passed) {
-      chosen = &v;
+  for (const Verdict* v : counted) {
+    if (v->passed) {
+      chosen = v;
       break;
     }
   }
   if (chosen == nullptr) {
-    for (const Verdict& v : result.headers) {
-      if (v.sip_code != 436) {
-        chosen = &v;
+    for (const Verdict* v : counted) {
+      if (v->sip_code != 436) {
+        chosen = v;
         break;
       }
     }
   }
-  result.overall = chosen != nullptr ? *chosen : result.headers.front();
+  result.overall = chosen != nullptr ? *chosen : *counted.front();
 }
 
 template <typename Strings>

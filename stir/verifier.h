@@ -4,7 +4,8 @@
 // Checks, in this order (cheap and local first; the network only for a well-formed, fresh,
 // matching PASSporT; docs/standards.md#verification-order, ATIS-1000082 cases E1-E19):
 //   1. Identity grammar (438 identity_malformed) and full form (438 compact_form)
-//   2. Identity ppt parameter is shaken if present (438 ppt_unsupported)
+//   2. Identity ppt parameter is shaken if present (438 ppt_unsupported; such a header counts as
+//      absent for the call's verdict, see Verify)
 //   3. info present (436 info_missing) and <absoluteURI> (436 info_invalid)
 //   4. JWS: three segments, strict base64url, strict JSON (438 passport_malformed)
 //   5. header ppt, typ, alg, x5u present (436 header_param_missing); ppt is shaken
@@ -20,6 +21,9 @@
 //  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438)
 //  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*)
 //  12. signature over the received header.payload bytes (438 signature_invalid)
+//  13. orig.tn within the certificate's TNAuthList when it holds TNs or ranges (a delegate
+//      certificate, RFC 9060; 438 orig_not_in_tnauthlist); an SPC-only list scopes nothing
+//      (SH-13)
 #ifndef SHAKEN_STIR_VERIFIER_H_
 #define SHAKEN_STIR_VERIFIER_H_
 
@@ -77,9 +81,11 @@ class Verifier {
   // verdict, not an error; INVALID_ARGUMENT is only for a malformed request: a From or To
   // number that cannot be canonicalized, or more than kMaxIdentityHeaders values.
   //
-  // The overall verdict is the first passing shaken header's. Otherwise (RFC 8224 §6.2.2,
-  // ID-7): 428 when there is no header, 436 only when every header failed with 436, else the
-  // first failure that is not a 436.
+  // The overall verdict is the first passing shaken header's. Headers whose Identity ppt
+  // parameter names a type this verifier does not handle (div, rcd, ...) count as absent (RFC
+  // 8224, 428 definition): they keep their own 438 ppt_unsupported verdict but do not take part.
+  // Otherwise (RFC 8224 §6.2.2, ID-7): 428 no_identity when no header is left, 436 only when
+  // every header left failed with 436, else the first failure that is not a 436.
   absl::StatusOr<VerifyResult> Verify(const std::vector<std::string>& identity_headers,
                                       const CallInfo& call) const;
   // VerifyViews is Verify over views (e.g. of a request message's strings, not copied).
@@ -121,7 +127,7 @@ class Verifier {
   std::variant<Verdict, Pending> Prepare(std::string_view identity, std::string_view from_tn,
                                          const std::vector<std::string>& to_tns,
                                          std::optional<absl::Time> date, absl::Time now) const;
-  // Finish runs steps 11-12 with the certificate lookup's result.
+  // Finish runs steps 11-13 with the certificate lookup's result.
   Verdict Finish(Pending& pending, CertificateResult cert) const;
   static void ChooseOverall(VerifyResult& result);
 

@@ -466,6 +466,116 @@ TEST_F(VerifierTest, OverallVerdictAcrossSeveralHeaders) {
   EXPECT_EQ(r->overall.sip_reason, "Use Identity Header");
 }
 
+// DL-2 (RFC 9060, ATIS-1000092): a certificate whose TNAuthList holds TNs or ranges vouches for
+// those numbers only; an SPC-only list keeps SH-13 (the SPC names the signer, any orig passes).
+TEST_F(VerifierTest, DelegateCertificateCoversOnlyItsTnsAndRanges) {
+  using Kind = TnAuthEntry::Kind;
+  const std::string x5u = "https://cert.example.org/delegate.pem";
+  auto verify = [&](std::vector<TnAuthEntry> list, const std::string& orig) {
+    certs_.AddKeyWithTnAuthList(x5u, signer_->key(), std::move(list));
+    std::string jws = Sign(With(Header(), "x5u", x5u), With(Payload(), "orig", {{"tn", orig}}));
+    return verifier_.VerifyOne(jws + ";info=<" + x5u + ">;alg=ES256;ppt=shaken", orig, {kDest},
+                               std::nullopt);
+  };
+  // The outside review's case: a certificate for 12155550100 alone signing for 19995550123.
+  const std::vector<TnAuthEntry> one = {{Kind::kOne, "12155550100", 0}};
+  Verdict v = verify(one, "19995550123");
+  EXPECT_FALSE(v.passed);
+  EXPECT_EQ(ReasonName(v.reason), "orig_not_in_tnauthlist") << v.detail;
+  EXPECT_EQ(v.sip_code, 438);
+  EXPECT_EQ(v.verstat, Verstat::kFailed);
+  EXPECT_THAT(v.detail, HasSubstr("19995550123"));
+  EXPECT_TRUE(verify(one, "12155550100").passed);
+
+  // A range is `count` numbers from `start`: 12155550100 .. 12155550199.
+  const std::vector<TnAuthEntry> range = {{Kind::kRange, "12155550100", 100}};
+  EXPECT_TRUE(verify(range, "12155550100").passed);
+  EXPECT_TRUE(verify(range, "12155550199").passed);
+  EXPECT_EQ(verify(range, "12155550200").reason, Reason::kOrigNotInTnAuthList);
+  EXPECT_EQ(verify(range, "12155550099").reason, Reason::kOrigNotInTnAuthList);
+  EXPECT_EQ(verify(range, "121555501000").reason, Reason::kOrigNotInTnAuthList);
+
+  // TNs next to an SPC still scope the certificate.
+  EXPECT_EQ(verify({{Kind::kSpc, "709J", 0}, {Kind::kOne, "12155550100", 0}}, "19995550123").reason,
+            Reason::kOrigNotInTnAuthList);
+  // SPC only: unchanged (SH-13).
+  EXPECT_TRUE(verify({{Kind::kSpc, "709J", 0}}, "19995550123").passed);
+
+  // The signature is judged first: a forgery is signature_invalid, not a scope problem.
+  certs_.AddKeyWithTnAuthList(x5u, signer_->key(), one);
+  std::string forged = Sign(With(Header(), "x5u", x5u), With(Payload(), "orig", {{"tn", "19995550123"}}),
+                            MemorySigner::Generate()->get());
+  EXPECT_EQ(verifier_.VerifyOne(forged + ";info=<" + x5u + ">", "19995550123", {kDest}, std::nullopt)
+                .reason,
+            Reason::kSignatureInvalid);
+}
+
+// RFC 8224's 428: a request needs an Identity header "without ppt or with a supported ppt", so a
+// header whose ppt this verifier does not handle counts as absent for the call (ID-7, P21).
+TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
+  const std::string info = std::string(";info=<") + kX5u + ">";
+  const std::string div = Sign(With(Header(), "ppt", "div"), Payload()) + info + ";ppt=div";
+  const std::string rcd = Sign(Header(), Payload()) + info + ";alg=ES256;ppt=rcd";
+  const std::string good = Identity(Sign(Header(), Payload()));
+  const std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
+  const std::string no_info = Sign(Header(), Payload()) + ";ppt=shaken";
+  CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
+
+  // Only unsupported headers: 428 / No-TN-Validation; each keeps its own 438 verdict.
+  for (const auto& headers : {std::vector<std::string>{div}, std::vector<std::string>{rcd},
+                              std::vector<std::string>{div, rcd}}) {
+    auto r = verifier_.Verify(headers, call);
+    ASSERT_OK(r);
+    EXPECT_FALSE(r->overall.passed);
+    EXPECT_EQ(r->overall.sip_code, 428) << r->overall.detail;
+    EXPECT_EQ(r->overall.reason, Reason::kNoIdentity);
+    EXPECT_EQ(r->overall.verstat, Verstat::kNoValidation);
+    EXPECT_EQ(r->overall.sip_reason, "Use Identity Header");
+    EXPECT_THAT(r->overall.detail, HasSubstr("no Identity header with a supported ppt"));
+    ASSERT_EQ(r->headers.size(), headers.size());
+    for (const Verdict& h : r->headers) {
+      EXPECT_EQ(h.reason, Reason::kPptUnsupported);
+      EXPECT_EQ(h.sip_code, 438);
+    }
+  }
+  auto r = verifier_.Verify({div}, call);
+  ASSERT_OK(r);
+  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=div"));
+
+  // Next to shaken headers they are ignored: the shaken headers alone decide.
+  r = verifier_.Verify({div, no_info}, call);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->overall.reason, Reason::kInfoMissing);  // every counted header is a 436
+  EXPECT_EQ(r->headers[0].reason, Reason::kPptUnsupported);
+  r = verifier_.Verify({rcd, bad_sig}, call);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->overall.reason, Reason::kSignatureInvalid);
+  r = verifier_.Verify({div, good, rcd}, call);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->overall.passed);
+
+  // The asynchronous path chooses the same way.
+  std::optional<absl::StatusOr<VerifyResult>> async;
+  verifier_.VerifyAsync({div, rcd}, call, absl::InfiniteFuture(),
+                        [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
+  ASSERT_TRUE(async.has_value());
+  ASSERT_OK(*async);
+  EXPECT_EQ((*async)->overall.sip_code, 428);
+  verifier_.VerifyAsync({div, no_info}, call, absl::InfiniteFuture(),
+                        [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
+  ASSERT_OK(*async);
+  EXPECT_EQ((*async)->overall.reason, Reason::kInfoMissing);
+
+  // A div PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that claims
+  // a supported type (or none): it counts, and it is invalid.
+  for (const std::string& params : {info + ";ppt=shaken", info}) {
+    r = verifier_.Verify({Sign(With(Header(), "ppt", "div"), Payload()) + params}, call);
+    ASSERT_OK(r);
+    EXPECT_EQ(r->overall.sip_code, 438) << params;
+    EXPECT_EQ(r->overall.reason, Reason::kPptUnsupported);
+  }
+}
+
 TEST_F(VerifierTest, MalformedRequestsAreErrorsNotVerdicts) {
   std::string good = Identity(Sign(Header(), Payload()));
   EXPECT_THAT(verifier_.Verify({good}, {.from_tn = "12a", .to_tns = {kDest}}),

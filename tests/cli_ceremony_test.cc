@@ -194,8 +194,8 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   const std::string x5u = server->Url("/sp.pem");
 
   auto created = Shakenctl({"passport", "create", "--key", key_uri, "--pin-source", Pin(),
-                            "--x5u", x5u, "--attest", "A", "--orig", "+1 (215) 555-0121",
-                            "--dest", "+12155550131", "--json"});
+                            "--x5u", x5u, "--x5u-any-port", "--attest", "A", "--orig",
+                            "+1 (215) 555-0121", "--dest", "+12155550131", "--json"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   auto pj = nlohmann::json::parse(created.out);
   const std::string identity = pj["identity"];
@@ -303,7 +303,8 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
 
   // passport create rejects a bad TN with a clear message.
   auto bad_tn = Shakenctl({"passport", "create", "--key", key_uri, "--pin-source", Pin(),
-                           "--x5u", x5u, "--attest", "A", "--orig", "CALL-ME", "--dest", "1"});
+                           "--x5u", x5u, "--x5u-any-port", "--attest", "A", "--orig", "CALL-ME",
+                           "--dest", "1"});
   EXPECT_EQ(bad_tn.exit_code, 1);
   EXPECT_THAT(bad_tn.err, HasSubstr("orig"));
   server->Stop();

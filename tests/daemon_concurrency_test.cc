@@ -240,7 +240,7 @@ class TarpitTest : public ::testing::Test {
   std::string TarpitIdentity(const std::string& name) {
     auto ps = stir::PassportSigner::Create(
         signer_.get(), env_->x5u_server().Url(absl::StrCat("/tarpit/", name, ".pem")),
-        &stir::SystemClock::Shared());
+        &stir::SystemClock::Shared(), stir::PassportSigner::Options{.x5u_policy = {.allow_any_port = true}});  // a loopback port
     EXPECT_OK(ps);
     stir::ShakenClaims claims;
     claims.attest = "C";

@@ -93,7 +93,8 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   const std::string slow_x5u = env_->x5u_server().Url("/slow.pem");
   ASSERT_OK_AND_ASSIGN(auto key, stir::MemorySigner::FromPem(ReadFileOrEmpty(env_->FileKeyPath())));
   stir::SystemClock clock;
-  ASSERT_OK_AND_ASSIGN(auto ps, stir::PassportSigner::Create(key.get(), slow_x5u, &clock));
+  ASSERT_OK_AND_ASSIGN(auto ps, stir::PassportSigner::Create(
+                                    key.get(), slow_x5u, &clock, stir::PassportSigner::Options{.x5u_policy = {.allow_any_port = true}}));
   ASSERT_OK_AND_ASSIGN(auto slow, ps->Sign({.attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 
   const int api = FreeLoopbackPort(), health = FreeLoopbackPort();

@@ -104,6 +104,50 @@ absl::Status AddRawExt(X509* cert, const char* oid, const std::string& der, bool
   return absl::OkStatus();
 }
 
+// Der is one DER TLV (definite length, short or long form).
+std::string Der(uint8_t tag, const std::string& content) {
+  std::string out(1, static_cast<char>(tag));
+  size_t n = content.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<char>(n));
+  } else {
+    std::string len;
+    for (; n != 0; n >>= 8) len.insert(len.begin(), static_cast<char>(n & 0xff));
+    out.push_back(static_cast<char>(0x80 | len.size()));
+    out += len;
+  }
+  return out + content;
+}
+
+// TnAuthListDer encodes an RFC 8226 TNAuthorizationList with explicit tags, as the RFC 8226
+// module has it: spc [0] IA5String, range [1] SEQUENCE { start IA5String, count INTEGER },
+// one [2] IA5String. No validation: tests may encode what a verifier must refuse.
+std::string TnAuthListDer(const std::vector<stir::TnAuthEntry>& entries) {
+  std::string list;
+  for (const stir::TnAuthEntry& e : entries) {
+    switch (e.kind) {
+      case stir::TnAuthEntry::Kind::kSpc:
+        list += Der(0xA0, Der(0x16, e.value));
+        break;
+      case stir::TnAuthEntry::Kind::kOne:
+        list += Der(0xA2, Der(0x16, e.value));
+        break;
+      case stir::TnAuthEntry::Kind::kRange: {
+        std::string count;
+        uint64_t c = e.count;
+        do {
+          count.insert(count.begin(), static_cast<char>(c & 0xff));
+          c >>= 8;
+        } while (c != 0);
+        if (static_cast<uint8_t>(count[0]) & 0x80) count.insert(count.begin(), '\0');
+        list += Der(0xA1, Der(0x30, Der(0x16, e.value) + Der(0x02, count)));
+        break;
+      }
+    }
+  }
+  return Der(0x30, list);
+}
+
 struct CertSpec {
   std::string cn;
   absl::Time not_before;
@@ -239,6 +283,8 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
           std::string der;
           if (o.tn_auth_list_der.has_value()) {
             der = *o.tn_auth_list_der;
+          } else if (!o.tn_auth_entries.empty()) {
+            der = TnAuthListDer(o.tn_auth_entries);
           } else {
             // RFC 8226: SEQUENCE { [0] EXPLICIT IA5String spc }.
             std::string ia5 =

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "stir/cert_source.h"
 #include "stir/openssl_util.h"
 
 namespace shaken::testing {
@@ -33,6 +34,9 @@ struct LeafOptions {
   enum class KeyUsage { kDigitalSignature, kKeyCertSign, kAbsent };
 
   std::string spc = "709J";
+  // TNAuthList entries (SPC, TN, range) to encode instead of the single `spc`, e.g. the TNs and
+  // ranges of a delegate certificate (RFC 9060). Ignored when tn_auth_list_der is set.
+  std::vector<stir::TnAuthEntry> tn_auth_entries;
   // Replaces the whole TNAuthList extension value (DER) when set; "" with tn_auth_list=true
   // produces an empty value.
   std::optional<std::string> tn_auth_list_der;
