@@ -238,12 +238,18 @@ absl::Status ValidateOptions(const ClientOptions& o) {
   return absl::OkStatus();
 }
 
-std::string ServiceConfigJson(const RetryPolicy& r, const ClientOptions& options) {
+bool SeparateVerifyChannel(const ClientOptions& options) {
+  return options.balancing == ClientOptions::Balancing::kRoundRobin &&
+         !options.health_check_service.empty();
+}
+
+std::string ServiceConfigJson(const RetryPolicy& r, const ClientOptions& options,
+                              bool health_checked) {
   // Balancing across replicas, and client-side health checking with it (round_robin only).
   std::string prefix;
   if (options.balancing == ClientOptions::Balancing::kRoundRobin) {
     prefix = R"("loadBalancingConfig":[{"round_robin":{}}],)";
-    if (!options.health_check_service.empty()) {
+    if (health_checked && !options.health_check_service.empty()) {
       prefix += absl::StrFormat(R"("healthCheckConfig":{"serviceName":"%s"},)",
                                 options.health_check_service);
     }
@@ -274,8 +280,46 @@ std::string ServiceConfigJson(const RetryPolicy& r, const ClientOptions& options
 
 struct Client::Impl {
   ClientOptions options;
+  // Sign and SignStream: health-checked when SeparateVerifyChannel(options).
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::Shaken::Stub> stub;
+
+  // Sign and SignStream go through the health-checked channel while any replica is SERVING. When
+  // none is (the channel is in TRANSIENT_FAILURE), they go through the unchecked one, so that the
+  // server itself answers: a profile whose token is up (another HSM, a file key) still signs, and
+  // one whose token is down fails with the server's reason instead of "backend unhealthy".
+  bool SignsUnchecked() {
+    return internal::SeparateVerifyChannel(options) &&
+           channel->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+  }
+  pb::Shaken::Stub& SignStub() { return SignsUnchecked() ? UncheckedStub() : *stub; }
+  std::shared_ptr<grpc::Channel> SignChannel() {
+    if (!SignsUnchecked()) return channel;
+    UncheckedStub();
+    absl::MutexLock lock(&verify_mu);
+    return verify_channel;
+  }
+
+  // Verify and ListProfiles: `stub` itself, or a stub on a channel without health checks, made
+  // on first use (an SBC that only signs keeps one connection per replica). A replica whose token
+  // is down answers NOT_SERVING yet verifies; with every replica's token down, verification must
+  // go on.
+  pb::Shaken::Stub& UncheckedStub() {
+    if (!internal::SeparateVerifyChannel(options)) return *stub;
+    absl::MutexLock lock(&verify_mu);
+    if (verify_stub == nullptr) {
+      grpc::ChannelArguments args = channel_args;
+      args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry, options, false));
+      verify_channel = grpc::CreateCustomChannel(options.target, creds, args);
+      verify_stub = pb::Shaken::NewStub(verify_channel);
+    }
+    return *verify_stub;
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  grpc::ChannelArguments channel_args;  // all but the service config
+  absl::Mutex verify_mu;
+  std::shared_ptr<grpc::Channel> verify_channel ABSL_GUARDED_BY(verify_mu);
+  std::unique_ptr<pb::Shaken::Stub> verify_stub ABSL_GUARDED_BY(verify_mu);
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -315,7 +359,6 @@ absl::StatusOr<std::unique_ptr<Client>> Client::New(ClientOptions options) {
 
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
-  args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry, options));
   // Our retry policy, not one from a DNS TXT record.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   // One connection per Client: do not share subchannels with other Clients of the process, so
@@ -341,6 +384,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::New(ClientOptions options) {
   if (!options.user_agent.empty()) args.SetUserAgentPrefix(options.user_agent);
 
   auto impl = std::make_unique<Impl>();
+  impl->creds = creds;
+  impl->channel_args = args;
+  args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry, options));
   impl->channel = grpc::CreateCustomChannel(options.target, creds, args);
   if (impl->channel == nullptr) {
     return absl::InternalError(absl::StrCat("cannot create a channel to ", options.target));
@@ -361,7 +407,7 @@ absl::StatusOr<SignResult> Client::Sign(const SignParams& params,
   pb::SignResponse response;
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineAfter(t));
-  grpc::Status status = impl_->stub->Sign(&ctx, request, &response);
+  grpc::Status status = impl_->SignStub().Sign(&ctx, request, &response);
   if (!status.ok()) return internal::FromGrpcStatus(status);
   return FromProto(std::move(response));
 }
@@ -379,7 +425,7 @@ absl::StatusOr<VerifyResult> Client::Verify(const VerifyParams& params,
   pb::VerifyResponse response;
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineAfter(t));
-  grpc::Status status = impl_->stub->Verify(&ctx, request, &response);
+  grpc::Status status = impl_->UncheckedStub().Verify(&ctx, request, &response);
   if (!status.ok()) return internal::FromGrpcStatus(status);
   VerifyResult out;
   out.overall = FromProto(response.verdict());
@@ -396,7 +442,8 @@ absl::StatusOr<std::vector<ProfileInfo>> Client::ListProfiles(
   pb::ListProfilesResponse response;
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineAfter(t));
-  grpc::Status status = impl_->stub->ListProfiles(&ctx, pb::ListProfilesRequest(), &response);
+  grpc::Status status =
+      impl_->UncheckedStub().ListProfiles(&ctx, pb::ListProfilesRequest(), &response);
   if (!status.ok()) return internal::FromGrpcStatus(status);
   std::vector<ProfileInfo> out;
   out.reserve(response.profiles_size());
@@ -510,8 +557,8 @@ absl::StatusOr<std::unique_ptr<SignStreamSession>> Client::OpenSignStream(
     if (absl::Status s = CheckTimeout(*timeout); !s.ok()) return s;
     impl->ctx.set_deadline(DeadlineAfter(*timeout));
   }
-  impl->channel = impl_->channel;
-  impl->stream = impl_->stub->SignStream(&impl->ctx);
+  impl->channel = impl_->SignChannel();
+  impl->stream = pb::Shaken::NewStub(impl->channel)->SignStream(&impl->ctx);
   if (impl->stream == nullptr) return absl::InternalError("SignStream: gRPC returned no stream");
   return std::unique_ptr<SignStreamSession>(new SignStreamSession(std::move(impl)));
 }

@@ -146,10 +146,18 @@ TEST(ClientOptionsTest, ReplicasAreBalancedRoundRobinWithHealthChecksByDefault) 
   std::string json = internal::ServiceConfigJson(o.retry, o);
   EXPECT_THAT(json, HasSubstr(R"("loadBalancingConfig":[{"round_robin":{}}])"));
   EXPECT_THAT(json, HasSubstr(R"("healthCheckConfig":{"serviceName":"shaken.v1.Shaken"})"));
+  // Verification has its own channel, balanced the same way but not health-checked.
+  EXPECT_TRUE(internal::SeparateVerifyChannel(o));
+  json = internal::ServiceConfigJson(o.retry, o, /*health_checked=*/false);
+  EXPECT_THAT(json, HasSubstr(R"("loadBalancingConfig":[{"round_robin":{}}])"));
+  EXPECT_THAT(json, Not(HasSubstr("healthCheckConfig")));
   o.health_check_service = "";
+  EXPECT_FALSE(internal::SeparateVerifyChannel(o));
   EXPECT_THAT(internal::ServiceConfigJson(o.retry, o), Not(HasSubstr("healthCheckConfig")));
   o.balancing = ClientOptions::Balancing::kPickFirst;
   EXPECT_THAT(internal::ServiceConfigJson(o.retry, o), HasSubstr("pick_first"));
+  o.health_check_service = "shaken.v1.Shaken";
+  EXPECT_FALSE(internal::SeparateVerifyChannel(o));
   o.target = "127.0.0.1:1";
   o.insecure_plaintext = true;
   o.health_check_service = "bad\"name";
@@ -228,9 +236,11 @@ TEST_F(ClientServerTest, SignVerifyListProfiles) {
 TEST_F(ClientServerTest, ChannelIsReusedAcrossCalls) {
   ASSERT_OK(client_->WaitForReady(absl::Seconds(5)));
   for (int i = 0; i < 20; ++i) ASSERT_OK(client_->Sign(Call(absl::StrCat("reuse", i))));
-  ASSERT_OK(client_->ListProfiles());
-  EXPECT_EQ(server_->Calls(), 21);
-  EXPECT_THAT(server_->Peers(), SizeIs(1)) << "every call must ride the Client's one connection";
+  EXPECT_THAT(server_->Peers(), SizeIs(1)) << "every Sign must ride the Client's one connection";
+  // Verify and ListProfiles ride a second connection, the one that is not health-checked.
+  for (int i = 0; i < 3; ++i) ASSERT_OK(client_->ListProfiles());
+  EXPECT_EQ(server_->Calls(), 23);
+  EXPECT_THAT(server_->Peers(), SizeIs(2));
 }
 
 TEST_F(ClientServerTest, DeadlineIsHonouredAndBounded) {
@@ -323,7 +333,7 @@ TEST_F(ClientServerTest, EightThreadsShareOneClient) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_THAT(server_->Peers(), SizeIs(1));
+  EXPECT_THAT(server_->Peers(), SizeIs(2)) << "one connection for Sign, one for Verify";
 }
 
 TEST_F(ClientServerTest, SignStreamKeepsRequestOrder) {

@@ -24,10 +24,17 @@ absl::Status FromRpcCode(int code, const std::string& message);
 // option and what to fix.
 absl::Status ValidateOptions(const ClientOptions& options);
 
-// ServiceConfigJson is the channel's service config: the retry policy for the unary methods of
-// shaken.v1.Shaken. `retry` must have passed ValidateOptions.
+// ServiceConfigJson is the channel's service config: the balancing policy, the retry policy for
+// the unary methods of shaken.v1.Shaken and, unless `health_checked` is false, the client-side
+// health check of options.health_check_service. `retry` must have passed ValidateOptions.
 std::string ServiceConfigJson(const RetryPolicy& retry,
-                              const ClientOptions& options = ClientOptions());
+                              const ClientOptions& options = ClientOptions(),
+                              bool health_checked = true);
+
+// SeparateVerifyChannel says whether Verify and ListProfiles need a channel of their own: true when
+// the signing channel is health-checked (round robin with a health_check_service), because a
+// replica answers NOT_SERVING while its token is down yet still verifies.
+bool SeparateVerifyChannel(const ClientOptions& options);
 
 }  // namespace shaken::client::internal
 

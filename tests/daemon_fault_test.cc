@@ -117,11 +117,13 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable));
     EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   }
-  // Verification does not need the token and goes on.
+  // Verification does not need the token and goes on: the client sends it on its connection
+  // that is not health-checked, though the only replica answers NOT_SERVING.
   ASSERT_OK_AND_ASSIGN(v, client->Verify({.identities = {first.identity}, .from_tn = kOrig,
                                           .to_tns = {kDest}}));
   EXPECT_TRUE(v.overall.passed);
-  // The file-key profile is unaffected.
+  // The file-key profile is unaffected: with no replica SERVING, the client lets the server
+  // itself answer.
   EXPECT_OK(client->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 
   // Bring it back: signing and health recover.

@@ -92,9 +92,12 @@ struct ClientOptions {
   enum class Balancing { kRoundRobin, kPickFirst };
   Balancing balancing = Balancing::kRoundRobin;
   // With kRoundRobin, each address is watched with grpc.health.v1 for this service name and gets
-  // calls only while SERVING: shakend answers NOT_SERVING for "shaken.v1.Shaken" while its token
-  // is down or while it drains, so calls move to the other replicas before any fails. "" turns
-  // client-side health checking off.
+  // Sign and SignStream calls only while SERVING: shakend answers NOT_SERVING for
+  // "shaken.v1.Shaken" while a profile's token is down or while it drains, so signing moves to the
+  // other replicas before any call fails (with every replica NOT_SERVING, Sign fails UNAVAILABLE at
+  // once). Verify and ListProfiles do not need the token: they use a second connection per replica,
+  // opened on the first Verify, that is not health-checked. "" turns client-side health checking
+  // off (and with it the second connection).
   std::string health_check_service = "shaken.v1.Shaken";
   // Largest response accepted, in bytes.
   int max_receive_message_bytes = 4 * 1024 * 1024;
