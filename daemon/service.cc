@@ -181,6 +181,11 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
   }
   call->index = chosen;
   call->profile = profile;
+  // The certificate a verifier would fetch from x5u must be valid now; health() says DOWN too.
+  if (absl::Status validity = profile->CheckCertificateValidity(); !validity.ok()) {
+    CompleteSign(std::move(call), ToGrpcStatus(validity));
+    return;
+  }
   grpc::Status invalid;
   if (req.attest() != "A" && req.attest() != "B" && req.attest() != "C") {
     invalid = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
@@ -510,6 +515,7 @@ grpc::ServerUnaryReactor* ShakenService::ListProfiles(
       out->mutable_certificate()->set_spc(cert->spc);
       out->mutable_certificate()->set_serial(cert->serial_hex);
       out->mutable_certificate()->set_not_after(absl::ToUnixSeconds(cert->not_after));
+      out->mutable_certificate()->set_not_before(absl::ToUnixSeconds(cert->not_before));
       for (const auto& a : p->config().attest) out->add_allowed_attest(a);
       switch (p->health()) {
         case hsm::Health::kServing:

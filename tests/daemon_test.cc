@@ -776,6 +776,71 @@ TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatched
   EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 }
 
+// A profile whose certificate is expired or not yet valid refuses to sign (FAILED_PRECONDITION
+// naming the profile and the validity), is DOWN in ListProfiles and makes grpc.health
+// NOT_SERVING; a valid certificate brings it back.
+TEST(DaemonCertificateValidityTest, ExpiredOrNotYetValidCertificateRefusesAndReportsDown) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create());
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  ASSERT_OK_AND_ASSIGN(auto key, stir::ReadPrivateKeyPem(ReadFileOrEmpty(env->FileKeyPath())));
+  const std::string health = absl::StrCat("127.0.0.1:", env->daemon().health_port());
+  auto install = [&](absl::Duration not_before, absl::Duration not_after) -> absl::Status {
+    LeafOptions o;
+    o.spc = "123A";
+    o.common_name = "SHAKEN 123A";
+    o.subject_public_key = key.get();
+    o.not_before_offset = not_before;
+    o.not_after_offset = not_after;
+    ASSIGN_OR_RETURN(TestCert cert, env->pki().IssueLeaf(o));
+    std::ofstream(env->FileChainPath()) << env->pki().ChainPem(cert);
+    return env->daemon().Reload();
+  };
+  auto file_health = [&]() {
+    auto profiles = c->ListProfiles();
+    if (!profiles.ok()) return client::ProfileInfo::Health::kUnspecified;
+    for (const auto& p : *profiles) {
+      if (p.name == "file") return p.health;
+    }
+    return client::ProfileInfo::Health::kUnspecified;
+  };
+  // The health monitor publishes every 250 ms.
+  auto health_becomes = [&](int want) {
+    for (int i = 0; i < 40; ++i) {
+      if (HealthStatus(health, "") == absl::StatusOr<int>(want)) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  };
+  const client::SignParams file_call{.profile = "file", .attest = "C", .orig_tn = kOrig,
+                                     .dest_tns = {kDest}};
+  ASSERT_OK(c->Sign(file_call));
+  ASSERT_TRUE(health_becomes(1));
+
+  struct Case {
+    const char* name;
+    absl::Duration not_before, not_after;
+    const char* message;
+  };
+  for (const Case& tc : {Case{"expired", -absl::Hours(48), -absl::Hours(1), "has expired"},
+                         Case{"not yet valid", absl::Hours(1), absl::Hours(48),
+                              "is not yet valid"}}) {
+    ASSERT_OK(install(tc.not_before, tc.not_after)) << tc.name;
+    EXPECT_THAT(c->Sign(file_call),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("profile file"), HasSubstr(tc.message),
+                               HasSubstr("notBefore"), HasSubstr("notAfter"))))
+        << tc.name;
+    EXPECT_EQ(file_health(), client::ProfileInfo::Health::kDown) << tc.name;
+    EXPECT_TRUE(health_becomes(2)) << tc.name;  // NOT_SERVING
+    // The other profile still signs.
+    EXPECT_OK(c->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}})) << tc.name;
+  }
+  ASSERT_OK(install(-absl::Hours(1), absl::Hours(48)));
+  EXPECT_OK(c->Sign(file_call));
+  EXPECT_EQ(file_health(), client::ProfileInfo::Health::kServing);
+  EXPECT_TRUE(health_becomes(1));
+}
+
 // A software-key profile may keep its PEM key encrypted at rest; the passphrase comes from a
 // file or the environment, never from the configuration itself.
 TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatToFix) {
