@@ -27,6 +27,25 @@ grpc::Status Invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
 }
 
+// Decode parses a request message received as bytes; false when they are not that message.
+template <typename Message>
+bool Decode(const grpc::ByteBuffer& bytes, Message* out) {
+  grpc::ByteBuffer copy(bytes);  // shares the slices; Deserialize consumes its buffer
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok();
+}
+
+grpc::Status Undecodable(const google::protobuf::Message& type) {
+  return Invalid(absl::StrCat("the request is not a valid ", type.GetTypeName(),
+                              " message (protobuf decoding failed)"));
+}
+
+// Encode serializes a response message into the call's response bytes.
+void Encode(const google::protobuf::MessageLite& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  (void)grpc::SerializationTraits<google::protobuf::MessageLite>::Serialize(message, out,
+                                                                            &own_buffer);
+}
+
 absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
   auto d = ctx->deadline();
   if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -248,14 +267,28 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
 }
 
 grpc::ServerUnaryReactor* ShakenService::Sign(grpc::CallbackServerContext* ctx,
-                                              const SignRequest* request,
-                                              SignResponse* response) {
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = std::make_unique<Caller>(deps_.authorizer->Identify(ctx->auth_context().get()));
-  const Caller& who = *caller;
-  StartSign(who, DeadlineOf(ctx), *request, response, Method::kSign,
-            [this, reactor, start, caller = std::move(caller)](grpc::Status status) {
+  // What StartSign reads until `done`: owned by the completion below.
+  struct Unary {
+    Caller caller;
+    SignRequest req;
+    SignResponse resp;
+  };
+  auto call = std::make_unique<Unary>();
+  if (!Decode(*request, &call->req)) {
+    grpc::Status status = Undecodable(call->req);
+    deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
+    reactor->Finish(status);
+    return reactor;
+  }
+  call->caller = deps_.authorizer->Identify(ctx->auth_context().get());
+  Unary& c = *call;
+  StartSign(c.caller, DeadlineOf(ctx), c.req, &c.resp, Method::kSign,
+            [this, reactor, start, response, call = std::move(call)](grpc::Status status) {
+              if (status.ok()) Encode(call->resp, response);
               deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
               reactor->Finish(status);
             });
@@ -267,7 +300,7 @@ grpc::ServerUnaryReactor* ShakenService::Sign(grpc::CallbackServerContext* ctx,
 // kWindow requests are being signed or wait to be written: back-pressure on a client that sends
 // faster than the profile signs, or does not read its answers.
 class ShakenService::StreamReactor final
-    : public grpc::ServerBidiReactor<SignRequest, SignStreamResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   static constexpr size_t kWindow = 32;
 
@@ -301,7 +334,9 @@ class ShakenService::StreamReactor final
       return;
     }
     auto slot = std::make_unique<Slot>();
-    slot->req = std::move(request_);
+    const bool decoded = Decode(request_, &slot->req);
+    request_.Clear();
+    if (!decoded) slot->req.Clear();  // nothing of it is echoed
     Slot* raw = slot.get();
     bool read_more = false;
     {
@@ -311,12 +346,16 @@ class ShakenService::StreamReactor final
       reading_ = read_more;
     }
     if (read_more) StartRead(&request_);
+    if (!decoded) {
+      OnSigned(raw, Undecodable(raw->req));
+      return;
+    }
     service_->StartSign(caller_, DeadlineOf(ctx_), raw->req, &raw->resp, Method::kSignStream,
                         [this, raw](grpc::Status st) { OnSigned(raw, st); });
   }
 
   void OnWriteDone(bool ok) override {
-    const SignStreamResponse* to_write = nullptr;
+    const grpc::ByteBuffer* to_write = nullptr;
     bool read_more = false;
     std::optional<grpc::Status> finish;
     {
@@ -347,6 +386,7 @@ class ShakenService::StreamReactor final
     SignRequest req;
     SignResponse resp;
     SignStreamResponse out;
+    grpc::ByteBuffer out_bytes;  // `out`, encoded
     bool answered = false;
   };
 
@@ -358,7 +398,8 @@ class ShakenService::StreamReactor final
       slot->out.mutable_error()->set_code(st.error_code());
       slot->out.mutable_error()->set_message(st.error_message());
     }
-    const SignStreamResponse* to_write = nullptr;
+    Encode(slot->out, &slot->out_bytes);
+    const grpc::ByteBuffer* to_write = nullptr;
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
@@ -372,10 +413,10 @@ class ShakenService::StreamReactor final
   }
 
   // NextWriteLocked starts writing the oldest answer when it is ready and nothing is being written.
-  const SignStreamResponse* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const grpc::ByteBuffer* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || broken_ || slots_.empty() || !slots_.front()->answered) return nullptr;
     writing_ = true;
-    return &slots_.front()->out;
+    return &slots_.front()->out_bytes;
   }
   // DropAnsweredLocked forgets answered slots after the client went away (nothing is written).
   void DropAnsweredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -399,7 +440,7 @@ class ShakenService::StreamReactor final
   grpc::CallbackServerContext* ctx_;
   const absl::Time start_;
   Caller caller_;
-  SignRequest request_;  // the read buffer; only one read is ever outstanding
+  grpc::ByteBuffer request_;  // the read buffer; only one read is ever outstanding
   grpc::StatusCode final_code_ = grpc::StatusCode::OK;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // request order
@@ -410,14 +451,14 @@ class ShakenService::StreamReactor final
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-grpc::ServerBidiReactor<SignRequest, SignStreamResponse>* ShakenService::SignStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ShakenService::SignStream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
 }
 
 grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx,
-                                                const shaken::v1::VerifyRequest* req,
-                                                shaken::v1::VerifyResponse* resp) {
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
   auto finish = [this, reactor, start](grpc::Status status) {
@@ -425,6 +466,15 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
     reactor->Finish(status);
     return reactor;
   };
+  // Shared by this frame and the completion: the identity views must outlive VerifyAsync even
+  // when it completes inline.
+  struct Unary {
+    shaken::v1::VerifyRequest req;
+    shaken::v1::VerifyResponse resp;
+  };
+  auto unary = std::make_shared<Unary>();
+  const shaken::v1::VerifyRequest* req = &unary->req;
+  if (!Decode(*request, &unary->req)) return finish(Undecodable(unary->req));
   Caller caller = deps_.authorizer->Identify(ctx->auth_context().get());
   if (!Authorizer::MayCall(caller, "Verify")) {
     return finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -473,31 +523,38 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   }
   deps_.verifier->VerifyAsync(
       identities, call, deadline,
-      [this, req, resp, finish](absl::StatusOr<stir::VerifyResult> result) {
+      [this, unary, response, finish](absl::StatusOr<stir::VerifyResult> result) {
         verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
         if (!result.ok()) {
           finish(ToGrpcStatus(result.status()));
           return;
         }
+        shaken::v1::VerifyResponse* resp = &unary->resp;
         FillVerdict(result->overall, resp->mutable_verdict());
         for (const stir::Verdict& v : result->headers) {
           FillVerdict(v, resp->add_identities());
           deps_.metrics->RecordVerdict(v.reason);
         }
-        resp->set_request_id(req->request_id());
+        resp->set_request_id(unary->req.request_id());
+        Encode(*resp, response);
         finish(grpc::Status::OK);
       });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* ShakenService::ListProfiles(
-    grpc::CallbackServerContext* ctx, const shaken::v1::ListProfilesRequest* /*request*/,
-    shaken::v1::ListProfilesResponse* resp) {
+grpc::ServerUnaryReactor* ShakenService::ListProfiles(grpc::CallbackServerContext* ctx,
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
   Caller caller = deps_.authorizer->Identify(ctx->auth_context().get());
+  shaken::v1::ListProfilesRequest req;
+  shaken::v1::ListProfilesResponse out_message;
+  shaken::v1::ListProfilesResponse* resp = &out_message;
   grpc::Status status;
-  if (!Authorizer::MayCall(caller, "ListProfiles")) {
+  if (!Decode(*request, &req)) {
+    status = Undecodable(req);
+  } else if (!Authorizer::MayCall(caller, "ListProfiles")) {
     status = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           absl::StrCat("client ", caller.identity, " may not call ListProfiles"));
   } else {
@@ -530,6 +587,7 @@ grpc::ServerUnaryReactor* ShakenService::ListProfiles(
       }
       out->set_is_default(p == deps_.default_profile);
     }
+    Encode(out_message, response);
   }
   deps_.metrics->RecordRpc(Method::kListProfiles, status.error_code(), absl::Now() - start);
   reactor->Finish(status);

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <future>
 #include <regex>
 #include <thread>
 
@@ -645,6 +646,108 @@ TEST_F(DaemonTest, ReflectionListsAndDescribesTheApi) {
   ASSERT_OK_AND_ASSIGN(std::string on_health, Reflect(health, 7, "*"));
   EXPECT_THAT(on_health, HasSubstr("grpc.health.v1.Health"));
   EXPECT_THAT(on_health, Not(HasSubstr("shaken.v1.Shaken")));  // the API is not served there
+}
+
+// ApiChannel is a raw gRPC channel to the API listener with `name`'s client certificate.
+std::shared_ptr<grpc::Channel> ApiChannel(const DaemonEnv& env, const std::string& name) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFileOrEmpty(env.TlsCaFile());
+  tls.pem_cert_chain = ReadFileOrEmpty(env.ClientCertFile(name));
+  tls.pem_private_key = ReadFileOrEmpty(env.ClientKeyFile(name));
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  return grpc::CreateCustomChannel(env.ApiTarget(), grpc::SslCredentials(tls), args);
+}
+
+grpc::ByteBuffer Bytes(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string BytesOf(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return "";
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+// Field 1 (length-delimited) announces 5 bytes and carries 2: no protobuf message decodes it.
+const std::string kUndecodable("\x0a\x05" "ab", 4);
+
+// A request whose bytes are not its message is INVALID_ARGUMENT saying so (gRPC's typed callback
+// handlers would answer UNIMPLEMENTED with an empty message).
+TEST_F(DaemonTest, UndecodableUnaryRequestsAreInvalidArgument) {
+  grpc::GenericStub stub(ApiChannel(*env_, "sbc1.test"));
+  for (const char* method : {"Sign", "Verify", "ListProfiles"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::ByteBuffer request = Bytes(kUndecodable), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, absl::StrCat("/shaken.v1.Shaken/", method), grpc::StubOptions(),
+                   &request, &response, [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    grpc::Status status = done.get_future().get();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_THAT(status.error_message(), HasSubstr("is not a valid shaken.v1.")) << method;
+  }
+}
+
+// SignStream [good, undecodable, good]: three answers in order, the middle one an error, and the
+// stream ends OK; nothing is dropped.
+TEST_F(DaemonTest, SignStreamAnswersAnUndecodableRequestAndGoesOn) {
+  grpc::GenericStub stub(ApiChannel(*env_, "sbc1.test"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/shaken.v1.Shaken/SignStream", &cq);
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  auto good = [](const std::string& id) {
+    shaken::v1::SignRequest r;
+    r.set_attest("A");
+    r.mutable_orig()->set_tn(kOrig);
+    r.mutable_dest()->add_tn(kDest);
+    r.set_request_id(id);
+    return r.SerializeAsString();
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  intptr_t tag = 10;
+  for (const std::string& bytes : {good("first"), kUndecodable, good("third")}) {
+    call->Write(Bytes(bytes), reinterpret_cast<void*>(tag));
+    ASSERT_TRUE(step(tag++));
+  }
+  call->WritesDone(reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  std::vector<shaken::v1::SignStreamResponse> answers;
+  for (;;) {
+    grpc::ByteBuffer in;
+    call->Read(&in, reinterpret_cast<void*>(tag));
+    if (!step(tag++)) break;
+    shaken::v1::SignStreamResponse r;
+    ASSERT_TRUE(r.ParseFromString(BytesOf(in)));
+    answers.push_back(std::move(r));
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[0].request_id(), "first");
+  EXPECT_TRUE(answers[0].has_response());
+  EXPECT_EQ(answers[1].request_id(), "");
+  EXPECT_EQ(answers[1].error().code(), 3);  // INVALID_ARGUMENT
+  EXPECT_THAT(answers[1].error().message(), HasSubstr("not a valid shaken.v1.SignRequest"));
+  EXPECT_EQ(answers[2].request_id(), "third");
+  EXPECT_TRUE(answers[2].has_response());
+  cq.Shutdown();
+  void* t = nullptr;
+  bool ok = false;
+  while (cq.Next(&t, &ok)) {
+  }
 }
 
 size_t Append(char* data, size_t size, size_t n, void* out) {
