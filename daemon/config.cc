@@ -139,6 +139,10 @@ absl::Status ReadListen(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("health", &c->health_listen));
   RETURN_IF_ERROR(n.String("metrics", &c->metrics_listen));
   RETURN_IF_ERROR(n.Bool("allow_insecure", &c->allow_insecure));
+  RETURN_IF_ERROR(n.String("reflection", &c->reflection));
+  if (c->reflection != "api" && c->reflection != "off") {
+    return Node::Error("listen.reflection", "must be api or off");
+  }
   RETURN_IF_ERROR(ReadTls(n, &c->tls));
   return n.Finish();
 }

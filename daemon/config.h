@@ -95,6 +95,9 @@ struct Config {
   std::string api_listen = "127.0.0.1:50051";
   std::optional<TlsConfig> tls;
   bool allow_insecure = false;  // plaintext API listener: labs only, must be said explicitly
+  // Server reflection (grpc.reflection.v1alpha, for grpcurl): "api" serves it on the API listener
+  // only, behind its TLS / mTLS; "off" serves it nowhere. Never on the health listener.
+  std::string reflection = "api";
   std::string health_listen;
   std::string metrics_listen;
 
