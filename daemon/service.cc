@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "daemon/log.h"
 #include "stir/absl_compat.h"
+#include "stir/passport.h"
 
 namespace shaken::daemon {
 namespace {
@@ -219,6 +220,9 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
     invalid = Invalid("orig.tn is too long");
   } else if (req.dest().tn().empty()) {
     invalid = Invalid("dest.tn needs at least one called number");
+  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
+    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
+                                   stir::kMaxDestTns));
   }
   if (!invalid.ok()) {
     CompleteSign(std::move(call), std::move(invalid));
@@ -495,7 +499,17 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   if (req->from().tn().empty()) {
     return finish(Invalid("from.tn is required: the P-Asserted-Identity or From number"));
   }
+  if (req->from().tn().size() > kMaxTnInputBytes) return finish(Invalid("from.tn is too long"));
   if (req->to().tn().empty()) return finish(Invalid("to.tn is required: the To number"));
+  if (static_cast<size_t>(req->to().tn_size()) > stir::kMaxDestTns) {
+    return finish(Invalid(absl::StrCat("to.tn has ", req->to().tn_size(), " numbers; at most ",
+                                       stir::kMaxDestTns)));
+  }
+  for (const std::string& tn : req->to().tn()) {
+    if (tn.size() > kMaxTnInputBytes) return finish(Invalid("to.tn has a number that is too long"));
+  }
+  // An Identity value over stir::kMaxIdentityHeaderBytes is not refused here: it gets its 438
+  // verdict (identity_malformed) like any other malformed header.
   if (req->request_id().size() > kMaxRequestIdBytes) {
     return finish(Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes")));
   }

@@ -364,10 +364,43 @@ TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithMessagesThatSayWhatToFix) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("identity is required")));
   EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = "", .to_tns = {kDest}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from.tn")));
-  // A message over max_request_bytes is refused by gRPC itself.
-  client::VerifyParams huge{.identities = {std::string(100 * 1024, 'a')}, .from_tn = kOrig,
+  // The documented limits of VerifyRequest (proto): at most 32 To numbers.
+  EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = kOrig,
+                         .to_tns = std::vector<std::string>(5000, kDest)}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 32")));
+  EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = kOrig,
+                         .to_tns = {std::string(100, '1')}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too long")));
+  // A message over max_request_bytes (160 KiB by default) is refused by gRPC itself.
+  client::VerifyParams huge{.identities = {std::string(200 * 1024, 'a')}, .from_tn = kOrig,
                             .to_tns = {kDest}};
   EXPECT_THAT(c->Verify(huge), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+// The default max_request_bytes admits a Verify at the documented limits (16 Identity values of
+// 8 KiB, 32 To numbers); a value over 8 KiB is that header's 438 verdict, not an RPC error.
+TEST_F(DaemonTest, VerifyAtTheDocumentedLimitsAndAnOversizedIdentityValue) {
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));
+  const std::string suffix = ";info=<https://x.example/a.pem>";
+  const std::string at_limit = std::string(8192 - suffix.size(), 'a') + suffix;
+  ASSERT_EQ(at_limit.size(), 8192u);
+  std::vector<std::string> identities(15, at_limit);
+  identities.insert(identities.begin(), s.identity);
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult full,
+                       c->Verify({.identities = identities, .from_tn = kOrig,
+                                  .to_tns = std::vector<std::string>(32, kDest)}));
+  ASSERT_EQ(full.identities.size(), 16u);
+
+  const std::string oversized = std::string(9000, 'a') + suffix;
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult v,
+                       c->Verify({.identities = {oversized, s.identity}, .from_tn = kOrig,
+                                  .to_tns = {kDest}}));
+  ASSERT_EQ(v.identities.size(), 2u);
+  EXPECT_EQ(v.identities[0].sip_code, 438);
+  EXPECT_EQ(v.identities[0].reason, "identity_malformed");
+  EXPECT_TRUE(v.identities[1].passed) << v.identities[1].detail;
+  EXPECT_TRUE(v.overall.passed);
 }
 
 TEST_F(DaemonTest, MutualTlsRefusesMissingAndUntrustedClientCertificates) {
