@@ -419,6 +419,21 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   return c;
 }
 
+std::vector<std::string> ConfigWarnings(const Config& config) {
+  std::set<std::string> profiles;
+  for (const ProfileConfig& p : config.profiles) profiles.insert(p.name);
+  std::vector<std::string> warnings;
+  for (size_t i = 0; i < config.clients.size(); ++i) {
+    for (const std::string& name : config.clients[i].profiles) {
+      if (name == "*" || profiles.count(name) != 0) continue;
+      warnings.push_back(absl::StrCat("clients[", i, "].profiles names profile \"", name,
+                                      "\", which does not exist (profiles: ",
+                                      absl::StrJoin(profiles, ", "), ")"));
+    }
+  }
+  return warnings;
+}
+
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open configuration file ", path));

@@ -130,6 +130,11 @@ absl::StatusOr<Config> LoadConfig(const std::string& path);
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
 absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin);
 
+// ConfigWarnings lists what is valid but probably a mistake, one sentence each naming the key:
+// a client rule naming a profile that does not exist (it grants nothing; a typo there silently
+// leaves a client unable to sign). shakend --check-config prints them; start-up logs them.
+std::vector<std::string> ConfigWarnings(const Config& config);
+
 }  // namespace shaken::daemon
 
 #endif  // SHAKEN_DAEMON_CONFIG_H_

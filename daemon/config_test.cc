@@ -52,6 +52,17 @@ TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen.reflection")));
 }
 
+TEST(ConfigTest, WarnsAboutClientRulesNamingProfilesThatDoNotExist) {
+  ASSERT_OK_AND_ASSIGN(Config c, ParseConfig(kMinimal, "t.yaml"));
+  EXPECT_TRUE(ConfigWarnings(c).empty());
+  c.clients.push_back({.identity = "sbc1", .methods = {"Sign"}, .profiles = {"lab", "*"}});
+  c.clients.push_back({.identity = "sbc2", .methods = {"Sign"}, .profiles = {"mian"}});
+  EXPECT_THAT(ConfigWarnings(c),
+              ::testing::ElementsAre(AllOf(HasSubstr("clients[1].profiles"),
+                                           HasSubstr("\"mian\", which does not exist"),
+                                           HasSubstr("profiles: lab"))));
+}
+
 TEST(ConfigTest, FullConfig) {
   auto c = ParseConfig(R"(
 listen:
