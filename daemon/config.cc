@@ -139,6 +139,10 @@ absl::Status ReadListen(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("health", &c->health_listen));
   RETURN_IF_ERROR(n.String("metrics", &c->metrics_listen));
   RETURN_IF_ERROR(n.Bool("allow_insecure", &c->allow_insecure));
+  RETURN_IF_ERROR(n.String("reflection", &c->reflection));
+  if (c->reflection != "api" && c->reflection != "off") {
+    return Node::Error("listen.reflection", "must be api or off");
+  }
   RETURN_IF_ERROR(ReadTls(n, &c->tls));
   return n.Finish();
 }
@@ -426,6 +430,21 @@ stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v) {
   o.allow_private_addresses = v.lab_allow_private_addresses;
   o.allow_cidrs = v.lab_allow_cidrs;
   return o;
+}
+
+std::vector<std::string> ConfigWarnings(const Config& config) {
+  std::set<std::string> profiles;
+  for (const ProfileConfig& p : config.profiles) profiles.insert(p.name);
+  std::vector<std::string> warnings;
+  for (size_t i = 0; i < config.clients.size(); ++i) {
+    for (const std::string& name : config.clients[i].profiles) {
+      if (name == "*" || profiles.count(name) != 0) continue;
+      warnings.push_back(absl::StrCat("clients[", i, "].profiles names profile \"", name,
+                                      "\", which does not exist (profiles: ",
+                                      absl::StrJoin(profiles, ", "), ")"));
+    }
+  }
+  return warnings;
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {

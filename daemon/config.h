@@ -95,6 +95,9 @@ struct Config {
   std::string api_listen = "127.0.0.1:50051";
   std::optional<TlsConfig> tls;
   bool allow_insecure = false;  // plaintext API listener: labs only, must be said explicitly
+  // Server reflection (grpc.reflection.v1alpha, for grpcurl): "api" serves it on the API listener
+  // only, behind its TLS / mTLS; "off" serves it nowhere. Never on the health listener.
+  std::string reflection = "api";
   std::string health_listen;
   std::string metrics_listen;
 
@@ -107,7 +110,9 @@ struct Config {
   absl::Duration max_iat_skew = absl::Seconds(60);
 
   // Limits and lifecycle.
-  size_t max_request_bytes = 64 * 1024;
+  // The default admits any request within the API's documented limits: a Verify with 16 Identity
+  // values of 8 KiB, 32 To numbers and a request_id is under 134 KiB.
+  size_t max_request_bytes = 160 * 1024;
   absl::Duration drain_grace = absl::Seconds(10);
 
   // Logging.
@@ -129,6 +134,11 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
 // verifier.lab relaxes it. The verifier's fetcher uses it, and so does the check of every signing
 // profile's x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
 stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v);
+
+// ConfigWarnings lists what is valid but probably a mistake, one sentence each naming the key:
+// a client rule naming a profile that does not exist (it grants nothing; a typo there silently
+// leaves a client unable to sign). shakend --check-config prints them; start-up logs them.
+std::vector<std::string> ConfigWarnings(const Config& config);
 
 }  // namespace shaken::daemon
 

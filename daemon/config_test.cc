@@ -38,6 +38,32 @@ TEST(ConfigTest, MinimalLabConfigAndDefaults) {
   EXPECT_FALSE(c->verifier.lab_allow_private_addresses);
 }
 
+TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->reflection, "api");
+  std::string off = kMinimal;
+  off.replace(off.find("  allow_insecure"), 0, "  reflection: off\n");
+  auto o = ParseConfig(off, "t.yaml");
+  ASSERT_OK(o);
+  EXPECT_EQ(o->reflection, "off");
+  std::string bad = kMinimal;
+  bad.replace(bad.find("  allow_insecure"), 0, "  reflection: health\n");
+  EXPECT_THAT(ParseConfig(bad, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen.reflection")));
+}
+
+TEST(ConfigTest, WarnsAboutClientRulesNamingProfilesThatDoNotExist) {
+  ASSERT_OK_AND_ASSIGN(Config c, ParseConfig(kMinimal, "t.yaml"));
+  EXPECT_TRUE(ConfigWarnings(c).empty());
+  c.clients.push_back({.identity = "sbc1", .methods = {"Sign"}, .profiles = {"lab", "*"}});
+  c.clients.push_back({.identity = "sbc2", .methods = {"Sign"}, .profiles = {"mian"}});
+  EXPECT_THAT(ConfigWarnings(c),
+              ::testing::ElementsAre(AllOf(HasSubstr("clients[1].profiles"),
+                                           HasSubstr("\"mian\", which does not exist"),
+                                           HasSubstr("profiles: lab"))));
+}
+
 TEST(ConfigTest, FullConfig) {
   auto c = ParseConfig(R"(
 listen:

@@ -45,8 +45,12 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "shakend: %s\n", std::string(c.status().message()).c_str());
       return 1;
     }
-    std::printf("%s: configuration is valid (%zu profile(s))\n", check_path.c_str(),
-                c->profiles.size());
+    const std::vector<std::string> warnings = shaken::daemon::ConfigWarnings(*c);
+    for (const std::string& w : warnings) {
+      std::fprintf(stderr, "shakend: warning: %s: %s\n", check_path.c_str(), w.c_str());
+    }
+    std::printf("%s: configuration is valid (%zu profile(s), %zu warning(s))\n",
+                check_path.c_str(), c->profiles.size(), warnings.size());
     return 0;
   }
   if (config_path.empty()) {
@@ -65,6 +69,10 @@ int Run(int argc, char** argv) {
   if (!logging.ok()) {
     std::fprintf(stderr, "shakend: %s\n", std::string(logging.message()).c_str());
     return 1;
+  }
+
+  for (const std::string& w : shaken::daemon::ConfigWarnings(*config)) {
+    shaken::daemon::LogWarn("config_warning", {{"warning", w}});
   }
 
   // Block the signals in every thread (gRPC's, the pools') and take them here with sigwait.

@@ -99,11 +99,20 @@ absl::StatusOr<stir::CertificateInfo> CheckKeyMatchesCertificate(
 
 SigningProfile::SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signer> signer,
                                const hsm::KeyPool* pool,
-                               std::unique_ptr<stir::PassportSigner> passport_signer)
+                               std::unique_ptr<stir::PassportSigner> passport_signer,
+                               const stir::Clock* clock)
     : config_(std::move(config)),
       signer_(std::move(signer)),
       pool_(pool),
-      passport_signer_(std::move(passport_signer)) {}
+      passport_signer_(std::move(passport_signer)),
+      clock_(clock) {}
+
+void SigningProfile::SetCertificate(stir::CertificateInfo info) {
+  absl::MutexLock lock(&mu_);
+  not_before_s_.store(absl::ToUnixSeconds(info.not_before), std::memory_order_relaxed);
+  not_after_s_.store(absl::ToUnixSeconds(info.not_after), std::memory_order_relaxed);
+  cert_ = std::make_shared<const stir::CertificateInfo>(std::move(info));
+}
 
 absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(
     const ProfileConfig& p, const Config& c, const stir::Clock* clock,
@@ -156,11 +165,8 @@ absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(
       stir::PassportSigner::Create(signer.get(), p.x5u, clock, options);
   if (!ps.ok()) return ProfileError(p.name, ps.status());
   auto profile = std::unique_ptr<SigningProfile>(
-      new SigningProfile(p, std::move(signer), pool, *std::move(ps)));
-  {
-    absl::MutexLock lock(&profile->mu_);
-    profile->cert_ = std::make_shared<const stir::CertificateInfo>(*std::move(info));
-  }
+      new SigningProfile(p, std::move(signer), pool, *std::move(ps), clock));
+  profile->SetCertificate(*std::move(info));
   return profile;
 }
 
@@ -169,7 +175,23 @@ bool SigningProfile::AllowsAttest(std::string_view attest) const {
 }
 
 hsm::Health SigningProfile::health() const {
+  if (!CheckCertificateValidity().ok()) return hsm::Health::kDown;
   return pool_ != nullptr ? pool_->health() : hsm::Health::kServing;
+}
+
+absl::Status SigningProfile::CheckCertificateValidity() const {
+  const int64_t now = absl::ToUnixSeconds(clock_->Now());
+  const int64_t not_before = not_before_s_.load(std::memory_order_relaxed);
+  const int64_t not_after = not_after_s_.load(std::memory_order_relaxed);
+  if (now >= not_before && now <= not_after) return absl::OkStatus();
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  constexpr char kFormat[] = "%Y-%m-%dT%H:%M:%SZ";
+  return absl::FailedPreconditionError(absl::StrCat(
+      "profile ", config_.name, ": its certificate ", config_.certificate_file,
+      now > not_after ? " has expired" : " is not yet valid", " (notBefore ",
+      absl::FormatTime(kFormat, absl::FromUnixSeconds(not_before), utc), ", notAfter ",
+      absl::FormatTime(kFormat, absl::FromUnixSeconds(not_after), utc),
+      "); install a valid certificate and reload (SIGHUP)"));
 }
 
 std::string SigningProfile::key_description() const {
@@ -185,8 +207,7 @@ absl::Status SigningProfile::ReloadCertificate() {
   absl::StatusOr<stir::CertificateInfo> info =
       CheckKeyMatchesCertificate(*signer_, config_.certificate_file);
   if (!info.ok()) return ProfileError(config_.name, info.status());
-  absl::MutexLock lock(&mu_);
-  cert_ = std::make_shared<const stir::CertificateInfo>(*std::move(info));
+  SetCertificate(*std::move(info));
   return absl::OkStatus();
 }
 

@@ -4,6 +4,8 @@
 #ifndef SHAKEN_DAEMON_PROFILES_H_
 #define SHAKEN_DAEMON_PROFILES_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -52,8 +54,16 @@ class SigningProfile {
     passport_signer_->SignAsync(claims, deadline, std::move(done));
   }
 
-  // health: kServing for a file key; the pool's health for a token key.
+  // health: kDown while the profile certificate is outside its validity period (see
+  // CheckCertificateValidity); otherwise kServing for a file key, the pool's health for a token
+  // key.
   hsm::Health health() const;
+  // CheckCertificateValidity is OK while the profile's clock lies within the cached profile
+  // certificate's notBefore..notAfter; otherwise FAILED_PRECONDITION naming the profile, the
+  // certificate file and its validity. Cheap (two atomic loads and the clock: no lock, no file
+  // I/O): it runs before every signature, because a PASSporT signed under an expired or not yet
+  // valid certificate fails every verifier (RFC 5280 §4.1.2.5).
+  absl::Status CheckCertificateValidity() const;
   // pool is the KeyPool of a token key, null for a file key.
   const hsm::KeyPool* pool() const { return pool_; }
   // signer signs digests with the profile's key (the pool, or the in-memory file key).
@@ -69,12 +79,20 @@ class SigningProfile {
 
  private:
   SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signer> signer,
-                 const hsm::KeyPool* pool, std::unique_ptr<stir::PassportSigner> passport_signer);
+                 const hsm::KeyPool* pool, std::unique_ptr<stir::PassportSigner> passport_signer,
+                 const stir::Clock* clock);
+  void SetCertificate(stir::CertificateInfo info);
 
   const ProfileConfig config_;
   const std::unique_ptr<stir::Signer> signer_;
   const hsm::KeyPool* const pool_;
   const std::unique_ptr<stir::PassportSigner> passport_signer_;
+  const stir::Clock* const clock_;
+  // The validity of cert_, Unix seconds, for the lock-free check on the signing path. Written
+  // with cert_ under mu_; a check racing a reload may see one bound of the old certificate and
+  // one of the new, which decides at most the signatures of that instant.
+  std::atomic<int64_t> not_before_s_{0};
+  std::atomic<int64_t> not_after_s_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const stir::CertificateInfo> cert_ ABSL_GUARDED_BY(mu_);
 };

@@ -4,6 +4,8 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/security/server_credentials.h>
 #include <prometheus/exposer.h>
 
@@ -87,6 +89,25 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ApiCredentials(const Co
   }
   return grpc::SslServerCredentials(opts);
 }
+
+// ReflectionOption decides whether one server serves reflection. Linking gRPC's reflection
+// library registers its plugin for every ServerBuilder in the process (a static initializer calls
+// InitProtoReflectionServerBuilderPlugin()), the plaintext health listener's included: this
+// option drops that plugin and, when `enabled`, adds one of its own.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    auto reflection = std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>();
+    const std::string name = reflection->name();
+    std::erase_if(*plugins, [&name](const auto& p) { return p->name() == name; });
+    if (enabled_) plugins->push_back(std::move(reflection));
+  }
+
+ private:
+  const bool enabled_;
+};
 
 absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
                                                               Daemon::State* state) {
@@ -284,12 +305,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   s.service = std::make_unique<ShakenService>(std::move(deps));
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, ApiCredentials(config));
     grpc::ServerBuilder b;
     b.AddListeningPort(config.api_listen, creds, &d->api_port_);
     b.RegisterService(s.service.get());
+    b.SetOption(std::make_unique<ReflectionOption>(config.reflection == "api"));
     b.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
     // SBC clients keep one long-lived connection and ping it every 30 s even when idle
     // (client/include/shaken/client.h): accept that instead of answering GOAWAY too_many_pings.
@@ -305,12 +326,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   if (!config.health_listen.empty()) {
     grpc::ServerBuilder b;
     b.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(), &d->health_port_);
-    // Reflection (a synchronous service, added to every server by its plugin) would make this a
-    // synchronous server whose polling threads take the API connections' events too and hand
-    // them to the callback threads: a thread switch per call. A callback service here (the
-    // UNIMPLEMENTED answer for unknown methods) makes gRPC serve the synchronous methods from
-    // non-polling queues instead.
+    // grpc.health.v1 only: no reflection (listen.reflection), no API. A callback service here
+    // (the UNIMPLEMENTED answer for unknown methods) keeps this server from being a synchronous
+    // one whose polling threads would take the API connections' events too and hand them to the
+    // callback threads: a thread switch per call.
     b.RegisterCallbackGenericService(&s.health_unknown_methods);
+    b.SetOption(std::make_unique<ReflectionOption>(false));
     s.health = b.BuildAndStart();
     if (s.health == nullptr || d->health_port_ == 0) {
       return absl::UnavailableError(
@@ -340,6 +361,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                   : "insecure"},
                       {"health_port", absl::StrCat(d->health_port_)},
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
+                      {"reflection", config.reflection},
                       {"profiles", absl::StrCat(s.profiles.size())},
                       {"verifier", s.verifier != nullptr ? "on" : "off"}});
   return d;

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "daemon/log.h"
 #include "stir/absl_compat.h"
+#include "stir/passport.h"
 
 namespace shaken::daemon {
 namespace {
@@ -25,6 +26,25 @@ constexpr size_t kMaxTnInputBytes = 64;
 
 grpc::Status Invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
+}
+
+// Decode parses a request message received as bytes; false when they are not that message.
+template <typename Message>
+bool Decode(const grpc::ByteBuffer& bytes, Message* out) {
+  grpc::ByteBuffer copy(bytes);  // shares the slices; Deserialize consumes its buffer
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok();
+}
+
+grpc::Status Undecodable(const google::protobuf::Message& type) {
+  return Invalid(absl::StrCat("the request is not a valid ", type.GetTypeName(),
+                              " message (protobuf decoding failed)"));
+}
+
+// Encode serializes a response message into the call's response bytes.
+void Encode(const google::protobuf::MessageLite& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  (void)grpc::SerializationTraits<google::protobuf::MessageLite>::Serialize(message, out,
+                                                                            &own_buffer);
 }
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
@@ -181,6 +201,11 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
   }
   call->index = chosen;
   call->profile = profile;
+  // The certificate a verifier would fetch from x5u must be valid now; health() says DOWN too.
+  if (absl::Status validity = profile->CheckCertificateValidity(); !validity.ok()) {
+    CompleteSign(std::move(call), ToGrpcStatus(validity));
+    return;
+  }
   grpc::Status invalid;
   if (req.attest() != "A" && req.attest() != "B" && req.attest() != "C") {
     invalid = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
@@ -195,6 +220,9 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
     invalid = Invalid("orig.tn is too long");
   } else if (req.dest().tn().empty()) {
     invalid = Invalid("dest.tn needs at least one called number");
+  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
+    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
+                                   stir::kMaxDestTns));
   }
   if (!invalid.ok()) {
     CompleteSign(std::move(call), std::move(invalid));
@@ -243,14 +271,28 @@ void ShakenService::StartSign(const Caller& caller, absl::Time deadline, const S
 }
 
 grpc::ServerUnaryReactor* ShakenService::Sign(grpc::CallbackServerContext* ctx,
-                                              const SignRequest* request,
-                                              SignResponse* response) {
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = std::make_unique<Caller>(deps_.authorizer->Identify(ctx->auth_context().get()));
-  const Caller& who = *caller;
-  StartSign(who, DeadlineOf(ctx), *request, response, Method::kSign,
-            [this, reactor, start, caller = std::move(caller)](grpc::Status status) {
+  // What StartSign reads until `done`: owned by the completion below.
+  struct Unary {
+    Caller caller;
+    SignRequest req;
+    SignResponse resp;
+  };
+  auto call = std::make_unique<Unary>();
+  if (!Decode(*request, &call->req)) {
+    grpc::Status status = Undecodable(call->req);
+    deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
+    reactor->Finish(status);
+    return reactor;
+  }
+  call->caller = deps_.authorizer->Identify(ctx->auth_context().get());
+  Unary& c = *call;
+  StartSign(c.caller, DeadlineOf(ctx), c.req, &c.resp, Method::kSign,
+            [this, reactor, start, response, call = std::move(call)](grpc::Status status) {
+              if (status.ok()) Encode(call->resp, response);
               deps_.metrics->RecordRpc(Method::kSign, status.error_code(), absl::Now() - start);
               reactor->Finish(status);
             });
@@ -262,7 +304,7 @@ grpc::ServerUnaryReactor* ShakenService::Sign(grpc::CallbackServerContext* ctx,
 // kWindow requests are being signed or wait to be written: back-pressure on a client that sends
 // faster than the profile signs, or does not read its answers.
 class ShakenService::StreamReactor final
-    : public grpc::ServerBidiReactor<SignRequest, SignStreamResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   static constexpr size_t kWindow = 32;
 
@@ -296,7 +338,9 @@ class ShakenService::StreamReactor final
       return;
     }
     auto slot = std::make_unique<Slot>();
-    slot->req = std::move(request_);
+    const bool decoded = Decode(request_, &slot->req);
+    request_.Clear();
+    if (!decoded) slot->req.Clear();  // nothing of it is echoed
     Slot* raw = slot.get();
     bool read_more = false;
     {
@@ -306,12 +350,16 @@ class ShakenService::StreamReactor final
       reading_ = read_more;
     }
     if (read_more) StartRead(&request_);
+    if (!decoded) {
+      OnSigned(raw, Undecodable(raw->req));
+      return;
+    }
     service_->StartSign(caller_, DeadlineOf(ctx_), raw->req, &raw->resp, Method::kSignStream,
                         [this, raw](grpc::Status st) { OnSigned(raw, st); });
   }
 
   void OnWriteDone(bool ok) override {
-    const SignStreamResponse* to_write = nullptr;
+    const grpc::ByteBuffer* to_write = nullptr;
     bool read_more = false;
     std::optional<grpc::Status> finish;
     {
@@ -342,6 +390,7 @@ class ShakenService::StreamReactor final
     SignRequest req;
     SignResponse resp;
     SignStreamResponse out;
+    grpc::ByteBuffer out_bytes;  // `out`, encoded
     bool answered = false;
   };
 
@@ -353,7 +402,8 @@ class ShakenService::StreamReactor final
       slot->out.mutable_error()->set_code(st.error_code());
       slot->out.mutable_error()->set_message(st.error_message());
     }
-    const SignStreamResponse* to_write = nullptr;
+    Encode(slot->out, &slot->out_bytes);
+    const grpc::ByteBuffer* to_write = nullptr;
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
@@ -367,10 +417,10 @@ class ShakenService::StreamReactor final
   }
 
   // NextWriteLocked starts writing the oldest answer when it is ready and nothing is being written.
-  const SignStreamResponse* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const grpc::ByteBuffer* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || broken_ || slots_.empty() || !slots_.front()->answered) return nullptr;
     writing_ = true;
-    return &slots_.front()->out;
+    return &slots_.front()->out_bytes;
   }
   // DropAnsweredLocked forgets answered slots after the client went away (nothing is written).
   void DropAnsweredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -394,7 +444,7 @@ class ShakenService::StreamReactor final
   grpc::CallbackServerContext* ctx_;
   const absl::Time start_;
   Caller caller_;
-  SignRequest request_;  // the read buffer; only one read is ever outstanding
+  grpc::ByteBuffer request_;  // the read buffer; only one read is ever outstanding
   grpc::StatusCode final_code_ = grpc::StatusCode::OK;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // request order
@@ -405,14 +455,14 @@ class ShakenService::StreamReactor final
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-grpc::ServerBidiReactor<SignRequest, SignStreamResponse>* ShakenService::SignStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ShakenService::SignStream(
     grpc::CallbackServerContext* ctx) {
   return new StreamReactor(this, ctx);
 }
 
 grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx,
-                                                const shaken::v1::VerifyRequest* req,
-                                                shaken::v1::VerifyResponse* resp) {
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
   auto finish = [this, reactor, start](grpc::Status status) {
@@ -420,6 +470,15 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
     reactor->Finish(status);
     return reactor;
   };
+  // Shared by this frame and the completion: the identity views must outlive VerifyAsync even
+  // when it completes inline.
+  struct Unary {
+    shaken::v1::VerifyRequest req;
+    shaken::v1::VerifyResponse resp;
+  };
+  auto unary = std::make_shared<Unary>();
+  const shaken::v1::VerifyRequest* req = &unary->req;
+  if (!Decode(*request, &unary->req)) return finish(Undecodable(unary->req));
   Caller caller = deps_.authorizer->Identify(ctx->auth_context().get());
   if (!Authorizer::MayCall(caller, "Verify")) {
     return finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -440,7 +499,17 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   if (req->from().tn().empty()) {
     return finish(Invalid("from.tn is required: the P-Asserted-Identity or From number"));
   }
+  if (req->from().tn().size() > kMaxTnInputBytes) return finish(Invalid("from.tn is too long"));
   if (req->to().tn().empty()) return finish(Invalid("to.tn is required: the To number"));
+  if (static_cast<size_t>(req->to().tn_size()) > stir::kMaxDestTns) {
+    return finish(Invalid(absl::StrCat("to.tn has ", req->to().tn_size(), " numbers; at most ",
+                                       stir::kMaxDestTns)));
+  }
+  for (const std::string& tn : req->to().tn()) {
+    if (tn.size() > kMaxTnInputBytes) return finish(Invalid("to.tn has a number that is too long"));
+  }
+  // An Identity value over stir::kMaxIdentityHeaderBytes is not refused here: it gets its 438
+  // verdict (identity_malformed) like any other malformed header.
   if (req->request_id().size() > kMaxRequestIdBytes) {
     return finish(Invalid(absl::StrCat("request_id is longer than ", kMaxRequestIdBytes, " bytes")));
   }
@@ -471,31 +540,38 @@ grpc::ServerUnaryReactor* ShakenService::Verify(grpc::CallbackServerContext* ctx
   }
   deps_.verifier->VerifyAsync(
       identities, call, deadline,
-      [this, req, resp, finish](absl::StatusOr<stir::VerifyResult> result) {
+      [this, unary, response, finish](absl::StatusOr<stir::VerifyResult> result) {
         verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
         if (!result.ok()) {
           finish(ToGrpcStatus(result.status()));
           return;
         }
+        shaken::v1::VerifyResponse* resp = &unary->resp;
         FillVerdict(result->overall, resp->mutable_verdict());
         for (const stir::Verdict& v : result->headers) {
           FillVerdict(v, resp->add_identities());
           deps_.metrics->RecordVerdict(v.reason);
         }
-        resp->set_request_id(req->request_id());
+        resp->set_request_id(unary->req.request_id());
+        Encode(*resp, response);
         finish(grpc::Status::OK);
       });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* ShakenService::ListProfiles(
-    grpc::CallbackServerContext* ctx, const shaken::v1::ListProfilesRequest* /*request*/,
-    shaken::v1::ListProfilesResponse* resp) {
+grpc::ServerUnaryReactor* ShakenService::ListProfiles(grpc::CallbackServerContext* ctx,
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   auto* reactor = ctx->DefaultReactor();
   Caller caller = deps_.authorizer->Identify(ctx->auth_context().get());
+  shaken::v1::ListProfilesRequest req;
+  shaken::v1::ListProfilesResponse out_message;
+  shaken::v1::ListProfilesResponse* resp = &out_message;
   grpc::Status status;
-  if (!Authorizer::MayCall(caller, "ListProfiles")) {
+  if (!Decode(*request, &req)) {
+    status = Undecodable(req);
+  } else if (!Authorizer::MayCall(caller, "ListProfiles")) {
     status = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           absl::StrCat("client ", caller.identity, " may not call ListProfiles"));
   } else {
@@ -513,6 +589,7 @@ grpc::ServerUnaryReactor* ShakenService::ListProfiles(
       out->mutable_certificate()->set_spc(cert->spc);
       out->mutable_certificate()->set_serial(cert->serial_hex);
       out->mutable_certificate()->set_not_after(absl::ToUnixSeconds(cert->not_after));
+      out->mutable_certificate()->set_not_before(absl::ToUnixSeconds(cert->not_before));
       for (const auto& a : p->config().attest) out->add_allowed_attest(a);
       switch (p->health()) {
         case hsm::Health::kServing:
@@ -527,6 +604,7 @@ grpc::ServerUnaryReactor* ShakenService::ListProfiles(
       }
       out->set_is_default(p == deps_.default_profile);
     }
+    Encode(out_message, response);
   }
   deps_.metrics->RecordRpc(Method::kListProfiles, status.error_code(), absl::Now() - start);
   reactor->Finish(status);

@@ -39,21 +39,32 @@ struct ServiceDeps {
   int max_verify_in_flight = 4096;
 };
 
-class ShakenService final : public shaken::v1::Shaken::CallbackService {
+// ShakenRawService is shaken.v1.Shaken on the callback API with every method taking its request
+// as bytes. gRPC 1.51's typed callback handlers answer a request that does not decode with
+// UNIMPLEMENTED and an empty message (unary), or end a stream's reads as if the client had
+// half-closed (SignStream); decoding the messages here answers INVALID_ARGUMENT instead.
+using ShakenRawService = shaken::v1::Shaken::WithRawCallbackMethod_Sign<
+    shaken::v1::Shaken::WithRawCallbackMethod_SignStream<
+        shaken::v1::Shaken::WithRawCallbackMethod_Verify<
+            shaken::v1::Shaken::WithRawCallbackMethod_ListProfiles<shaken::v1::Shaken::Service>>>>;
+
+// ShakenService serves shaken.v1.Shaken. A request message that does not decode is answered
+// INVALID_ARGUMENT saying so; on SignStream it gets an answer in its place (error code 3, empty
+// request_id) and the stream goes on.
+class ShakenService final : public ShakenRawService {
  public:
   explicit ShakenService(ServiceDeps deps);
 
-  grpc::ServerUnaryReactor* Sign(grpc::CallbackServerContext* ctx,
-                                 const shaken::v1::SignRequest* request,
-                                 shaken::v1::SignResponse* response) override;
-  grpc::ServerBidiReactor<shaken::v1::SignRequest, shaken::v1::SignStreamResponse>* SignStream(
+  grpc::ServerUnaryReactor* Sign(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SignStream(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* ctx,
-                                   const shaken::v1::VerifyRequest* request,
-                                   shaken::v1::VerifyResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListProfiles(grpc::CallbackServerContext* ctx,
-                                         const shaken::v1::ListProfilesRequest* request,
-                                         shaken::v1::ListProfilesResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
   using SignDone = absl::AnyInvocable<void(grpc::Status) &&>;
   // StartSign signs one request for `caller` (shared by Sign and SignStream) and calls `done`

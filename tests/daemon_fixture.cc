@@ -92,6 +92,7 @@ listen:
   api: 127.0.0.1:0
 )", options.health_listener ? "  health: 127.0.0.1:0\n" : "",
                                    options.metrics_listener ? "  metrics: 127.0.0.1:0\n" : "",
+                                   options.listen_extra_yaml,
                                    R"(  tls:
     cert_file: )", p, R"(/server.pem
     key_file: )", p, R"(/server.key

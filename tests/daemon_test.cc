@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <future>
 #include <regex>
 #include <thread>
 
@@ -363,10 +364,43 @@ TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithMessagesThatSayWhatToFix) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("identity is required")));
   EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = "", .to_tns = {kDest}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from.tn")));
-  // A message over max_request_bytes is refused by gRPC itself.
-  client::VerifyParams huge{.identities = {std::string(100 * 1024, 'a')}, .from_tn = kOrig,
+  // The documented limits of VerifyRequest (proto): at most 32 To numbers.
+  EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = kOrig,
+                         .to_tns = std::vector<std::string>(5000, kDest)}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 32")));
+  EXPECT_THAT(c->Verify({.identities = {"x"}, .from_tn = kOrig,
+                         .to_tns = {std::string(100, '1')}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too long")));
+  // A message over max_request_bytes (160 KiB by default) is refused by gRPC itself.
+  client::VerifyParams huge{.identities = {std::string(200 * 1024, 'a')}, .from_tn = kOrig,
                             .to_tns = {kDest}};
   EXPECT_THAT(c->Verify(huge), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+// The default max_request_bytes admits a Verify at the documented limits (16 Identity values of
+// 8 KiB, 32 To numbers); a value over 8 KiB is that header's 438 verdict, not an RPC error.
+TEST_F(DaemonTest, VerifyAtTheDocumentedLimitsAndAnOversizedIdentityValue) {
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call()));
+  const std::string suffix = ";info=<https://x.example/a.pem>";
+  const std::string at_limit = std::string(8192 - suffix.size(), 'a') + suffix;
+  ASSERT_EQ(at_limit.size(), 8192u);
+  std::vector<std::string> identities(15, at_limit);
+  identities.insert(identities.begin(), s.identity);
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult full,
+                       c->Verify({.identities = identities, .from_tn = kOrig,
+                                  .to_tns = std::vector<std::string>(32, kDest)}));
+  ASSERT_EQ(full.identities.size(), 16u);
+
+  const std::string oversized = std::string(9000, 'a') + suffix;
+  ASSERT_OK_AND_ASSIGN(client::VerifyResult v,
+                       c->Verify({.identities = {oversized, s.identity}, .from_tn = kOrig,
+                                  .to_tns = {kDest}}));
+  ASSERT_EQ(v.identities.size(), 2u);
+  EXPECT_EQ(v.identities[0].sip_code, 438);
+  EXPECT_EQ(v.identities[0].reason, "identity_malformed");
+  EXPECT_TRUE(v.identities[1].passed) << v.identities[1].detail;
+  EXPECT_TRUE(v.overall.passed);
 }
 
 TEST_F(DaemonTest, MutualTlsRefusesMissingAndUntrustedClientCertificates) {
@@ -543,6 +577,30 @@ TEST_F(DaemonTest, HealthWatchOfAMadeUpServiceStaysUnknown) {
   EXPECT_THAT(HealthStatus(target, service), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// ApiChannel is a raw gRPC channel to the API listener with `name`'s client certificate.
+std::shared_ptr<grpc::Channel> ApiChannel(const DaemonEnv& env, const std::string& name) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFileOrEmpty(env.TlsCaFile());
+  tls.pem_cert_chain = ReadFileOrEmpty(env.ClientCertFile(name));
+  tls.pem_private_key = ReadFileOrEmpty(env.ClientKeyFile(name));
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  return grpc::CreateCustomChannel(env.ApiTarget(), grpc::SslCredentials(tls), args);
+}
+
+grpc::ByteBuffer Bytes(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string BytesOf(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return "";
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
 // Reflect makes one grpc.reflection.v1alpha call over `channel`: a ServerReflectionRequest whose
 // only field is the string `value` at field number `field` (7 list_services, 4
 // file_containing_symbol), encoded by hand (the reflection proto is not installed). Returns the
@@ -581,7 +639,9 @@ absl::StatusOr<std::string> Reflect(const std::shared_ptr<grpc::Channel>& channe
   step(4);
   call->Finish(&status, reinterpret_cast<void*>(5));
   step(5);
-  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
   if (!ok) return absl::InternalError("reflection stream failed");
   std::vector<grpc::Slice> slices;
   if (!in.Dump(&slices).ok()) return absl::InternalError("unreadable response");
@@ -604,8 +664,8 @@ std::vector<std::string> Fields(const std::string& bytes, int number) {
   return out;
 }
 
-// Server reflection (grpcurl, Postman) lists and describes shaken.v1 on the mTLS API listener; the
-// plaintext health listener offers it too.
+// Server reflection (grpcurl, Postman) lists and describes shaken.v1 on the mTLS API listener
+// (listen.reflection: api, the default); the plaintext health listener does not offer it.
 TEST_F(DaemonTest, ReflectionListsAndDescribesTheApi) {
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ReadFileOrEmpty(env_->TlsCaFile());
@@ -642,9 +702,100 @@ TEST_F(DaemonTest, ReflectionListsAndDescribesTheApi) {
 
   auto health = grpc::CreateChannel(absl::StrCat("127.0.0.1:", env_->daemon().health_port()),
                                     grpc::InsecureChannelCredentials());
-  ASSERT_OK_AND_ASSIGN(std::string on_health, Reflect(health, 7, "*"));
-  EXPECT_THAT(on_health, HasSubstr("grpc.health.v1.Health"));
-  EXPECT_THAT(on_health, Not(HasSubstr("shaken.v1.Shaken")));  // the API is not served there
+  EXPECT_THAT(Reflect(health, 7, "*"), StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_THAT(HealthStatus(absl::StrCat("127.0.0.1:", env_->daemon().health_port()), ""),
+              IsOkAndHolds(1));
+}
+
+// listen.reflection: off serves reflection on no listener.
+TEST(DaemonReflectionTest, ReflectionOffIsServedNowhere) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.listen_extra_yaml = "  reflection: off\n"}));
+  EXPECT_THAT(Reflect(ApiChannel(*env, "sbc1.test"), 7, "*"),
+              StatusIs(absl::StatusCode::kUnimplemented));
+  auto health = grpc::CreateChannel(absl::StrCat("127.0.0.1:", env->daemon().health_port()),
+                                    grpc::InsecureChannelCredentials());
+  EXPECT_THAT(Reflect(health, 7, "*"), StatusIs(absl::StatusCode::kUnimplemented));
+  // The API itself is unaffected.
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  EXPECT_OK(c->ListProfiles());
+}
+
+// Field 1 (length-delimited) announces 5 bytes and carries 2: no protobuf message decodes it.
+const std::string kUndecodable("\x0a\x05" "ab", 4);
+
+// A request whose bytes are not its message is INVALID_ARGUMENT saying so (gRPC's typed callback
+// handlers would answer UNIMPLEMENTED with an empty message).
+TEST_F(DaemonTest, UndecodableUnaryRequestsAreInvalidArgument) {
+  grpc::GenericStub stub(ApiChannel(*env_, "sbc1.test"));
+  for (const char* method : {"Sign", "Verify", "ListProfiles"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::ByteBuffer request = Bytes(kUndecodable), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, absl::StrCat("/shaken.v1.Shaken/", method), grpc::StubOptions(),
+                   &request, &response, [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    grpc::Status status = done.get_future().get();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_THAT(status.error_message(), HasSubstr("is not a valid shaken.v1.")) << method;
+  }
+}
+
+// SignStream [good, undecodable, good]: three answers in order, the middle one an error, and the
+// stream ends OK; nothing is dropped.
+TEST_F(DaemonTest, SignStreamAnswersAnUndecodableRequestAndGoesOn) {
+  grpc::GenericStub stub(ApiChannel(*env_, "sbc1.test"));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/shaken.v1.Shaken/SignStream", &cq);
+  auto step = [&](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok && reinterpret_cast<intptr_t>(tag) == want;
+  };
+  auto good = [](const std::string& id) {
+    shaken::v1::SignRequest r;
+    r.set_attest("A");
+    r.mutable_orig()->set_tn(kOrig);
+    r.mutable_dest()->add_tn(kDest);
+    r.set_request_id(id);
+    return r.SerializeAsString();
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  intptr_t tag = 10;
+  for (const std::string& bytes : {good("first"), kUndecodable, good("third")}) {
+    call->Write(Bytes(bytes), reinterpret_cast<void*>(tag));
+    ASSERT_TRUE(step(tag++));
+  }
+  call->WritesDone(reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  std::vector<shaken::v1::SignStreamResponse> answers;
+  for (;;) {
+    grpc::ByteBuffer in;
+    call->Read(&in, reinterpret_cast<void*>(tag));
+    if (!step(tag++)) break;
+    shaken::v1::SignStreamResponse r;
+    ASSERT_TRUE(r.ParseFromString(BytesOf(in)));
+    answers.push_back(std::move(r));
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[0].request_id(), "first");
+  EXPECT_TRUE(answers[0].has_response());
+  EXPECT_EQ(answers[1].request_id(), "");
+  EXPECT_EQ(answers[1].error().code(), 3);  // INVALID_ARGUMENT
+  EXPECT_THAT(answers[1].error().message(), HasSubstr("not a valid shaken.v1.SignRequest"));
+  EXPECT_EQ(answers[2].request_id(), "third");
+  EXPECT_TRUE(answers[2].has_response());
+  cq.Shutdown();
+  void* t = nullptr;
+  bool ok = false;
+  while (cq.Next(&t, &ok)) {
+  }
 }
 
 size_t Append(char* data, size_t size, size_t n, void* out) {
@@ -774,6 +925,71 @@ TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatched
   EXPECT_EQ(serial_of_file_profile(), after);
   // Signing goes on with the profile in force.
   EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+}
+
+// A profile whose certificate is expired or not yet valid refuses to sign (FAILED_PRECONDITION
+// naming the profile and the validity), is DOWN in ListProfiles and makes grpc.health
+// NOT_SERVING; a valid certificate brings it back.
+TEST(DaemonCertificateValidityTest, ExpiredOrNotYetValidCertificateRefusesAndReportsDown) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create());
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  ASSERT_OK_AND_ASSIGN(auto key, stir::ReadPrivateKeyPem(ReadFileOrEmpty(env->FileKeyPath())));
+  const std::string health = absl::StrCat("127.0.0.1:", env->daemon().health_port());
+  auto install = [&](absl::Duration not_before, absl::Duration not_after) -> absl::Status {
+    LeafOptions o;
+    o.spc = "123A";
+    o.common_name = "SHAKEN 123A";
+    o.subject_public_key = key.get();
+    o.not_before_offset = not_before;
+    o.not_after_offset = not_after;
+    ASSIGN_OR_RETURN(TestCert cert, env->pki().IssueLeaf(o));
+    std::ofstream(env->FileChainPath()) << env->pki().ChainPem(cert);
+    return env->daemon().Reload();
+  };
+  auto file_health = [&]() {
+    auto profiles = c->ListProfiles();
+    if (!profiles.ok()) return client::ProfileInfo::Health::kUnspecified;
+    for (const auto& p : *profiles) {
+      if (p.name == "file") return p.health;
+    }
+    return client::ProfileInfo::Health::kUnspecified;
+  };
+  // The health monitor publishes every 250 ms.
+  auto health_becomes = [&](int want) {
+    for (int i = 0; i < 40; ++i) {
+      if (HealthStatus(health, "") == absl::StatusOr<int>(want)) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  };
+  const client::SignParams file_call{.profile = "file", .attest = "C", .orig_tn = kOrig,
+                                     .dest_tns = {kDest}};
+  ASSERT_OK(c->Sign(file_call));
+  ASSERT_TRUE(health_becomes(1));
+
+  struct Case {
+    const char* name;
+    absl::Duration not_before, not_after;
+    const char* message;
+  };
+  for (const Case& tc : {Case{"expired", -absl::Hours(48), -absl::Hours(1), "has expired"},
+                         Case{"not yet valid", absl::Hours(1), absl::Hours(48),
+                              "is not yet valid"}}) {
+    ASSERT_OK(install(tc.not_before, tc.not_after)) << tc.name;
+    EXPECT_THAT(c->Sign(file_call),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("profile file"), HasSubstr(tc.message),
+                               HasSubstr("notBefore"), HasSubstr("notAfter"))))
+        << tc.name;
+    EXPECT_EQ(file_health(), client::ProfileInfo::Health::kDown) << tc.name;
+    EXPECT_TRUE(health_becomes(2)) << tc.name;  // NOT_SERVING
+    // The other profile still signs.
+    EXPECT_OK(c->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}})) << tc.name;
+  }
+  ASSERT_OK(install(-absl::Hours(1), absl::Hours(48)));
+  EXPECT_OK(c->Sign(file_call));
+  EXPECT_EQ(file_health(), client::ProfileInfo::Health::kServing);
+  EXPECT_TRUE(health_becomes(1));
 }
 
 // A software-key profile may keep its PEM key encrypted at rest; the passphrase comes from a

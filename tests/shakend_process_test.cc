@@ -74,6 +74,19 @@ TEST_F(ShakendProcessTest, CheckConfigExitCodes) {
   EXPECT_THAT(r.err, HasSubstr("colour is not a known setting"));
 }
 
+// A client rule naming a profile that does not exist is valid but warned about.
+TEST_F(ShakendProcessTest, CheckConfigWarnsAboutRulesNamingUnknownProfiles) {
+  const std::string yaml = Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)) +
+                           "clients:\n  - {identity: sbc1.test, methods: [Sign], "
+                           "profiles: [file, fiel]}\n";
+  RunResult r = RunCommand({Shakend(), "--check-config", Write("typo.yaml", yaml)},
+                           {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 0) << r.output();
+  EXPECT_THAT(r.err, HasSubstr("warning"));
+  EXPECT_THAT(r.err, HasSubstr("profile \"fiel\", which does not exist"));
+  EXPECT_THAT(r.out, HasSubstr("1 warning(s)"));
+}
+
 TEST_F(ShakendProcessTest, RefusesToStartWhenTheKeyDoesNotMatchTheCertificate) {
   // The token profile's chain with the file key: the self-check must catch it.
   std::string cfg = absl::StrReplaceAll(Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)),
