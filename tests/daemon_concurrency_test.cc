@@ -118,7 +118,9 @@ TEST(DaemonConcurrencyTest, SignStreamSignsConcurrentlyAndAnswersInOrder) {
 }
 
 TEST(DaemonConcurrencyTest, AFullQueueFailsAtOnceNamingTheProfileAndTheQueue) {
-  // One session and room for two waiting: of eight callers, three are served and five refused.
+  // One session and room for two waiting: of eight callers, three are served and five refused
+  // (two and six when a third call arrives before the session's worker has taken the first out of
+  // the queue: a busy machine does that).
   auto env = SlowTokenEnv(/*pool_size=*/1, "  queue_limit: 2\n");
   ASSERT_NE(env, nullptr);
   FaultP11 fault = Fault();
@@ -140,9 +142,10 @@ TEST(DaemonConcurrencyTest, AFullQueueFailsAtOnceNamingTheProfileAndTheQueue) {
     // Refused at once: before the token finished its first signature.
     if (ok.load() == 0) ++refused_before_any_signature;
   });
-  EXPECT_EQ(ok.load(), 3);
-  EXPECT_EQ(refused.load(), 5);
-  EXPECT_EQ(refused_before_any_signature.load(), 5);
+  EXPECT_GE(ok.load(), 2);
+  EXPECT_LE(ok.load(), 3);
+  EXPECT_EQ(ok.load() + refused.load(), 8);
+  EXPECT_EQ(refused_before_any_signature.load(), refused.load());
 }
 
 TEST(DaemonConcurrencyTest, ACallThatWaitsMaxWaitInTheQueueIsRefused) {
