@@ -38,7 +38,7 @@ struct Pkcs11Config {
   int open_at_start = 1;
   std::string key_copy = "if-allowed";  // never | if-allowed | required
   absl::Duration max_wait = absl::Seconds(2);
-  // Signatures that may wait for a session worker per profile; 0: 16 x pool_size.
+  // Signatures that may wait for a session worker per profile; 0: max(256, 16 x pool_size).
   int queue_limit = 0;
   absl::Duration open_interval = absl::Milliseconds(5);
   absl::Duration backoff_initial = absl::Milliseconds(100);

@@ -44,7 +44,8 @@ KeyPool::KeyPool(std::shared_ptr<Token> token, Pkcs11Uri uri, const KeyPoolOptio
       options_(options),
       copy_key_(options.key_copy != KeyCopy::kNever),
       backoff_(options.backoff_initial),
-      queue_limit_(options.queue_limit > 0 ? options.queue_limit : 16 * options.size) {}
+      queue_limit_(options.queue_limit > 0 ? options.queue_limit
+                                           : std::max(256, 16 * options.size)) {}
 
 absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> token,
                                                          const Pkcs11Uri& key_uri,

@@ -75,7 +75,9 @@ struct KeyPoolOptions {
   absl::Duration backoff_max = absl::Seconds(10);
   double backoff_multiplier = 2.0;
   // queue_limit: SignDigestAsync requests that may wait for a worker (beyond the `size` being
-  // signed); one more is refused at once with RESOURCE_EXHAUSTED. 0: 16 × size.
+  // signed); one more is refused at once with RESOURCE_EXHAUSTED. 0: max(256, 16 × size): a small
+  // pool on a fast token needs room for bursts (at 4 sessions, 64 waiting refused calls of an
+  // open-loop load at 80 % of capacity); the deadline and max_wait checks bound the wait anyway.
   int queue_limit = 0;
   // on_queue_wait, when set, is told how long each SignDigestAsync request waited for a worker
   // (metrics). It runs on a worker thread and must not block.

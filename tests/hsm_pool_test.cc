@@ -207,6 +207,18 @@ TEST(HsmPoolTest, OpenKeyPoolFromConfigForTheCli) {
   EXPECT_OK(stir::VerifyEs256(pub.get(), DigestOf(6), sig));
 }
 
+TEST(HsmPoolTest, DefaultQueueLimitLeavesRoomForBurstsOfASmallPool) {
+  auto module = LoadSoftHsm();
+  auto token = OpenTestToken(module);
+  auto [uri, pub] = NewKey(*token, "queue-default-key");
+  ASSERT_OK_AND_ASSIGN(auto small, KeyPool::Create(token, uri, {.size = 2}));
+  EXPECT_EQ(small->stats().queue_limit, 256);
+  ASSERT_OK_AND_ASSIGN(auto large, KeyPool::Create(token, uri, {.size = 20, .open_at_start = 1}));
+  EXPECT_EQ(large->stats().queue_limit, 320);  // 16 per session
+  ASSERT_OK_AND_ASSIGN(auto set, KeyPool::Create(token, uri, {.size = 2, .queue_limit = 3}));
+  EXPECT_EQ(set->stats().queue_limit, 3);
+}
+
 TEST(HsmPoolTest, BusyPoolGivesDeadlineExceededOrResourceExhaustedNeverBlocks) {
   auto module = LoadSoftHsm();
   auto token = OpenTestToken(module);
