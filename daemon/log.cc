@@ -24,7 +24,9 @@
 namespace shaken::daemon {
 namespace {
 
-// AuditSink writes whole audit records to one file descriptor.
+absl::StatusOr<int> OpenAuditFile(const std::string& path);
+
+// AuditSink writes whole audit records to one file descriptor, which Reopen replaces.
 class AuditSink {
  public:
   AuditSink(int fd, bool owned, std::string name) : fd_(fd), owned_(owned), name_(std::move(name)) {}
@@ -52,11 +54,24 @@ class AuditSink {
     }
     return error;
   }
+
+  // Reopen opens the file by its name again (after logrotate moved it away) and writes every
+  // later record there; a record being written meanwhile lands whole in one of the two. On
+  // failure the old file keeps receiving records. Standard error is not reopened.
+  absl::Status Reopen() {
+    if (!owned_) return absl::OkStatus();
+    absl::StatusOr<int> fd = OpenAuditFile(name_);
+    if (!fd.ok()) return fd.status();
+    absl::MutexLock lock(&mu_);
+    close(fd_);
+    fd_ = *fd;
+    return absl::OkStatus();
+  }
   const std::string& name() const { return name_; }
 
  private:
   absl::Mutex mu_;
-  const int fd_;
+  int fd_ ABSL_GUARDED_BY(mu_);
   const bool owned_;
   const std::string name_;
 };
@@ -236,6 +251,11 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
   audit_available.store(true);
   CurrentState() = std::move(s);
   return absl::OkStatus();
+}
+
+absl::Status ReopenAuditFile() {
+  std::shared_ptr<State> s = CurrentState();
+  return s->audit->Reopen();
 }
 
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {

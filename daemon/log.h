@@ -68,6 +68,13 @@ uint64_t AuditWriteFailures();
 // audit back once the file can be written again.
 absl::Status CheckAuditForSigning();
 
+// ReopenAuditFile opens logging.audit_file again by its name, so that after a rotation
+// (`mv audit.log audit.log.1`, then SIGHUP) records go to a new audit.log (created 0640) and none
+// is lost or torn: each lands whole in the old file or the new one. On failure (say the directory
+// is not writable) records keep going to the old file and the error says why. No-op when audit
+// records go to standard error. Thread-safe.
+absl::Status ReopenAuditFile();
+
 // FlushLogs flushes both streams (at shutdown).
 void FlushLogs();
 

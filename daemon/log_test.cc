@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <atomic>
+#include <cstdio>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,6 +66,60 @@ TEST_F(AuditTest, AvailableAgainOnceARecordLands) {
   AuditOne();
   EXPECT_TRUE(AuditAvailable());
   EXPECT_OK(CheckAuditForSigning());
+}
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST_F(AuditTest, RotatedFileIsReopenedWithoutLosingOrTearingARecord) {
+  const std::string path = dir_.path() + "/audit.log";
+  const std::string rotated = path + ".1";
+  ASSERT_OK(InitLogging("json", "info", path));
+  constexpr int kThreads = 4, kRecords = 500;
+  std::atomic<int> written{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < kRecords; ++i) {
+        AuditOne(std::string(100, 'x'));
+        ++written;
+      }
+    });
+  }
+  while (written.load() < kThreads * kRecords / 4) std::this_thread::yield();
+  ASSERT_EQ(std::rename(path.c_str(), rotated.c_str()), 0);  // logrotate's move
+  EXPECT_OK(ReopenAuditFile());                               // then SIGHUP
+  for (auto& w : writers) w.join();
+  AuditOne();  // after the rotation: in the new file
+
+  const std::vector<std::string> old_lines = Lines(rotated), new_lines = Lines(path);
+  EXPECT_FALSE(old_lines.empty());
+  ASSERT_FALSE(new_lines.empty()) << "records after the reopen went to the rotated file";
+  EXPECT_EQ(old_lines.size() + new_lines.size(), kThreads * kRecords + 1u);
+  for (const auto* lines : {&old_lines, &new_lines}) {
+    for (const std::string& line : *lines) {
+      EXPECT_TRUE(nlohmann::json::accept(line)) << "torn record: " << line;
+    }
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST_F(AuditTest, AFailedReopenKeepsWritingToTheOldFile) {
+  const std::string path = dir_.path() + "/audit.log";
+  ASSERT_OK(InitLogging("json", "info", path));
+  AuditOne();
+  ASSERT_EQ(std::rename(path.c_str(), (path + ".1").c_str()), 0);
+  ASSERT_EQ(mkdir(path.c_str(), 0700), 0);  // the name cannot be opened for writing, even by root
+  EXPECT_THAT(ReopenAuditFile(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
+  AuditOne();
+  EXPECT_EQ(Lines(path + ".1").size(), 2u);
+  EXPECT_TRUE(AuditAvailable());
 }
 
 TEST_F(AuditTest, CreatedFileIsMode0640WhateverTheUmask) {

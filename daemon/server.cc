@@ -412,7 +412,10 @@ void Daemon::Shutdown() {
 void Daemon::Wait() { stopped_.WaitForNotification(); }
 
 absl::Status Daemon::Reload() {
-  absl::Status result = absl::OkStatus();
+  absl::Status result = ReopenAuditFile();
+  if (!result.ok()) {
+    LogError("reload_failed", {{"what", "audit file"}, {"error", std::string(result.message())}});
+  }
   if (state_->validator != nullptr) {
     absl::Status s = state_->validator->Reload();
     if (!s.ok()) {

@@ -48,8 +48,9 @@ class Daemon {
   // Shutdown: health NOT_SERVING at once, refuse new calls, let in-flight calls finish for at
   // most drain_grace, then cancel what is left and stop. Idempotent. (SIGTERM)
   void Shutdown();
-  // Reload re-reads the trust anchors, CRLs and profile certificates without dropping
-  // connections. On error what was in force stays. (SIGHUP)
+  // Reload reopens the audit file by its name (log rotation) and re-reads the trust anchors, CRLs
+  // and profile certificates without dropping connections. On error what was in force stays.
+  // (SIGHUP)
   absl::Status Reload();
   // Wait blocks until Shutdown has completed.
   void Wait();
