@@ -13,6 +13,8 @@ void HealthPublisher::Publish(bool serving, std::initializer_list<grpc::Server*>
     if (h == nullptr) continue;
     h->SetServingStatus("", serving);
     h->SetServingStatus("shaken.v1.Shaken", serving);
+    // Liveness: the process answers; never depends on the HSM or the drain.
+    h->SetServingStatus("liveness", true);
   }
   published_ = serving;
 }

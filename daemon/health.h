@@ -12,8 +12,10 @@
 
 namespace shaken::daemon {
 
-// HealthPublisher sets the serving status of "" and "shaken.v1.Shaken", and of nothing else, on
-// each server's health service, and only when it changes. It never calls gRPC's
+// HealthPublisher sets the serving status of "" and "shaken.v1.Shaken" (readiness: NOT_SERVING
+// while a profile's token is down or while draining) and "liveness" (always SERVING while the
+// process answers: a liveness probe must not restart a replica because its HSM is away), and of
+// nothing else, on each server's health service, and only when readiness changes. It never calls gRPC's
 // SetServingStatus(bool) overload: that one sets every name a client ever Checked or Watched, so
 // made-up names would turn SERVING and stay in gRPC's map for the life of the process (a memory
 // leak any client of the plaintext health listener can drive). Thread-safe.

@@ -3,19 +3,27 @@
 //   shakend --config /etc/shakend/shakend.yaml
 //   shakend --check-config /etc/shakend/shakend.yaml     (exit 0 valid, 1 not)
 //
-// Signals: SIGTERM / SIGINT drain and stop; SIGHUP reloads trust anchors and certificates.
+// Signals: SIGTERM / SIGINT drain and stop; SIGHUP reopens the audit file and reloads trust
+// anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
+// RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 on drain, STATUS= lines, and WATCHDOG=1 when the
+// unit sets WatchdogSec=.
 #include <signal.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/server.h"
 
 namespace {
@@ -94,15 +102,39 @@ int Run(int argc, char** argv) {
     shaken::daemon::FlushLogs();
     return 1;
   }
+  shaken::daemon::ServiceNotifier notifier;
+  auto serving_status = [&](bool serving) {
+    return serving ? absl::StrCat("serving ", config->profiles.size(), " profile(s)")
+                   : std::string("NOT_SERVING: a profile's token is down (see shaken_hsm_health)");
+  };
+  bool serving = (*daemon)->serving();
+  notifier.Ready(serving_status(serving));
+  // Wake at least every second (and twice per watchdog interval) to ping the watchdog and follow
+  // the serving state in STATUS=.
+  const absl::Duration tick = std::min(absl::Seconds(1), notifier.watchdog_interval() / 2);
   for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    notifier.Watchdog();
+    const timespec wait = absl::ToTimespec(tick);
+    const int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig < 0) {
+      if (const bool now = (*daemon)->serving(); now != serving) {
+        serving = now;
+        notifier.Status(serving_status(serving));
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       shaken::daemon::LogInfo("signal", {{"signal", "SIGHUP"}});
-      (void)(*daemon)->Reload();
+      notifier.Reloading();
+      absl::Status reloaded = (*daemon)->Reload();
+      notifier.Ready(reloaded.ok() ? absl::StrCat("reloaded; ", serving_status(serving))
+                                   : absl::StrCat("reload failed (", reloaded.message(),
+                                                  "); ", serving_status(serving)));
       continue;
     }
     shaken::daemon::LogInfo("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    notifier.Stopping(absl::StrCat("draining (at most ", absl::FormatDuration(config->drain_grace),
+                                   ")"));
     (*daemon)->Shutdown();
     break;
   }

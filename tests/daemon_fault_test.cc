@@ -110,6 +110,9 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
     if (!not_serving) absl::SleepFor(absl::Milliseconds(25));
   }
   EXPECT_TRUE(not_serving) << "health never left SERVING";
+  EXPECT_THAT(HealthStatus(health, "shaken.v1.Shaken"), IsOkAndHolds(2));
+  // Liveness does not depend on the HSM: no probe restarts a replica whose token is away.
+  EXPECT_THAT(HealthStatus(health, "liveness"), IsOkAndHolds(1));
   {
     // Signing fails fast with UNAVAILABLE, not after the deadline.
     const absl::Time start = absl::Now();

@@ -1,10 +1,17 @@
 // The shakend binary as an operator runs it: --check-config exit codes, start-up refusal with a
 // message naming the profile, and SIGTERM draining an in-flight call before exiting 0.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -142,8 +149,9 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   const absl::Time sigterm = absl::Now();
   c.Signal(SIGTERM);
   absl::SleepFor(absl::Milliseconds(300));
-  // Draining: health says NOT_SERVING and new calls are refused.
+  // Draining: health says NOT_SERVING and new calls are refused; the process is still alive.
   EXPECT_THAT(HealthStatus(health_target, ""), IsOkAndHolds(2));
+  EXPECT_THAT(HealthStatus(health_target, "liveness"), IsOkAndHolds(1));
   EXPECT_FALSE(cl->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}},
                         absl::Seconds(2))
                    .ok());
@@ -161,6 +169,73 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   // The audit stream recorded the signature, and no secret reached the log.
   EXPECT_THAT(log, HasSubstr("audit sign"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("PRIVATE KEY")));
+}
+
+// NotifySocket is the service manager's end of sd_notify(3): a datagram socket on a path.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    bound_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
+  bool bound() const { return bound_; }
+  // Next returns the next message, or "" after `timeout`.
+  std::string Next(absl::Duration timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1) return "";
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, n) : "";
+  }
+  // WaitFor returns the first message containing `what` within `timeout` (skipping watchdog
+  // pings and others), or "".
+  std::string WaitFor(const std::string& what, absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (absl::Now() < end) {
+      std::string m = Next(end - absl::Now());
+      if (absl::StrContains(m, what)) return m;
+    }
+    return "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool bound_ = false;
+};
+
+TEST_F(ShakendProcessTest, TellsSystemdWhenReadyReloadingStoppingAndPingsTheWatchdog) {
+  NotifySocket notify(env_->dir() + "/notify.sock");
+  ASSERT_TRUE(notify.bound());
+  const int api = FreeLoopbackPort(), health = FreeLoopbackPort();
+  std::string path = Write("notify.yaml", Config(api, health, absl::Seconds(2)));
+  ASSERT_OK_AND_ASSIGN(Child c, Child::Start({Shakend(), "--config", path},
+                                             env_->dir() + "/notify.log",
+                                             {{"NOTIFY_SOCKET", env_->dir() + "/notify.sock"},
+                                              {"WATCHDOG_USEC", "400000"}}));
+  std::string ready = notify.WaitFor("READY=1", absl::Seconds(20));
+  ASSERT_THAT(ready, HasSubstr("STATUS=serving 1 profile(s)")) << c.Log();
+  // By the time READY=1 is sent the API answers.
+  EXPECT_THAT(HealthStatus(absl::StrCat("127.0.0.1:", health), "shaken.v1.Shaken"),
+              IsOkAndHolds(1));
+  // WATCHDOG=1 at least every 200 ms (half of WATCHDOG_USEC).
+  EXPECT_THAT(notify.WaitFor("WATCHDOG=1", absl::Seconds(2)), HasSubstr("WATCHDOG=1"));
+  EXPECT_THAT(notify.WaitFor("WATCHDOG=1", absl::Seconds(2)), HasSubstr("WATCHDOG=1"));
+
+  c.Signal(SIGHUP);
+  EXPECT_THAT(notify.WaitFor("RELOADING=1", absl::Seconds(10)), HasSubstr("RELOADING=1"));
+  EXPECT_THAT(notify.WaitFor("READY=1", absl::Seconds(10)), HasSubstr("STATUS=reloaded"));
+
+  c.Signal(SIGTERM);
+  EXPECT_THAT(notify.WaitFor("STOPPING=1", absl::Seconds(10)), HasSubstr("STATUS=draining"));
+  EXPECT_EQ(c.Wait(absl::Seconds(15)), 0) << c.Log();
 }
 
 }  // namespace
