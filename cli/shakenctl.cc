@@ -31,6 +31,7 @@ int RunShakenctl(int argc, char** argv) {
       "a prompt, never from the command line.",
       "shakenctl"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "shakenctl " SHAKEN_VERSION);
   app.footer(std::string(kExitCodes) +
              Examples({"shakenctl key generate --key 'pkcs11:token=shaken;object=sp-2024' "
                        "--pin-source file:/etc/shaken/pin",
@@ -50,6 +51,8 @@ int RunShakenctl(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     (void)app.exit(e);

@@ -3,6 +3,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <grpc/support/log.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -251,6 +253,22 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
   audit_available.store(true);
   CurrentState() = std::move(s);
   return absl::OkStatus();
+}
+
+void RouteGrpcLogs() {
+  gpr_set_log_function(+[](gpr_log_func_args* args) {
+    LogLevel level = LogLevel::kError;
+    if (args->severity == GPR_LOG_SEVERITY_INFO) level = LogLevel::kInfo;
+    if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = LogLevel::kDebug;
+    const std::string_view message = args->message != nullptr ? args->message : "";
+    const std::string_view event =
+        message.find("Handshake failed") != std::string_view::npos ? "tls_handshake_failed"
+                                                                   : "grpc";
+    std::string source = args->file != nullptr ? args->file : "";
+    if (const size_t slash = source.rfind('/'); slash != std::string::npos) source.erase(0, slash + 1);
+    absl::StrAppend(&source, ":", args->line);
+    Log(level, event, {{"message", message}, {"source", source}});
+  });
 }
 
 absl::Status ReopenAuditFile() {

@@ -75,6 +75,13 @@ absl::Status CheckAuditForSigning();
 // records go to standard error. Thread-safe.
 absl::Status ReopenAuditFile();
 
+// RouteGrpcLogs sends gRPC's own log lines (gpr_log: "Handshake failed ...", transport errors)
+// through Log, so that a JSON log stream stays JSON: event "grpc" with the message and the gRPC
+// source location, or "tls_handshake_failed" for a failed TLS handshake; gRPC's ERROR is error,
+// INFO info, DEBUG debug. How much gRPC says is still set by GRPC_VERBOSITY (default ERROR).
+// Call once at start-up.
+void RouteGrpcLogs();
+
 // FlushLogs flushes both streams (at shutdown).
 void FlushLogs();
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "grpc/support/log.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/status_matchers.h"
@@ -120,6 +121,32 @@ TEST_F(AuditTest, AFailedReopenKeepsWritingToTheOldFile) {
   AuditOne();
   EXPECT_EQ(Lines(path + ".1").size(), 2u);
   EXPECT_TRUE(AuditAvailable());
+}
+
+TEST(GrpcLogTest, GrpcLinesJoinTheJsonStream) {
+  ASSERT_OK(InitLogging("json", "info", ""));
+  RouteGrpcLogs();
+  gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);  // what grpc_init sets from GRPC_VERBOSITY
+  ::testing::internal::CaptureStderr();
+  gpr_log("src/core/tsi/ssl_transport_security.cc", 1234, GPR_LOG_SEVERITY_ERROR, "%s",
+          "Handshake failed with fatal error SSL_ERROR_SSL: error:0A000412:SSL routines");
+  gpr_log("src/core/ext/transport/chttp2/transport.cc", 99, GPR_LOG_SEVERITY_ERROR, "%s",
+          "a \"quoted\" transport error");
+  FlushLogs();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  std::istringstream lines(err);
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(lines, line);) {
+    ASSERT_TRUE(nlohmann::json::accept(line)) << "not JSON: " << line;
+    records.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(records.size(), 2u) << err;
+  EXPECT_EQ(records[0]["event"], "tls_handshake_failed");
+  EXPECT_EQ(records[0]["level"], "error");
+  EXPECT_EQ(records[0]["source"], "ssl_transport_security.cc:1234");
+  EXPECT_EQ(records[1]["event"], "grpc");
+  EXPECT_EQ(records[1]["message"], "a \"quoted\" transport error");
+  ASSERT_OK(InitLogging("text", "info", ""));
 }
 
 TEST_F(AuditTest, CreatedFileIsMode0640WhateverTheUmask) {

@@ -35,6 +35,7 @@ int Run(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "configuration file (YAML)");
   app.add_option("--check-config", check_path,
                  "validate a configuration file and exit: 0 valid, 1 not");
+  app.set_version_flag("--version", "shakend " SHAKEN_VERSION);
   app.footer(
       "Examples:\n"
       "  shakend --config /etc/shakend/shakend.yaml\n"
@@ -43,8 +44,15 @@ int Run(int argc, char** argv) {
       "never from the command line.");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    (void)app.exit(e);  // prints what is wrong
+    return 2;           // usage error, whatever CLI11's own code
   }
 
   if (!check_path.empty()) {
@@ -79,6 +87,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  shaken::daemon::RouteGrpcLogs();
   for (const std::string& w : shaken::daemon::ConfigWarnings(*config)) {
     shaken::daemon::LogWarn("config_warning", {{"warning", w}});
   }

@@ -65,7 +65,7 @@ std::string_view MethodName(Method m) {
   return "ListProfiles";
 }
 
-// AuditFamilies reads the audit stream's state (daemon/log.h) at scrape time.
+// AuditFamilies reads the audit stream's state (daemon/log.h) at scrape time, with the build info.
 static std::vector<prometheus::MetricFamily> AuditFamilies() {
   prometheus::MetricFamily failures{"shaken_audit_write_failures_total",
                                     "Audit records that could not be written whole",
@@ -81,7 +81,15 @@ static std::vector<prometheus::MetricFamily> AuditFamilies() {
   prometheus::ClientMetric a;
   a.gauge.value = AuditAvailable() ? 1 : 0;
   available.metric.push_back(a);
-  return {failures, available};
+  prometheus::MetricFamily build{"shaken_build_info",
+                                 "Always 1; the version label is shakend's release",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+  prometheus::ClientMetric b;
+  b.label.push_back({"version", SHAKEN_VERSION});
+  b.gauge.value = 1;
+  build.metric.push_back(b);
+  return {failures, available, build};
 }
 
 Metrics::Metrics(const std::vector<std::string>& profiles)

@@ -28,6 +28,7 @@
 //   shaken_draining                                   1 while shutting down
 //   shaken_audit_write_failures_total                 audit records not written whole
 //   shaken_audit_available                            0 after a failed audit write, until one lands
+//   shaken_build_info{version}                        always 1: the release that runs
 #ifndef SHAKEN_DAEMON_METRICS_H_
 #define SHAKEN_DAEMON_METRICS_H_
 

@@ -355,7 +355,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
       raw->MonitorHealth();
     }
   });
-  LogInfo("serving", {{"api", absl::StrCat(config.api_listen, " (port ", d->api_port_, ")")},
+  LogInfo("serving", {{"version", SHAKEN_VERSION},
+                      {"api", absl::StrCat(config.api_listen, " (port ", d->api_port_, ")")},
                       {"tls", config.tls.has_value()
                                   ? (config.tls->client_ca_file.empty() ? "tls" : "mtls")
                                   : "insecure"},

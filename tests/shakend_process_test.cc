@@ -9,12 +9,14 @@
 #include <cstdio>
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
+#include "nlohmann/json.hpp"
 #include "gtest/gtest.h"
 #include "stir/clock.h"
 #include "stir/memory_signer.h"
@@ -79,6 +81,16 @@ TEST_F(ShakendProcessTest, CheckConfigExitCodes) {
   r = RunCommand({Shakend(), "--check-config", bad}, {.timeout = absl::Seconds(20)});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("colour is not a known setting"));
+}
+
+TEST_F(ShakendProcessTest, VersionAndUsageErrors) {
+  RunResult r = RunCommand({Shakend(), "--version"}, {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("shakend " SHAKEN_VERSION));
+  // A usage error exits 2, never CLI11's own codes (109 for an unknown option).
+  r = RunCommand({Shakend(), "--colour", "blue"}, {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output(), HasSubstr("--colour"));
 }
 
 // A client rule naming a profile that does not exist is valid but warned about.
@@ -236,6 +248,40 @@ TEST_F(ShakendProcessTest, TellsSystemdWhenReadyReloadingStoppingAndPingsTheWatc
   c.Signal(SIGTERM);
   EXPECT_THAT(notify.WaitFor("STOPPING=1", absl::Seconds(10)), HasSubstr("STATUS=draining"));
   EXPECT_EQ(c.Wait(absl::Seconds(15)), 0) << c.Log();
+}
+
+TEST_F(ShakendProcessTest, JsonLogsStayJsonWhenGrpcComplainsAboutAHandshake) {
+  const int api = FreeLoopbackPort(), health = FreeLoopbackPort();
+  std::string path = Write("json.yaml", Config(api, health, absl::Seconds(1)) +
+                                            "logging: {format: json}\n");
+  ASSERT_OK_AND_ASSIGN(Child c, Child::Start({Shakend(), "--config", path},
+                                             env_->dir() + "/json.log"));
+  bool ready = false;
+  for (int i = 0; i < 300 && !ready; ++i) {
+    auto h = HealthStatus(absl::StrCat("127.0.0.1:", health), "");
+    ready = h.ok() && *h == 1;
+    if (!ready) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(ready) << c.Log();
+  // A plaintext client on the TLS port: the server's TLS handshake fails.
+  client::ClientOptions opts;
+  opts.target = absl::StrCat("127.0.0.1:", api);
+  opts.insecure_plaintext = true;
+  opts.retry.max_attempts = 1;
+  ASSERT_OK_AND_ASSIGN(auto cl, client::Client::New(opts));
+  EXPECT_FALSE(cl->ListProfiles(absl::Seconds(2)).ok());
+  bool logged = false;
+  for (int i = 0; i < 100 && !logged; ++i) {
+    logged = absl::StrContains(c.Log(), R"("event":"tls_handshake_failed")");
+    if (!logged) absl::SleepFor(absl::Milliseconds(20));
+  }
+  c.Signal(SIGTERM);
+  EXPECT_EQ(c.Wait(absl::Seconds(15)), 0);
+  EXPECT_TRUE(logged) << c.Log();
+  std::istringstream lines(c.Log());
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_TRUE(nlohmann::json::accept(line)) << "not JSON: " << line;
+  }
 }
 
 }  // namespace
