@@ -3,6 +3,11 @@
 //   shakend --config /etc/shakend/shakend.yaml
 //   shakend --check-config /etc/shakend/shakend.yaml     (exit 0 valid, 1 not)
 //
+// Exit codes: 0 stopped after a drain (or --check-config: valid, --help, --version); 1 invalid
+// configuration or start-up failure; 2 usage error; 3 the token refused the PIN (wrong, locked or
+// expired): not retried, because HSMs lock or zeroise after a few wrong logins, and the systemd
+// unit's RestartPreventExitStatus=3 keeps systemd from retrying either.
+//
 // Signals: SIGTERM / SIGINT drain and stop; SIGHUP reopens the audit file and reloads trust
 // anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
 // RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 on drain, STATUS= lines, and WATCHDOG=1 when the
@@ -25,8 +30,11 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/server.h"
+#include "hsm/module.h"
 
 namespace {
+
+constexpr int kExitPinRefused = 3;
 
 int Run(int argc, char** argv) {
   CLI::App app{"shakend: HSM-backed STIR/SHAKEN signing and verification service (gRPC)"};
@@ -107,9 +115,11 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<shaken::daemon::Daemon>> daemon =
       shaken::daemon::Daemon::Start(*config);
   if (!daemon.ok()) {
-    shaken::daemon::LogError("start_failed", {{"error", std::string(daemon.status().message())}});
+    const bool pin_refused = shaken::hsm::IsPinRefused(daemon.status());
+    shaken::daemon::LogError(pin_refused ? "pin_refused" : "start_failed",
+                             {{"error", std::string(daemon.status().message())}});
     shaken::daemon::FlushLogs();
-    return 1;
+    return pin_refused ? kExitPinRefused : 1;
   }
   shaken::daemon::ServiceNotifier notifier;
   auto serving_status = [&](bool serving) {

@@ -16,8 +16,13 @@
 namespace shaken::daemon {
 namespace {
 
+// ProfileError prefixes the profile's name and keeps the payloads (hsm::IsPinRefused reads one).
 absl::Status ProfileError(const std::string& profile, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat("profile ", profile, ": ", s.message()));
+  absl::Status out(s.code(), absl::StrCat("profile ", profile, ": ", s.message()));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
 }
 
 hsm::KeyCopy ParseKeyCopy(const std::string& s) {

@@ -19,8 +19,12 @@ bool IsSessionLevelLoss(CK_RV rv) {
          rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR;
 }
 
+// Prefix keeps the payloads: the CK_RV (IsPinRefused, CkrOf) survives the added context.
 absl::Status Prefix(const absl::Status& st, absl::string_view prefix) {
-  return absl::Status(st.code(), absl::StrCat(prefix, st.message()));
+  absl::Status out(st.code(), absl::StrCat(prefix, st.message()));
+  st.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 }  // namespace

@@ -268,6 +268,14 @@ absl::Status Token::EnsureLoggedIn(CK_SESSION_HANDLE session) {
   absl::MutexLock lock(&login_mu_);
   ASSIGN_OR_RETURN(in, logged_in());
   if (in) return absl::OkStatus();
+  if (!pin_refused_.ok()) {
+    // Never again: each wrong attempt counts toward the HSM's lockout (or zeroisation).
+    return internal::WithCkr(
+        absl::Status(pin_refused_.code(),
+                     absl::StrCat(pin_refused_.message(),
+                                  "; not logging in again until restarted with a correct PIN")),
+        *internal::CkrOf(pin_refused_));
+  }
   absl::StatusOr<SecretString> pin = pin_.Read();
   if (!pin.ok()) {
     return absl::Status(pin.status().code(),
@@ -279,8 +287,10 @@ absl::Status Token::EnsureLoggedIn(CK_SESSION_HANDLE session) {
   pin = absl::StatusOr<SecretString>();  // wipes the PIN now, not at scope end
   absl::Status st = internal::Check(rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv, "C_Login", where_);
   if (!st.ok()) {
-    return internal::WithCkr(
+    st = internal::WithCkr(
         absl::Status(st.code(), absl::StrCat(st.message(), " (PIN from ", pin_.Describe(), ")")), rv);
+    if (IsPinRefused(st)) pin_refused_ = st;
+    return st;
   }
   // Keep the login alive independently of the callers' sessions (see anchor_). A previous anchor
   // is gone if we had to log in again.
@@ -296,6 +306,21 @@ Token::~Token() {
   absl::MutexLock lock(&login_mu_);
   if (anchor_ != CK_INVALID_HANDLE && module_->quirks().close_pooled_sessions) {
     CloseSession(anchor_);
+  }
+}
+
+bool IsPinRefused(const absl::Status& status) {
+  const std::optional<CK_RV> rv = internal::CkrOf(status);
+  if (!rv) return false;
+  switch (*rv) {
+    case CKR_PIN_INCORRECT:
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+    case CKR_PIN_LOCKED:
+    case CKR_PIN_EXPIRED:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -148,7 +148,9 @@ class Token {
   // thread reads the PIN, calls C_Login and wipes the PIN. If the slot vanished (token removed and
   // re-inserted), the slot is looked up again by URI once. Errors name the URI, never the PIN:
   // PERMISSION_DENIED for a wrong or locked PIN, UNAVAILABLE for a device problem, NOT_FOUND when
-  // the token is gone. The caller owns the session: CloseSession it (or abandon it per quirks).
+  // the token is gone. Once the token refused the PIN (IsPinRefused), this Token never calls
+  // C_Login again: every later call returns that refusal at once (HSMs lock or zeroise after a
+  // few wrong attempts; a pool reconnecting after an outage must not spend them). The caller owns the session: CloseSession it (or abandon it per quirks).
   absl::StatusOr<CK_SESSION_HANDLE> OpenSession(bool rw = false);
 
   // CloseSession closes `session` (serialised with other opens and closes on the module).
@@ -180,7 +182,14 @@ class Token {
   // Token's lifetime: PKCS#11 v2.40 §5.6 drops the login when the last session of the token
   // closes, so without it a short key-management session would log every pool out.
   CK_SESSION_HANDLE anchor_ ABSL_GUARDED_BY(login_mu_) = CK_INVALID_HANDLE;
+  // The token's refusal of the PIN, once it happened (then no C_Login is attempted again).
+  absl::Status pin_refused_ ABSL_GUARDED_BY(login_mu_);
 };
+
+// IsPinRefused tells whether `status` (from this library, or a copy that kept its payloads) is
+// the token refusing the user PIN: CKR_PIN_INCORRECT, _INVALID, _LEN_RANGE, _LOCKED or _EXPIRED.
+// shakend exits with its own code for it and systemd does not restart it.
+bool IsPinRefused(const absl::Status& status);
 
 namespace internal {
 // FindSlot returns the first slot with a present token that `uri` matches. NOT_FOUND names the

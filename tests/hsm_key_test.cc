@@ -213,6 +213,15 @@ TEST(HsmKeyTest, WrongPinNamesTheUriNeverThePin) {
                              AllOf(HasSubstr("C_Login"), HasSubstr("CKR_PIN_INCORRECT"),
                                    HasSubstr("token=shaken-test-2"), Not(HasSubstr("000000")),
                                    Not(HasSubstr(t.pin())))));
+  EXPECT_TRUE(IsPinRefused(pool.status()));
+  // The token refused the PIN once: no second C_Login, whoever asks (a pool reconnecting).
+  absl::StatusOr<CK_SESSION_HANDLE> again = token->OpenSession();
+  EXPECT_THAT(again, StatusIs(absl::StatusCode::kPermissionDenied,
+                              AllOf(HasSubstr("CKR_PIN_INCORRECT"),
+                                    HasSubstr("not logging in again"))));
+  EXPECT_TRUE(IsPinRefused(again.status()));
+  if (again.ok()) token->CloseSession(*again);
+  EXPECT_FALSE(IsPinRefused(absl::UnavailableError("C_Login: CKR_DEVICE_ERROR")));
 }
 
 TEST(HsmKeyTest, MissingTokenNamesTheUri) {

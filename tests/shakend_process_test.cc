@@ -23,6 +23,7 @@
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/softhsm_token.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 
@@ -81,6 +82,23 @@ TEST_F(ShakendProcessTest, CheckConfigExitCodes) {
   r = RunCommand({Shakend(), "--check-config", bad}, {.timeout = absl::Seconds(20)});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("colour is not a known setting"));
+}
+
+TEST(ShakendPinTest, AWrongPinExitsThreeAndIsNotRetried) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.start_daemon = false}));
+  const std::string wrong_pin = env->dir() + "/wrong.pin";
+  std::ofstream(wrong_pin) << "000000";
+  std::string yaml = env->config_yaml();
+  const std::string right = absl::StrCat("pin_source: file:", SoftHsmToken::Shared().pin_file());
+  ASSERT_TRUE(absl::StrContains(yaml, right));
+  yaml = absl::StrReplaceAll(yaml, {{right, "pin_source: file:" + wrong_pin}});
+  const std::string path = env->dir() + "/wrong-pin.yaml";
+  std::ofstream(path) << yaml;
+  RunResult r = RunCommand({Shakend(), "--config", path}, {.timeout = absl::Seconds(30)});
+  EXPECT_EQ(r.exit_code, 3) << r.output();
+  EXPECT_THAT(r.output(), HasSubstr("pin_refused"));
+  EXPECT_THAT(r.output(), HasSubstr("CKR_PIN_INCORRECT"));
+  EXPECT_THAT(r.output(), ::testing::Not(HasSubstr("000000")));
 }
 
 TEST_F(ShakendProcessTest, VersionAndUsageErrors) {
