@@ -53,13 +53,24 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
 
 }  // namespace
 
+void Authorizer::Replace(std::vector<ClientRule> rules) {
+  auto next = std::make_shared<const std::vector<ClientRule>>(std::move(rules));
+  absl::MutexLock lock(&mu_);
+  rules_ = std::move(next);
+}
+
 Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
   Caller caller;
-  caller.unrestricted = rules_.empty();
+  {
+    absl::MutexLock lock(&mu_);
+    caller.rule_set = rules_;
+  }
+  const std::vector<ClientRule>& rules = *caller.rule_set;
+  caller.unrestricted = rules.empty();
   Names names;
   const bool authenticated = ctx != nullptr && ctx->IsPeerAuthenticated();
   if (authenticated) PeerNames(*ctx, &names);
-  for (const ClientRule& rule : rules_) {
+  for (const ClientRule& rule : rules) {
     bool match = rule.identity == "*" ||
                  std::find(names.begin(), names.end(), rule.identity) != names.end();
     // A wildcard rule grants anonymous callers only on a listener without client certificates;

@@ -7,13 +7,16 @@
 #ifndef SHAKEN_DAEMON_AUTHZ_H_
 #define SHAKEN_DAEMON_AUTHZ_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <grpcpp/security/auth_context.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/config.h"
 
 namespace shaken::daemon {
@@ -25,15 +28,22 @@ struct Caller {
   std::string identity;
   absl::InlinedVector<const ClientRule*, 2> rules;  // rules that match the identity
   bool unrestricted = false;              // no rules are configured
+  // The rule set `rules` points into: a reload never frees it under a call in progress.
+  std::shared_ptr<const std::vector<ClientRule>> rule_set;
 };
 
-// Authorizer applies ClientRules. Immutable after construction; thread-safe.
+// Authorizer applies ClientRules. Thread-safe; Replace swaps the rules for calls identified after
+// it (a call keeps what it was granted when it arrived).
 class Authorizer {
  public:
-  explicit Authorizer(std::vector<ClientRule> rules) : rules_(std::move(rules)) {}
+  explicit Authorizer(std::vector<ClientRule> rules)
+      : rules_(std::make_shared<const std::vector<ClientRule>>(std::move(rules))) {}
 
   // Identify reads the peer's certificate names from `ctx` (may be null: no TLS).
   Caller Identify(const grpc::AuthContext* ctx) const;
+
+  // Replace puts `rules` in force for every later Identify (configuration reload).
+  void Replace(std::vector<ClientRule> rules);
 
   // MayCall tells whether `caller` may call `method` ("Sign", "Verify", ...).
   static bool MayCall(const Caller& caller, std::string_view method);
@@ -41,7 +51,8 @@ class Authorizer {
   static bool MayUse(const Caller& caller, std::string_view method, std::string_view profile);
 
  private:
-  std::vector<ClientRule> rules_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const std::vector<ClientRule>> rules_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shaken::daemon

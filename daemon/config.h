@@ -18,6 +18,8 @@ struct TlsConfig {
   std::string cert_file;       // server certificate chain (PEM)
   std::string key_file;        // server private key (PEM)
   std::string client_ca_file;  // CAs for client certificates; set => mTLS
+
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
 struct ClientRule {
@@ -26,6 +28,8 @@ struct ClientRule {
   std::string identity;
   std::vector<std::string> methods;   // "Sign", "SignStream", "Verify", "ListProfiles" or "*"
   std::vector<std::string> profiles;  // profile names or "*"
+
+  friend bool operator==(const ClientRule&, const ClientRule&) = default;
 };
 
 struct Pkcs11Config {
@@ -43,6 +47,8 @@ struct Pkcs11Config {
   absl::Duration open_interval = absl::Milliseconds(5);
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
+
+  friend bool operator==(const Pkcs11Config&, const Pkcs11Config&) = default;
 };
 
 struct ProfileConfig {
@@ -54,6 +60,8 @@ struct ProfileConfig {
   std::string certificate_file;  // that chain, leaf first (PEM)
   std::vector<std::string> attest = {"A", "B", "C"};
   bool is_default = false;
+
+  friend bool operator==(const ProfileConfig&, const ProfileConfig&) = default;
 };
 
 struct VerifierConfig {
@@ -86,6 +94,8 @@ struct VerifierConfig {
   bool lab_allow_private_addresses = false;  // loopback only (stir::IsAddressAllowed)
   bool lab_allow_any_port = false;
   std::vector<stir::IpCidr> lab_allow_cidrs;  // wider SSRF allowances, each named
+
+  friend bool operator==(const VerifierConfig&, const VerifierConfig&) = default;
 };
 
 struct Config {
@@ -121,6 +131,8 @@ struct Config {
   bool audit_tns = false;           // include TNs in audit records
   std::string audit_file;           // empty: audit records go to the log stream
   std::string audit_on_failure = "refuse";  // refuse | continue: signing while audit fails
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 // LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND

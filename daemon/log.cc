@@ -255,6 +255,15 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
   return absl::OkStatus();
 }
 
+absl::Status SetLogLevel(const std::string& level) {
+  const spdlog::level::level_enum lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown log level \"", level, "\""));
+  }
+  CurrentState()->log->set_level(lvl);
+  return absl::OkStatus();
+}
+
 void RouteGrpcLogs() {
   gpr_set_log_function(+[](gpr_log_func_args* args) {
     LogLevel level = LogLevel::kError;

@@ -40,6 +40,10 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
                          const std::string& audit_file,
                          AuditFailurePolicy on_failure = AuditFailurePolicy::kRefuse);
 
+// SetLogLevel changes the level ("trace" ... "error") of the running log stream (configuration
+// reload). INVALID_ARGUMENT for an unknown level. Thread-safe.
+absl::Status SetLogLevel(const std::string& level);
+
 // Log writes one record. Thread-safe.
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
 inline void LogInfo(std::string_view event, std::initializer_list<LogField> fields = {}) {

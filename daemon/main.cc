@@ -8,8 +8,9 @@
 // expired): not retried, because HSMs lock or zeroise after a few wrong logins, and the systemd
 // unit's RestartPreventExitStatus=3 keeps systemd from retrying either.
 //
-// Signals: SIGTERM / SIGINT drain and stop; SIGHUP reopens the audit file and reloads trust
-// anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
+// Signals: SIGTERM / SIGINT drain and stop; SIGHUP reads the configuration file again (an invalid
+// one changes nothing; client rules and the log level change in place, other changed sections are
+// logged as restart_required), reopens the audit file and reloads trust anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
 // RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 on drain, STATUS= lines, and WATCHDOG=1 when the
 // unit sets WatchdogSec=.
 #include <signal.h>
@@ -145,7 +146,19 @@ int Run(int argc, char** argv) {
     if (sig == SIGHUP) {
       shaken::daemon::LogInfo("signal", {{"signal", "SIGHUP"}});
       notifier.Reloading();
-      absl::Status reloaded = (*daemon)->Reload();
+      // The whole file again: an invalid one changes nothing (not even certificates).
+      absl::StatusOr<shaken::daemon::Config> next = shaken::daemon::LoadConfig(config_path);
+      absl::Status reloaded = next.status();
+      if (!next.ok()) {
+        shaken::daemon::LogError("reload_failed", {{"what", "configuration"},
+                                                   {"error", std::string(next.status().message())},
+                                                   {"detail", "everything stays as it was"}});
+      } else {
+        for (const std::string& w : shaken::daemon::ConfigWarnings(*next)) {
+          shaken::daemon::LogWarn("config_warning", {{"warning", w}});
+        }
+        reloaded = (*daemon)->Reload(*next);
+      }
       notifier.Ready(reloaded.ok() ? absl::StrCat("reloaded; ", serving_status(serving))
                                    : absl::StrCat("reload failed (", reloaded.message(),
                                                   "); ", serving_status(serving)));

@@ -10,6 +10,7 @@
 #include <prometheus/exposer.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "daemon/authz.h"
 #include "daemon/health.h"
 #include "daemon/log.h"
@@ -412,7 +413,70 @@ void Daemon::Shutdown() {
 
 void Daemon::Wait() { stopped_.WaitForNotification(); }
 
-absl::Status Daemon::Reload() {
+std::vector<std::string> Daemon::ApplyConfig(const Config& next) {
+  Config& cur = state_->config;
+  std::vector<std::string> applied;
+  if (next.clients != cur.clients) {
+    state_->authorizer->Replace(next.clients);
+    cur.clients = next.clients;
+    applied.push_back("clients");
+  }
+  if (next.log_level != cur.log_level) {
+    if (absl::Status s = SetLogLevel(next.log_level); s.ok()) {
+      cur.log_level = next.log_level;
+      applied.push_back("logging.level");
+    }
+  }
+  return applied;
+}
+
+namespace {
+
+// RestartRequired names the sections of `next` that differ from `cur` and that a running daemon
+// does not change (listeners, the token, profiles, the verifier, limits, audit destination).
+std::vector<std::string> RestartRequired(const Config& cur, const Config& next) {
+  std::vector<std::string> keys;
+  auto check = [&](bool changed, const char* key) {
+    if (changed) keys.push_back(key);
+  };
+  check(cur.api_listen != next.api_listen || cur.tls != next.tls ||
+            cur.allow_insecure != next.allow_insecure || cur.reflection != next.reflection ||
+            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen,
+        "listen");
+  check(cur.pkcs11 != next.pkcs11, "pkcs11");
+  check(cur.profiles != next.profiles, "profiles");
+  check(cur.verifier != next.verifier, "verifier");
+  check(cur.max_iat_skew != next.max_iat_skew, "max_iat_skew");
+  check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
+  check(cur.drain_grace != next.drain_grace, "drain_grace");
+  check(cur.log_format != next.log_format || cur.audit_tns != next.audit_tns ||
+            cur.audit_file != next.audit_file || cur.audit_on_failure != next.audit_on_failure,
+        "logging (other than level)");
+  return keys;
+}
+
+}  // namespace
+
+absl::Status Daemon::Reload(const Config& next) {
+  const std::vector<std::string> restart = RestartRequired(state_->config, next);
+  const std::vector<std::string> applied = ApplyConfig(next);
+  absl::Status result = ReloadFiles();
+  LogInfo("configuration_reloaded",
+          {{"applied", applied.empty() ? "nothing changed" : absl::StrJoin(applied, ", ")},
+           {"unchanged_until_restart", restart.empty() ? "none" : absl::StrJoin(restart, ", ")}});
+  if (!restart.empty()) {
+    LogWarn("restart_required",
+            {{"settings", absl::StrJoin(restart, ", ")},
+             {"detail", "these settings changed in the file but stay as they were until shakend "
+                        "restarts"}});
+  }
+  return result;
+}
+
+absl::Status Daemon::Reload() { return ReloadFiles(); }
+
+
+absl::Status Daemon::ReloadFiles() {
   absl::Status result = ReopenAuditFile();
   if (!result.ok()) {
     LogError("reload_failed", {{"what", "audit file"}, {"error", std::string(result.message())}});

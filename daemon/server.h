@@ -50,8 +50,12 @@ class Daemon {
   void Shutdown();
   // Reload reopens the audit file by its name (log rotation) and re-reads the trust anchors, CRLs
   // and profile certificates without dropping connections. On error what was in force stays.
-  // (SIGHUP)
   absl::Status Reload();
+  // Reload(next) is SIGHUP with the configuration file read again and valid: it applies what can
+  // change in a running daemon (clients rules, logging.level: calls that arrived before keep what
+  // they were granted), logs every other section that changed as restart_required (it stays as it
+  // was), then does Reload(). An invalid file never gets here: main keeps everything as it was.
+  absl::Status Reload(const Config& next);
   // Wait blocks until Shutdown has completed.
   void Wait();
 
@@ -62,6 +66,10 @@ class Daemon {
  private:
   Daemon() = default;
   void MonitorHealth();
+  // ApplyConfig puts in force what of `next` a running daemon can change; returns the keys.
+  std::vector<std::string> ApplyConfig(const Config& next);
+  // ReloadFiles: the audit file, trust anchors, CRLs and profile certificates.
+  absl::Status ReloadFiles();
 
   std::unique_ptr<State> state_;
   int api_port_ = 0;

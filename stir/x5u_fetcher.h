@@ -28,6 +28,7 @@ struct IpCidr {
   int family = 0;
   std::array<uint8_t, 16> address = {};
   int prefix_length = 0;
+  friend bool operator==(const IpCidr&, const IpCidr&) = default;
 };
 
 // ParseCidr parses "a.b.c.d/n" (n <= 32) or "v6::/n" (n <= 128); a bare address is a /32 or /128.

@@ -927,6 +927,36 @@ TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatched
   EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 }
 
+// SIGHUP with the file read again: client rules change in place (a call that arrives after the
+// reload gets the new rules), other changed sections are named as restart_required and stay.
+TEST(DaemonReloadTest, ClientRulesChangeInPlaceAndOtherSectionsWaitForARestart) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create());
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  ASSERT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+  ASSERT_OK_AND_ASSIGN(daemon::Config next,
+                       daemon::ParseConfig(env->config_yaml(), env->config_path()));
+  for (daemon::ClientRule& rule : next.clients) {
+    if (rule.identity == "sbc1.test") rule.methods = {"Verify", "ListProfiles"};
+  }
+  next.drain_grace += absl::Seconds(1);
+  next.max_iat_skew += absl::Seconds(1);
+  ::testing::internal::CaptureStderr();
+  EXPECT_OK(env->daemon().Reload(next));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr("applied=clients"));
+  EXPECT_THAT(log, HasSubstr("restart_required"));
+  EXPECT_THAT(log, HasSubstr("max_iat_skew, drain_grace"));
+  // The same connection, the new rules.
+  EXPECT_THAT(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_OK(c->ListProfiles());
+  // And back.
+  ASSERT_OK_AND_ASSIGN(daemon::Config original,
+                       daemon::ParseConfig(env->config_yaml(), env->config_path()));
+  EXPECT_OK(env->daemon().Reload(original));
+  EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+}
+
 // A profile whose certificate is expired or not yet valid refuses to sign (FAILED_PRECONDITION
 // naming the profile and the validity), is DOWN in ListProfiles and makes grpc.health
 // NOT_SERVING; a valid certificate brings it back.

@@ -30,6 +30,7 @@
 namespace shaken::testing {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kOrig[] = "12155550121";
@@ -262,6 +263,14 @@ TEST_F(ShakendProcessTest, TellsSystemdWhenReadyReloadingStoppingAndPingsTheWatc
   c.Signal(SIGHUP);
   EXPECT_THAT(notify.WaitFor("RELOADING=1", absl::Seconds(10)), HasSubstr("RELOADING=1"));
   EXPECT_THAT(notify.WaitFor("READY=1", absl::Seconds(10)), HasSubstr("STATUS=reloaded"));
+  // A broken file changes nothing, and says so.
+  std::ofstream(path, std::ios::app) << "colour: blue\n";
+  c.Signal(SIGHUP);
+  EXPECT_THAT(notify.WaitFor("READY=1", absl::Seconds(10)),
+              AllOf(HasSubstr("STATUS=reload failed"), HasSubstr("colour")));
+  EXPECT_THAT(c.Log(), HasSubstr("reload_failed"));
+  EXPECT_THAT(HealthStatus(absl::StrCat("127.0.0.1:", health), "shaken.v1.Shaken"),
+              IsOkAndHolds(1));
 
   c.Signal(SIGTERM);
   EXPECT_THAT(notify.WaitFor("STOPPING=1", absl::Seconds(10)), HasSubstr("STATUS=draining"));
