@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -182,6 +183,14 @@ void AppendTimestamp(std::string* out) {
   out->append(frac);
 }
 
+// IsDecimal: an optional '-' and 1..18 digits, no leading zero (a valid JSON integer that every
+// consumer reads exactly).
+bool IsDecimal(std::string_view v) {
+  if (!v.empty() && v.front() == '-') v.remove_prefix(1);
+  if (v.empty() || v.size() > 18 || (v.size() > 1 && v.front() == '0')) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // AppendQuoted appends `v` as a JSON string (one line, unambiguous whatever it holds).
 void AppendQuoted(std::string_view v, std::string* out) {
   if (stir::IsValidUtf8(v)) {
@@ -203,11 +212,15 @@ std::string Format(const State& s, std::string_view level, std::string_view even
     AppendQuoted(level, &out);
     out.append(",\"event\":");
     AppendQuoted(event, &out);
-    for (const auto& [k, v] : fields) {
+    for (const LogField& f : fields) {
       out.push_back(',');
-      AppendQuoted(k, &out);
+      AppendQuoted(f.key, &out);
       out.push_back(':');
-      AppendQuoted(v, &out);
+      if (f.number && IsDecimal(f.value)) {
+        out.append(f.value);
+      } else {
+        AppendQuoted(f.value, &out);
+      }
     }
     out.push_back('}');
     return out;
@@ -217,14 +230,14 @@ std::string Format(const State& s, std::string_view level, std::string_view even
   out.append(level);
   out.push_back(' ');
   out.append(event);
-  for (const auto& [k, v] : fields) {
+  for (const LogField& f : fields) {
     out.push_back(' ');
-    out.append(k);
+    out.append(f.key);
     out.push_back('=');
-    if (NeedsQuoting(v)) {
-      AppendQuoted(v, &out);
+    if (NeedsQuoting(f.value)) {
+      AppendQuoted(f.value, &out);
     } else {
-      out.append(v);
+      out.append(f.value);
     }
   }
   return out;

@@ -21,8 +21,14 @@ namespace shaken::daemon {
 
 // A record's field: a key and its value. The value is a view: a record is formatted before Log or
 // Audit returns, so temporaries in the call (absl::StrCat(...)) live long enough, and a field that
-// is already a string is not copied (an audit record per signature stays cheap).
-using LogField = std::pair<std::string_view, std::string_view>;
+// is already a string is not copied (an audit record per signature stays cheap). A field marked
+// `number` (its value decimal digits, e.g. {"latency_us", "231", true}) is a JSON number in JSON
+// records; a value that is not one is written as a string.
+struct LogField {
+  std::string_view key;
+  std::string_view value;
+  bool number = false;
+};
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 

@@ -123,6 +123,24 @@ TEST_F(AuditTest, AFailedReopenKeepsWritingToTheOldFile) {
   EXPECT_TRUE(AuditAvailable());
 }
 
+TEST_F(AuditTest, NumbersAreJsonNumbersAndNothingElseIs) {
+  const std::string path = dir_.path() + "/audit.log";
+  ASSERT_OK(InitLogging("json", "info", path));
+  Audit("sign", {{"result", "UNAVAILABLE"},
+                 {"latency_us", "231", true},
+                 {"not_a_number", "12; rm", true},
+                 {"leading_zero", "007", true},
+                 {"request_id", "42"}});
+  const std::vector<std::string> lines = Lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  const nlohmann::json r = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(r["latency_us"], 231);
+  EXPECT_EQ(r["not_a_number"], "12; rm");
+  EXPECT_EQ(r["leading_zero"], "007");
+  EXPECT_EQ(r["request_id"], "42");  // a string field stays a string whatever it holds
+  EXPECT_EQ(r["result"], "UNAVAILABLE");
+}
+
 TEST(GrpcLogTest, GrpcLinesJoinTheJsonStream) {
   ASSERT_OK(InitLogging("json", "info", ""));
   RouteGrpcLogs();

@@ -23,6 +23,15 @@ const char* const kCodeNames[] = {
     "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
     "UNAUTHENTICATED"};
 
+}  // namespace
+
+std::string_view GrpcCodeName(int code) {
+  if (code < 0 || code >= static_cast<int>(std::size(kCodeNames))) return "UNKNOWN";
+  return kCodeNames[code];
+}
+
+namespace {
+
 class LiveCollectable : public prometheus::Collectable {
  public:
   void Add(std::function<std::vector<prometheus::MetricFamily>()> f) {

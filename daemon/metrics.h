@@ -54,6 +54,10 @@ namespace shaken::daemon {
 enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
 std::string_view MethodName(Method m);
 
+// GrpcCodeName is the gRPC name of a status code ("OK", "UNAVAILABLE", ...): the one vocabulary of
+// the `code` label and of audit records' `result`. "UNKNOWN" for a value out of range.
+std::string_view GrpcCodeName(int code);
+
 // Metrics holds the counters and histograms that the request path updates. Every series the hot
 // path touches is created up front, so recording is a pointer dereference and an atomic add.
 // Thread-safe.

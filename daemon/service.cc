@@ -120,8 +120,8 @@ void ShakenService::AuditSign(const SignCall& c, const grpc::Status& status) con
                  {"profile", c.profile != nullptr ? std::string_view(c.profile->name())
                                                   : requested_profile.substr(0, 64)},
                  {"attest", std::string_view(req.attest()).substr(0, 8)},
-                 {"result", status.ok() ? std::string("OK") : std::to_string(status.error_code())},
-                 {"latency_us", Micros(latency)},
+                 {"result", GrpcCodeName(status.error_code())},
+                 {"latency_us", Micros(latency), /*number=*/true},
                  {"request_id", request_id.substr(0, kMaxRequestIdBytes)},
                  {"origid", c.resp->origid()},
                  {"tns", tns}});
