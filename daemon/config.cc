@@ -143,6 +143,13 @@ absl::Status ReadListen(Node& root, Config* c) {
   if (c->reflection != "api" && c->reflection != "off") {
     return Node::Error("listen.reflection", "must be api or off");
   }
+  RETURN_IF_ERROR(n.Duration("max_connection_age", &c->max_connection_age));
+  RETURN_IF_ERROR(n.Duration("max_connection_age_grace", &c->max_connection_age_grace));
+  if (c->max_connection_age != absl::ZeroDuration() &&
+      c->max_connection_age < absl::Seconds(10)) {
+    return Node::Error("listen.max_connection_age",
+                       "must be 0 (never) or at least 10s: every client reconnects that often");
+  }
   RETURN_IF_ERROR(ReadTls(n, &c->tls));
   return n.Finish();
 }

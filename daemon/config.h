@@ -110,6 +110,11 @@ struct Config {
   std::string reflection = "api";
   std::string health_listen;
   std::string metrics_listen;
+  // API connections are closed (GOAWAY, then max_connection_age_grace for the calls in flight)
+  // once they are this old, so that SBCs' long-lived connections spread over the replicas that
+  // were added since they connected. 0: never.
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
 
   std::vector<ClientRule> clients;  // empty: every client may do everything
   std::optional<Pkcs11Config> pkcs11;

@@ -10,6 +10,7 @@ namespace {
 
 using ::shaken::testing::IsOk;
 using ::shaken::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kMinimal[] = R"(
@@ -51,6 +52,22 @@ TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
   bad.replace(bad.find("  allow_insecure"), 0, "  reflection: health\n");
   EXPECT_THAT(ParseConfig(bad, "t.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen.reflection")));
+}
+
+TEST(ConfigTest, ConnectionsAgeOutSoThatReplicasAddedLaterGetTheirShare) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->max_connection_age, absl::Minutes(30));
+  EXPECT_EQ(c->max_connection_age_grace, absl::Seconds(30));
+  std::string never = kMinimal;
+  never.replace(never.find("  allow_insecure"), 0, "  max_connection_age: 0s\n");
+  ASSERT_OK_AND_ASSIGN(Config n, ParseConfig(never, "t.yaml"));
+  EXPECT_EQ(n.max_connection_age, absl::ZeroDuration());
+  std::string tiny = kMinimal;
+  tiny.replace(tiny.find("  allow_insecure"), 0, "  max_connection_age: 2s\n");
+  EXPECT_THAT(ParseConfig(tiny, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("listen.max_connection_age"), HasSubstr("at least 10s"))));
 }
 
 TEST(ConfigTest, WarnsAboutClientRulesNamingProfilesThatDoNotExist) {

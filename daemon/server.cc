@@ -317,6 +317,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     // (client/include/shaken/client.h): accept that instead of answering GOAWAY too_many_pings.
     b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+    if (config.max_connection_age > absl::ZeroDuration()) {
+      // gRPC adds ±10 % jitter, so reconnections of clients that connected together spread out.
+      b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                           static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age)));
+      b.AddChannelArgument(
+          GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+          static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age_grace)));
+    }
     s.api = b.BuildAndStart();
     if (s.api == nullptr || d->api_port_ == 0) {
       return absl::UnavailableError(
@@ -441,6 +449,8 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
   };
   check(cur.api_listen != next.api_listen || cur.tls != next.tls ||
             cur.allow_insecure != next.allow_insecure || cur.reflection != next.reflection ||
+            cur.max_connection_age != next.max_connection_age ||
+            cur.max_connection_age_grace != next.max_connection_age_grace ||
             cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen,
         "listen");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
