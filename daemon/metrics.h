@@ -22,7 +22,7 @@
 //   shaken_x5u_fetch_limit_waits_total{limit}         fetches that waited (per_host | total)
 //   shaken_x5u_fetches_shed_total                     fetches not attempted (overload)
 //   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | error)
-//   shaken_x5u_cache_{hits,misses,negative_hits,fetches,fetch_errors}_total
+//   shaken_x5u_cache_{hits,misses,negative_hits}_total
 //   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
 //   shaken_certificate_not_after_seconds{profile}     the profile certificate's notAfter
 //   shaken_draining                                   1 while shutting down

@@ -25,6 +25,7 @@
 #include "tests/daemon_fixture.h"
 #include "tests/testing/source_path.h"
 #include "tests/testing/subprocess.h"
+#include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 #include "tests/testing/status_matchers.h"
 
@@ -821,6 +822,50 @@ double Value(const std::string& body, const std::string& series) {
   size_t at = body.find("\n" + series + " ");
   if (at == std::string::npos) return -1;
   return std::stod(body.substr(at + series.size() + 2));
+}
+
+// ExpectExportedSeries checks that every shaken_* series `expr` names is in the exposition
+// `body`, and every label value it matches (=, =~ alternatives) is used by some series.
+void ExpectExportedSeries(const std::string& body, const std::string& expr,
+                          const std::string& where) {
+  const std::regex metric(R"(\bshaken_[a-z0-9_]+)");
+  const std::regex matcher(R"re(\b([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)")re");
+  for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+    const std::string series = it->str();
+    EXPECT_TRUE(absl::StrContains(body, "\n" + series + "{") ||
+                absl::StrContains(body, "\n" + series + " "))
+        << where << ": " << series << " is not exported";
+  }
+  for (std::sregex_iterator it(expr.begin(), expr.end(), matcher), end; it != end; ++it) {
+    const std::string label = (*it)[1], values = (*it)[3];
+    if (label == "job" || label == "instance") continue;  // Prometheus' own target labels
+    for (absl::string_view value : absl::StrSplit(values, '|')) {
+      EXPECT_TRUE(absl::StrContains(body, absl::StrCat(label, "=\"", value, "\"")))
+          << where << ": no series has " << label << "=\"" << value << "\"";
+    }
+  }
+}
+
+// Every panel of the Grafana dashboard in deploy/grafana queries series this daemon exports.
+TEST_F(DaemonTest, DashboardPanelsQueryExportedSeries) {
+  const std::string body = Scrape(env_->daemon().metrics_port());
+  std::ifstream in(SourcePath("deploy/grafana/shakend.json"));
+  const nlohmann::json dashboard = nlohmann::json::parse(in);
+  int targets = 0;
+  for (const nlohmann::json& panel : dashboard.at("panels")) {
+    const std::string title = panel.at("title");
+    EXPECT_FALSE(panel.at("targets").empty()) << title;
+    for (const nlohmann::json& target : panel.at("targets")) {
+      ExpectExportedSeries(body, target.at("expr"), title);
+      ++targets;
+    }
+  }
+  for (const nlohmann::json& var : dashboard.at("templating").at("list")) {
+    if (var.contains("query") && var.at("query").is_string()) {
+      ExpectExportedSeries(body, var.at("query"), "variable " + var.at("name").get<std::string>());
+    }
+  }
+  EXPECT_GE(targets, 20);
 }
 
 // The alerting rules shipped in deploy/prometheus name only series this daemon exports, with
