@@ -153,6 +153,11 @@ int Run(int argc, char** argv) {
         shaken::daemon::LogError("reload_failed", {{"what", "configuration"},
                                                    {"error", std::string(next.status().message())},
                                                    {"detail", "everything stays as it was"}});
+        // Log rotation does not wait for a valid file: a rotated audit file is reopened anyway.
+        if (absl::Status a = shaken::daemon::ReopenAuditFile(); !a.ok()) {
+          shaken::daemon::LogError("reload_failed",
+                                   {{"what", "audit file"}, {"error", std::string(a.message())}});
+        }
       } else {
         for (const std::string& w : shaken::daemon::ConfigWarnings(*next)) {
           shaken::daemon::LogWarn("config_warning", {{"warning", w}});

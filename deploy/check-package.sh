@@ -12,7 +12,8 @@ check_root() {
   local root=$1 what=$2
   for f in usr/sbin/shakend usr/bin/shakenctl usr/lib/systemd/system/shakend.service \
            etc/logrotate.d/shakend usr/share/doc/shakend/README.md \
-           usr/share/doc/shakend/audit.md usr/share/doc/shakend/examples/shakend.example.yaml \
+           usr/share/doc/shakend/audit.md usr/share/doc/shakend/operations.md \
+           usr/share/doc/shakend/examples/shakend.example.yaml \
            usr/share/doc/shakend/examples/softhsm.conf \
            usr/share/shakend/prometheus/shakend-alerts.yaml; do
     if [ ! -e "$root/$f" ]; then
