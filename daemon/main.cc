@@ -125,7 +125,8 @@ int Run(int argc, char** argv) {
   shaken::daemon::ServiceNotifier notifier;
   auto serving_status = [&](bool serving) {
     return serving ? absl::StrCat("serving ", config->profiles.size(), " profile(s)")
-                   : std::string("NOT_SERVING: a profile's token is down (see shaken_hsm_health)");
+                   : std::string("NOT_SERVING: a profile cannot sign (its token is down or its "
+                                 "certificate is outside its validity; see ListProfiles)");
   };
   bool serving = (*daemon)->serving();
   notifier.Ready(serving_status(serving));
