@@ -82,6 +82,24 @@ class Node {
     *out = d;
     return absl::OkStatus();
   }
+  // Choice reads a string that must be one of `choices` into its typed value; otherwise the
+  // error is "<path> <must>".
+  template <typename T>
+  absl::Status Choice(const std::string& key,
+                      std::initializer_list<std::pair<std::string_view, T>> choices, T* out,
+                      std::string_view must) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    if (n.IsScalar()) {
+      for (const auto& [name, value] : choices) {
+        if (n.Scalar() == name) {
+          *out = value;
+          return absl::OkStatus();
+        }
+      }
+    }
+    return Error(Path(key), must);
+  }
   absl::Status StringList(const std::string& key, std::vector<std::string>* out) {
     if (!Has(key)) return absl::OkStatus();
     YAML::Node n = Get(key);
@@ -300,9 +318,6 @@ absl::Status ReadCidrs(Node& n, const std::string& key, std::vector<stir::IpCidr
 }
 
 absl::Status CheckVerifier(const VerifierConfig& v) {
-  if (v.policy != "strict" && v.policy != "lenient") {
-    return Node::Error("verifier.policy", "must be strict or lenient");
-  }
   if (v.enabled && v.ca_file.empty() && v.ca_dir.empty()) {
     return Node::Error("verifier.ca_file",
                        "or verifier.ca_dir is required: the STI-CA trust anchors (or set "
@@ -323,7 +338,10 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("ca_file", &v.ca_file));
   RETURN_IF_ERROR(n.String("ca_dir", &v.ca_dir));
   RETURN_IF_ERROR(n.StringList("crl_files", &v.crl_files));
-  RETURN_IF_ERROR(n.String("policy", &v.policy));
+  RETURN_IF_ERROR(n.Choice<stir::ProfileStrictness>(
+      "policy", {{"strict", stir::ProfileStrictness::kStrict},
+                 {"lenient", stir::ProfileStrictness::kLenient}},
+      &v.policy, "must be strict or lenient"));
   RETURN_IF_ERROR(n.Duration("iat_window", &v.iat_window));
   RETURN_IF_ERROR(n.Bool("require_low_s", &v.require_low_s));
   RETURN_IF_ERROR(n.Duration("connect_timeout", &v.connect_timeout));
@@ -344,10 +362,10 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   if (n.Has("lab")) {
     Node lab(n.Get("lab"), "verifier.lab");
     RETURN_IF_ERROR(lab.CheckMap());
-    RETURN_IF_ERROR(lab.Bool("allow_http", &v.lab_allow_http));
-    RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.lab_allow_private_addresses));
-    RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.lab_allow_any_port));
-    RETURN_IF_ERROR(ReadCidrs(lab, "allow_cidrs", &v.lab_allow_cidrs));
+    RETURN_IF_ERROR(lab.Bool("allow_http", &v.x5u_policy.allow_http));
+    RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.x5u_policy.allow_private_addresses));
+    RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.x5u_policy.allow_any_port));
+    RETURN_IF_ERROR(ReadCidrs(lab, "allow_cidrs", &v.x5u_policy.allow_cidrs));
     RETURN_IF_ERROR(lab.Finish());
   }
   RETURN_IF_ERROR(n.Finish());
@@ -401,7 +419,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     if (s.ok()) s = ReadVerifier(root, &c);
     // Each profile's x5u under the same policy as this daemon's own fetcher (CE-12).
     for (size_t i = 0; s.ok() && i < c.profiles.size(); ++i) {
-      absl::Status x5u = stir::ValidateX5uForSigning(c.profiles[i].x5u, X5uUrlPolicy(c.verifier));
+      absl::Status x5u = stir::ValidateX5uForSigning(c.profiles[i].x5u, c.verifier.x5u_policy);
       if (!x5u.ok()) s = Node::Error(absl::StrCat("profiles[", i, "].x5u"), ToStd(x5u.message()));
     }
     if (s.ok()) s = ReadLogging(root, &c);
@@ -430,13 +448,29 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   return c;
 }
 
-stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v) {
-  stir::X5uFetcherOptions o;
-  o.allow_http = v.lab_allow_http;
-  o.allow_any_port = v.lab_allow_any_port;
-  o.allow_private_addresses = v.lab_allow_private_addresses;
-  o.allow_cidrs = v.lab_allow_cidrs;
-  return o;
+stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
+  stir::VerifierSettings s;
+  s.x5u_policy = v.x5u_policy;  // the signing profiles' x5u passed the same policy
+  s.validator.ca_file = v.ca_file;
+  s.validator.ca_dir = v.ca_dir;
+  s.validator.crl_files = v.crl_files;
+  s.validator.strictness = v.policy;
+  s.fetcher.connect_timeout = v.connect_timeout;
+  s.fetcher.total_timeout = v.fetch_timeout;
+  s.fetcher.max_body_bytes = v.max_certificate_bytes;
+  s.fetcher.tls_ca_file = v.tls_ca_file;
+  s.fetcher.max_in_flight = v.fetch_max_in_flight;
+  s.fetcher.max_per_host = v.fetch_max_per_host;
+  s.fetcher.max_queued = v.fetch_max_queued;
+  s.cache.max_entries = v.cache_max_entries;
+  s.cache.max_bytes = v.cache_max_bytes;
+  s.cache.default_ttl = v.cache_default_ttl;
+  s.cache.max_ttl = v.cache_max_ttl;
+  s.cache.negative_ttl = v.cache_negative_ttl;
+  s.verifier.iat_window = v.iat_window;
+  s.verifier.date_window = v.iat_window;
+  s.verifier.require_low_s = v.require_low_s;
+  return s;
 }
 
 std::vector<std::string> ConfigWarnings(const Config& config) {

@@ -10,6 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "stir/cert_validator.h"
+#include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 
 namespace shaken::daemon {
@@ -69,7 +71,8 @@ struct VerifierConfig {
   std::string ca_file;                 // STI-CA trust anchors (PEM bundle)
   std::string ca_dir;                  // or a c_rehash directory
   std::vector<std::string> crl_files;
-  std::string policy = "strict";       // strict | lenient (SHAKEN certificate profile)
+  // verifier.policy: strict | lenient (the SHAKEN certificate profile, stir::CertValidator).
+  stir::ProfileStrictness policy = stir::ProfileStrictness::kStrict;
   absl::Duration iat_window = absl::Seconds(60);
   bool require_low_s = false;
   // x5u fetch
@@ -89,11 +92,12 @@ struct VerifierConfig {
   int fetch_max_in_flight = 64;
   int fetch_max_per_host = 4;
   int fetch_max_queued = 4096;
-  // lab allowances (never in production)
-  bool lab_allow_http = false;
-  bool lab_allow_private_addresses = false;  // loopback only (stir::IsAddressAllowed)
-  bool lab_allow_any_port = false;
-  std::vector<stir::IpCidr> lab_allow_cidrs;  // wider SSRF allowances, each named
+  // The x5u policy (ATIS-1000080 CE-12): production unless verifier.lab relaxes it (never in
+  // production): lab.allow_http, lab.allow_private_addresses (loopback only,
+  // stir::IsAddressAllowed), lab.allow_any_port, lab.allow_cidrs (wider SSRF allowances, each
+  // named). The verifier's fetcher applies it, and so does the check of every signing profile's
+  // x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
+  stir::X5uPolicy x5u_policy;
 
   friend bool operator==(const VerifierConfig&, const VerifierConfig&) = default;
 };
@@ -147,10 +151,10 @@ absl::StatusOr<Config> LoadConfig(const std::string& path);
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
 absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin);
 
-// X5uUrlPolicy is the one x5u policy of a configuration (ATIS-1000080 CE-12): production unless
-// verifier.lab relaxes it. The verifier's fetcher uses it, and so does the check of every signing
-// profile's x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
-stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v);
+// VerifierSettingsFrom is what a `verifier:` section stands for in stir's terms. shakend builds
+// its verification stack from it; so does load_bench's floor server, to verify exactly as
+// shakend does.
+stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v);
 
 // ConfigWarnings lists what is valid but probably a mistake, one sentence each naming the key:
 // a client rule naming a profile that does not exist (it grants nothing; a typo there silently

@@ -34,9 +34,9 @@ TEST(ConfigTest, MinimalLabConfigAndDefaults) {
   EXPECT_TRUE(c->profiles[0].is_default);
   EXPECT_EQ(c->profiles[0].attest, (std::vector<std::string>{"A", "B", "C"}));
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(60));
-  EXPECT_EQ(c->verifier.policy, "strict");
+  EXPECT_EQ(c->verifier.policy, stir::ProfileStrictness::kStrict);
   EXPECT_EQ(c->max_iat_skew, absl::Seconds(60));
-  EXPECT_FALSE(c->verifier.lab_allow_private_addresses);
+  EXPECT_FALSE(c->verifier.x5u_policy.allow_private_addresses);
 }
 
 TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
@@ -120,9 +120,9 @@ drain_grace: 3s
   EXPECT_FALSE(c->profiles[0].is_default);
   EXPECT_TRUE(c->profiles[1].is_default);
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(90));
-  EXPECT_TRUE(c->verifier.lab_allow_private_addresses);
-  ASSERT_EQ(c->verifier.lab_allow_cidrs.size(), 2u);
-  EXPECT_EQ(c->verifier.lab_allow_cidrs[0].prefix_length, 16);
+  EXPECT_TRUE(c->verifier.x5u_policy.allow_private_addresses);
+  ASSERT_EQ(c->verifier.x5u_policy.allow_cidrs.size(), 2u);
+  EXPECT_EQ(c->verifier.x5u_policy.allow_cidrs[0].prefix_length, 16);
   EXPECT_EQ(c->log_format, "json");
   EXPECT_EQ(c->drain_grace, absl::Seconds(3));
 }

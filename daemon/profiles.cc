@@ -165,7 +165,7 @@ absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(
 
   stir::PassportSigner::Options options;
   options.max_iat_skew = c.max_iat_skew;
-  options.x5u_policy = X5uUrlPolicy(c.verifier);
+  options.x5u_policy = c.verifier.x5u_policy;
   absl::StatusOr<std::unique_ptr<stir::PassportSigner>> ps =
       stir::PassportSigner::Create(signer.get(), p.x5u, clock, options);
   if (!ps.ok()) return ProfileError(p.name, ps.status());
