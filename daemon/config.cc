@@ -206,7 +206,8 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.CheckMap());
   Pkcs11Config p;
   RETURN_IF_ERROR(n.String("module", &p.module));
-  RETURN_IF_ERROR(n.String("pin_source", &p.pin_source));
+  std::string pin_source;
+  RETURN_IF_ERROR(n.String("pin_source", &pin_source));
   if (n.Has("quirks")) p.quirks_set = true;
   RETURN_IF_ERROR(n.StringList("quirks", &p.quirks));
   RETURN_IF_ERROR(n.Number("pool_size", &p.pool_size, 1, 1024));
@@ -219,11 +220,13 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
   RETURN_IF_ERROR(n.Finish());
   if (p.module.empty()) return Node::Error("pkcs11.module", "is required (path of the .so)");
-  if (!absl::StartsWith(p.pin_source, "file:") && !absl::StartsWith(p.pin_source, "env:")) {
+  absl::StatusOr<hsm::PinSource> pin = hsm::PinSource::Parse(pin_source);
+  if (!pin.ok()) {
     return Node::Error("pkcs11.pin_source",
-                       "must be file:/path/to/pin or env:VARIABLE (a PIN is never written in "
-                       "the configuration)");
+                       absl::StrCat(pin.status().message(),
+                                    "; a PIN is never written in the configuration"));
   }
+  p.pin_source = *std::move(pin);
   for (const auto& q : p.quirks) {
     if (q != "no-finalize" && q != "keep-sessions-open") {
       return Node::Error("pkcs11.quirks",
@@ -252,7 +255,8 @@ absl::Status ReadProfiles(Node& root, Config* c) {
     ProfileConfig p;
     RETURN_IF_ERROR(n.String("name", &p.name));
     RETURN_IF_ERROR(n.String("key", &p.key));
-    RETURN_IF_ERROR(n.String("key_passphrase_source", &p.key_passphrase_source));
+    std::string passphrase_source;
+    RETURN_IF_ERROR(n.String("key_passphrase_source", &passphrase_source));
     RETURN_IF_ERROR(n.String("x5u", &p.x5u));
     RETURN_IF_ERROR(n.String("certificate", &p.certificate_file));
     RETURN_IF_ERROR(n.StringList("attest", &p.attest));
@@ -273,19 +277,19 @@ absl::Status ReadProfiles(Node& root, Config* c) {
       return Node::Error(n.Path("key"),
                          "must not carry pin-value; set pkcs11.pin_source instead");
     }
-    if (!p.key_passphrase_source.empty()) {
+    if (!passphrase_source.empty()) {
       if (!absl::StartsWith(p.key, "file:")) {
         return Node::Error(n.Path("key_passphrase_source"),
                            "is for an encrypted PEM key file (key: file:...); a token key uses "
                            "pkcs11.pin_source");
       }
-      if (!(absl::StartsWith(p.key_passphrase_source, "file:") &&
-            p.key_passphrase_source.size() > 5) &&
-          !(absl::StartsWith(p.key_passphrase_source, "env:") &&
-            p.key_passphrase_source.size() > 4)) {
+      absl::StatusOr<hsm::PinSource> source = hsm::PinSource::Parse(passphrase_source);
+      if (!source.ok()) {
         return Node::Error(n.Path("key_passphrase_source"),
-                           "must be file:/path or env:VARIABLE (never the passphrase itself)");
+                           absl::StrCat(source.status().message(),
+                                        "; never the passphrase itself"));
       }
+      p.key_passphrase_source = *std::move(source);
     }
     // The x5u is checked in ParseConfig, once verifier.lab (which may relax the policy) is read.
     if (p.certificate_file.empty()) {

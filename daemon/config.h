@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "hsm/secret.h"
 #include "stir/cert_validator.h"
 #include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
@@ -36,7 +37,9 @@ struct ClientRule {
 
 struct Pkcs11Config {
   std::string module;          // path of the PKCS#11 module (.so)
-  std::string pin_source;      // "file:/path" or "env:NAME"
+  // pin_source: where the user PIN is (hsm::PinSource::Parse: "file:/path", "env:NAME" or an
+  // absolute path); always set once parsed.
+  std::optional<hsm::PinSource> pin_source;
   // Named token quirks; empty list = guessed from the module's file name.
   std::vector<std::string> quirks;  // "no-finalize", "keep-sessions-open"
   bool quirks_set = false;
@@ -56,8 +59,9 @@ struct Pkcs11Config {
 struct ProfileConfig {
   std::string name;
   std::string key;               // "pkcs11:..." (RFC 7512) or "file:/path/key.pem"
-  // For an encrypted PEM key file: where its passphrase is, "file:/path" or "env:VARIABLE".
-  std::string key_passphrase_source;
+  // For an encrypted PEM key file: where its passphrase is (hsm::PinSource::Parse,
+  // "file:/path" or "env:VARIABLE"); unset: the key file is not encrypted.
+  std::optional<hsm::PinSource> key_passphrase_source;
   std::string x5u;               // https URL where the certificate chain is published
   std::string certificate_file;  // that chain, leaf first (PEM)
   std::vector<std::string> attest = {"A", "B", "C"};

@@ -199,6 +199,28 @@ profiles: [{name: a, key: "file:k", key_passphrase_source: "hunter2", x5u: "http
 verifier: {enabled: false}
 )",
        "never the passphrase itself"},
+      {"pin source names no file", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:"}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.pin_source must be file:/path, env:VARIABLE or an absolute path (\"file:\" names "
+       "no file)"},
+      {"passphrase source names no variable", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", key_passphrase_source: "env:", x5u: "https://x/c",
+            certificate: c}]
+verifier: {enabled: false}
+)",
+       "profiles[0].key_passphrase_source must be file:/path, env:VARIABLE or an absolute path "
+       "(\"env:\" names no variable)"},
+      {"bad policy", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]
+verifier: {ca_file: /ca.pem, policy: relaxed}
+)",
+       "verifier.policy must be strict or lenient"},
       {"bad duration", base + "drain_grace: soon\n", "drain_grace must be a duration"},
       {"bad number", std::string(kMinimal) + "max_request_bytes: -5\n", "max_request_bytes"},
       {"bad method", base + "clients: [{identity: '*', methods: [Delete]}]\n", "Delete"},
@@ -211,6 +233,27 @@ verifier: {enabled: false}
         << c.name;
     if (!cfg.ok()) EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
   }
+}
+
+// pkcs11.pin_source and key_passphrase_source are read by hsm::PinSource::Parse, as shakenctl's
+// --pin-source and a key URI's pin-source are: a bare absolute path is a file there too.
+TEST(ConfigTest, SecretSourcesAreParsedOnce) {
+  auto c = ParseConfig(R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: /run/secrets/pin}
+profiles:
+  - {name: t, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}
+  - {name: f, key: "file:k", key_passphrase_source: "env:KEY_PASS", x5u: "https://x/c",
+     certificate: c}
+verifier: {enabled: false}
+)",
+                       "t.yaml");
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->pkcs11->pin_source.has_value());
+  EXPECT_EQ(c->pkcs11->pin_source->Describe(), "file:/run/secrets/pin");
+  EXPECT_FALSE(c->profiles[0].key_passphrase_source.has_value());
+  ASSERT_TRUE(c->profiles[1].key_passphrase_source.has_value());
+  EXPECT_EQ(c->profiles[1].key_passphrase_source->Describe(), "env:KEY_PASS");
 }
 
 // ATIS-1000080 CE-12: a profile's x5u passes the same URL policy as the daemon's own x5u fetcher
