@@ -208,11 +208,16 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("module", &p.module));
   std::string pin_source;
   RETURN_IF_ERROR(n.String("pin_source", &pin_source));
-  if (n.Has("quirks")) p.quirks_set = true;
-  RETURN_IF_ERROR(n.StringList("quirks", &p.quirks));
+  std::vector<std::string> quirks;
+  const bool quirks_set = n.Has("quirks");
+  RETURN_IF_ERROR(n.StringList("quirks", &quirks));
   RETURN_IF_ERROR(n.Number("pool_size", &p.pool_size, 1, 1024));
   RETURN_IF_ERROR(n.Number("open_at_start", &p.open_at_start, 1, 1024));
-  RETURN_IF_ERROR(n.String("key_copy", &p.key_copy));
+  RETURN_IF_ERROR(n.Choice<hsm::KeyCopy>("key_copy",
+                                         {{"never", hsm::KeyCopy::kNever},
+                                          {"if-allowed", hsm::KeyCopy::kIfAllowed},
+                                          {"required", hsm::KeyCopy::kRequired}},
+                                         &p.key_copy, "must be never, if-allowed or required"));
   RETURN_IF_ERROR(n.Duration("max_wait", &p.max_wait));
   RETURN_IF_ERROR(n.Number("queue_limit", &p.queue_limit, 0, 1000000));
   RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
@@ -227,14 +232,19 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
                                     "; a PIN is never written in the configuration"));
   }
   p.pin_source = *std::move(pin);
-  for (const auto& q : p.quirks) {
-    if (q != "no-finalize" && q != "keep-sessions-open") {
-      return Node::Error("pkcs11.quirks",
-                         absl::StrCat("has \"", q, "\"; known: no-finalize, keep-sessions-open"));
+  if (quirks_set) {
+    hsm::ModuleQuirks q;
+    for (const auto& name : quirks) {
+      if (name == "no-finalize") {
+        q.finalize_on_unload = false;
+      } else if (name == "keep-sessions-open") {
+        q.close_pooled_sessions = false;
+      } else {
+        return Node::Error("pkcs11.quirks", absl::StrCat("has \"", name,
+                                                         "\"; known: no-finalize, keep-sessions-open"));
+      }
     }
-  }
-  if (p.key_copy != "never" && p.key_copy != "if-allowed" && p.key_copy != "required") {
-    return Node::Error("pkcs11.key_copy", "must be never, if-allowed or required");
+    p.quirks = q;
   }
   if (p.open_at_start > p.pool_size) p.open_at_start = p.pool_size;
   c->pkcs11 = std::move(p);
@@ -380,23 +390,23 @@ absl::Status ReadLogging(Node& root, Config* c) {
   if (!root.Has("logging")) return absl::OkStatus();
   Node n(root.Get("logging"), "logging");
   RETURN_IF_ERROR(n.CheckMap());
-  RETURN_IF_ERROR(n.String("level", &c->log_level));
-  RETURN_IF_ERROR(n.String("format", &c->log_format));
+  RETURN_IF_ERROR(n.Choice<LogLevel>("level",
+                                     {{"trace", LogLevel::kTrace},
+                                      {"debug", LogLevel::kDebug},
+                                      {"info", LogLevel::kInfo},
+                                      {"warn", LogLevel::kWarn},
+                                      {"error", LogLevel::kError}},
+                                     &c->log_level, "must be trace, debug, info, warn or error"));
+  RETURN_IF_ERROR(n.Choice<LogFormat>("format",
+                                      {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+                                      &c->log_format, "must be text or json"));
   RETURN_IF_ERROR(n.Bool("audit_tns", &c->audit_tns));
   RETURN_IF_ERROR(n.String("audit_file", &c->audit_file));
-  RETURN_IF_ERROR(n.String("audit_on_failure", &c->audit_on_failure));
-  if (c->audit_on_failure != "refuse" && c->audit_on_failure != "continue") {
-    return Node::Error("logging.audit_on_failure", "must be refuse or continue");
-  }
-  RETURN_IF_ERROR(n.Finish());
-  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
-  if (!kLevels.count(c->log_level)) {
-    return Node::Error("logging.level", "must be trace, debug, info, warn or error");
-  }
-  if (c->log_format != "text" && c->log_format != "json") {
-    return Node::Error("logging.format", "must be text or json");
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(n.Choice<AuditFailurePolicy>(
+      "audit_on_failure",
+      {{"refuse", AuditFailurePolicy::kRefuse}, {"continue", AuditFailurePolicy::kContinue}},
+      &c->audit_on_failure, "must be refuse or continue"));
+  return n.Finish();
 }
 
 }  // namespace

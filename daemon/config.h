@@ -10,6 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/log.h"
+#include "hsm/key_pool.h"
+#include "hsm/module.h"
 #include "hsm/secret.h"
 #include "stir/cert_validator.h"
 #include "stir/verification_stack.h"
@@ -40,12 +43,13 @@ struct Pkcs11Config {
   // pin_source: where the user PIN is (hsm::PinSource::Parse: "file:/path", "env:NAME" or an
   // absolute path); always set once parsed.
   std::optional<hsm::PinSource> pin_source;
-  // Named token quirks; empty list = guessed from the module's file name.
-  std::vector<std::string> quirks;  // "no-finalize", "keep-sessions-open"
-  bool quirks_set = false;
+  // pkcs11.quirks, a list of "no-finalize", "keep-sessions-open": each turns one of
+  // hsm::ModuleQuirks' defaults off. Unset (no quirks key): chosen by hsm::Module::Load from the
+  // module's C_GetInfo and file name.
+  std::optional<hsm::ModuleQuirks> quirks;
   int pool_size = 2;           // sessions per signing key (Little's law; hsm/README.md)
   int open_at_start = 1;
-  std::string key_copy = "if-allowed";  // never | if-allowed | required
+  hsm::KeyCopy key_copy = hsm::KeyCopy::kIfAllowed;  // never | if-allowed | required
   absl::Duration max_wait = absl::Seconds(2);
   // Signatures that may wait for a session worker per profile; 0: max(256, 16 x pool_size).
   int queue_limit = 0;
@@ -139,11 +143,12 @@ struct Config {
   absl::Duration drain_grace = absl::Seconds(10);
 
   // Logging.
-  std::string log_level = "info";   // trace | debug | info | warn | error
-  std::string log_format = "text";  // text | json
+  LogLevel log_level = LogLevel::kInfo;     // trace | debug | info | warn | error
+  LogFormat log_format = LogFormat::kText;  // text | json
   bool audit_tns = false;           // include TNs in audit records
   std::string audit_file;           // empty: audit records go to the log stream
-  std::string audit_on_failure = "refuse";  // refuse | continue: signing while audit fails
+  // refuse | continue: signing while audit records cannot be written.
+  AuditFailurePolicy audit_on_failure = AuditFailurePolicy::kRefuse;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -37,6 +37,9 @@ TEST(ConfigTest, MinimalLabConfigAndDefaults) {
   EXPECT_EQ(c->verifier.policy, stir::ProfileStrictness::kStrict);
   EXPECT_EQ(c->max_iat_skew, absl::Seconds(60));
   EXPECT_FALSE(c->verifier.x5u_policy.allow_private_addresses);
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+  EXPECT_EQ(c->audit_on_failure, AuditFailurePolicy::kRefuse);
 }
 
 TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
@@ -116,14 +119,24 @@ drain_grace: 3s
   ASSERT_OK(c);
   EXPECT_EQ(c->clients.size(), 2u);
   EXPECT_EQ(c->pkcs11->pool_size, 4);
-  EXPECT_EQ(c->pkcs11->key_copy, "required");
+  EXPECT_EQ(c->pkcs11->key_copy, hsm::KeyCopy::kRequired);
   EXPECT_FALSE(c->profiles[0].is_default);
   EXPECT_TRUE(c->profiles[1].is_default);
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(90));
   EXPECT_TRUE(c->verifier.x5u_policy.allow_private_addresses);
   ASSERT_EQ(c->verifier.x5u_policy.allow_cidrs.size(), 2u);
   EXPECT_EQ(c->verifier.x5u_policy.allow_cidrs[0].prefix_length, 16);
-  EXPECT_EQ(c->log_format, "json");
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  // Parsed once into their types: nothing is re-mapped from strings later.
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->audit_on_failure, AuditFailurePolicy::kRefuse);
+  EXPECT_EQ(c->verifier.policy, stir::ProfileStrictness::kLenient);
+  ASSERT_TRUE(c->pkcs11->quirks.has_value());
+  EXPECT_FALSE(c->pkcs11->quirks->finalize_on_unload);
+  EXPECT_FALSE(c->pkcs11->quirks->close_pooled_sessions);
+  EXPECT_FALSE(c->pkcs11->quirks->reinitialize_on_token_loss);
+  ASSERT_TRUE(c->pkcs11->pin_source.has_value());
+  EXPECT_EQ(c->pkcs11->pin_source->Describe(), "env:SHAKEND_PIN");
   EXPECT_EQ(c->drain_grace, absl::Seconds(3));
 }
 
@@ -215,6 +228,24 @@ verifier: {enabled: false}
 )",
        "profiles[0].key_passphrase_source must be file:/path, env:VARIABLE or an absolute path "
        "(\"env:\" names no variable)"},
+      {"bad key_copy", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p", key_copy: sometimes}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.key_copy must be never, if-allowed or required"},
+      {"bad quirk", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p", quirks: [no-finalise]}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.quirks has \"no-finalise\""},
+      {"bad level", base + "logging: {level: verbose}\n",
+       "logging.level must be trace, debug, info, warn or error"},
+      {"bad audit policy", base + "logging: {audit_on_failure: ignore}\n",
+       "logging.audit_on_failure must be refuse or continue"},
       {"bad policy", R"(
 listen: {allow_insecure: true}
 profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]

@@ -25,12 +25,6 @@ absl::Status ProfileError(const std::string& profile, const absl::Status& s) {
   return out;
 }
 
-hsm::KeyCopy ParseKeyCopy(const std::string& s) {
-  if (s == "never") return hsm::KeyCopy::kNever;
-  if (s == "required") return hsm::KeyCopy::kRequired;
-  return hsm::KeyCopy::kIfAllowed;
-}
-
 // SignerOptions: how a profile's key is opened: a token key with the pkcs11 section's module,
 // PIN, quirks and pool; a file key with the profile's key_passphrase_source.
 hsm::OpenSignerOptions SignerOptions(const ProfileConfig& p, const Config& c,
@@ -41,17 +35,10 @@ hsm::OpenSignerOptions SignerOptions(const ProfileConfig& p, const Config& c,
     const Pkcs11Config& k = *c.pkcs11;
     o.module_path = k.module;
     o.pin = k.pin_source;
-    if (k.quirks_set) {
-      hsm::ModuleQuirks q;
-      for (const auto& name : k.quirks) {
-        if (name == "no-finalize") q.finalize_on_unload = false;
-        if (name == "keep-sessions-open") q.close_pooled_sessions = false;
-      }
-      o.quirks = q;
-    }
+    o.quirks = k.quirks;
     o.pool.size = k.pool_size;
     o.pool.open_at_start = k.open_at_start;
-    o.pool.key_copy = ParseKeyCopy(k.key_copy);
+    o.pool.key_copy = k.key_copy;
     o.pool.max_wait = k.max_wait;
     o.pool.open_interval = k.open_interval;
     o.pool.backoff_initial = k.backoff_initial;

@@ -393,10 +393,9 @@ std::vector<std::string> Daemon::ApplyConfig(const Config& next) {
     applied.push_back("clients");
   }
   if (next.log_level != cur.log_level) {
-    if (absl::Status s = SetLogLevel(next.log_level); s.ok()) {
-      cur.log_level = next.log_level;
-      applied.push_back("logging.level");
-    }
+    SetLogLevel(next.log_level);
+    cur.log_level = next.log_level;
+    applied.push_back("logging.level");
   }
   return applied;
 }
