@@ -75,14 +75,11 @@
 #include "hsm/key_pool.h"
 #include "hsm/secret.h"
 #include "shaken/v1/shaken.grpc.pb.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/clock.h"
 #include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
-#include "stir/verifier.h"
-#include "stir/x5u_fetcher.h"
+#include "stir/verification_stack.h"
 #include "tests/daemon_fixture.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/softhsm_token.h"
@@ -798,25 +795,10 @@ Suite RunSuite(const std::string& who, shaken::v1::Shaken::Stub* stub, const Fla
   return s;
 }
 
-// VerifierStack is a stir::Verifier built as shakend builds its own (daemon::VerifierSettingsFrom)
-// from a configuration's verifier section, with what it needs kept alive.
-struct VerifierStack {
-  std::shared_ptr<stir::CertValidator> validator;
-  std::unique_ptr<stir::X5uCertificateSource> certs;
-  std::unique_ptr<stir::Verifier> verifier;
-};
-
-VerifierStack MakeVerifier(const daemon::VerifierConfig& config) {
-  const daemon::VerifierSettings vs = daemon::VerifierSettingsFrom(config);
-  VerifierStack out;
-  out.validator = Must(stir::CertValidator::New(vs.validator), "verifier trust anchors");
-  out.certs = Must(stir::X5uCertificateSource::New(
-                       Must(stir::X5uFetcher::New(vs.fetcher), "x5u fetcher"), out.validator,
-                       vs.cache),
-                   "certificate cache");
-  out.verifier = std::make_unique<stir::Verifier>(out.certs.get(), &stir::SystemClock::Shared(),
-                                                  vs.verifier);
-  return out;
+// MakeVerifier builds the verification stack as shakend builds its own
+// (daemon::VerifierSettingsFrom) from a configuration's verifier section.
+std::unique_ptr<stir::VerificationStack> MakeVerifier(const daemon::VerifierConfig& config) {
+  return Must(stir::VerificationStack::New(daemon::VerifierSettingsFrom(config)), "verifier");
 }
 
 // --- the gRPC floor ------------------------------------------------------------------------------
@@ -947,10 +929,10 @@ int FloorMain(const std::string& config_path, int port) {
     r.set_profile(name);
     canned.push_back(std::move(r));
   }
-  VerifierStack verifier = MakeVerifier(config.verifier);
+  std::unique_ptr<stir::VerificationStack> verifier = MakeVerifier(config.verifier);
 
   FloorService service({&profiles[0]->signer(), canned[0]}, {&profiles[1]->signer(), canned[1]},
-                       verifier.verifier.get());
+                       &verifier->verifier());
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.has_value()) {
@@ -1342,9 +1324,9 @@ int main(int argc, char** argv) {
               "inproc pool sign", pool_rate, pool_cpu);
 
   // The same verifier settings as shakend's (its configuration's verifier section).
-  VerifierStack inproc =
+  std::unique_ptr<stir::VerificationStack> inproc =
       MakeVerifier(Must(daemon::ParseConfig(yaml, config), "configuration").verifier);
-  stir::Verifier& verifier = *inproc.verifier;
+  const stir::Verifier& verifier = inproc->verifier();
   const stir::CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
   std::atomic<uint64_t> vi{0};
   auto inproc_verify = [&]() -> absl::Status {
@@ -1545,8 +1527,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   pool.reset();
-  inproc.verifier.reset();
-  inproc.certs.reset();
+  inproc.reset();
   env.reset();
   std::error_code ec;
   std::filesystem::remove_all(token.dir(), ec);

@@ -21,14 +21,12 @@
 
 #include "absl/time/clock.h"
 #include "bench/recorder.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
-#include "stir/verifier.h"
-#include "stir/x5u_fetcher.h"
+#include "stir/verification_stack.h"
 #include "tests/testing/https_server.h"
+#include "tests/testing/lab_verifier.h"
 #include "tests/testing/test_pki.h"
 
 namespace {
@@ -46,8 +44,8 @@ struct World {
   std::unique_ptr<stir::MemorySigner> signer;
   std::unique_ptr<stir::FixedClock> clock;
   std::unique_ptr<stir::PassportSigner> passport_signer;
-  std::unique_ptr<stir::X5uCertificateSource> certs;
-  std::unique_ptr<stir::Verifier> verifier;
+  std::unique_ptr<stir::VerificationStack> verification;
+  const stir::Verifier* verifier = nullptr;
   std::string x5u;
   std::string identity;           // signed by stir
   std::string secsipid_identity;  // signed by libsecsipid
@@ -90,16 +88,9 @@ void Setup() {
                                                         stir::PassportSigner::Options{.x5u_policy = {.allow_any_port = true}}),
                             "passport signer");
 
-  stir::X5uFetcherOptions fo;
-  fo.tls_ca_file = tls_ca;
-  fo.allow_private_addresses = true;
-  fo.allow_any_port = true;
-  auto fetcher = Must(stir::X5uFetcher::New(fo), "fetcher");
-  std::shared_ptr<stir::CertValidator> validator =
-      Must(stir::CertValidator::New({.ca_file = root, .strictness = stir::ProfileStrictness::kStrict}),
-           "validator");
-  g->certs = Must(stir::X5uCertificateSource::New(std::move(fetcher), validator), "cache");
-  g->verifier = std::make_unique<stir::Verifier>(g->certs.get(), g->clock.get());
+  const stir::VerifierSettings vs = testing::LabVerifierSettings(root, tls_ca);
+  g->verification = Must(stir::VerificationStack::New(vs, g->clock.get()), "verifier");
+  g->verifier = &g->verification->verifier();
 
   g->identity = Must(g->passport_signer->Sign({.attest = "A", .orig_tn = kOrig,
                                                .dest_tns = {kDest}}),

@@ -11,13 +11,11 @@
 #include "cli/commands.h"
 #include "cli/file_cert_source.h"
 #include "stir/absl_compat.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/clock.h"
 #include "stir/identity_header.h"
 #include "stir/passport.h"
 #include "stir/status_macros.h"
-#include "stir/verifier.h"
+#include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 
 namespace shaken::cli {
@@ -53,7 +51,7 @@ struct CreateFlags {
 };
 
 int Create(const CreateFlags& f) {
-  stir::X5uFetcherOptions x5u_policy;  // the production fetch policy (CE-12)
+  stir::X5uPolicy x5u_policy;  // the production x5u policy (CE-12)
   x5u_policy.allow_any_port = f.x5u_any_port;
   if (absl::Status st = stir::ValidateX5uForSigning(f.x5u, x5u_policy); !st.ok()) {
     return UsageError(absl::StrCat("bad --x5u: ", st.message()));
@@ -174,41 +172,45 @@ void PrintVerdict(const stir::Verdict& v, std::string_view indent) {
   line("cert spc: ", v.cert_spc);
 }
 
-absl::StatusOr<std::unique_ptr<stir::CertificateSource>> MakeSource(const VerifyFlags& f) {
-  std::shared_ptr<const stir::CertValidator> validator;
-  if (!f.no_path_check) {
-    if (f.ca_file.empty() && f.ca_dir.empty()) {
-      return absl::InvalidArgumentError(
-          "no STI trust anchors: give --ca-file and/or --ca-dir (or --no-path-check to check "
-          "only the signature with the certificate's key)");
-    }
-    stir::CertValidatorOptions vo;
-    vo.ca_file = f.ca_file;
-    vo.ca_dir = f.ca_dir;
-    vo.crl_files = f.crls;
-    vo.strictness =
-        f.strict ? stir::ProfileStrictness::kStrict : stir::ProfileStrictness::kLenient;
-    ASSIGN_OR_RETURN(std::unique_ptr<stir::CertValidator> v, stir::CertValidator::New(vo));
-    validator = std::move(v);
+// MakeStack builds the verification stack of `passport verify`: the x5u fetched and validated
+// against --ca-file / --ca-dir, or the chain read from --cert, or (--no-path-check) only the
+// leaf's key used.
+absl::StatusOr<std::unique_ptr<stir::VerificationStack>> MakeStack(const VerifyFlags& f,
+                                                                   const stir::Clock* clock) {
+  if (!f.no_path_check && f.ca_file.empty() && f.ca_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "no STI trust anchors: give --ca-file and/or --ca-dir (or --no-path-check to check "
+        "only the signature with the certificate's key)");
   }
-  if (!f.cert.empty()) {
-    ASSIGN_OR_RETURN(std::string pem, ReadInput(f.cert, 64 * 1024));
-    return std::make_unique<ChainCertificateSource>(std::move(pem), nullptr, validator);
+  stir::VerifierSettings settings;
+  settings.validator.ca_file = f.ca_file;
+  settings.validator.ca_dir = f.ca_dir;
+  settings.validator.crl_files = f.crls;
+  settings.validator.strictness =
+      f.strict ? stir::ProfileStrictness::kStrict : stir::ProfileStrictness::kLenient;
+  settings.x5u_policy.allow_any_port = f.allow_private_x5u;
+  settings.x5u_policy.allow_private_addresses = f.allow_private_x5u;
+  settings.fetcher.connect_timeout = absl::Seconds(f.connect_timeout);
+  settings.fetcher.total_timeout = absl::Seconds(f.timeout);
+  // With --cert nothing is fetched: its TLS trust is not read.
+  if (f.cert.empty()) settings.fetcher.tls_ca_file = f.tls_ca_file;
+  settings.verifier.iat_window = absl::Seconds(f.iat_window);
+
+  stir::VerificationStackParts parts;
+  parts.without_validator = f.no_path_check;
+  if (!f.cert.empty() || f.no_path_check) {
+    parts.make_source = [&f](std::shared_ptr<const stir::CertificateFetcher> fetcher,
+                             std::shared_ptr<const stir::CertValidator> validator)
+        -> absl::StatusOr<std::unique_ptr<stir::CertificateSource>> {
+      if (f.cert.empty()) {
+        return std::make_unique<ChainCertificateSource>("", std::move(fetcher), nullptr);
+      }
+      ASSIGN_OR_RETURN(std::string pem, ReadInput(f.cert, 64 * 1024));
+      return std::make_unique<ChainCertificateSource>(std::move(pem), nullptr,
+                                                      std::move(validator));
+    };
   }
-  stir::X5uFetcherOptions fo;
-  fo.connect_timeout = absl::Seconds(f.connect_timeout);
-  fo.total_timeout = absl::Seconds(f.timeout);
-  fo.tls_ca_file = f.tls_ca_file;
-  fo.allow_any_port = f.allow_private_x5u;
-  fo.allow_private_addresses = f.allow_private_x5u;
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(fo));
-  std::shared_ptr<const stir::CertificateFetcher> shared_fetcher = std::move(fetcher);
-  if (validator == nullptr) {
-    return std::make_unique<ChainCertificateSource>("", shared_fetcher, nullptr);
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uCertificateSource> source,
-                   stir::X5uCertificateSource::New(shared_fetcher, validator));
-  return source;
+  return stir::VerificationStack::New(std::move(settings), clock, std::move(parts));
 }
 
 int Verify(const VerifyFlags& f) {
@@ -231,17 +233,15 @@ int Verify(const VerifyFlags& f) {
       identities.push_back(ToIdentity(std::string(line), f.x5u));
     }
   }
-  absl::StatusOr<std::unique_ptr<stir::CertificateSource>> source = MakeSource(f);
-  if (!source.ok()) return Fail(source.status());
   std::unique_ptr<stir::Clock> fixed;
   const stir::Clock* clock = &stir::SystemClock::Shared();
   if (f.at.has_value()) {
     fixed = std::make_unique<stir::FixedClock>(absl::FromUnixSeconds(*f.at));
     clock = fixed.get();
   }
-  stir::VerifierOptions vo;
-  vo.iat_window = absl::Seconds(f.iat_window);
-  stir::Verifier verifier(source->get(), clock, vo);
+  absl::StatusOr<std::unique_ptr<stir::VerificationStack>> stack = MakeStack(f, clock);
+  if (!stack.ok()) return Fail(stack.status());
+  const stir::Verifier& verifier = (*stack)->verifier();
   stir::CallInfo call;
   call.from_tn = f.from;
   call.to_tns = f.to;

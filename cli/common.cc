@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "hsm/key_manager.h"
 #include "hsm/key_pool.h"
+#include "hsm/open_signer.h"
 #include "stir/absl_compat.h"
 #include "stir/memory_signer.h"
 #include "stir/status_macros.h"
@@ -228,17 +229,11 @@ absl::StatusOr<hsm::SecretString> PromptSecret(std::string_view prompt) {
 }
 
 absl::StatusOr<hsm::PinSource> ParsePinSource(const std::string& spec) {
-  if (absl::StartsWith(spec, "file:") && spec.size() > 5) {
-    return hsm::PinSource::FromFile(spec.substr(5));
-  }
-  if (absl::StartsWith(spec, "env:") && spec.size() > 4) {
-    return hsm::PinSource::FromEnv(spec.substr(4));
-  }
-  if (absl::StartsWith(spec, "/")) return hsm::PinSource::FromFile(spec);
-  return absl::InvalidArgumentError(
-      // The value is not repeated: it may be the PIN itself, typed where its source belongs.
-      "bad PIN source: use file:/path/to/pin or env:VARIABLE (a PIN is never given on the "
-      "command line)");
+  absl::StatusOr<hsm::PinSource> source = hsm::PinSource::Parse(spec);
+  if (source.ok()) return source;
+  // The value is not repeated: it may be the PIN itself, typed where its source belongs.
+  return absl::InvalidArgumentError(absl::StrCat("bad PIN source: ", source.status().message(),
+                                                 " (a PIN is never given on the command line)"));
 }
 
 absl::StatusOr<hsm::PinSource> ResolvePin(const std::string& pin_source,
@@ -276,51 +271,38 @@ absl::StatusOr<std::shared_ptr<hsm::Token>> OpenTokenFor(const hsm::Pkcs11Uri& u
   return module->OpenToken(uri, pin);
 }
 
+hsm::PassphraseFor PassphraseFrom(const TokenOptions& options) {
+  return [source = options.passphrase_source](
+             const std::string& path) -> absl::StatusOr<hsm::SecretString> {
+    if (!source.empty()) {
+      absl::StatusOr<hsm::PinSource> from = hsm::PinSource::Parse(source);
+      if (!from.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad --passphrase-source: ", from.status().message(),
+                         " (a passphrase is never given on the command line)"));
+      }
+      return from->Read();
+    }
+    if (::isatty(STDIN_FILENO)) return PromptSecret(absl::StrCat("passphrase of ", path, ": "));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is an encrypted key: give --passphrase-source file:/path or "
+              "--passphrase-source env:VARIABLE (or run on a terminal to be prompted)"));
+  };
+}
+
+std::string KeyFileName(const std::string& key) {
+  if (absl::StartsWith(key, "file:")) return key.substr(5);
+  return key == "-" ? "/dev/stdin" : key;
+}
+
 absl::StatusOr<stir::EvpPkeyPtr> ReadPrivateKeyFile(const std::string& path,
                                                     const TokenOptions& options) {
-  ASSIGN_OR_RETURN(std::string pem, ReadInput(path, 64 * 1024));
-  std::optional<hsm::SecretString> passphrase;
-  absl::Status source = absl::OkStatus();
-  if (stir::IsEncryptedPrivateKeyPem(pem)) {
-    if (!options.passphrase_source.empty()) {
-      absl::StatusOr<hsm::PinSource> from = ParsePinSource(options.passphrase_source);
-      absl::StatusOr<hsm::SecretString> read =
-          from.ok() ? from->Read()
-                    : absl::StatusOr<hsm::SecretString>(absl::InvalidArgumentError(absl::StrCat(
-                          "bad --passphrase-source: use file:/path or env:VARIABLE (a "
-                          "passphrase is never given on the command line)")));
-      if (read.ok()) {
-        passphrase = *std::move(read);
-      } else {
-        source = read.status();
-      }
-    } else if (::isatty(STDIN_FILENO)) {
-      absl::StatusOr<hsm::SecretString> read =
-          PromptSecret(absl::StrCat("passphrase of ", path, ": "));
-      if (read.ok()) {
-        passphrase = *std::move(read);
-      } else {
-        source = read.status();
-      }
-    } else {
-      source = absl::FailedPreconditionError(absl::StrCat(
-          path, " is an encrypted key: give --passphrase-source file:/path or "
-                "--passphrase-source env:VARIABLE (or run on a terminal to be prompted)"));
-    }
-  }
-  std::optional<std::string_view> pass;
-  if (passphrase.has_value()) pass = ToStd(passphrase->view());
-  absl::StatusOr<stir::EvpPkeyPtr> key =
-      source.ok() ? stir::ReadPrivateKeyPem(pem, pass) : absl::StatusOr<stir::EvpPkeyPtr>(source);
-  OPENSSL_cleanse(pem.data(), pem.size());
-  if (!key.ok()) {
-    return absl::Status(key.status().code(), absl::StrCat(path, ": ", key.status().message()));
-  }
-  return key;
+  return hsm::ReadPrivateKeyFile(KeyFileName(path), PassphraseFrom(options));
 }
 
 absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOptions& options) {
-  LoadedKey out;
+  hsm::OpenSignerOptions open;
+  std::string name;
   if (IsPkcs11Uri(key)) {
     ASSIGN_OR_RETURN(hsm::Pkcs11Uri uri, hsm::Pkcs11Uri::Parse(key));
     if (!uri.object_label().has_value() && !uri.object_id().has_value()) {
@@ -330,28 +312,21 @@ absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOpti
     ASSIGN_OR_RETURN(hsm::PinSource pin,
                      ResolvePin(options.pin_source, &uri,
                                 absl::StrCat("user PIN for ", uri.redacted())));
-    hsm::SignerConfig config;
-    config.module_path = ModulePath(options.module, &uri);
-    config.key_uri = WithTypePrivate(key, uri);
-    config.pin = pin;
-    config.pool.size = 1;
-    config.pool.open_at_start = 1;
-    ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyPool> pool, hsm::OpenKeyPool(config));
-    ASSIGN_OR_RETURN(hsm::PublicKey pub, hsm::ExportPublicKey(*pool->token(), uri));
-    ASSIGN_OR_RETURN(out.public_key, stir::ReadPublicKeyPem(pub.pem));
-    out.where = pool->key_uri();
-    out.signer = std::move(pool);
-    return out;
+    open.module_path = ModulePath(options.module, &uri);
+    open.pin = pin;
+    open.pool.size = 1;
+    open.pool.open_at_start = 1;
+    name = WithTypePrivate(key, uri);
+  } else {
+    // A bare path is a key file (shakenctl's form of file:/path); "-" is stdin.
+    open.passphrase = PassphraseFrom(options);
+    name = absl::StrCat("file:", KeyFileName(key));
   }
-  absl::StatusOr<stir::EvpPkeyPtr> pkey = ReadPrivateKeyFile(key, options);
-  if (!pkey.ok()) return pkey.status();
-  if (!stir::IsP256Key(pkey->get())) {
-    return absl::InvalidArgumentError(absl::StrCat(key, " is not an EC P-256 key"));
-  }
-  ASSIGN_OR_RETURN(std::string pub_pem, stir::PublicKeyToPem(pkey->get()));
-  ASSIGN_OR_RETURN(out.public_key, stir::ReadPublicKeyPem(pub_pem));
-  ASSIGN_OR_RETURN(out.signer, stir::MemorySigner::FromKey(*std::move(pkey)));
-  out.where = key;
+  ASSIGN_OR_RETURN(hsm::OpenedSigner opened, hsm::OpenSigner(name, open));
+  LoadedKey out;
+  out.signer = std::move(opened.signer);
+  out.public_key = std::move(opened.public_key);
+  out.where = IsPkcs11Uri(key) ? opened.description : key;
   return out;
 }
 

@@ -74,7 +74,8 @@ struct PinOptions {
 // one. `what` names the PIN in the prompt ("user PIN for pkcs11:token=shaken").
 absl::StatusOr<hsm::PinSource> ResolvePin(const std::string& pin_source,
                                           const hsm::Pkcs11Uri* uri, std::string_view what);
-// ParsePinSource parses "file:/path" / "env:VAR" (or an absolute path, as RFC 7512 pin-source).
+// ParsePinSource is hsm::PinSource::Parse ("file:/path", "env:VAR" or an absolute path) with
+// the command line's error: "bad PIN source: ... (a PIN is never given on the command line)".
 absl::StatusOr<hsm::PinSource> ParsePinSource(const std::string& spec);
 // PromptSecret reads one line from the terminal with echo off.
 absl::StatusOr<hsm::SecretString> PromptSecret(std::string_view prompt);
@@ -106,17 +107,18 @@ struct LoadedKey {
   std::string where;  // pin-free URI or file path, for messages
 };
 
-// LoadSigningKey opens `key` (a pkcs11: URI or a PEM file holding an EC P-256 private key,
-// encrypted or not) for signing, and returns its public key too.
+// LoadSigningKey opens `key` for signing with hsm::OpenSigner, and returns its public key too:
+// a pkcs11: URI (PIN from --pin-source, the URI or a prompt) or a PEM file holding an EC P-256
+// private key, encrypted or not (a bare path, "file:/path", or "-" for stdin).
 absl::StatusOr<LoadedKey> LoadSigningKey(const std::string& key, const TokenOptions& options);
 
 // LoadPublicKey returns the public key of `key`: a pkcs11: URI (exported from the token, no
 // login needed beyond the token's), a PEM private key, a PEM public key or a certificate.
 absl::StatusOr<stir::EvpPkeyPtr> LoadPublicKey(const std::string& key, const TokenOptions& options);
 
-// ReadPrivateKeyFile reads the PEM private key in `path`; an encrypted one with the passphrase from
-// options.passphrase_source, else from a prompt on a terminal. Errors name the file and what to
-// give.
+// ReadPrivateKeyFile is hsm::ReadPrivateKeyFile for a command line: an encrypted key's
+// passphrase comes from options.passphrase_source, else from a prompt on a terminal. Errors name
+// the file and what to give.
 absl::StatusOr<stir::EvpPkeyPtr> ReadPrivateKeyFile(const std::string& path,
                                                     const TokenOptions& options);
 

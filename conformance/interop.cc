@@ -14,14 +14,12 @@
 #include "hsm/secret.h"
 #include "stir/absl_compat.h"
 #include "stir/base64url.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/clock.h"
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
 #include "stir/status_macros.h"
-#include "stir/verifier.h"
-#include "stir/x5u_fetcher.h"
+#include "stir/verification_stack.h"
+#include "tests/testing/lab_verifier.h"
 #include "tests/testing/softhsm_token.h"
 
 namespace shaken::conformance {
@@ -154,18 +152,10 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
   }
 
   // secsipidx -> shakend.
-  stir::X5uFetcherOptions fo;
-  fo.tls_ca_file = tls_ca;
-  fo.allow_private_addresses = true;
-  fo.allow_any_port = true;
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(fo));
-  stir::CertValidatorOptions vo;
-  vo.ca_file = root;
-  vo.strictness = stir::ProfileStrictness::kStrict;
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::CertValidator> validator, stir::CertValidator::New(vo));
-  ASSIGN_OR_RETURN(auto source, stir::X5uCertificateSource::New(std::move(fetcher),
-                                                                std::move(validator)));
-  stir::Verifier verifier(source.get(), &clock);
+  const stir::VerifierSettings vs = testing::LabVerifierSettings(root, tls_ca);
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> stack,
+                   stir::VerificationStack::New(vs, &clock));
+  const stir::Verifier& verifier = stack->verifier();
   InteropCount to_stir{"secsipidx -> shakend (stir Verifier)",
                        "secsipidx -sign-full -orig-tn -dest-tn -attest -x5u <https x5u> -k "
                        "<file key>; stir Verifier, strict policy, real x5u fetch"};

@@ -38,7 +38,7 @@
 #include "stir/passport.h"
 #include "stir/status_macros.h"
 #include "stir/tn.h"
-#include "stir/verifier.h"
+#include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 #include "tests/daemon_fixture.h"
 #include "tests/testing/https_server.h"
@@ -599,12 +599,13 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
   ASSIGN_OR_RETURN(auto fetcher, Fetcher(h, Str(ctx, "fetch_policy", "lab"), vector));
   ASSIGN_OR_RETURN(auto validator, Validator(h, vector ? h->vector_root_file : h->root_file,
                                              Str(ctx, "policy", "strict"), crl_file));
-  ASSIGN_OR_RETURN(auto source, stir::X5uCertificateSource::New(fetcher, validator));
   stir::FixedClock clock(now);
-  stir::VerifierOptions vo;
-  vo.require_low_s = Bool(Member(ctx, "verifier"), "require_low_s");
-  stir::Verifier verifier(source.get(), &clock, vo);
-  absl::StatusOr<stir::VerifyResult> r = verifier.Verify(identities, call);
+  stir::VerifierSettings vs;
+  vs.verifier.require_low_s = Bool(Member(ctx, "verifier"), "require_low_s");
+  ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> stack,
+                   stir::VerificationStack::New(vs, &clock,
+                                                {.fetcher = fetcher, .validator = validator}));
+  absl::StatusOr<stir::VerifyResult> r = stack->verifier().Verify(identities, call);
   if (r.ok()) {
     out->stir = FromStir(*r);
   } else {

@@ -82,6 +82,24 @@ class Node {
     *out = d;
     return absl::OkStatus();
   }
+  // Choice reads a string that must be one of `choices` into its typed value; otherwise the
+  // error is "<path> <must>".
+  template <typename T>
+  absl::Status Choice(const std::string& key,
+                      std::initializer_list<std::pair<std::string_view, T>> choices, T* out,
+                      std::string_view must) {
+    if (!Has(key)) return absl::OkStatus();
+    YAML::Node n = Get(key);
+    if (n.IsScalar()) {
+      for (const auto& [name, value] : choices) {
+        if (n.Scalar() == name) {
+          *out = value;
+          return absl::OkStatus();
+        }
+      }
+    }
+    return Error(Path(key), must);
+  }
   absl::Status StringList(const std::string& key, std::vector<std::string>* out) {
     if (!Has(key)) return absl::OkStatus();
     YAML::Node n = Get(key);
@@ -188,12 +206,18 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.CheckMap());
   Pkcs11Config p;
   RETURN_IF_ERROR(n.String("module", &p.module));
-  RETURN_IF_ERROR(n.String("pin_source", &p.pin_source));
-  if (n.Has("quirks")) p.quirks_set = true;
-  RETURN_IF_ERROR(n.StringList("quirks", &p.quirks));
+  std::string pin_source;
+  RETURN_IF_ERROR(n.String("pin_source", &pin_source));
+  std::vector<std::string> quirks;
+  const bool quirks_set = n.Has("quirks");
+  RETURN_IF_ERROR(n.StringList("quirks", &quirks));
   RETURN_IF_ERROR(n.Number("pool_size", &p.pool_size, 1, 1024));
   RETURN_IF_ERROR(n.Number("open_at_start", &p.open_at_start, 1, 1024));
-  RETURN_IF_ERROR(n.String("key_copy", &p.key_copy));
+  RETURN_IF_ERROR(n.Choice<hsm::KeyCopy>("key_copy",
+                                         {{"never", hsm::KeyCopy::kNever},
+                                          {"if-allowed", hsm::KeyCopy::kIfAllowed},
+                                          {"required", hsm::KeyCopy::kRequired}},
+                                         &p.key_copy, "must be never, if-allowed or required"));
   RETURN_IF_ERROR(n.Duration("max_wait", &p.max_wait));
   RETURN_IF_ERROR(n.Number("queue_limit", &p.queue_limit, 0, 1000000));
   RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
@@ -201,19 +225,26 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
   RETURN_IF_ERROR(n.Finish());
   if (p.module.empty()) return Node::Error("pkcs11.module", "is required (path of the .so)");
-  if (!absl::StartsWith(p.pin_source, "file:") && !absl::StartsWith(p.pin_source, "env:")) {
+  absl::StatusOr<hsm::PinSource> pin = hsm::PinSource::Parse(pin_source);
+  if (!pin.ok()) {
     return Node::Error("pkcs11.pin_source",
-                       "must be file:/path/to/pin or env:VARIABLE (a PIN is never written in "
-                       "the configuration)");
+                       absl::StrCat(pin.status().message(),
+                                    "; a PIN is never written in the configuration"));
   }
-  for (const auto& q : p.quirks) {
-    if (q != "no-finalize" && q != "keep-sessions-open") {
-      return Node::Error("pkcs11.quirks",
-                         absl::StrCat("has \"", q, "\"; known: no-finalize, keep-sessions-open"));
+  p.pin_source = *std::move(pin);
+  if (quirks_set) {
+    hsm::ModuleQuirks q;
+    for (const auto& name : quirks) {
+      if (name == "no-finalize") {
+        q.finalize_on_unload = false;
+      } else if (name == "keep-sessions-open") {
+        q.close_pooled_sessions = false;
+      } else {
+        return Node::Error("pkcs11.quirks", absl::StrCat("has \"", name,
+                                                         "\"; known: no-finalize, keep-sessions-open"));
+      }
     }
-  }
-  if (p.key_copy != "never" && p.key_copy != "if-allowed" && p.key_copy != "required") {
-    return Node::Error("pkcs11.key_copy", "must be never, if-allowed or required");
+    p.quirks = q;
   }
   if (p.open_at_start > p.pool_size) p.open_at_start = p.pool_size;
   c->pkcs11 = std::move(p);
@@ -234,7 +265,8 @@ absl::Status ReadProfiles(Node& root, Config* c) {
     ProfileConfig p;
     RETURN_IF_ERROR(n.String("name", &p.name));
     RETURN_IF_ERROR(n.String("key", &p.key));
-    RETURN_IF_ERROR(n.String("key_passphrase_source", &p.key_passphrase_source));
+    std::string passphrase_source;
+    RETURN_IF_ERROR(n.String("key_passphrase_source", &passphrase_source));
     RETURN_IF_ERROR(n.String("x5u", &p.x5u));
     RETURN_IF_ERROR(n.String("certificate", &p.certificate_file));
     RETURN_IF_ERROR(n.StringList("attest", &p.attest));
@@ -255,19 +287,19 @@ absl::Status ReadProfiles(Node& root, Config* c) {
       return Node::Error(n.Path("key"),
                          "must not carry pin-value; set pkcs11.pin_source instead");
     }
-    if (!p.key_passphrase_source.empty()) {
+    if (!passphrase_source.empty()) {
       if (!absl::StartsWith(p.key, "file:")) {
         return Node::Error(n.Path("key_passphrase_source"),
                            "is for an encrypted PEM key file (key: file:...); a token key uses "
                            "pkcs11.pin_source");
       }
-      if (!(absl::StartsWith(p.key_passphrase_source, "file:") &&
-            p.key_passphrase_source.size() > 5) &&
-          !(absl::StartsWith(p.key_passphrase_source, "env:") &&
-            p.key_passphrase_source.size() > 4)) {
+      absl::StatusOr<hsm::PinSource> source = hsm::PinSource::Parse(passphrase_source);
+      if (!source.ok()) {
         return Node::Error(n.Path("key_passphrase_source"),
-                           "must be file:/path or env:VARIABLE (never the passphrase itself)");
+                           absl::StrCat(source.status().message(),
+                                        "; never the passphrase itself"));
       }
+      p.key_passphrase_source = *std::move(source);
     }
     // The x5u is checked in ParseConfig, once verifier.lab (which may relax the policy) is read.
     if (p.certificate_file.empty()) {
@@ -300,9 +332,6 @@ absl::Status ReadCidrs(Node& n, const std::string& key, std::vector<stir::IpCidr
 }
 
 absl::Status CheckVerifier(const VerifierConfig& v) {
-  if (v.policy != "strict" && v.policy != "lenient") {
-    return Node::Error("verifier.policy", "must be strict or lenient");
-  }
   if (v.enabled && v.ca_file.empty() && v.ca_dir.empty()) {
     return Node::Error("verifier.ca_file",
                        "or verifier.ca_dir is required: the STI-CA trust anchors (or set "
@@ -323,7 +352,10 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("ca_file", &v.ca_file));
   RETURN_IF_ERROR(n.String("ca_dir", &v.ca_dir));
   RETURN_IF_ERROR(n.StringList("crl_files", &v.crl_files));
-  RETURN_IF_ERROR(n.String("policy", &v.policy));
+  RETURN_IF_ERROR(n.Choice<stir::ProfileStrictness>(
+      "policy", {{"strict", stir::ProfileStrictness::kStrict},
+                 {"lenient", stir::ProfileStrictness::kLenient}},
+      &v.policy, "must be strict or lenient"));
   RETURN_IF_ERROR(n.Duration("iat_window", &v.iat_window));
   RETURN_IF_ERROR(n.Bool("require_low_s", &v.require_low_s));
   RETURN_IF_ERROR(n.Duration("connect_timeout", &v.connect_timeout));
@@ -344,10 +376,10 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   if (n.Has("lab")) {
     Node lab(n.Get("lab"), "verifier.lab");
     RETURN_IF_ERROR(lab.CheckMap());
-    RETURN_IF_ERROR(lab.Bool("allow_http", &v.lab_allow_http));
-    RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.lab_allow_private_addresses));
-    RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.lab_allow_any_port));
-    RETURN_IF_ERROR(ReadCidrs(lab, "allow_cidrs", &v.lab_allow_cidrs));
+    RETURN_IF_ERROR(lab.Bool("allow_http", &v.x5u_policy.allow_http));
+    RETURN_IF_ERROR(lab.Bool("allow_private_addresses", &v.x5u_policy.allow_private_addresses));
+    RETURN_IF_ERROR(lab.Bool("allow_any_port", &v.x5u_policy.allow_any_port));
+    RETURN_IF_ERROR(ReadCidrs(lab, "allow_cidrs", &v.x5u_policy.allow_cidrs));
     RETURN_IF_ERROR(lab.Finish());
   }
   RETURN_IF_ERROR(n.Finish());
@@ -358,23 +390,23 @@ absl::Status ReadLogging(Node& root, Config* c) {
   if (!root.Has("logging")) return absl::OkStatus();
   Node n(root.Get("logging"), "logging");
   RETURN_IF_ERROR(n.CheckMap());
-  RETURN_IF_ERROR(n.String("level", &c->log_level));
-  RETURN_IF_ERROR(n.String("format", &c->log_format));
+  RETURN_IF_ERROR(n.Choice<LogLevel>("level",
+                                     {{"trace", LogLevel::kTrace},
+                                      {"debug", LogLevel::kDebug},
+                                      {"info", LogLevel::kInfo},
+                                      {"warn", LogLevel::kWarn},
+                                      {"error", LogLevel::kError}},
+                                     &c->log_level, "must be trace, debug, info, warn or error"));
+  RETURN_IF_ERROR(n.Choice<LogFormat>("format",
+                                      {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+                                      &c->log_format, "must be text or json"));
   RETURN_IF_ERROR(n.Bool("audit_tns", &c->audit_tns));
   RETURN_IF_ERROR(n.String("audit_file", &c->audit_file));
-  RETURN_IF_ERROR(n.String("audit_on_failure", &c->audit_on_failure));
-  if (c->audit_on_failure != "refuse" && c->audit_on_failure != "continue") {
-    return Node::Error("logging.audit_on_failure", "must be refuse or continue");
-  }
-  RETURN_IF_ERROR(n.Finish());
-  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
-  if (!kLevels.count(c->log_level)) {
-    return Node::Error("logging.level", "must be trace, debug, info, warn or error");
-  }
-  if (c->log_format != "text" && c->log_format != "json") {
-    return Node::Error("logging.format", "must be text or json");
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(n.Choice<AuditFailurePolicy>(
+      "audit_on_failure",
+      {{"refuse", AuditFailurePolicy::kRefuse}, {"continue", AuditFailurePolicy::kContinue}},
+      &c->audit_on_failure, "must be refuse or continue"));
+  return n.Finish();
 }
 
 }  // namespace
@@ -401,7 +433,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     if (s.ok()) s = ReadVerifier(root, &c);
     // Each profile's x5u under the same policy as this daemon's own fetcher (CE-12).
     for (size_t i = 0; s.ok() && i < c.profiles.size(); ++i) {
-      absl::Status x5u = stir::ValidateX5uForSigning(c.profiles[i].x5u, X5uUrlPolicy(c.verifier));
+      absl::Status x5u = stir::ValidateX5uForSigning(c.profiles[i].x5u, c.verifier.x5u_policy);
       if (!x5u.ok()) s = Node::Error(absl::StrCat("profiles[", i, "].x5u"), ToStd(x5u.message()));
     }
     if (s.ok()) s = ReadLogging(root, &c);
@@ -430,13 +462,29 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   return c;
 }
 
-stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v) {
-  stir::X5uFetcherOptions o;
-  o.allow_http = v.lab_allow_http;
-  o.allow_any_port = v.lab_allow_any_port;
-  o.allow_private_addresses = v.lab_allow_private_addresses;
-  o.allow_cidrs = v.lab_allow_cidrs;
-  return o;
+stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
+  stir::VerifierSettings s;
+  s.x5u_policy = v.x5u_policy;  // the signing profiles' x5u passed the same policy
+  s.validator.ca_file = v.ca_file;
+  s.validator.ca_dir = v.ca_dir;
+  s.validator.crl_files = v.crl_files;
+  s.validator.strictness = v.policy;
+  s.fetcher.connect_timeout = v.connect_timeout;
+  s.fetcher.total_timeout = v.fetch_timeout;
+  s.fetcher.max_body_bytes = v.max_certificate_bytes;
+  s.fetcher.tls_ca_file = v.tls_ca_file;
+  s.fetcher.max_in_flight = v.fetch_max_in_flight;
+  s.fetcher.max_per_host = v.fetch_max_per_host;
+  s.fetcher.max_queued = v.fetch_max_queued;
+  s.cache.max_entries = v.cache_max_entries;
+  s.cache.max_bytes = v.cache_max_bytes;
+  s.cache.default_ttl = v.cache_default_ttl;
+  s.cache.max_ttl = v.cache_max_ttl;
+  s.cache.negative_ttl = v.cache_negative_ttl;
+  s.verifier.iat_window = v.iat_window;
+  s.verifier.date_window = v.iat_window;
+  s.verifier.require_low_s = v.require_low_s;
+  return s;
 }
 
 std::vector<std::string> ConfigWarnings(const Config& config) {

@@ -10,6 +10,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/log.h"
+#include "hsm/key_pool.h"
+#include "hsm/module.h"
+#include "hsm/secret.h"
+#include "stir/cert_validator.h"
+#include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 
 namespace shaken::daemon {
@@ -34,13 +40,16 @@ struct ClientRule {
 
 struct Pkcs11Config {
   std::string module;          // path of the PKCS#11 module (.so)
-  std::string pin_source;      // "file:/path" or "env:NAME"
-  // Named token quirks; empty list = guessed from the module's file name.
-  std::vector<std::string> quirks;  // "no-finalize", "keep-sessions-open"
-  bool quirks_set = false;
+  // pin_source: where the user PIN is (hsm::PinSource::Parse: "file:/path", "env:NAME" or an
+  // absolute path); always set once parsed.
+  std::optional<hsm::PinSource> pin_source;
+  // pkcs11.quirks, a list of "no-finalize", "keep-sessions-open": each turns one of
+  // hsm::ModuleQuirks' defaults off. Unset (no quirks key): chosen by hsm::Module::Load from the
+  // module's C_GetInfo and file name.
+  std::optional<hsm::ModuleQuirks> quirks;
   int pool_size = 2;           // sessions per signing key (Little's law; hsm/README.md)
   int open_at_start = 1;
-  std::string key_copy = "if-allowed";  // never | if-allowed | required
+  hsm::KeyCopy key_copy = hsm::KeyCopy::kIfAllowed;  // never | if-allowed | required
   absl::Duration max_wait = absl::Seconds(2);
   // Signatures that may wait for a session worker per profile; 0: max(256, 16 x pool_size).
   int queue_limit = 0;
@@ -54,8 +63,9 @@ struct Pkcs11Config {
 struct ProfileConfig {
   std::string name;
   std::string key;               // "pkcs11:..." (RFC 7512) or "file:/path/key.pem"
-  // For an encrypted PEM key file: where its passphrase is, "file:/path" or "env:VARIABLE".
-  std::string key_passphrase_source;
+  // For an encrypted PEM key file: where its passphrase is (hsm::PinSource::Parse,
+  // "file:/path" or "env:VARIABLE"); unset: the key file is not encrypted.
+  std::optional<hsm::PinSource> key_passphrase_source;
   std::string x5u;               // https URL where the certificate chain is published
   std::string certificate_file;  // that chain, leaf first (PEM)
   std::vector<std::string> attest = {"A", "B", "C"};
@@ -69,7 +79,8 @@ struct VerifierConfig {
   std::string ca_file;                 // STI-CA trust anchors (PEM bundle)
   std::string ca_dir;                  // or a c_rehash directory
   std::vector<std::string> crl_files;
-  std::string policy = "strict";       // strict | lenient (SHAKEN certificate profile)
+  // verifier.policy: strict | lenient (the SHAKEN certificate profile, stir::CertValidator).
+  stir::ProfileStrictness policy = stir::ProfileStrictness::kStrict;
   absl::Duration iat_window = absl::Seconds(60);
   bool require_low_s = false;
   // x5u fetch
@@ -89,11 +100,12 @@ struct VerifierConfig {
   int fetch_max_in_flight = 64;
   int fetch_max_per_host = 4;
   int fetch_max_queued = 4096;
-  // lab allowances (never in production)
-  bool lab_allow_http = false;
-  bool lab_allow_private_addresses = false;  // loopback only (stir::IsAddressAllowed)
-  bool lab_allow_any_port = false;
-  std::vector<stir::IpCidr> lab_allow_cidrs;  // wider SSRF allowances, each named
+  // The x5u policy (ATIS-1000080 CE-12): production unless verifier.lab relaxes it (never in
+  // production): lab.allow_http, lab.allow_private_addresses (loopback only,
+  // stir::IsAddressAllowed), lab.allow_any_port, lab.allow_cidrs (wider SSRF allowances, each
+  // named). The verifier's fetcher applies it, and so does the check of every signing profile's
+  // x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
+  stir::X5uPolicy x5u_policy;
 
   friend bool operator==(const VerifierConfig&, const VerifierConfig&) = default;
 };
@@ -131,11 +143,12 @@ struct Config {
   absl::Duration drain_grace = absl::Seconds(10);
 
   // Logging.
-  std::string log_level = "info";   // trace | debug | info | warn | error
-  std::string log_format = "text";  // text | json
+  LogLevel log_level = LogLevel::kInfo;     // trace | debug | info | warn | error
+  LogFormat log_format = LogFormat::kText;  // text | json
   bool audit_tns = false;           // include TNs in audit records
   std::string audit_file;           // empty: audit records go to the log stream
-  std::string audit_on_failure = "refuse";  // refuse | continue: signing while audit fails
+  // refuse | continue: signing while audit records cannot be written.
+  AuditFailurePolicy audit_on_failure = AuditFailurePolicy::kRefuse;
 
   friend bool operator==(const Config&, const Config&) = default;
 };
@@ -147,10 +160,10 @@ absl::StatusOr<Config> LoadConfig(const std::string& path);
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
 absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin);
 
-// X5uUrlPolicy is the one x5u policy of a configuration (ATIS-1000080 CE-12): production unless
-// verifier.lab relaxes it. The verifier's fetcher uses it, and so does the check of every signing
-// profile's x5u, so shakend never publishes an x5u that verifiers like itself refuse to fetch.
-stir::X5uFetcherOptions X5uUrlPolicy(const VerifierConfig& v);
+// VerifierSettingsFrom is what a `verifier:` section stands for in stir's terms. shakend builds
+// its verification stack from it; so does load_bench's floor server, to verify exactly as
+// shakend does.
+stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v);
 
 // ConfigWarnings lists what is valid but probably a mistake, one sentence each naming the key:
 // a client rule naming a profile that does not exist (it grants nothing; a typo there silently

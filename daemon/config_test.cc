@@ -34,9 +34,12 @@ TEST(ConfigTest, MinimalLabConfigAndDefaults) {
   EXPECT_TRUE(c->profiles[0].is_default);
   EXPECT_EQ(c->profiles[0].attest, (std::vector<std::string>{"A", "B", "C"}));
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(60));
-  EXPECT_EQ(c->verifier.policy, "strict");
+  EXPECT_EQ(c->verifier.policy, stir::ProfileStrictness::kStrict);
   EXPECT_EQ(c->max_iat_skew, absl::Seconds(60));
-  EXPECT_FALSE(c->verifier.lab_allow_private_addresses);
+  EXPECT_FALSE(c->verifier.x5u_policy.allow_private_addresses);
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+  EXPECT_EQ(c->audit_on_failure, AuditFailurePolicy::kRefuse);
 }
 
 TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
@@ -116,14 +119,24 @@ drain_grace: 3s
   ASSERT_OK(c);
   EXPECT_EQ(c->clients.size(), 2u);
   EXPECT_EQ(c->pkcs11->pool_size, 4);
-  EXPECT_EQ(c->pkcs11->key_copy, "required");
+  EXPECT_EQ(c->pkcs11->key_copy, hsm::KeyCopy::kRequired);
   EXPECT_FALSE(c->profiles[0].is_default);
   EXPECT_TRUE(c->profiles[1].is_default);
   EXPECT_EQ(c->verifier.iat_window, absl::Seconds(90));
-  EXPECT_TRUE(c->verifier.lab_allow_private_addresses);
-  ASSERT_EQ(c->verifier.lab_allow_cidrs.size(), 2u);
-  EXPECT_EQ(c->verifier.lab_allow_cidrs[0].prefix_length, 16);
-  EXPECT_EQ(c->log_format, "json");
+  EXPECT_TRUE(c->verifier.x5u_policy.allow_private_addresses);
+  ASSERT_EQ(c->verifier.x5u_policy.allow_cidrs.size(), 2u);
+  EXPECT_EQ(c->verifier.x5u_policy.allow_cidrs[0].prefix_length, 16);
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  // Parsed once into their types: nothing is re-mapped from strings later.
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->audit_on_failure, AuditFailurePolicy::kRefuse);
+  EXPECT_EQ(c->verifier.policy, stir::ProfileStrictness::kLenient);
+  ASSERT_TRUE(c->pkcs11->quirks.has_value());
+  EXPECT_FALSE(c->pkcs11->quirks->finalize_on_unload);
+  EXPECT_FALSE(c->pkcs11->quirks->close_pooled_sessions);
+  EXPECT_FALSE(c->pkcs11->quirks->reinitialize_on_token_loss);
+  ASSERT_TRUE(c->pkcs11->pin_source.has_value());
+  EXPECT_EQ(c->pkcs11->pin_source->Describe(), "env:SHAKEND_PIN");
   EXPECT_EQ(c->drain_grace, absl::Seconds(3));
 }
 
@@ -199,6 +212,46 @@ profiles: [{name: a, key: "file:k", key_passphrase_source: "hunter2", x5u: "http
 verifier: {enabled: false}
 )",
        "never the passphrase itself"},
+      {"pin source names no file", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:"}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.pin_source must be file:/path, env:VARIABLE or an absolute path (\"file:\" names "
+       "no file)"},
+      {"passphrase source names no variable", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", key_passphrase_source: "env:", x5u: "https://x/c",
+            certificate: c}]
+verifier: {enabled: false}
+)",
+       "profiles[0].key_passphrase_source must be file:/path, env:VARIABLE or an absolute path "
+       "(\"env:\" names no variable)"},
+      {"bad key_copy", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p", key_copy: sometimes}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.key_copy must be never, if-allowed or required"},
+      {"bad quirk", R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: "file:/p", quirks: [no-finalise]}
+profiles: [{name: a, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}]
+verifier: {enabled: false}
+)",
+       "pkcs11.quirks has \"no-finalise\""},
+      {"bad level", base + "logging: {level: verbose}\n",
+       "logging.level must be trace, debug, info, warn or error"},
+      {"bad audit policy", base + "logging: {audit_on_failure: ignore}\n",
+       "logging.audit_on_failure must be refuse or continue"},
+      {"bad policy", R"(
+listen: {allow_insecure: true}
+profiles: [{name: a, key: "file:k", x5u: "https://x/c", certificate: c}]
+verifier: {ca_file: /ca.pem, policy: relaxed}
+)",
+       "verifier.policy must be strict or lenient"},
       {"bad duration", base + "drain_grace: soon\n", "drain_grace must be a duration"},
       {"bad number", std::string(kMinimal) + "max_request_bytes: -5\n", "max_request_bytes"},
       {"bad method", base + "clients: [{identity: '*', methods: [Delete]}]\n", "Delete"},
@@ -211,6 +264,27 @@ verifier: {enabled: false}
         << c.name;
     if (!cfg.ok()) EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
   }
+}
+
+// pkcs11.pin_source and key_passphrase_source are read by hsm::PinSource::Parse, as shakenctl's
+// --pin-source and a key URI's pin-source are: a bare absolute path is a file there too.
+TEST(ConfigTest, SecretSourcesAreParsedOnce) {
+  auto c = ParseConfig(R"(
+listen: {allow_insecure: true}
+pkcs11: {module: /m.so, pin_source: /run/secrets/pin}
+profiles:
+  - {name: t, key: "pkcs11:object=k", x5u: "https://x/c", certificate: c}
+  - {name: f, key: "file:k", key_passphrase_source: "env:KEY_PASS", x5u: "https://x/c",
+     certificate: c}
+verifier: {enabled: false}
+)",
+                       "t.yaml");
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->pkcs11->pin_source.has_value());
+  EXPECT_EQ(c->pkcs11->pin_source->Describe(), "file:/run/secrets/pin");
+  EXPECT_FALSE(c->profiles[0].key_passphrase_source.has_value());
+  ASSERT_TRUE(c->profiles[1].key_passphrase_source.has_value());
+  EXPECT_EQ(c->profiles[1].key_passphrase_source->Describe(), "env:KEY_PASS");
 }
 
 // ATIS-1000080 CE-12: a profile's x5u passes the same URL policy as the daemon's own x5u fetcher

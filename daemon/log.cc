@@ -245,15 +245,14 @@ std::string Format(const State& s, std::string_view level, std::string_view even
 
 }  // namespace
 
-absl::Status InitLogging(const std::string& format, const std::string& level,
-                         const std::string& audit_file, AuditFailurePolicy on_failure) {
+absl::Status InitLogging(LogFormat format, LogLevel level, const std::string& audit_file,
+                         AuditFailurePolicy on_failure) {
   auto s = std::make_shared<State>();
-  s->json = format == "json";
+  s->json = format == LogFormat::kJson;
   s->log = std::make_shared<spdlog::logger>("shakend",
                                             std::make_shared<spdlog::sinks::stderr_sink_mt>());
   s->log->set_pattern("%v");
-  spdlog::level::level_enum lvl = spdlog::level::from_str(level);
-  s->log->set_level(lvl);
+  s->log->set_level(ToSpd(level));
   s->log->flush_on(spdlog::level::warn);
   s->on_failure = on_failure;
   if (audit_file.empty()) {
@@ -268,14 +267,7 @@ absl::Status InitLogging(const std::string& format, const std::string& level,
   return absl::OkStatus();
 }
 
-absl::Status SetLogLevel(const std::string& level) {
-  const spdlog::level::level_enum lvl = spdlog::level::from_str(level);
-  if (lvl == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown log level \"", level, "\""));
-  }
-  CurrentState()->log->set_level(lvl);
-  return absl::OkStatus();
-}
+void SetLogLevel(LogLevel level) { CurrentState()->log->set_level(ToSpd(level)); }
 
 void RouteGrpcLogs() {
   gpr_set_log_function(+[](gpr_log_func_args* args) {

@@ -32,23 +32,24 @@ struct LogField {
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 
+// How records are written (logging.format): one line of text, or one JSON object, per record.
+enum class LogFormat { kText, kJson };
+
 // What to do while audit records cannot be written (logging.audit_on_failure).
 enum class AuditFailurePolicy {
   kRefuse,    // refuse to sign (UNAVAILABLE) until a record can be written again
   kContinue,  // keep signing; audit is reported degraded (metrics, error logs)
 };
 
-// InitLogging sets the format ("text" or "json"), the level, and where audit records go (a file,
+// InitLogging sets the format, the level (records below it are dropped), and where audit records go (a file,
 // appended; empty: standard error, with the log stream). Call once, before any other thread logs;
 // until then logs go to standard error as text at info. The audit file is opened O_APPEND and,
 // when created, given mode 0640 whatever the umask.
-absl::Status InitLogging(const std::string& format, const std::string& level,
-                         const std::string& audit_file,
+absl::Status InitLogging(LogFormat format, LogLevel level, const std::string& audit_file,
                          AuditFailurePolicy on_failure = AuditFailurePolicy::kRefuse);
 
-// SetLogLevel changes the level ("trace" ... "error") of the running log stream (configuration
-// reload). INVALID_ARGUMENT for an unknown level. Thread-safe.
-absl::Status SetLogLevel(const std::string& level);
+// SetLogLevel changes the level of the running log stream (configuration reload). Thread-safe.
+void SetLogLevel(LogLevel level);
 
 // Log writes one record. Thread-safe.
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});

@@ -27,7 +27,7 @@ using ::testing::HasSubstr;
 
 class AuditTest : public ::testing::Test {
  protected:
-  void TearDown() override { ASSERT_OK(InitLogging("text", "info", "")); }
+  void TearDown() override { ASSERT_OK(InitLogging(LogFormat::kText, LogLevel::kInfo, "")); }
   void AuditOne(const std::string& padding = "") {
     Audit("sign", {{"client", "sbc.demo"}, {"result", "OK"}, {"pad", padding}});
   }
@@ -36,7 +36,7 @@ class AuditTest : public ::testing::Test {
 
 TEST_F(AuditTest, AFailedWriteIsCountedAndRefusesSigningByDefault) {
   if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
-  ASSERT_OK(InitLogging("json", "info", "/dev/full"));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, "/dev/full"));
   EXPECT_TRUE(AuditAvailable());
   EXPECT_OK(CheckAuditForSigning());
   const uint64_t before = AuditWriteFailures();
@@ -51,7 +51,7 @@ TEST_F(AuditTest, AFailedWriteIsCountedAndRefusesSigningByDefault) {
 
 TEST_F(AuditTest, ContinuePolicyKeepsSigning) {
   if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
-  ASSERT_OK(InitLogging("json", "info", "/dev/full", AuditFailurePolicy::kContinue));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, "/dev/full", AuditFailurePolicy::kContinue));
   AuditOne();
   EXPECT_FALSE(AuditAvailable());
   EXPECT_OK(CheckAuditForSigning());
@@ -59,11 +59,11 @@ TEST_F(AuditTest, ContinuePolicyKeepsSigning) {
 
 TEST_F(AuditTest, AvailableAgainOnceARecordLands) {
   if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
-  ASSERT_OK(InitLogging("json", "info", "/dev/full"));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, "/dev/full"));
   AuditOne();
   EXPECT_FALSE(AuditAvailable());
   const std::string path = dir_.path() + "/audit.log";
-  ASSERT_OK(InitLogging("json", "info", path));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, path));
   AuditOne();
   EXPECT_TRUE(AuditAvailable());
   EXPECT_OK(CheckAuditForSigning());
@@ -79,7 +79,7 @@ std::vector<std::string> Lines(const std::string& path) {
 TEST_F(AuditTest, RotatedFileIsReopenedWithoutLosingOrTearingARecord) {
   const std::string path = dir_.path() + "/audit.log";
   const std::string rotated = path + ".1";
-  ASSERT_OK(InitLogging("json", "info", path));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, path));
   constexpr int kThreads = 4, kRecords = 500;
   std::atomic<int> written{0};
   std::vector<std::thread> writers;
@@ -113,7 +113,7 @@ TEST_F(AuditTest, RotatedFileIsReopenedWithoutLosingOrTearingARecord) {
 
 TEST_F(AuditTest, AFailedReopenKeepsWritingToTheOldFile) {
   const std::string path = dir_.path() + "/audit.log";
-  ASSERT_OK(InitLogging("json", "info", path));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, path));
   AuditOne();
   ASSERT_EQ(std::rename(path.c_str(), (path + ".1").c_str()), 0);
   ASSERT_EQ(mkdir(path.c_str(), 0700), 0);  // the name cannot be opened for writing, even by root
@@ -125,7 +125,7 @@ TEST_F(AuditTest, AFailedReopenKeepsWritingToTheOldFile) {
 
 TEST_F(AuditTest, NumbersAreJsonNumbersAndNothingElseIs) {
   const std::string path = dir_.path() + "/audit.log";
-  ASSERT_OK(InitLogging("json", "info", path));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, path));
   Audit("sign", {{"result", "UNAVAILABLE"},
                  {"latency_us", "231", true},
                  {"not_a_number", "12; rm", true},
@@ -142,7 +142,7 @@ TEST_F(AuditTest, NumbersAreJsonNumbersAndNothingElseIs) {
 }
 
 TEST(GrpcLogTest, GrpcLinesJoinTheJsonStream) {
-  ASSERT_OK(InitLogging("json", "info", ""));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, ""));
   RouteGrpcLogs();
   gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);  // what grpc_init sets from GRPC_VERBOSITY
   ::testing::internal::CaptureStderr();
@@ -164,14 +164,14 @@ TEST(GrpcLogTest, GrpcLinesJoinTheJsonStream) {
   EXPECT_EQ(records[0]["source"], "ssl_transport_security.cc:1234");
   EXPECT_EQ(records[1]["event"], "grpc");
   EXPECT_EQ(records[1]["message"], "a \"quoted\" transport error");
-  ASSERT_OK(InitLogging("text", "info", ""));
+  ASSERT_OK(InitLogging(LogFormat::kText, LogLevel::kInfo, ""));
 }
 
 TEST_F(AuditTest, CreatedFileIsMode0640WhateverTheUmask) {
   for (mode_t mask : {mode_t{0}, mode_t{022}, mode_t{077}}) {
     const std::string path = dir_.path() + "/audit-" + std::to_string(mask) + ".log";
     const mode_t old = umask(mask);
-    absl::Status s = InitLogging("json", "info", path);
+    absl::Status s = InitLogging(LogFormat::kJson, LogLevel::kInfo, path);
     umask(old);
     ASSERT_OK(s);
     AuditOne();
@@ -190,7 +190,7 @@ TEST_F(AuditTest, AFullDiskLeavesNoTornRecord) {
     GTEST_SKIP() << "cannot mount a tmpfs here (" << strerror(errno) << "); needs root";
   }
   const std::string path = mnt + "/audit.log";
-  ASSERT_OK(InitLogging("json", "info", path));
+  ASSERT_OK(InitLogging(LogFormat::kJson, LogLevel::kInfo, path));
   const uint64_t before = AuditWriteFailures();
   const std::string pad(700, 'x');  // 8 KiB is not a multiple of the record size
   int written = 0;
@@ -216,7 +216,7 @@ TEST_F(AuditTest, AFullDiskLeavesNoTornRecord) {
     ++whole;
   }
   EXPECT_EQ(whole, written - 1);
-  ASSERT_OK(InitLogging("text", "info", ""));  // close the file before unmounting
+  ASSERT_OK(InitLogging(LogFormat::kText, LogLevel::kInfo, ""));  // close the file before unmounting
   EXPECT_EQ(umount2(mnt.c_str(), MNT_DETACH), 0) << strerror(errno);
 }
 

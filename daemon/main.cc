@@ -88,9 +88,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   absl::Status logging = shaken::daemon::InitLogging(
-      config->log_format, config->log_level, config->audit_file,
-      config->audit_on_failure == "continue" ? shaken::daemon::AuditFailurePolicy::kContinue
-                                             : shaken::daemon::AuditFailurePolicy::kRefuse);
+      config->log_format, config->log_level, config->audit_file, config->audit_on_failure);
   if (!logging.ok()) {
     std::fprintf(stderr, "shakend: %s\n", std::string(logging.message()).c_str());
     return 1;

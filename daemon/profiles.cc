@@ -6,10 +6,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "hsm/open_signer.h"
 #include "hsm/secret.h"
 #include "stir/absl_compat.h"
 #include "stir/cert_validator.h"
-#include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 
@@ -25,43 +25,43 @@ absl::Status ProfileError(const std::string& profile, const absl::Status& s) {
   return out;
 }
 
-hsm::KeyCopy ParseKeyCopy(const std::string& s) {
-  if (s == "never") return hsm::KeyCopy::kNever;
-  if (s == "required") return hsm::KeyCopy::kRequired;
-  return hsm::KeyCopy::kIfAllowed;
-}
-
-// PinSourceOf: "file:/path" or "env:VARIABLE" (checked by the configuration parser).
-hsm::PinSource PinSourceOf(const std::string& spec) {
-  if (absl::StartsWith(spec, "file:")) return hsm::PinSource::FromFile(spec.substr(5));
-  return hsm::PinSource::FromEnv(spec.substr(4));
-}
-
-absl::StatusOr<std::unique_ptr<hsm::KeyPool>> OpenPool(
-    const ProfileConfig& p, const Config& c, std::function<void(absl::Duration)> on_queue_wait) {
-  const Pkcs11Config& k = *c.pkcs11;
-  hsm::SignerConfig sc;
-  sc.module_path = k.module;
-  sc.key_uri = p.key;
-  sc.pin = PinSourceOf(k.pin_source);
-  if (k.quirks_set) {
-    hsm::ModuleQuirks q;
-    for (const auto& name : k.quirks) {
-      if (name == "no-finalize") q.finalize_on_unload = false;
-      if (name == "keep-sessions-open") q.close_pooled_sessions = false;
-    }
-    sc.quirks = q;
+// SignerOptions: how a profile's key is opened: a token key with the pkcs11 section's module,
+// PIN, quirks and pool; a file key with the profile's key_passphrase_source.
+hsm::OpenSignerOptions SignerOptions(const ProfileConfig& p, const Config& c,
+                                     std::function<void(absl::Duration)> on_queue_wait) {
+  hsm::OpenSignerOptions o;
+  o.export_public_key = false;  // the start-up self-check signs against the certificate instead
+  if (c.pkcs11.has_value()) {
+    const Pkcs11Config& k = *c.pkcs11;
+    o.module_path = k.module;
+    o.pin = k.pin_source;
+    o.quirks = k.quirks;
+    o.pool.size = k.pool_size;
+    o.pool.open_at_start = k.open_at_start;
+    o.pool.key_copy = k.key_copy;
+    o.pool.max_wait = k.max_wait;
+    o.pool.open_interval = k.open_interval;
+    o.pool.backoff_initial = k.backoff_initial;
+    o.pool.backoff_max = k.backoff_max;
+    o.pool.queue_limit = k.queue_limit;
+    o.pool.on_queue_wait = std::move(on_queue_wait);
   }
-  sc.pool.size = k.pool_size;
-  sc.pool.open_at_start = k.open_at_start;
-  sc.pool.key_copy = ParseKeyCopy(k.key_copy);
-  sc.pool.max_wait = k.max_wait;
-  sc.pool.open_interval = k.open_interval;
-  sc.pool.backoff_initial = k.backoff_initial;
-  sc.pool.backoff_max = k.backoff_max;
-  sc.pool.queue_limit = k.queue_limit;
-  sc.pool.on_queue_wait = std::move(on_queue_wait);
-  return hsm::OpenKeyPool(sc);
+  o.passphrase = [source = p.key_passphrase_source](
+                     const std::string& path) -> absl::StatusOr<hsm::SecretString> {
+    if (!source.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key file ", path,
+                       " is encrypted: set key_passphrase_source (file:/path or env:VARIABLE) on "
+                       "this profile"));
+    }
+    absl::StatusOr<hsm::SecretString> read = source->Read();
+    if (!read.ok()) {
+      return absl::Status(read.status().code(),
+                          absl::StrCat("key_passphrase_source: ", read.status().message()));
+    }
+    return read;
+  };
+  return o;
 }
 
 }  // namespace
@@ -122,50 +122,17 @@ void SigningProfile::SetCertificate(stir::CertificateInfo info) {
 absl::StatusOr<std::unique_ptr<SigningProfile>> SigningProfile::Open(
     const ProfileConfig& p, const Config& c, const stir::Clock* clock,
     std::function<void(absl::Duration)> on_queue_wait) {
-  std::unique_ptr<stir::Signer> signer;
-  const hsm::KeyPool* pool = nullptr;
-  if (absl::StartsWith(p.key, "pkcs11:")) {
-    absl::StatusOr<std::unique_ptr<hsm::KeyPool>> kp = OpenPool(p, c, std::move(on_queue_wait));
-    if (!kp.ok()) return ProfileError(p.name, kp.status());
-    pool = kp->get();
-    signer = *std::move(kp);
-  } else {
-    const std::string path = p.key.substr(5);
-    std::optional<hsm::SecretString> passphrase;
-    if (!p.key_passphrase_source.empty()) {
-      absl::StatusOr<hsm::SecretString> read = PinSourceOf(p.key_passphrase_source).Read();
-      if (!read.ok()) {
-        return ProfileError(p.name, absl::Status(read.status().code(),
-                                                 absl::StrCat("key_passphrase_source: ",
-                                                              read.status().message())));
-      }
-      passphrase = *std::move(read);
-    }
-    absl::StatusOr<std::string> pem = stir::ReadFile(path, 64 * 1024);
-    if (!pem.ok()) return ProfileError(p.name, pem.status());
-    if (!passphrase.has_value() && stir::IsEncryptedPrivateKeyPem(*pem)) {
-      OPENSSL_cleanse(pem->data(), pem->size());
-      return ProfileError(p.name, absl::InvalidArgumentError(absl::StrCat(
-                                      "key file ", path, " is encrypted: set key_passphrase_source "
-                                      "(file:/path or env:VARIABLE) on this profile")));
-    }
-    std::optional<std::string_view> pass;
-    if (passphrase.has_value()) pass = ToStd(passphrase->view());
-    absl::StatusOr<std::unique_ptr<stir::MemorySigner>> ms = stir::MemorySigner::FromPem(*pem, pass);
-    // Wipe the PEM copy: the key lives on only inside the EVP_PKEY.
-    OPENSSL_cleanse(pem->data(), pem->size());
-    if (!ms.ok()) {
-      return ProfileError(p.name, absl::InvalidArgumentError(absl::StrCat(
-                                      "key file ", path, ": ", ms.status().message())));
-    }
-    signer = *std::move(ms);
-  }
+  absl::StatusOr<hsm::OpenedSigner> opened =
+      hsm::OpenSigner(p.key, SignerOptions(p, c, std::move(on_queue_wait)));
+  if (!opened.ok()) return ProfileError(p.name, opened.status());
+  std::unique_ptr<stir::Signer> signer = std::move(opened->signer);
+  const hsm::KeyPool* pool = opened->pool;
   absl::StatusOr<stir::CertificateInfo> info = CheckKeyMatchesCertificate(*signer, p.certificate_file);
   if (!info.ok()) return ProfileError(p.name, info.status());
 
   stir::PassportSigner::Options options;
   options.max_iat_skew = c.max_iat_skew;
-  options.x5u_policy = X5uUrlPolicy(c.verifier);
+  options.x5u_policy = c.verifier.x5u_policy;
   absl::StatusOr<std::unique_ptr<stir::PassportSigner>> ps =
       stir::PassportSigner::Create(signer.get(), p.x5u, clock, options);
   if (!ps.ok()) return ProfileError(p.name, ps.status());

@@ -17,12 +17,9 @@
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "daemon/service.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
-#include "stir/verifier.h"
-#include "stir/x5u_fetcher.h"
+#include "stir/verification_stack.h"
 
 namespace shaken::daemon {
 
@@ -32,10 +29,7 @@ struct Daemon::State {
   Config config;
   const stir::Clock* clock = nullptr;
   std::vector<std::unique_ptr<SigningProfile>> profiles;
-  std::shared_ptr<stir::CertValidator> validator;
-  std::unique_ptr<stir::X5uCertificateSource> certs;
-  const stir::X5uFetcher* fetcher = nullptr;  // owned by `certs`; for its loop's stats
-  std::unique_ptr<stir::Verifier> verifier;
+  std::unique_ptr<stir::VerificationStack> verification;  // null: verifier.enabled is false
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ShakenService> service;
@@ -53,7 +47,7 @@ namespace {
 // MeteredFetcher times every x5u fetch into shaken_x5u_fetch_duration_seconds.
 class MeteredFetcher final : public stir::CertificateFetcher {
  public:
-  MeteredFetcher(std::unique_ptr<stir::CertificateFetcher> inner, Metrics* metrics)
+  MeteredFetcher(std::shared_ptr<const stir::CertificateFetcher> inner, Metrics* metrics)
       : inner_(std::move(inner)), metrics_(metrics) {}
   stir::FetchResult Fetch(std::string_view url) const override {
     const absl::Time start = absl::Now();
@@ -71,7 +65,7 @@ class MeteredFetcher final : public stir::CertificateFetcher {
   }
 
  private:
-  std::unique_ptr<stir::CertificateFetcher> inner_;
+  std::shared_ptr<const stir::CertificateFetcher> inner_;
   Metrics* metrics_;
 };
 
@@ -110,23 +104,15 @@ class ReflectionOption final : public grpc::ServerBuilderOption {
   const bool enabled_;
 };
 
-absl::StatusOr<std::unique_ptr<stir::Verifier>> BuildVerifier(const Config& c,
-                                                              Daemon::State* state) {
-  const VerifierSettings settings = VerifierSettingsFrom(c.verifier);
-  absl::StatusOr<std::unique_ptr<stir::CertValidator>> validator =
-      stir::CertValidator::New(settings.validator);
-  if (!validator.ok()) {
-    return absl::Status(validator.status().code(),
-                        absl::StrCat("verifier trust anchors: ", validator.status().message()));
-  }
-  state->validator = *std::move(validator);
-  ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher,
-                   stir::X5uFetcher::New(settings.fetcher));
-  state->fetcher = fetcher.get();
-  auto metered = std::make_shared<MeteredFetcher>(std::move(fetcher), state->metrics.get());
-  ASSIGN_OR_RETURN(state->certs, stir::X5uCertificateSource::New(std::move(metered),
-                                                                 state->validator, settings.cache));
-  return std::make_unique<stir::Verifier>(state->certs.get(), state->clock, settings.verifier);
+absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Config& c,
+                                                                       Daemon::State* state) {
+  stir::VerificationStackParts parts;
+  parts.wrap_fetcher = [metrics = state->metrics.get()](
+                           std::shared_ptr<const stir::CertificateFetcher> fetcher) {
+    return std::make_shared<MeteredFetcher>(std::move(fetcher), metrics);
+  };
+  return stir::VerificationStack::New(VerifierSettingsFrom(c.verifier), state->clock,
+                                      std::move(parts));
 }
 
 void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
@@ -182,8 +168,10 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
     auto verifying = GaugeFamily("shaken_verify_in_flight", "Verify calls in progress");
     AddSample(&verifying, s->service != nullptr ? s->service->verify_in_flight() : 0);
     out.push_back(std::move(verifying));
-    if (s->fetcher != nullptr) {
-      const stir::FetchLoopStats fs = s->fetcher->LoopStats();
+    const stir::X5uFetcher* fetcher =
+        s->verification != nullptr ? s->verification->x5u_fetcher() : nullptr;
+    if (fetcher != nullptr) {
+      const stir::FetchLoopStats fs = fetcher->LoopStats();
       auto fetching = GaugeFamily("shaken_x5u_fetches_in_flight", "x5u transfers running");
       AddSample(&fetching, fs.in_flight);
       out.push_back(std::move(fetching));
@@ -204,8 +192,10 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
     auto drain = GaugeFamily("shaken_draining", "1 while the server is shutting down");
     AddSample(&drain, draining->load() ? 1 : 0);
     out.push_back(std::move(drain));
-    if (s->certs != nullptr) {
-      stir::CertCacheStats cs = s->certs->Stats();
+    const stir::X5uCertificateSource* certs =
+        s->verification != nullptr ? s->verification->certificate_cache() : nullptr;
+    if (certs != nullptr) {
+      stir::CertCacheStats cs = certs->Stats();
       auto counter = [&](const char* name, const char* help, uint64_t v) {
         auto f = CounterFamily(name, help);
         AddSample(&f, static_cast<double>(v));
@@ -234,33 +224,6 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
 
 }  // namespace
 
-VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
-  VerifierSettings s;
-  s.validator.ca_file = v.ca_file;
-  s.validator.ca_dir = v.ca_dir;
-  s.validator.crl_files = v.crl_files;
-  s.validator.strictness = v.policy == "strict" ? stir::ProfileStrictness::kStrict
-                                                : stir::ProfileStrictness::kLenient;
-  s.fetcher = X5uUrlPolicy(v);  // the signing profiles' x5u passed the same policy
-  s.fetcher.connect_timeout = v.connect_timeout;
-  s.fetcher.total_timeout = v.fetch_timeout;
-  s.fetcher.max_body_bytes = v.max_certificate_bytes;
-  s.fetcher.tls_ca_file = v.tls_ca_file;
-  s.cache.max_entries = v.cache_max_entries;
-  s.cache.max_bytes = v.cache_max_bytes;
-  s.cache.default_ttl = v.cache_default_ttl;
-  s.cache.max_ttl = v.cache_max_ttl;
-  s.cache.negative_ttl = v.cache_negative_ttl;
-  s.fetcher.max_in_flight = v.fetch_max_in_flight;
-  s.fetcher.max_per_host = v.fetch_max_per_host;
-  s.fetcher.max_queued = v.fetch_max_queued;
-  s.verifier.iat_window = v.iat_window;
-  s.verifier.date_window = v.iat_window;
-  s.verifier.allow_http_x5u = v.lab_allow_http;
-  s.verifier.require_low_s = v.require_low_s;
-  return s;
-}
-
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                                       const stir::Clock* clock) {
   std::unique_ptr<Daemon> d(new Daemon());
@@ -288,7 +251,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     s.profiles.push_back(std::move(profile));
   }
   if (config.verifier.enabled) {
-    ASSIGN_OR_RETURN(s.verifier, BuildVerifier(config, &s));
+    ASSIGN_OR_RETURN(s.verification, BuildVerifier(config, &s));
   }
   s.authorizer = std::make_unique<Authorizer>(config.clients);
   RegisterCollectors(&s, &d->draining_);
@@ -298,7 +261,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     deps.profiles.push_back(p.get());
     if (p->config().is_default) deps.default_profile = p.get();
   }
-  deps.verifier = s.verifier.get();
+  deps.verifier = s.verification != nullptr ? &s.verification->verifier() : nullptr;
   deps.authorizer = s.authorizer.get();
   deps.metrics = s.metrics.get();
   deps.audit_tns = config.audit_tns;
@@ -373,7 +336,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
                       {"reflection", config.reflection},
                       {"profiles", absl::StrCat(s.profiles.size())},
-                      {"verifier", s.verifier != nullptr ? "on" : "off"}});
+                      {"verifier", s.verification != nullptr ? "on" : "off"}});
   return d;
 }
 
@@ -430,10 +393,9 @@ std::vector<std::string> Daemon::ApplyConfig(const Config& next) {
     applied.push_back("clients");
   }
   if (next.log_level != cur.log_level) {
-    if (absl::Status s = SetLogLevel(next.log_level); s.ok()) {
-      cur.log_level = next.log_level;
-      applied.push_back("logging.level");
-    }
+    SetLogLevel(next.log_level);
+    cur.log_level = next.log_level;
+    applied.push_back("logging.level");
   }
   return applied;
 }
@@ -491,8 +453,8 @@ absl::Status Daemon::ReloadFiles() {
   if (!result.ok()) {
     LogError("reload_failed", {{"what", "audit file"}, {"error", std::string(result.message())}});
   }
-  if (state_->validator != nullptr) {
-    absl::Status s = state_->validator->Reload();
+  if (state_->verification != nullptr) {
+    absl::Status s = state_->verification->ReloadTrust();
     if (!s.ok()) {
       LogError("reload_failed", {{"what", "trust anchors"}, {"error", std::string(s.message())}});
       result = s;
@@ -516,6 +478,8 @@ Daemon::~Daemon() {
   state_->api.reset();
   state_->health.reset();
   state_->service.reset();
+  // The verification stack before the metrics its fetches still in progress record into.
+  state_->verification.reset();
 }
 
 }  // namespace shaken::daemon

@@ -13,23 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "daemon/config.h"
-#include "stir/cert_cache.h"
-#include "stir/cert_validator.h"
 #include "stir/clock.h"
-#include "stir/verifier.h"
-#include "stir/x5u_fetcher.h"
 
 namespace shaken::daemon {
-
-// VerifierSettings is what a `verifier:` section stands for in stir's terms. shakend builds its
-// verifier from it; so does load_bench's floor server, to verify exactly as shakend does.
-struct VerifierSettings {
-  stir::CertValidatorOptions validator;
-  stir::X5uFetcherOptions fetcher;
-  stir::CertCacheOptions cache;
-  stir::VerifierOptions verifier;
-};
-VerifierSettings VerifierSettingsFrom(const VerifierConfig& v);
 
 class Daemon {
  public:

@@ -46,6 +46,8 @@ struct ModuleQuirks {
   // C_Initialize (in a new slot): true for it. It briefly disrupts other tokens on the module.
   bool reinitialize_on_token_loss = false;
 
+  friend bool operator==(const ModuleQuirks&, const ModuleQuirks&) = default;
+
   // SoftHsm2 is the setting for SoftHSM2 2.6.x.
   static ModuleQuirks SoftHsm2() {
     return {.finalize_on_unload = false,

@@ -104,12 +104,12 @@ std::optional<CK_SLOT_ID> Pkcs11Uri::slot_id() const {
 absl::StatusOr<PinSource> Pkcs11Uri::PinFromUri() const {
   if (pin_value_) return *pin_value_;
   if (pin_source_) {
-    absl::string_view src = *pin_source_;
-    if (absl::ConsumePrefix(&src, "file://")) return PinSource::FromFile(std::string(src));
-    if (absl::ConsumePrefix(&src, "file:")) return PinSource::FromFile(std::string(src));
-    if (absl::StartsWith(src, "/")) return PinSource::FromFile(std::string(src));
-    return absl::InvalidArgumentError(
-        absl::StrCat(redacted_, ": pin-source must be a file: URI or an absolute path"));
+    absl::StatusOr<PinSource> pin = PinSource::Parse(*pin_source_);
+    if (!pin.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(redacted_, ": pin-source ", pin.status().message()));
+    }
+    return pin;
   }
   return absl::NotFoundError(absl::StrCat(redacted_, ": names no PIN (pin-source)"));
 }

@@ -55,7 +55,8 @@ class Pkcs11Uri {
   const std::optional<std::string>& module_path() const { return module_path_; }
 
   // PinFromUri returns the PIN source the URI names: pin-value (only if it was allowed at parse
-  // time) or pin-source ("file:..." or an absolute path). NOT_FOUND when the URI names neither.
+  // time) or pin-source (read by PinSource::Parse: file:/path, env:VARIABLE or an absolute path;
+  // INVALID_ARGUMENT otherwise). NOT_FOUND when the URI names neither.
   absl::StatusOr<PinSource> PinFromUri() const;
 
  private:

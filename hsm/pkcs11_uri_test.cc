@@ -10,6 +10,7 @@ namespace shaken::hsm {
 namespace {
 
 using ::shaken::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -56,6 +57,17 @@ TEST(Pkcs11UriTest, PinSourceFile) {
                        Pkcs11Uri::Parse("pkcs11:token=t;object=k?pin-source=file:/etc/shaken/pin"));
   ASSERT_OK_AND_ASSIGN(PinSource pin, uri.PinFromUri());
   EXPECT_EQ(pin.Describe(), "file:/etc/shaken/pin");
+}
+
+TEST(Pkcs11UriTest, PinSourceIsReadByPinSourceParse) {
+  ASSERT_OK_AND_ASSIGN(Pkcs11Uri env,
+                       Pkcs11Uri::Parse("pkcs11:token=t;object=k?pin-source=env:SHAKEN_PIN"));
+  ASSERT_OK_AND_ASSIGN(PinSource from_env, env.PinFromUri());
+  EXPECT_EQ(from_env.Describe(), "env:SHAKEN_PIN");
+  ASSERT_OK_AND_ASSIGN(Pkcs11Uri bare, Pkcs11Uri::Parse("pkcs11:token=t;object=k?pin-source=file:"));
+  EXPECT_THAT(bare.PinFromUri(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("pin-source must be file:/path"), HasSubstr("names no file"))));
 }
 
 TEST(Pkcs11UriTest, NoPinIsNotFound) {

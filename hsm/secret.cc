@@ -53,6 +53,30 @@ void SecretString::Wipe() {
   size_ = 0;
 }
 
+absl::StatusOr<PinSource> PinSource::Parse(std::string_view spec) {
+  auto refuse = [](const char* why) {
+    constexpr char kMust[] = "must be file:/path, env:VARIABLE or an absolute path";
+    return absl::InvalidArgumentError(*why == '\0' ? std::string(kMust)
+                                                   : absl::StrCat(kMust, " (", why, ")"));
+  };
+  if (spec.starts_with("file:")) {
+    std::string_view path = spec.substr(5);
+    if (path.starts_with("//")) {
+      // RFC 8089: file://<host>/path; only the local host (empty authority) is meant.
+      path.remove_prefix(2);
+      if (!path.starts_with("/")) return refuse("a file: URI must not name a host");
+    }
+    if (path.empty()) return refuse("\"file:\" names no file");
+    return FromFile(std::string(path));
+  }
+  if (spec.starts_with("env:")) {
+    if (spec.size() == 4) return refuse("\"env:\" names no variable");
+    return FromEnv(std::string(spec.substr(4)));
+  }
+  if (spec.starts_with("/")) return FromFile(std::string(spec));
+  return refuse("");
+}
+
 PinSource PinSource::FromFile(std::string path) { return PinSource(Kind::kFile, std::move(path)); }
 
 PinSource PinSource::FromEnv(std::string variable) {
@@ -63,6 +87,15 @@ PinSource PinSource::FromValue(absl::string_view pin) {
   PinSource s(Kind::kValue, "");
   s.value_ = std::make_shared<const SecretString>(pin);
   return s;
+}
+
+bool operator==(const PinSource& a, const PinSource& b) {
+  if (a.kind_ != b.kind_ || a.where_ != b.where_) return false;
+  if (a.kind_ != PinSource::Kind::kValue || a.value_ == b.value_) return true;
+  if (a.value_ == nullptr || b.value_ == nullptr) return false;
+  const absl::string_view x = a.value_->view();
+  const absl::string_view y = b.value_->view();
+  return x.size() == y.size() && CRYPTO_memcmp(x.data(), y.data(), x.size()) == 0;
 }
 
 std::string PinSource::Describe() const {

@@ -51,12 +51,28 @@ class PinSource {
   // allowed (Pkcs11Uri::ParseOptions::allow_pin_value). The value is kept, wiped on destruction.
   static PinSource FromValue(absl::string_view pin);
 
+  // Parse is the one reader of a secret's source as written in configuration, on a command line
+  // or in a PKCS#11 URI's pin-source attribute (RFC 7512 §2.4). It accepts:
+  //   file:/path, file:///path   the secret is in that file (FromFile)
+  //   env:VARIABLE               the secret is in that environment variable (FromEnv)
+  //   /path                      a bare absolute path: a file, as p11-kit reads pin-source
+  // Anything else is INVALID_ARGUMENT: a bare "file:" or "env:" (no file, no variable), a
+  // file: URI naming a host, a relative name, or the secret itself typed where its source
+  // belongs. The message starts "must be file:/path, env:VARIABLE or an absolute path" so a
+  // caller can prefix the setting it read (e.g. "pkcs11.pin_source ") and never repeats `spec`,
+  // which may be the secret.
+  static absl::StatusOr<PinSource> Parse(std::string_view spec);
+
   // Read returns the PIN. Errors never contain the PIN.
   absl::StatusOr<SecretString> Read() const;
 
   // Describe names the source without its secret ("file:/etc/shaken/pin", "env:SHAKEN_PIN",
   // "value").
   std::string Describe() const;
+
+  // Two sources are equal when they name the same file or variable, or hold the same value
+  // (compared in constant time). For configuration reloads that tell what changed.
+  friend bool operator==(const PinSource& a, const PinSource& b);
 
  private:
   enum class Kind { kFile, kEnv, kValue };

@@ -12,6 +12,7 @@ namespace shaken::hsm {
 namespace {
 
 using ::shaken::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -38,6 +39,50 @@ TEST(PinSourceTest, Env) {
   ::unsetenv("SHAKEN_TEST_PIN_ENV");
   absl::StatusOr<SecretString> gone = PinSource::FromEnv("SHAKEN_TEST_PIN_ENV").Read();
   EXPECT_THAT(gone, StatusIs(absl::StatusCode::kNotFound, HasSubstr("env:SHAKEN_TEST_PIN_ENV")));
+}
+
+// PinSource::Parse is the one reader of a PIN or passphrase source (daemon configuration,
+// shakenctl flags, a PKCS#11 URI's pin-source).
+TEST(PinSourceParseTest, AcceptedForms) {
+  ASSERT_OK_AND_ASSIGN(PinSource file, PinSource::Parse("file:/etc/shaken/pin"));
+  EXPECT_EQ(file.Describe(), "file:/etc/shaken/pin");
+  ASSERT_OK_AND_ASSIGN(PinSource file_uri, PinSource::Parse("file:///etc/shaken/pin"));
+  EXPECT_EQ(file_uri.Describe(), "file:/etc/shaken/pin");
+  ASSERT_OK_AND_ASSIGN(PinSource relative, PinSource::Parse("file:pin.txt"));
+  EXPECT_EQ(relative.Describe(), "file:pin.txt");
+  ASSERT_OK_AND_ASSIGN(PinSource bare_path, PinSource::Parse("/run/secrets/pin"));
+  EXPECT_EQ(bare_path.Describe(), "file:/run/secrets/pin");
+  ASSERT_OK_AND_ASSIGN(PinSource env, PinSource::Parse("env:SHAKEN_PIN"));
+  EXPECT_EQ(env.Describe(), "env:SHAKEN_PIN");
+}
+
+TEST(PinSourceParseTest, RefusedFormsSayWhyAndNeverEchoTheValue) {
+  const std::string kMust = "must be file:/path, env:VARIABLE or an absolute path";
+  EXPECT_THAT(PinSource::Parse("file:"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(kMust), HasSubstr("\"file:\" names no file"))));
+  EXPECT_THAT(PinSource::Parse("env:"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("names no variable")));
+  EXPECT_THAT(PinSource::Parse("file://"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not name a host")));
+  EXPECT_THAT(PinSource::Parse("file://host/pin"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not name a host")));
+  EXPECT_THAT(PinSource::Parse(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(kMust)));
+  // A relative bare name may be the secret itself typed where its source belongs.
+  for (const char* secret : {"1234", "pin.txt", "correct horse battery", "FILE:/p"}) {
+    absl::StatusOr<PinSource> r = PinSource::Parse(secret);
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(kMust))) << secret;
+    EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr(secret)));
+  }
+}
+
+TEST(PinSourceParseTest, EqualWhenTheyNameTheSameSource) {
+  EXPECT_EQ(*PinSource::Parse("file:/etc/pin"), *PinSource::Parse("/etc/pin"));
+  EXPECT_EQ(*PinSource::Parse("file:///etc/pin"), PinSource::FromFile("/etc/pin"));
+  EXPECT_NE(*PinSource::Parse("file:/etc/pin"), *PinSource::Parse("file:/etc/pin2"));
+  EXPECT_NE(*PinSource::Parse("env:PIN"), PinSource::FromFile("PIN"));
+  EXPECT_EQ(PinSource::FromValue("1234"), PinSource::FromValue("1234"));
+  EXPECT_NE(PinSource::FromValue("1234"), PinSource::FromValue("1235"));
 }
 
 TEST(SecretStringTest, MoveLeavesSourceEmpty) {

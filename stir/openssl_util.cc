@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -305,8 +306,13 @@ absl::Status VerifyEs256(const EVP_PKEY* key, const Sha256Digest& digest,
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  if (!in) {
+    const int err = errno;
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", path, err != 0 ? absl::StrCat(": ", std::strerror(err)) : ""));
+  }
   std::string data;
   data.resize(max_bytes + 1);
   in.read(data.data(), static_cast<std::streamsize>(data.size()));

@@ -271,7 +271,7 @@ std::string CanonicalShakenPayload(std::string_view attest, const std::vector<st
   return out;
 }
 
-absl::Status ValidateX5uForSigning(std::string_view x5u, const X5uFetcherOptions& policy) {
+absl::Status ValidateX5uForSigning(std::string_view x5u, const X5uPolicy& policy) {
   // ATIS-1000080 CE-12: one x5u policy for signer and verifier. What the fetcher would refuse,
   // every verifier answers 436, so it is refused here with the fetcher's own words.
   FetchResult allowed = CheckX5uUrl(x5u, policy);

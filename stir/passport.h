@@ -105,7 +105,7 @@ class PassportSigner {
     absl::Duration max_iat_skew = absl::Seconds(60);
     // The x5u URL policy the signing x5u must pass (ValidateX5uForSigning): the production
     // fetch policy unless a lab relaxes it as its own verifier does (shakend: verifier.lab).
-    X5uFetcherOptions x5u_policy;
+    X5uPolicy x5u_policy;
   };
 
   // Create checks `x5u` with ValidateX5uForSigning under options.x5u_policy and keeps `signer`
@@ -162,7 +162,7 @@ std::string CanonicalShakenPayload(std::string_view attest, const std::vector<st
 // one x5u policy and cannot disagree. Signing adds what the Identity header needs: at most 1024
 // bytes, no '<', '>' or '"' (they would break info=<...>). INVALID_ARGUMENT says what to fix.
 absl::Status ValidateX5uForSigning(std::string_view x5u,
-                                   const X5uFetcherOptions& policy = X5uFetcherOptions());
+                                   const X5uPolicy& policy = X5uPolicy());
 
 }  // namespace shaken::stir
 

@@ -123,7 +123,7 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
     return v;
   }
   if (!absl::StartsWith(*h.x5u, "https://") &&
-      !(options_.allow_http_x5u && absl::StartsWith(*h.x5u, "http://"))) {
+      !(options_.x5u_policy.allow_http && absl::StartsWith(*h.x5u, "http://"))) {
     v.SetReason(Reason::kX5uNotAllowed, "x5u must be an https URL (ATIS-1000080, SH-10)");
     return v;
   }

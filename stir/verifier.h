@@ -39,6 +39,7 @@
 #include "stir/cert_source.h"
 #include "stir/clock.h"
 #include "stir/verdict.h"
+#include "stir/x5u_fetcher.h"
 
 namespace shaken::stir {
 
@@ -49,8 +50,10 @@ struct VerifierOptions {
   // RFC 8224 §4.1: 60 s is RECOMMENDED; symmetric, so a future iat is rejected too (P7).
   absl::Duration iat_window = absl::Seconds(60);
   absl::Duration date_window = absl::Seconds(60);
-  // Lab allowance: accept http:// x5u (the fetcher must allow it too).
-  bool allow_http_x5u = false;
+  // The x5u policy (X5uPolicy; production by default). The verifier itself applies its scheme
+  // rule at step 6 (https, or http with allow_http); the certificate source's fetcher applies the
+  // rest. VerificationStack gives both the same value.
+  X5uPolicy x5u_policy;
   // Policy: reject ECDSA signatures whose s is above n/2 (both (r,s) and (r,n-s) verify; a
   // low-S rule removes that malleability). Off by default: HSMs emit either.
   bool require_low_s = false;

@@ -247,7 +247,7 @@ Reason MapCurlError(CURLcode code, const Transfer& t) {
 }
 
 // ParseAllowedUrl applies the URL policy; on success `*out` holds libcurl's parse.
-FetchResult ParseAllowedUrl(std::string_view url, const X5uFetcherOptions& options,
+FetchResult ParseAllowedUrl(std::string_view url, const X5uPolicy& options,
                             CurlUrlPtr* out) {
   auto refuse = [](std::string why) {
     return FetchResult::Failure(Reason::kX5uNotAllowed, std::move(why));
@@ -449,7 +449,7 @@ absl::StatusOr<IpCidr> ParseCidr(std::string_view text) {
   return c;
 }
 
-bool IsAddressAllowed(const struct sockaddr* addr, const X5uFetcherOptions& options) {
+bool IsAddressAllowed(const struct sockaddr* addr, const X5uPolicy& options) {
   const Judged a = Judge(addr);
   if (a.family == 0 || NeverAllowed(a)) return false;
   const bool listed = std::any_of(options.allow_cidrs.begin(), options.allow_cidrs.end(),
@@ -459,7 +459,7 @@ bool IsAddressAllowed(const struct sockaddr* addr, const X5uFetcherOptions& opti
   return true;
 }
 
-bool IsIpAllowed(std::string_view ip, const X5uFetcherOptions& options) {
+bool IsIpAllowed(std::string_view ip, const X5uPolicy& options) {
   const std::string text(ip);
   sockaddr_in v4{};
   if (inet_pton(AF_INET, text.c_str(), &v4.sin_addr) == 1) {
@@ -484,7 +484,7 @@ std::optional<absl::Duration> FetchResult::FreshnessLifetime(absl::Time now) con
   return std::nullopt;
 }
 
-FetchResult CheckX5uUrl(std::string_view url, const X5uFetcherOptions& options) {
+FetchResult CheckX5uUrl(std::string_view url, const X5uPolicy& options) {
   CurlUrlPtr parsed;
   return ParseAllowedUrl(url, options, &parsed);
 }

@@ -35,8 +35,32 @@ struct IpCidr {
 // Host bits must be zero ("10.0.0.1/8" is refused as ambiguous). INVALID_ARGUMENT says why.
 absl::StatusOr<IpCidr> ParseCidr(std::string_view text);
 
-// X5uFetcherOptions. The defaults are the production policy; every relaxation is a lab option.
-struct X5uFetcherOptions {
+// X5uPolicy is the one x5u URL policy (ATIS-1000080 CE-12, SH-10): which x5u URLs are
+// dereferenced, and so which x5u a signer may publish. The defaults are the production policy:
+// https only, port 443 or 8443, no userinfo / query / fragment, the SSRF guard (IsAddressAllowed)
+// on every address connected to. Every relaxation is a lab allowance. The same value is applied by
+// signing-profile validation (ValidateX5uForSigning), by the fetcher (CheckX5uUrl before any I/O,
+// IsAddressAllowed while connecting) and by the verifier (VerifierOptions::x5u_policy);
+// VerificationStack hands one value to all of them.
+struct X5uPolicy {
+  // Lab: http:// URLs too (port 80 then counts as a standard port).
+  bool allow_http = false;
+  // Lab: any port, not only 443 / 8443.
+  bool allow_any_port = false;
+  // SSRF guard relaxations (see IsAddressAllowed). allow_private_addresses, despite its name
+  // (kept for configuration compatibility), allows loopback only; anything wider is named by
+  // allow_cidrs. Unspecified, link-local, multicast and cloud-metadata addresses stay blocked
+  // whatever these say. For tests and labs only.
+  bool allow_private_addresses = false;
+  std::vector<IpCidr> allow_cidrs;
+  // Longest URL accepted.
+  size_t max_url_bytes = 2048;
+
+  friend bool operator==(const X5uPolicy&, const X5uPolicy&) = default;
+};
+
+// X5uFetcherOptions: the fetcher's x5u policy (the X5uPolicy it is) and its transfer limits.
+struct X5uFetcherOptions : X5uPolicy {
   // P12 (Asterisk curl_timeout 2 s): connect (TCP + TLS handshake start) and whole-transfer limits.
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration total_timeout = absl::Seconds(4);
@@ -45,18 +69,7 @@ struct X5uFetcherOptions {
   size_t max_body_bytes = 16 * 1024;
   // TLS trust for the fetch: the system store when empty, otherwise only this PEM CA bundle.
   std::string tls_ca_file;
-  // Lab options. CE-12 / SH-10: a verifier "should not dereference" anything but https on port
-  // 443 or 8443.
-  bool allow_http = false;
-  bool allow_any_port = false;
-  // SSRF guard relaxations (see IsAddressAllowed). allow_private_addresses, despite its name
-  // (kept for configuration compatibility), allows loopback only; anything wider is named by
-  // allow_cidrs. Unspecified, link-local, multicast and cloud-metadata addresses stay blocked
-  // whatever these say. For tests and labs only.
-  bool allow_private_addresses = false;
-  std::vector<IpCidr> allow_cidrs;
   std::string user_agent = "shakend-x5u/1";
-  size_t max_url_bytes = 2048;
   // Asynchronous fetches (FetchAsync): how many run at once in all and to one host (host:port),
   // and how many may wait for a slot; one more is answered at once (shed).
   int max_in_flight = 64;
@@ -169,7 +182,7 @@ class X5uFetcher final : public CertificateFetcher {
 
 // CheckX5uUrl applies the URL policy of X5uFetcher without any network I/O. kPassed when
 // allowed, otherwise kX5uNotAllowed with a detail.
-FetchResult CheckX5uUrl(std::string_view url, const X5uFetcherOptions& options);
+FetchResult CheckX5uUrl(std::string_view url, const X5uPolicy& policy);
 
 // IsBlockedAddress tells whether the SSRF guard refuses `addr` (AF_INET or AF_INET6): loopback,
 // RFC 1918, CGNAT 100.64/10, link-local, unspecified, multicast, reserved/broadcast, benchmarking
@@ -191,9 +204,9 @@ bool IsBlockedIp(std::string_view ip);
 //     in an allow_cidrs entry;
 //   - everything else (public unicast): allowed.
 // Unknown families are refused.
-bool IsAddressAllowed(const struct sockaddr* addr, const X5uFetcherOptions& options);
+bool IsAddressAllowed(const struct sockaddr* addr, const X5uPolicy& policy);
 // IsIpAllowed is IsAddressAllowed for a textual address (false when unparsable).
-bool IsIpAllowed(std::string_view ip, const X5uFetcherOptions& options);
+bool IsIpAllowed(std::string_view ip, const X5uPolicy& policy);
 
 }  // namespace shaken::stir
 

@@ -1119,7 +1119,7 @@ TEST(DaemonEncryptedKeyTest, FileProfileWithAnEncryptedKeySignsAndErrorsSayWhatT
 TEST_F(DaemonTest, SigningIsRefusedWhileAuditCannotBeWritten) {
   if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
   auto c = Client();
-  ASSERT_OK(daemon::InitLogging("text", "info", "/dev/full"));
+  ASSERT_OK(daemon::InitLogging(daemon::LogFormat::kText, daemon::LogLevel::kInfo, "/dev/full"));
   const uint64_t before = daemon::AuditWriteFailures();
   EXPECT_OK(c->Sign(Call()));  // its record is lost: audit is now known to fail
   EXPECT_THAT(c->Sign(Call()),
@@ -1128,7 +1128,7 @@ TEST_F(DaemonTest, SigningIsRefusedWhileAuditCannotBeWritten) {
   EXPECT_GE(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_write_failures_total"),
             2.0);
   EXPECT_EQ(Value(Scrape(env_->daemon().metrics_port()), "shaken_audit_available"), 0.0);
-  ASSERT_OK(daemon::InitLogging("text", "info", ""));
+  ASSERT_OK(daemon::InitLogging(daemon::LogFormat::kText, daemon::LogLevel::kInfo, ""));
   EXPECT_OK(c->Sign(Call()));
 }
 

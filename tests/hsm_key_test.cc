@@ -10,6 +10,7 @@
 #include "hsm/key_manager.h"
 #include "hsm/key_pool.h"
 #include "hsm/module.h"
+#include "hsm/open_signer.h"
 #include "stir/openssl_util.h"
 #include "tests/testing/softhsm_token.h"
 #include "tests/testing/status_matchers.h"
@@ -163,6 +164,35 @@ TEST(HsmKeyTest, DuplicateLabelRefusedUnlessAsked) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("object=dup-key")));
   ASSERT_OK_AND_ASSIGN(Pkcs11Uri by_id, Pkcs11Uri::Parse(second.uri));
   EXPECT_OK(KeyPool::Create(token, by_id, {.size = 1}).status());
+}
+
+// OpenSigner on a token key: a KeyPool, its public half exported from the token, a pin-free
+// description.
+TEST(HsmKeyTest, OpenSignerOnATokenKey) {
+  auto module = LoadSoftHsm();
+  auto token = OpenTestToken(module);
+  ASSERT_OK(GenerateP256Key(*token, {.label = "opened-key"}));
+  auto& t = SoftHsmToken::Shared();
+  OpenSignerOptions options;
+  options.module_path = t.module_path();
+  options.pin = PinSource::FromFile(t.pin_file());
+  options.pool.size = 1;
+  ASSERT_OK_AND_ASSIGN(OpenedSigner opened, OpenSigner(t.KeyUri("opened-key"), options));
+  ASSERT_NE(opened.pool, nullptr);
+  EXPECT_EQ(opened.pool, opened.signer.get());
+  EXPECT_THAT(opened.description, HasSubstr("object=opened-key"));
+  EXPECT_THAT(opened.description, Not(HasSubstr(t.pin())));
+  ASSERT_NE(opened.public_key, nullptr);
+  const stir::Sha256Digest digest = stir::Sha256("open signer on a token");
+  ASSERT_OK_AND_ASSIGN(stir::Es256Signature sig,
+                       opened.signer->SignDigest(digest, absl::Now() + absl::Seconds(5)));
+  EXPECT_OK(stir::VerifyEs256(opened.public_key.get(), digest, sig));
+
+  options.export_public_key = false;
+  ASSERT_OK_AND_ASSIGN(OpenedSigner without, OpenSigner(t.KeyUri("opened-key"), options));
+  EXPECT_EQ(without.public_key, nullptr);
+  EXPECT_THAT(OpenSigner(t.KeyUri("no-such-opened-key"), options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("object=no-such-opened-key")));
 }
 
 TEST(HsmKeyTest, ListExportAndDelete) {
