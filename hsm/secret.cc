@@ -7,9 +7,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace shaken::hsm {
 namespace {
@@ -20,6 +23,18 @@ constexpr size_t kMaxPin = 256;
 size_t TrimmedSize(const char* p, size_t n) {
   while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) --n;
   return n;
+}
+
+// PINs read from the environment, by variable name. The first Read takes the value, overwrites
+// it in place and removes the variable: a process's environment stays readable by its user (and
+// root) in /proc/<pid>/environ for its whole life, and child processes would inherit it.
+struct EnvPins {
+  absl::Mutex mu;
+  std::map<std::string, std::shared_ptr<const SecretString>> pins ABSL_GUARDED_BY(mu);
+};
+EnvPins& TheEnvPins() {
+  static EnvPins* pins = new EnvPins;  // never destroyed: reads may come until exit
+  return *pins;
 }
 
 }  // namespace
@@ -115,15 +130,25 @@ absl::StatusOr<SecretString> PinSource::Read() const {
     case Kind::kValue:
       return SecretString(value_->view());
     case Kind::kEnv: {
-      const char* v = std::getenv(where_.c_str());
+      EnvPins& env = TheEnvPins();
+      absl::MutexLock lock(&env.mu);
+      if (auto it = env.pins.find(where_); it != env.pins.end()) {
+        return SecretString(it->second->view());
+      }
+      char* v = std::getenv(where_.c_str());
       if (v == nullptr || *v == '\0') {
         return absl::NotFoundError(absl::StrCat("PIN source ", Describe(), " is unset or empty"));
       }
-      size_t n = TrimmedSize(v, std::strlen(v));
+      const size_t raw = std::strlen(v);
+      size_t n = TrimmedSize(v, raw);
       if (n > kMaxPin) {
         return absl::InvalidArgumentError(absl::StrCat("PIN source ", Describe(), " is too long"));
       }
-      return SecretString(absl::string_view(v, n));
+      auto pin = std::make_shared<const SecretString>(absl::string_view(v, n));
+      OPENSSL_cleanse(v, raw);  // the bytes /proc/<pid>/environ shows
+      ::unsetenv(where_.c_str());
+      env.pins.emplace(where_, pin);
+      return SecretString(pin->view());
     }
     case Kind::kFile: {
       int fd = ::open(where_.c_str(), O_RDONLY | O_CLOEXEC);

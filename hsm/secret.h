@@ -44,8 +44,12 @@ class PinSource {
   // and owned by the daemon's user; Read fails with NOT_FOUND/PERMISSION_DENIED/INVALID_ARGUMENT
   // if it is missing, unreadable, empty or longer than 256 bytes.
   static PinSource FromFile(std::string path);
-  // FromEnv reads the PIN from an environment variable (for systemd's LoadCredential or a
-  // container secret). Read fails with NOT_FOUND when it is unset or empty.
+  // FromEnv reads the PIN from an environment variable (a container secret exposed as one; a
+  // mounted file is the better choice). The first Read in the process takes the value, overwrites
+  // it and unsets the variable, so that /proc/<pid>/environ and child processes never show it;
+  // later Reads (of any PinSource naming that variable) use the value taken. Call the first Read
+  // before other threads use getenv/setenv (shakend: at start-up). Read fails with NOT_FOUND
+  // when it is unset or empty.
   static PinSource FromEnv(std::string variable);
   // FromValue holds the PIN itself. Only for tests and for a URI pin-value when explicitly
   // allowed (Pkcs11Uri::ParseOptions::allow_pin_value). The value is kept, wiped on destruction.

@@ -32,13 +32,17 @@ TEST(PinSourceTest, MissingAndEmptyFile) {
   std::remove(path.c_str());
 }
 
-TEST(PinSourceTest, Env) {
-  ::setenv("SHAKEN_TEST_PIN_ENV", "9876", 1);
+TEST(PinSourceTest, EnvIsTakenOnceAndLeavesTheEnvironment) {
+  ::setenv("SHAKEN_TEST_PIN_ENV", "9876\n", 1);
   ASSERT_OK_AND_ASSIGN(SecretString pin, PinSource::FromEnv("SHAKEN_TEST_PIN_ENV").Read());
   EXPECT_EQ(pin.view(), "9876");
-  ::unsetenv("SHAKEN_TEST_PIN_ENV");
-  absl::StatusOr<SecretString> gone = PinSource::FromEnv("SHAKEN_TEST_PIN_ENV").Read();
-  EXPECT_THAT(gone, StatusIs(absl::StatusCode::kNotFound, HasSubstr("env:SHAKEN_TEST_PIN_ENV")));
+  // Gone from the environment (and from children's); later reads use the value taken.
+  EXPECT_EQ(std::getenv("SHAKEN_TEST_PIN_ENV"), nullptr);
+  ASSERT_OK_AND_ASSIGN(SecretString again, PinSource::FromEnv("SHAKEN_TEST_PIN_ENV").Read());
+  EXPECT_EQ(again.view(), "9876");
+  absl::StatusOr<SecretString> never = PinSource::FromEnv("SHAKEN_TEST_PIN_NEVER_SET").Read();
+  EXPECT_THAT(never,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("env:SHAKEN_TEST_PIN_NEVER_SET")));
 }
 
 // PinSource::Parse is the one reader of a PIN or passphrase source (daemon configuration,

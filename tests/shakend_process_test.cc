@@ -102,6 +102,34 @@ TEST(ShakendPinTest, AWrongPinExitsThreeAndIsNotRetried) {
   EXPECT_THAT(r.output(), ::testing::Not(HasSubstr("000000")));
 }
 
+TEST(ShakendPinTest, APinFromTheEnvironmentLeavesTheProcessEnvironment) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.start_daemon = false}));
+  const std::string& pin = SoftHsmToken::Shared().pin();
+  std::string yaml = env->config_yaml();
+  const std::string from_file =
+      absl::StrCat("pin_source: file:", SoftHsmToken::Shared().pin_file());
+  ASSERT_TRUE(absl::StrContains(yaml, from_file));
+  yaml = absl::StrReplaceAll(yaml, {{from_file, "pin_source: env:SHAKEN_TEST_TOKEN_PIN"}});
+  const std::string path = env->dir() + "/env-pin.yaml";
+  std::ofstream(path) << yaml;
+  ASSERT_OK_AND_ASSIGN(Child c, Child::Start({Shakend(), "--config", path},
+                                             env->dir() + "/env-pin.log",
+                                             {{"SHAKEN_TEST_TOKEN_PIN", pin}}));
+  bool serving = false;
+  for (int i = 0; i < 300 && !serving; ++i) {
+    serving = absl::StrContains(c.Log(), "info serving");
+    if (!serving) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(serving) << c.Log();  // it logged in with the PIN from the environment
+  const std::string environ =
+      ReadFileOrEmpty(absl::StrCat("/proc/", c.pid(), "/environ"));
+  ASSERT_FALSE(environ.empty());
+  EXPECT_THAT(environ, ::testing::Not(HasSubstr(pin)));
+  EXPECT_THAT(environ, ::testing::Not(HasSubstr("SHAKEN_TEST_TOKEN_PIN=" + pin)));
+  c.Signal(SIGTERM);
+  EXPECT_EQ(c.Wait(absl::Seconds(15)), 0) << c.Log();
+}
+
 TEST_F(ShakendProcessTest, VersionAndUsageErrors) {
   RunResult r = RunCommand({Shakend(), "--version"}, {.timeout = absl::Seconds(20)});
   EXPECT_EQ(r.exit_code, 0);
