@@ -1,7 +1,12 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -485,6 +490,75 @@ stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.verifier.date_window = v.iat_window;
   s.verifier.require_low_s = v.require_low_s;
   return s;
+}
+
+namespace {
+
+// FileProblem: "" when `path` is a readable regular file (a directory when `directory`), else why.
+std::string FileProblem(const std::string& path, bool directory = false) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return strerror(errno);
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    return directory ? "not a directory" : "not a regular file";
+  }
+  if (::access(path.c_str(), R_OK) != 0) return strerror(errno);
+  return "";
+}
+
+}  // namespace
+
+std::vector<std::string> CheckReferencedFiles(const Config& config) {
+  std::vector<std::string> problems;
+  auto file = [&](const std::string& key, const std::string& path, bool directory = false) {
+    if (path.empty()) return;
+    if (std::string why = FileProblem(path, directory); !why.empty()) {
+      problems.push_back(absl::StrCat(key, ": ", path, ": ", why));
+    }
+  };
+  auto secret = [&](const std::string& key, const std::optional<hsm::PinSource>& source) {
+    if (!source.has_value() || !absl::StartsWith(source->Describe(), "file:")) return;
+    absl::StatusOr<hsm::SecretString> read = source->Read();  // wiped when it goes
+    if (!read.ok()) problems.push_back(absl::StrCat(key, ": ", read.status().message()));
+  };
+  if (config.tls.has_value()) {
+    file("listen.tls.cert_file", config.tls->cert_file);
+    file("listen.tls.key_file", config.tls->key_file);
+    file("listen.tls.client_ca_file", config.tls->client_ca_file);
+  }
+  if (config.pkcs11.has_value()) {
+    file("pkcs11.module", config.pkcs11->module);
+    secret("pkcs11.pin_source", config.pkcs11->pin_source);
+  }
+  for (size_t i = 0; i < config.profiles.size(); ++i) {
+    const ProfileConfig& p = config.profiles[i];
+    const std::string at = absl::StrCat("profiles[", i, "] (", p.name, ").");
+    if (absl::StartsWith(p.key, "file:")) file(at + "key", p.key.substr(5));
+    secret(at + "key_passphrase_source", p.key_passphrase_source);
+    file(at + "certificate", p.certificate_file);
+  }
+  if (config.verifier.enabled) {
+    file("verifier.ca_file", config.verifier.ca_file);
+    file("verifier.ca_dir", config.verifier.ca_dir, /*directory=*/true);
+    for (size_t i = 0; i < config.verifier.crl_files.size(); ++i) {
+      file(absl::StrCat("verifier.crl_files[", i, "]"), config.verifier.crl_files[i]);
+    }
+    file("verifier.tls_ca_file", config.verifier.tls_ca_file);
+  }
+  if (const std::string& audit = config.audit_file; !audit.empty()) {
+    if (::access(audit.c_str(), F_OK) == 0) {
+      if (::access(audit.c_str(), W_OK) != 0) {
+        problems.push_back(
+            absl::StrCat("logging.audit_file: ", audit, ": cannot append: ", strerror(errno)));
+      }
+    } else {
+      const std::string dir = std::filesystem::path(audit).parent_path().string();
+      if (::access(dir.empty() ? "." : dir.c_str(), W_OK | X_OK) != 0) {
+        problems.push_back(absl::StrCat("logging.audit_file: ", audit,
+                                        ": cannot be created in ", dir, ": ", strerror(errno)));
+      }
+    }
+  }
+  return problems;
 }
 
 std::vector<std::string> ConfigWarnings(const Config& config) {

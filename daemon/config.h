@@ -165,6 +165,13 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
 // shakend does.
 stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v);
 
+// CheckReferencedFiles checks, as the user running it and without touching the token, that every
+// file the configuration names can be used: TLS files, the PKCS#11 module, a PIN file (read, then
+// wiped), key files and their passphrase files, certificates, trust anchors, CRLs, and that the
+// audit file can be appended to (or created). One sentence per problem, naming the key and the
+// path. (PIN sources in the environment are not read: the check may run in another shell.)
+std::vector<std::string> CheckReferencedFiles(const Config& config);
+
 // ConfigWarnings lists what is valid but probably a mistake, one sentence each naming the key:
 // a client rule naming a profile that does not exist (it grants nothing; a typo there silently
 // leaves a client unable to sign). shakend --check-config prints them; start-up logs them.

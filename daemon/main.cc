@@ -44,6 +44,10 @@ int Run(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "configuration file (YAML)");
   app.add_option("--check-config", check_path,
                  "validate a configuration file and exit: 0 valid, 1 not");
+  bool syntax_only = false;
+  app.add_flag("--syntax-only", syntax_only,
+               "with --check-config: check the file alone, not the files it names (e.g. an "
+               "example on another host)");
   app.set_version_flag("--version", "shakend " SHAKEN_VERSION);
   app.footer(
       "Examples:\n"
@@ -69,6 +73,13 @@ int Run(int argc, char** argv) {
     if (!c.ok()) {
       std::fprintf(stderr, "shakend: %s\n", std::string(c.status().message()).c_str());
       return 1;
+    }
+    if (!syntax_only) {
+      const std::vector<std::string> problems = shaken::daemon::CheckReferencedFiles(*c);
+      for (const std::string& p : problems) {
+        std::fprintf(stderr, "shakend: %s: %s\n", check_path.c_str(), p.c_str());
+      }
+      if (!problems.empty()) return 1;
     }
     const std::vector<std::string> warnings = shaken::daemon::ConfigWarnings(*c);
     for (const std::string& w : warnings) {

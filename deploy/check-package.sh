@@ -32,7 +32,9 @@ check_root() {
     echo "$what: unexpected ExecStart in the installed unit"
     exit 1
   }
-  "$root/usr/sbin/shakend" --check-config "$root/usr/share/doc/shakend/examples/shakend.example.yaml"
+  # The example names files of a production host (/etc/shakend/...): the file alone.
+  "$root/usr/sbin/shakend" --check-config "$root/usr/share/doc/shakend/examples/shakend.example.yaml" \
+    --syntax-only
   "$root/usr/sbin/shakend" --version
 }
 

@@ -140,6 +140,25 @@ TEST_F(ShakendProcessTest, VersionAndUsageErrors) {
   EXPECT_THAT(r.output(), HasSubstr("--colour"));
 }
 
+// --check-config also checks the files the configuration names, as the user running it, and
+// says which key names a missing or unreadable one.
+TEST_F(ShakendProcessTest, CheckConfigChecksTheFilesItNames) {
+  std::string yaml = Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5));
+  yaml = absl::StrReplaceAll(yaml, {{env_->FileChainPath(), env_->dir() + "/no-such-chain.pem"}});
+  yaml += "logging: {audit_file: " + env_->dir() + "/no-such-dir/audit.log}\n";
+  std::string path = Write("missing.yaml", yaml);
+  RunResult r = RunCommand({Shakend(), "--check-config", path}, {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 1) << r.output();
+  EXPECT_THAT(r.err, HasSubstr("profiles[0] (file).certificate: " + env_->dir() +
+                               "/no-such-chain.pem: No such file or directory"));
+  EXPECT_THAT(r.err, HasSubstr("logging.audit_file: "));
+  EXPECT_THAT(r.err, HasSubstr("cannot be created in"));
+  // --syntax-only: the file alone (an example written for another host).
+  r = RunCommand({Shakend(), "--check-config", path, "--syntax-only"},
+                 {.timeout = absl::Seconds(20)});
+  EXPECT_EQ(r.exit_code, 0) << r.output();
+}
+
 // A client rule naming a profile that does not exist is valid but warned about.
 TEST_F(ShakendProcessTest, CheckConfigWarnsAboutRulesNamingUnknownProfiles) {
   const std::string yaml = Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)) +
