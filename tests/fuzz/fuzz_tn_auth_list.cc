@@ -19,6 +19,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)shaken::stir::TnAuthListHasTns(*list);
   for (const auto& e : *list) {
     FUZZ_CHECK(!e.value.empty());
+    // The documented ranges: count 2..2^63, a 1..15 character TN start; SPC 1..64 characters.
+    if (e.kind == shaken::stir::TnAuthEntry::Kind::kRange) {
+      FUZZ_CHECK(e.count >= 2 && e.count <= (uint64_t{1} << 63));
+    }
+    FUZZ_CHECK(e.value.size() <= (e.kind == shaken::stir::TnAuthEntry::Kind::kSpc ? 64u : 15u));
     // A TN of the list, and its neighbours, through the range arithmetic.
     (void)shaken::stir::TnAuthListCovers(*list, e.value);
     std::string next = e.value;
