@@ -16,6 +16,8 @@ PACKAGES=(
   softhsm2 libp11-dev libengine-pkcs11-openssl opensc
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # fuzzing (SHAKEN_FUZZ=1 deploy/test.sh): clang, libFuzzer + sanitizer runtimes, symbolizer
+  clang libclang-rt-14-dev llvm-14
   # interop peers (independent SHAKEN implementation)
   secsipidx libsecsipid-dev
   # helper tools used by scripts and tests

@@ -112,6 +112,7 @@ struct Tlv {
 
 constexpr size_t kMaxTnEntries = 1024;
 constexpr size_t kMaxSpcBytes = 64;
+constexpr uint64_t kMaxRangeCount = uint64_t{1} << 63;  // as documented in cert_validator.h
 
 // ReadTlv reads one DER TLV from the front of `in` (low-tag-number form only; definite lengths of
 // at most 4 length bytes, minimally encoded) and advances `in`.
@@ -223,6 +224,10 @@ absl::StatusOr<std::vector<TnAuthEntry>> ParseTnAuthList(std::string_view der) {
         ASSIGN_OR_RETURN(Tlv count, ReadOnly(body, "range count"));
         ASSIGN_OR_RETURN(out.count, PositiveInteger(count));
         if (out.count < 2) return absl::InvalidArgumentError("range count must be at least 2");
+        if (out.count > kMaxRangeCount) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("range count ", out.count, " exceeds 2^63"));
+        }
         out.kind = TnAuthEntry::Kind::kRange;
         break;
       }

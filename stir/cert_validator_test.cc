@@ -438,11 +438,30 @@ TEST(ParseTnAuthListTest, MalformedInputsAreErrors) {
       Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0x01}),   // count 1
       Bytes({0x30, 0x08, 0xA1, 0x06, 0x16, 0x01, '1', 0x02, 0x01, 0xFF}),   // negative count
       Bytes({0x30, 0x05, 0xA1, 0x03, 0x16, 0x01, '1'}),                     // count missing
+      // count 2^64 - 1: over the documented 2^63 (a leading 0x00 made it a positive INTEGER)
+      Bytes({0x30, 0x10, 0xA1, 0x0E, 0x16, 0x01, '1', 0x02, 0x09, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
+             0xFF, 0xFF, 0xFF, 0xFF}),
+      // count 2^63 + 1
+      Bytes({0x30, 0x10, 0xA1, 0x0E, 0x16, 0x01, '1', 0x02, 0x09, 0x00, 0x80, 0x00, 0x00, 0x00,
+             0x00, 0x00, 0x00, 0x01}),
       Bytes({0x30, 0x03, 0x1F, 0x81, 0x00}),                                // high tag number
   };
   for (const std::string& der : bad) {
     EXPECT_FALSE(ParseTnAuthList(der).ok()) << absl::BytesToHexString(der);
   }
+}
+
+TEST(ParseTnAuthListTest, RangeCountUpToTwoToThe63) {
+  // count 2^63, the largest the header documents, is accepted; 2^63 + 1 is refused with a reason.
+  const std::string max = Bytes({0x30, 0x10, 0xA1, 0x0E, 0x16, 0x01, '1', 0x02, 0x09, 0x00, 0x80,
+                                 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});
+  ASSERT_OK_AND_ASSIGN(auto entries, ParseTnAuthList(max));
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].count, uint64_t{1} << 63);
+  std::string over = max;
+  over.back() = 0x01;
+  EXPECT_THAT(ParseTnAuthList(over),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exceeds 2^63")));
 }
 
 TEST(ParseTnAuthListTest, EveryTruncationAndBitFlipIsSafe) {
