@@ -247,9 +247,23 @@ absl::StatusOr<KeyPool::Lease> KeyPool::RetryLease(absl::Time deadline) const {
       generation = generation_;
       fresh = true;
     } else if (idle_.empty() && (consecutive_failures_ > 0 || live_ == 0)) {
-      // The token is known to be down: do not hammer it; the background thread retries with
-      // backoff.
-      return absl::UnavailableError("token down, reconnecting in the background");
+      // A session the background thread is opening right now (after a module re-initialisation,
+      // say) is worth waiting for, within the deadline and max_wait.
+      auto settled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !idle_.empty() || opening_ == 0 || stopping_;
+      };
+      if (opening_ > 0) {
+        mu_.AwaitWithDeadline(absl::Condition(&settled),
+                              std::min(deadline, absl::Now() + options_.max_wait));
+      }
+      if (idle_.empty()) {
+        // The token is known to be down: do not hammer it; the background thread retries with
+        // backoff.
+        return absl::UnavailableError("token down, reconnecting in the background");
+      }
+      Lease lease = idle_.back();
+      idle_.pop_back();
+      return lease;
     }
   }
   if (!fresh) return Checkout(deadline);  // the pool is full again: take an idle session
