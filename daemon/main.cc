@@ -156,7 +156,7 @@ int Run(int argc, char** argv) {
     if (sig == SIGHUP) {
       shaken::daemon::LogInfo("signal", {{"signal", "SIGHUP"}});
       notifier.Reloading();
-      // The whole file again: an invalid one changes nothing (not even certificates).
+      // The whole file again: an invalid one changes nothing but the audit file reopen.
       absl::StatusOr<shaken::daemon::Config> next = shaken::daemon::LoadConfig(config_path);
       absl::Status reloaded = next.status();
       if (!next.ok()) {
