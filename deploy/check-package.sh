@@ -14,7 +14,7 @@ check_root() {
            etc/logrotate.d/shakend usr/share/doc/shakend/README.md \
            usr/share/doc/shakend/audit.md usr/share/doc/shakend/operations.md \
            usr/share/doc/shakend/examples/shakend.example.yaml \
-           usr/share/doc/shakend/examples/softhsm.conf \
+           usr/share/doc/shakend/examples/lab-token-files.conf \
            usr/share/shakend/prometheus/shakend-alerts.yaml; do
     if [ ! -e "$root/$f" ]; then
       echo "$what: /$f missing"

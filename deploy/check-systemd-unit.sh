@@ -14,7 +14,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 sed "s|/usr/local/sbin/shakend|$shakend|g" deploy/systemd/shakend.service >"$dir/shakend.service"
 mkdir "$dir/shakend.service.d"
-cp deploy/systemd/shakend.service.d/softhsm.conf "$dir/shakend.service.d/"
+cp deploy/systemd/shakend.service.d/lab-token-files.conf "$dir/shakend.service.d/"
 out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$dir/shakend.service" 2>&1) || {
   echo "$out"
   exit 1

@@ -52,6 +52,16 @@ TEST(Pkcs11UriTest, RejectsPinValueUnlessAllowedAndNeverEchoesIt) {
   EXPECT_EQ(pin.Describe(), "value");
 }
 
+// Found while fuzzing the redaction: "pin-value=" inside another attribute's value is text, not a
+// PIN. The URI parses without allow_pin_value, keeps its pin-source, and holds no pin-value.
+TEST(Pkcs11UriTest, PinValueTextInsideAPinSourcePathIsNotAPin) {
+  ASSERT_OK_AND_ASSIGN(Pkcs11Uri uri,
+                       Pkcs11Uri::Parse("pkcs11:token=t;object=k?pin-source=file:/run/pin-value=x/pin"));
+  ASSERT_OK_AND_ASSIGN(PinSource pin, uri.PinFromUri());
+  EXPECT_EQ(pin.Describe(), "file:/run/pin-value=x/pin");
+  EXPECT_THAT(uri.redacted(), HasSubstr("pin-source="));
+}
+
 TEST(Pkcs11UriTest, PinSourceFile) {
   ASSERT_OK_AND_ASSIGN(Pkcs11Uri uri,
                        Pkcs11Uri::Parse("pkcs11:token=t;object=k?pin-source=file:/etc/shaken/pin"));

@@ -271,14 +271,13 @@ def main():
         seeds.add("tn_auth_list", der)
     for chain in cert_chains(tn_lists[:6]):
         seeds.add("x5u_chain", chain)
-    # PKCS#11 URIs: the forms the docs and tests configure.
+    # PKCS#11 URIs: the forms the docs and tests configure (pin-value comes from the dictionary).
     for uri in ["pkcs11:token=shaken;object=sp-key-1;type=private",
                 "pkcs11:token=shaken;object=sp-key-1?pin-source=file:/etc/shakend/pin",
                 "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=0123456789abcdef;"
                 "token=shaken",
                 "pkcs11:slot-id=3;id=%01%02%03;type=private",
-                "pkcs11:token=shaken;object=k?pin-value=1234&module-path=/usr/lib/softhsm/"
-                "libsofthsm2.so",
+                "pkcs11:token=shaken;object=k?module-path=/usr/lib/softhsm/libsofthsm2.so",
                 "pkcs11:token=sh%61ken;object=sp%3Bkey;type=public?pin-source=/run/secrets/pin",
                 "pkcs11:library-manufacturer=OpenSC;library-version=0.23;type=cert"]:
         seeds.add("pkcs11_uri", uri.encode())
@@ -289,6 +288,10 @@ def main():
     for src in ("daemon/config_test.cc", "tests/daemon_fixture.cc"):
         text = open(os.path.join(ROOT, src)).read()
         for chunk in re.findall(r'R"\((.*?)\)"', text, re.S):
+            # No seed carries a PIN, not even a test's made-up one: the pkcs11_uri dictionary
+            # gives the fuzzer the pin-value= keyword instead.
+            if "pin-value" in chunk:
+                continue
             if "listen:" in chunk or "profiles:" in chunk or "verifier:" in chunk:
                 seeds.add("config", chunk.encode())
     seeds.write()

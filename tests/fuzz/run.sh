@@ -53,8 +53,10 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/corpus/"$t"/* "$scratch/$t/"
   log="$build_dir/fuzz-artifacts/$t.log"
   rc=0
+  dict=()
+  if [ -f "tests/fuzz/$t.dict" ]; then dict=(-dict="tests/fuzz/$t.dict"); fi
   "$bin" -max_total_time="$seconds" -timeout=10 -max_len="$(max_len "$t")" -print_final_stats=1 \
-    -artifact_prefix="$artifacts/" "$scratch/$t" >"$log" 2>&1 || rc=$?
+    "${dict[@]}" -artifact_prefix="$artifacts/" "$scratch/$t" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   seeds=$(find tests/fuzz/corpus/"$t" -type f | wc -l)
   corpus=$(find "$scratch/$t" -type f | wc -l)
