@@ -18,11 +18,7 @@ namespace {
 
 // ProfileError prefixes the profile's name and keeps the payloads (hsm::IsPinRefused reads one).
 absl::Status ProfileError(const std::string& profile, const absl::Status& s) {
-  absl::Status out(s.code(), absl::StrCat("profile ", profile, ": ", s.message()));
-  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
+  return stir::WithPrefix(s, absl::StrCat("profile ", profile, ": "));
 }
 
 // SignerOptions: how a profile's key is opened: a token key with the pkcs11 section's module,

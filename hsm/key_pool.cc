@@ -19,14 +19,6 @@ bool IsSessionLevelLoss(CK_RV rv) {
          rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR;
 }
 
-// Prefix keeps the payloads: the CK_RV (IsPinRefused, CkrOf) survives the added context.
-absl::Status Prefix(const absl::Status& st, absl::string_view prefix) {
-  absl::Status out(st.code(), absl::StrCat(prefix, st.message()));
-  st.ForEachPayload(
-      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
-  return out;
-}
-
 }  // namespace
 
 absl::string_view HealthName(Health h) {
@@ -65,7 +57,7 @@ absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> 
                      "bad pool options (need 1 <= open_at_start <= size <= 1024, backoff > 0, "
                      "0 <= queue_limit <= 1000000)"));
   }
-  if (absl::Status st = token->CheckEcdsaSupport(); !st.ok()) return Prefix(st, prefix);
+  if (absl::Status st = token->CheckEcdsaSupport(); !st.ok()) return stir::WithPrefix(st, prefix);
 
   std::unique_ptr<KeyPool> pool(new KeyPool(std::move(token), key_uri, options));
   for (int i = 0; i < options.open_at_start; ++i) {
@@ -74,7 +66,7 @@ absl::StatusOr<std::unique_ptr<KeyPool>> KeyPool::Create(std::shared_ptr<Token> 
       absl::MutexLock lock(&pool->mu_);
       for (const Lease& l : pool->idle_) pool->Abandon(l);
       pool->idle_.clear();
-      return Prefix(lease.status(), prefix);
+      return stir::WithPrefix(lease.status(), prefix);
     }
     absl::MutexLock lock(&pool->mu_);
     pool->RecordOpenSuccess(*lease);
@@ -135,7 +127,7 @@ absl::StatusOr<KeyPool::Lease> KeyPool::OpenLease(uint64_t generation) const {
     if (!st.ok()) {
       if (options_.key_copy == KeyCopy::kRequired) {
         Abandon(lease);
-        return Prefix(st, "key copy required but refused: ");
+        return stir::WithPrefix(st, "key copy required but refused: ");
       }
       // The token or its policy refuses copies: sign with the token object from now on.
       copy_key_.store(false, std::memory_order_relaxed);

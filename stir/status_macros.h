@@ -1,4 +1,5 @@
-// status_macros.h: RETURN_IF_ERROR and ASSIGN_OR_RETURN, which Debian's abseil 20220623 lacks.
+// status_macros.h: RETURN_IF_ERROR and ASSIGN_OR_RETURN, which Debian's abseil 20220623 lacks,
+// and WithPrefix.
 // Part of the stir_signer target: the one piece of stir/ that hsm/ may include.
 #ifndef SHAKEN_STIR_STATUS_MACROS_H_
 #define SHAKEN_STIR_STATUS_MACROS_H_
@@ -8,6 +9,9 @@
 #include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 // RETURN_IF_ERROR(expr) returns the absl::Status of `expr` from the enclosing function when it is
 // not OK.
@@ -29,5 +33,19 @@
 
 #define SHAKEN_STATUS_CONCAT_INNER_(a, b) a##b
 #define SHAKEN_STATUS_CONCAT_(a, b) SHAKEN_STATUS_CONCAT_INNER_(a, b)
+
+namespace shaken::stir {
+
+// WithPrefix is `status` with `prefix` put before its message (context such as "profile x: "),
+// same code, and every payload kept: callers classify errors by payload (hsm's CK_RV, read by
+// hsm::IsPinRefused), which a status rebuilt from code and message alone would lose.
+inline absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+}  // namespace shaken::stir
 
 #endif  // SHAKEN_STIR_STATUS_MACROS_H_
