@@ -10,6 +10,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/base/call_once.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -296,7 +297,6 @@ struct Client::Impl {
   std::shared_ptr<grpc::Channel> SignChannel() {
     if (!SignsUnchecked()) return channel;
     UncheckedStub();
-    absl::MutexLock lock(&verify_mu);
     return verify_channel;
   }
 
@@ -306,20 +306,20 @@ struct Client::Impl {
   // go on.
   pb::Shaken::Stub& UncheckedStub() {
     if (!internal::SeparateVerifyChannel(options)) return *stub;
-    absl::MutexLock lock(&verify_mu);
-    if (verify_stub == nullptr) {
+    // Made once; every later call only reads the once-flag (no lock per call).
+    absl::call_once(verify_once, [this] {
       grpc::ChannelArguments args = channel_args;
       args.SetServiceConfigJSON(internal::ServiceConfigJson(options.retry, options, false));
       verify_channel = grpc::CreateCustomChannel(options.target, creds, args);
       verify_stub = pb::Shaken::NewStub(verify_channel);
-    }
+    });
     return *verify_stub;
   }
   std::shared_ptr<grpc::ChannelCredentials> creds;
   grpc::ChannelArguments channel_args;  // all but the service config
-  absl::Mutex verify_mu;
-  std::shared_ptr<grpc::Channel> verify_channel ABSL_GUARDED_BY(verify_mu);
-  std::unique_ptr<pb::Shaken::Stub> verify_stub ABSL_GUARDED_BY(verify_mu);
+  absl::once_flag verify_once;
+  std::shared_ptr<grpc::Channel> verify_channel;  // set once, by verify_once
+  std::unique_ptr<pb::Shaken::Stub> verify_stub;  // set once, by verify_once
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
