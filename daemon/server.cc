@@ -32,7 +32,8 @@ struct Daemon::State {
   std::unique_ptr<stir::VerificationStack> verification;  // null: verifier.enabled is false
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<ShakenService> service;
+  std::unique_ptr<ServiceCore> core;        // shared by every front end
+  std::unique_ptr<ShakenService> service;  // the gRPC front end
   std::unique_ptr<grpc::Server> api;
   grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
   std::unique_ptr<grpc::Server> health;
@@ -166,7 +167,7 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
     }
     auto verifying = GaugeFamily("shaken_verify_in_flight", "Verify calls in progress");
-    AddSample(&verifying, s->service != nullptr ? s->service->verify_in_flight() : 0);
+    AddSample(&verifying, s->core != nullptr ? s->core->verify_in_flight() : 0);
     out.push_back(std::move(verifying));
     const stir::X5uFetcher* fetcher =
         s->verification != nullptr ? s->verification->x5u_fetcher() : nullptr;
@@ -266,7 +267,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   deps.metrics = s.metrics.get();
   deps.audit_tns = config.audit_tns;
   deps.max_verify_in_flight = config.verifier.max_in_flight;
-  s.service = std::make_unique<ShakenService>(std::move(deps));
+  s.core = std::make_unique<ServiceCore>(std::move(deps));
+  s.service = std::make_unique<ShakenService>(s.core.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   {

@@ -246,6 +246,8 @@ TEST_F(ShakendProcessTest, SigtermDrainsInFlightCallsThenExits) {
   EXPECT_THAT(log, HasSubstr("stopped"));
   // The audit stream recorded the signature, and no secret reached the log.
   EXPECT_THAT(log, HasSubstr("audit sign"));
+  EXPECT_THAT(log, HasSubstr("method=Sign"));
+  EXPECT_THAT(log, HasSubstr("front=grpc"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("PRIVATE KEY")));
 }
 
