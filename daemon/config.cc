@@ -228,6 +228,7 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
   RETURN_IF_ERROR(n.Duration("backoff_initial", &p.backoff_initial));
   RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
+  RETURN_IF_ERROR(n.Bool("require_token_at_start", &p.require_token_at_start));
   RETURN_IF_ERROR(n.Finish());
   if (p.module.empty()) return Node::Error("pkcs11.module", "is required (path of the .so)");
   absl::StatusOr<hsm::PinSource> pin = hsm::PinSource::Parse(pin_source);

@@ -56,6 +56,12 @@ struct Pkcs11Config {
   absl::Duration open_interval = absl::Milliseconds(5);
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
+  // require_token_at_start: true refuses to start while a profile's token cannot be reached.
+  // false (default): shakend starts NOT_SERVING (signing: UNAVAILABLE naming the profile) and
+  // opens the key in the background (backoff_initial doubling up to backoff_max, at least 1 s),
+  // so an HSM outage does not put every replica into a restart loop. A PIN the token refuses is
+  // never retried either way.
+  bool require_token_at_start = false;
 
   friend bool operator==(const Pkcs11Config&, const Pkcs11Config&) = default;
 };

@@ -10,6 +10,7 @@
 #include <prometheus/exposer.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "daemon/authz.h"
 #include "daemon/health.h"
@@ -17,6 +18,8 @@
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "daemon/service.h"
+#include "hsm/module.h"
+#include "stir/absl_compat.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
@@ -238,18 +241,34 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   s.metrics = std::make_unique<Metrics>(names);
   for (size_t i = 0; i < config.profiles.size(); ++i) {
     const ProfileConfig& p = config.profiles[i];
-    ASSIGN_OR_RETURN(std::unique_ptr<SigningProfile> profile,
-                     SigningProfile::Open(p, config, s.clock,
-                                          [m = s.metrics.get(), i](absl::Duration waited) {
-                                            m->RecordQueueWait(i, waited);
-                                          }));
-    auto cert = profile->certificate();
-    LogInfo("profile_ready", {{"profile", p.name},
-                              {"key", profile->key_description()},
-                              {"x5u", p.x5u},
-                              {"spc", cert->spc},
-                              {"not_after", absl::FormatTime(cert->not_after)}});
-    s.profiles.push_back(std::move(profile));
+    auto on_queue_wait = [m = s.metrics.get(), i](absl::Duration waited) {
+      m->RecordQueueWait(i, waited);
+    };
+    absl::StatusOr<std::unique_ptr<SigningProfile>> profile =
+        SigningProfile::Open(p, config, s.clock, on_queue_wait);
+    // A token that cannot be reached now (an HSM outage) does not stop the start: the profile is
+    // opened in the background and shakend serves NOT_SERVING meanwhile (verification works).
+    const bool pending = !profile.ok() && absl::StartsWith(p.key, "pkcs11:") &&
+                         hsm::IsTokenUnreachable(profile.status()) && config.pkcs11.has_value() &&
+                         !config.pkcs11->require_token_at_start;
+    if (pending) {
+      LogWarn("profile_pending", {{"profile", p.name},
+                                  {"error", ToStd(profile.status().message())},
+                                  {"detail", "starting NOT_SERVING; the key is opened in the "
+                                             "background (pkcs11.require_token_at_start)"}});
+      profile = SigningProfile::OpenInBackground(p, config, s.clock, on_queue_wait,
+                                                 profile.status());
+    }
+    if (!profile.ok()) return profile.status();
+    auto cert = (*profile)->certificate();
+    if (!pending) {
+      LogInfo("profile_ready", {{"profile", p.name},
+                                {"key", (*profile)->key_description()},
+                                {"x5u", p.x5u},
+                                {"spc", cert->spc},
+                                {"not_after", absl::FormatTime(cert->not_after)}});
+    }
+    s.profiles.push_back(*std::move(profile));
   }
   if (config.verifier.enabled) {
     ASSIGN_OR_RETURN(s.verification, BuildVerifier(config, &s));
