@@ -160,7 +160,8 @@ struct Config {
 };
 
 // LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND
-// with the file name, the key path (e.g. "profiles[1].x5u") and what is wrong.
+// with the file name and the line of the key ("shakend.yaml:31: profiles[1].x5u ..."), the key
+// path and what is wrong.
 absl::StatusOr<Config> LoadConfig(const std::string& path);
 
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
@@ -182,6 +183,12 @@ std::vector<std::string> CheckReferencedFiles(const Config& config);
 // a client rule naming a profile that does not exist (it grants nothing; a typo there silently
 // leaves a client unable to sign). shakend --check-config prints them; start-up logs them.
 std::vector<std::string> ConfigWarnings(const Config& config);
+
+// LocateInConfigFile puts "<path>:<line>: " before each message that starts with a key path of
+// the configuration file `path` (CheckReferencedFiles' problems, ConfigWarnings), or "<path>: "
+// when the key is not in the file.
+std::vector<std::string> LocateInConfigFile(const std::string& path,
+                                            const std::vector<std::string>& messages);
 
 }  // namespace shaken::daemon
 

@@ -75,16 +75,14 @@ int Run(int argc, char** argv) {
       return 1;
     }
     if (!syntax_only) {
-      const std::vector<std::string> problems = shaken::daemon::CheckReferencedFiles(*c);
-      for (const std::string& p : problems) {
-        std::fprintf(stderr, "shakend: %s: %s\n", check_path.c_str(), p.c_str());
-      }
+      const std::vector<std::string> problems = shaken::daemon::LocateInConfigFile(
+          check_path, shaken::daemon::CheckReferencedFiles(*c));
+      for (const std::string& p : problems) std::fprintf(stderr, "shakend: %s\n", p.c_str());
       if (!problems.empty()) return 1;
     }
-    const std::vector<std::string> warnings = shaken::daemon::ConfigWarnings(*c);
-    for (const std::string& w : warnings) {
-      std::fprintf(stderr, "shakend: warning: %s: %s\n", check_path.c_str(), w.c_str());
-    }
+    const std::vector<std::string> warnings =
+        shaken::daemon::LocateInConfigFile(check_path, shaken::daemon::ConfigWarnings(*c));
+    for (const std::string& w : warnings) std::fprintf(stderr, "shakend: warning: %s\n", w.c_str());
     std::printf("%s: configuration is valid (%zu profile(s), %zu warning(s))\n",
                 check_path.c_str(), c->profiles.size(), warnings.size());
     return 0;
