@@ -9,8 +9,9 @@
 // unit's RestartPreventExitStatus=3 keeps systemd from retrying either.
 //
 // Signals: SIGTERM / SIGINT drain and stop; SIGHUP reads the configuration file again (an invalid
-// one changes nothing; client rules and the log level change in place, other changed sections are
-// logged as restart_required), reopens the audit file and reloads trust anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
+// one changes nothing; Daemon::Reload says what changes in place and what waits for a restart),
+// reopens the audit file and reloads trust anchors and certificates. Under systemd
+// (Type=notify) it reports READY=1 once serving,
 // RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 on drain, STATUS= lines, and WATCHDOG=1 when the
 // unit sets WatchdogSec=.
 #include <signal.h>
