@@ -495,6 +495,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     if (s.ok()) s = root.Duration("max_iat_skew", &c.max_iat_skew);
     if (s.ok()) s = root.Number<size_t>("max_request_bytes", &c.max_request_bytes, 1024, 16 << 20);
     if (s.ok()) s = root.Duration("drain_grace", &c.drain_grace);
+    if (s.ok()) s = root.Duration("certificate_check_interval", &c.certificate_check_interval);
     if (s.ok()) s = root.Finish();
     if (!s.ok()) return with_origin(s);
   } catch (const YAML::Exception& e) {

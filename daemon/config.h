@@ -147,6 +147,9 @@ struct Config {
   // values of 8 KiB, 32 To numbers and a request_id is under 134 KiB.
   size_t max_request_bytes = 160 * 1024;
   absl::Duration drain_grace = absl::Seconds(10);
+  // How often the profile certificate files are checked for a change (a renewal with the same
+  // key): a changed file is read again as on SIGHUP. 0: only on SIGHUP.
+  absl::Duration certificate_check_interval = absl::Seconds(10);
 
   // Logging.
   LogLevel log_level = LogLevel::kInfo;     // trace | debug | info | warn | error

@@ -1,5 +1,7 @@
 #include "daemon/profiles.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <optional>
 #include <string_view>
@@ -62,6 +64,15 @@ hsm::OpenSignerOptions SignerOptions(const ProfileConfig& p, const Config& c,
     return read;
   };
   return o;
+}
+
+// FileStamp identifies a version of the file at `path` (what stat(2) says of it, following
+// symlinks); "" when it cannot be stat'ed.
+std::string FileStamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return absl::StrCat(st.st_dev, ":", st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".",
+                      st.st_mtim.tv_nsec);
 }
 
 // ProfileCertificate is the profile certificate file's leaf: its description and its public key.
@@ -178,7 +189,9 @@ SigningProfile::~SigningProfile() {
 }
 
 void SigningProfile::SetCertificate(stir::CertificateInfo info) {
+  const std::string stamp = FileStamp(config_.certificate_file);
   absl::MutexLock lock(&mu_);
+  cert_stamp_ = stamp;
   not_before_s_.store(absl::ToUnixSeconds(info.not_before), std::memory_order_relaxed);
   not_after_s_.store(absl::ToUnixSeconds(info.not_after), std::memory_order_relaxed);
   cert_ = std::make_shared<const stir::CertificateInfo>(std::move(info));
@@ -317,6 +330,17 @@ std::string SigningProfile::key_description() const {
 std::shared_ptr<const stir::CertificateInfo> SigningProfile::certificate() const {
   absl::MutexLock lock(&mu_);
   return cert_;
+}
+
+absl::StatusOr<bool> SigningProfile::ReloadCertificateIfChanged() {
+  const std::string stamp = FileStamp(config_.certificate_file);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stamp == cert_stamp_) return false;
+    cert_stamp_ = stamp;  // a file that fails is reported once, until it changes again
+  }
+  RETURN_IF_ERROR(ReloadCertificate());
+  return true;
 }
 
 absl::Status SigningProfile::ReloadCertificate() {

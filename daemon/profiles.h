@@ -89,6 +89,11 @@ class SigningProfile {
   // ReloadCertificate re-reads the certificate file (SIGHUP, after a renewal) and checks that it
   // still matches the key; on error the old certificate stays.
   absl::Status ReloadCertificate();
+  // ReloadCertificateIfChanged does ReloadCertificate when the certificate file changed since it
+  // was last read (device, inode, size or modification time: an editor's rename, a Kubernetes
+  // ConfigMap's symlink swap, a copy in place). True when it was read again; an error (the old
+  // certificate stays) is reported once per change of the file.
+  absl::StatusOr<bool> ReloadCertificateIfChanged();
 
  private:
   class LateSigner;
@@ -115,6 +120,7 @@ class SigningProfile {
   std::atomic<int64_t> not_after_s_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const stir::CertificateInfo> cert_ ABSL_GUARDED_BY(mu_);
+  std::string cert_stamp_ ABSL_GUARDED_BY(mu_);  // FileStamp of the file when last read
 };
 
 // CheckKeyMatchesCertificate reads the PEM chain at `certificate_file`, signs a test digest with

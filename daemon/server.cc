@@ -379,9 +379,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     d->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
   d->MonitorHealth();  // set the first status before anyone probes
-  d->monitor_ = std::thread([raw = d.get()] {
+  d->monitor_ = std::thread([raw = d.get(), check = config.certificate_check_interval] {
+    absl::Time next_check = absl::Now() + check;
     while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
       raw->MonitorHealth();
+      if (check > absl::ZeroDuration() && absl::Now() >= next_check) {
+        raw->CheckCertificateFiles();
+        next_check = absl::Now() + check;
+      }
     }
   });
   LogInfo("serving", {{"version", SHAKEN_VERSION},
@@ -408,6 +413,22 @@ bool Daemon::serving() const {
 void Daemon::MonitorHealth() {
   state_->health_publisher.Publish(serving(), {state_->api.get(), state_->health.get()});
   Reap();
+}
+
+void Daemon::CheckCertificateFiles() {
+  for (const auto& p : state_->core->profiles()->profiles) {
+    absl::StatusOr<bool> changed = p->ReloadCertificateIfChanged();
+    if (!changed.ok()) {
+      LogError("reload_failed", {{"what", "certificate"},
+                                 {"error", ToStd(changed.status().message())},
+                                 {"detail", "the file changed; the certificate in force stays"}});
+    } else if (*changed) {
+      auto cert = p->certificate();
+      LogInfo("certificate_reloaded", {{"profile", p->name()},
+                                       {"serial", cert->serial_hex},
+                                       {"not_after", absl::FormatTime(cert->not_after)}});
+    }
+  }
 }
 
 void Daemon::Reap() {
@@ -479,6 +500,8 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
   check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
   check(cur.drain_grace != next.drain_grace, "drain_grace");
+  check(cur.certificate_check_interval != next.certificate_check_interval,
+        "certificate_check_interval");
   check(cur.log_format != next.log_format || cur.audit_file != next.audit_file ||
             cur.audit_on_failure != next.audit_on_failure,
         "logging (format, audit_file, audit_on_failure)");
@@ -575,6 +598,7 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
   in_force.metrics_listen = cur.metrics_listen;
   in_force.max_request_bytes = cur.max_request_bytes;
   in_force.drain_grace = cur.drain_grace;
+  in_force.certificate_check_interval = cur.certificate_check_interval;
   in_force.log_format = cur.log_format;
   in_force.audit_file = cur.audit_file;
   in_force.audit_on_failure = cur.audit_on_failure;

@@ -60,6 +60,9 @@ class Daemon {
   // returns what it changed; on error (a new profile that cannot be opened, a verifier that
   // cannot be built) nothing changes.
   absl::StatusOr<std::vector<std::string>> ApplyConfig(const Config& next);
+  // CheckCertificateFiles reads again the profile certificate files that changed (every
+  // certificate_check_interval, on the monitor thread).
+  void CheckCertificateFiles();
   // Reap frees replaced profile sets and verification stacks that no call uses any more.
   void Reap();
   // ReloadFiles: the audit file, trust anchors, CRLs and profile certificates.

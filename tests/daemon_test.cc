@@ -1087,6 +1087,55 @@ TEST(DaemonReloadTest, ProfilesAndVerifierChangeInPlaceAndAFailedReloadChangesNo
   EXPECT_OK(c->Sign({.profile = "file2", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
 }
 
+// A renewed certificate (same key) written over the profile's certificate file is picked up
+// without SIGHUP, every certificate_check_interval; a file that does not match the key is
+// refused and the certificate in force stays.
+TEST(DaemonReloadTest, ARenewedCertificateFileIsPickedUpWithoutASignal) {
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create({.extra_yaml = "certificate_check_interval: 1s\n"}));
+  ASSERT_OK_AND_ASSIGN(auto c, env->NewClient("sbc1.test"));
+  auto file_serial = [&]() -> std::string {
+    auto profiles = c->ListProfiles();
+    if (!profiles.ok()) return "";
+    for (const auto& p : *profiles) {
+      if (p.name == "file") return p.certificate.serial;
+    }
+    return "";
+  };
+  const std::string before = file_serial();
+  ASSERT_FALSE(before.empty());
+  ASSERT_OK_AND_ASSIGN(auto key, stir::ReadPrivateKeyPem(ReadFileOrEmpty(env->FileKeyPath())));
+  LeafOptions o;
+  o.spc = "123A";
+  o.common_name = "SHAKEN 123A renewed";
+  o.subject_public_key = key.get();
+  ASSERT_OK_AND_ASSIGN(TestCert renewed, env->pki().IssueLeaf(o));
+  // Written as deployment tools do: a new file renamed over the old one.
+  const std::string tmp = env->FileChainPath() + ".new";
+  std::ofstream(tmp) << env->pki().ChainPem(renewed);
+  ASSERT_EQ(std::rename(tmp.c_str(), env->FileChainPath().c_str()), 0);
+  std::string after = before;
+  for (int i = 0; i < 100 && after == before; ++i) {  // at most ~10 s; checked every second
+    absl::SleepFor(absl::Milliseconds(100));
+    after = file_serial();
+  }
+  EXPECT_NE(after, before);
+  EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+
+  // A certificate for another key: refused, the renewed one stays in force.
+  stir::EvpPkeyPtr other(EVP_EC_gen("P-256"));
+  ASSERT_NE(other, nullptr);
+  o.subject_public_key = other.get();
+  ASSERT_OK_AND_ASSIGN(TestCert wrong, env->pki().IssueLeaf(o));
+  std::ofstream(tmp) << env->pki().ChainPem(wrong);
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(std::rename(tmp.c_str(), env->FileChainPath().c_str()), 0);
+  absl::SleepFor(absl::Milliseconds(2500));  // two checks
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr("does not match certificate"));
+  EXPECT_EQ(file_serial(), after);
+  EXPECT_OK(c->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+}
+
 // A profile whose certificate is expired or not yet valid refuses to sign (FAILED_PRECONDITION
 // naming the profile and the validity), is DOWN in ListProfiles and makes grpc.health
 // NOT_SERVING; a valid certificate brings it back.
