@@ -28,9 +28,9 @@ namespace shaken::cli {
 namespace {
 
 using X509CrlPtr = stir::X509CrlPtr;
-using RevokedPtr = std::unique_ptr<X509_REVOKED, stir::OpenSslDeleter<X509_REVOKED_free>>;
-using Asn1IntPtr = std::unique_ptr<ASN1_INTEGER, stir::OpenSslDeleter<ASN1_INTEGER_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, stir::OpenSslDeleter<ASN1_TIME_free>>;
+using RevokedPtr = stir::X509RevokedPtr;
+using Asn1IntPtr = stir::Asn1IntegerPtr;
+using Asn1TimePtr = stir::Asn1TimePtr;
 using ExtStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)>;
 
 void FreeExts(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
@@ -97,18 +97,12 @@ int Emit(const OutFlags& f, const std::string& pem, nlohmann::json summary) {
 }
 
 nlohmann::json CertSummary(const X509* cert) {
-  std::string der;
-  unsigned char* p = nullptr;
-  int n = i2d_X509(cert, &p);
-  if (n > 0) {
-    der.assign(reinterpret_cast<char*>(p), static_cast<size_t>(n));
-    OPENSSL_free(p);
-  }
-  return {{"subject", NameText(X509_get_subject_name(cert))},
-          {"issuer", NameText(X509_get_issuer_name(cert))},
-          {"serial", SerialHex(X509_get0_serialNumber(cert))},
-          {"not_before", TimeText(Asn1TimeToAbsl(X509_get0_notBefore(cert)))},
-          {"not_after", TimeText(Asn1TimeToAbsl(X509_get0_notAfter(cert)))},
+  const std::string der = stir::CertificateDer(cert);
+  return {{"subject", stir::NameText(X509_get_subject_name(cert))},
+          {"issuer", stir::NameText(X509_get_issuer_name(cert))},
+          {"serial", stir::SerialHex(X509_get0_serialNumber(cert))},
+          {"not_before", TimeText(stir::Asn1TimeToTime(X509_get0_notBefore(cert)))},
+          {"not_after", TimeText(stir::Asn1TimeToTime(X509_get0_notAfter(cert)))},
           {"sha256", Sha256Fingerprint(der)}};
 }
 
@@ -148,7 +142,7 @@ absl::StatusOr<std::pair<absl::Time, absl::Time>> Window(const ValidityFlags& v,
   nb = absl::FromUnixSeconds(absl::ToUnixSeconds(nb));
   absl::Time na = nb + absl::Hours(24 * v.days);
   if (issuer != nullptr) {
-    absl::Time limit = Asn1TimeToAbsl(X509_get0_notAfter(issuer));
+    absl::Time limit = stir::Asn1TimeToTime(X509_get0_notAfter(issuer));
     if (na > limit) {
       Note(absl::StrCat("note: notAfter clipped to the issuer's notAfter ", TimeText(limit)));
       na = limit;
@@ -232,7 +226,7 @@ absl::Status AddCaExtensions(X509* cert, X509* issuer, const CaFlags& f, bool ro
 absl::StatusOr<stir::X509Ptr> CaInit(const CaFlags& f) {
   ASSIGN_OR_RETURN(LoadedKey key, LoadSigningKey(f.key, f.token));
   ASSIGN_OR_RETURN(X509NamePtr subject, SubjectFrom(f.subject));
-  std::string cn = NameEntry(subject.get(), NID_commonName);
+  std::string cn = stir::NameEntry(subject.get(), NID_commonName);
   if (cn.find("ROOT") == std::string::npos) {
     Note("note: ATIS-1000080 expects a root CN that includes \"ROOT\"");
   }
@@ -292,7 +286,7 @@ struct TnAuthFlags {
 absl::StatusOr<std::vector<stir::TnAuthEntry>> TnAuthEntries(const TnAuthFlags& f) {
   std::vector<stir::TnAuthEntry> out;
   if (!f.spc.empty()) {
-    RETURN_IF_ERROR(ValidateSpc(f.spc));
+    RETURN_IF_ERROR(stir::ValidateSpc(f.spc));
     out.push_back({stir::TnAuthEntry::Kind::kSpc, f.spc, 0});
   }
   for (const std::string& tn : f.tns) {
@@ -370,7 +364,7 @@ struct CsrFlags {
 
 absl::StatusOr<X509ReqPtr> CsrCreate(const CsrFlags& f) {
   ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, TnAuthEntries(f.tn));
-  ASSIGN_OR_RETURN(std::string tn_der, BuildTnAuthListDer(entries));
+  ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(entries));
   X509NamePtr subject;
   if (!f.subject.subject.empty()) {
     ASSIGN_OR_RETURN(subject, ParseName(f.subject.subject));
@@ -446,11 +440,10 @@ int CsrShow(const CsrFlags& f) {
   std::vector<std::string> ext_names;
   for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i) {
     X509_EXTENSION* e = sk_X509_EXTENSION_value(exts.get(), i);
-    char buf[128];
-    OBJ_obj2txt(buf, sizeof(buf), X509_EXTENSION_get_object(e), 0);
-    ext_names.push_back(absl::StrCat(buf, X509_EXTENSION_get_critical(e) ? " (critical)" : ""));
+    ext_names.push_back(absl::StrCat(stir::OidText(X509_EXTENSION_get_object(e), /*numeric=*/false),
+                                     X509_EXTENSION_get_critical(e) ? " (critical)" : ""));
   }
-  const std::string subject = NameText(X509_REQ_get_subject_name(req->get()));
+  const std::string subject = stir::NameText(X509_REQ_get_subject_name(req->get()));
   const bool p256 = pub != nullptr && stir::IsP256Key(pub);
   if (f.out.json) {
     nlohmann::json j = {{"subject", subject},
@@ -490,7 +483,7 @@ struct IssueFlags {
   std::string crl_url;
   std::string crl_issuer;
   bool no_crl_issuer = false;
-  std::vector<std::string> policies = {kShakenPolicyV13};
+  std::vector<std::string> policies = {stir::kShakenPolicyV13};
   bool allow_delegate = false;
   ValidityFlags validity;
   OutFlags out;
@@ -520,24 +513,24 @@ absl::StatusOr<stir::X509Ptr> CaIssue(const IssueFlags& f) {
         "; a SHAKEN certificate holds exactly one SPC (ATIS-1000080 v005); use --allow-delegate "
         "for a delegate certificate"));
   }
-  if (single_spc) RETURN_IF_ERROR(ValidateSpc(entries[0].value));
+  if (single_spc) RETURN_IF_ERROR(stir::ValidateSpc(entries[0].value));
   if (!f.spc.empty() && (!single_spc || entries[0].value != f.spc)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the CSR asks for ", TnAuthText(entries), ", not SPC ", f.spc, " (--spc)"));
   }
   // Re-encoded canonically (ParseTnAuthList also accepts implicit tags some tools produce).
-  ASSIGN_OR_RETURN(std::string tn_der, BuildTnAuthListDer(entries));
+  ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(entries));
   const X509_NAME* subject = X509_REQ_get_subject_name(req.get());
   if (single_spc) {
-    std::string cn = NameEntry(subject, NID_commonName);
+    std::string cn = stir::NameEntry(subject, NID_commonName);
     if (cn != absl::StrCat("SHAKEN ", entries[0].value)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the CSR subject CN is \"", cn, "\"; ATIS-1000080 v004+ requires \"SHAKEN ",
           entries[0].value, "\""));
     }
   }
-  if (NameEntry(subject, NID_countryName).empty() ||
-      NameEntry(subject, NID_organizationName).empty()) {
+  if (stir::NameEntry(subject, NID_countryName).empty() ||
+      stir::NameEntry(subject, NID_organizationName).empty()) {
     return absl::FailedPreconditionError("the CSR subject lacks C or O (ATIS-1000080 v004+)");
   }
   ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.ca_key, f.token));
@@ -734,14 +727,14 @@ int CertCheck(const CertFlags& f) {
                       {"status", std::string(LintStatusName(r.status))},
                       {"detail", r.detail}});
       }
-      arr.push_back({{"subject", NameText(X509_get_subject_name(c))},
+      arr.push_back({{"subject", stir::NameText(X509_get_subject_name(c))},
                      {"role", std::string(CertRoleName(role))},
                      {"passed", !HasFailure(rows)},
                      {"checks", jr}});
       continue;
     }
     if (i) std::cout << "\n";
-    std::cout << NameText(X509_get_subject_name(c)) << " (" << CertRoleName(role) << ")\n";
+    std::cout << stir::NameText(X509_get_subject_name(c)) << " (" << CertRoleName(role) << ")\n";
     std::cout << absl::StrFormat("  %-6s %-4s %-44s %s\n", "ID", "", "REQUIREMENT", "FOUND");
     for (const LintRow& r : rows) {
       std::cout << absl::StrFormat("  %-6s %-4s %-44s %s\n", r.id, LintStatusName(r.status),
@@ -763,15 +756,6 @@ struct CaDirFlags {
   bool json = false;
 };
 
-std::string CertDer(const X509* c) {
-  unsigned char* p = nullptr;
-  int n = i2d_X509(c, &p);
-  std::string out;
-  if (n > 0) out.assign(reinterpret_cast<char*>(p), static_cast<size_t>(n));
-  OPENSSL_free(p);
-  return out;
-}
-
 int CaDirAdd(const CaDirFlags& f) {
   std::vector<stir::X509Ptr> all;
   for (const std::string& path : f.certs) {
@@ -783,7 +767,7 @@ int CaDirAdd(const CaDirFlags& f) {
       if (!f.allow_non_ca && X509_check_ca(c.get()) == 0) {
         return Fail(absl::InvalidArgumentError(absl::StrCat(
             path, " holds a certificate that is not a CA (",
-            NameText(X509_get_subject_name(c.get())), "); use --allow-non-ca to add it anyway")));
+            stir::NameText(X509_get_subject_name(c.get())), "); use --allow-non-ca to add it anyway")));
       }
       all.push_back(std::move(c));
     }
@@ -800,14 +784,14 @@ int CaDirAdd(const CaDirFlags& f) {
   for (const stir::X509Ptr& c : all) {
     // c_rehash layout: <subject hash, 8 hex>.<n>, n counting collisions (X509_LOOKUP_hash_dir).
     const unsigned long hash = X509_subject_name_hash(c.get());
-    const std::string der = CertDer(c.get());
+    const std::string der = stir::CertificateDer(c.get());
     std::string name, status = "added";
     for (int n = 0;; ++n) {
       name = absl::StrFormat("%s/%08lx.%d", f.dir, hash, n);
       absl::StatusOr<std::string> existing = ReadInput(name);
       if (!existing.ok()) break;  // free slot
       absl::StatusOr<std::vector<stir::X509Ptr>> ex = ReadCertificates(*existing, name);
-      if (ex.ok() && CertDer(ex->front().get()) == der) {
+      if (ex.ok() && stir::CertificateDer(ex->front().get()) == der) {
         status = "already present";
         break;
       }
@@ -818,7 +802,7 @@ int CaDirAdd(const CaDirFlags& f) {
       }
     }
     out.push_back({{"file", name},
-                   {"subject", NameText(X509_get_subject_name(c.get()))},
+                   {"subject", stir::NameText(X509_get_subject_name(c.get()))},
                    {"status", status}});
   }
   if (f.json) {
@@ -926,7 +910,7 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
 
   auto inter = std::make_shared<CaFlags>();
   inter->path_len = 0;
-  inter->policies = {kShakenPolicyV13};
+  inter->policies = {stir::kShakenPolicyV13};
   CLI::App* c_inter =
       ca->add_subcommand("issue-intermediate", "Issue an intermediate (STI-CA) certificate");
   c_inter->add_option("--ca-cert", inter->ca_cert, "issuing CA certificate (PEM)")->required();
@@ -1015,10 +999,10 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
                         absl::StatusOr<X509CrlPtr> c = CaCrl(f);
                         if (!c.ok()) return c.status();
                         nlohmann::json s = {
-                            {"issuer", NameText(X509_CRL_get_issuer(c->get()))},
+                            {"issuer", stir::NameText(X509_CRL_get_issuer(c->get()))},
                             {"revoked", sk_X509_REVOKED_num(X509_CRL_get_REVOKED(c->get()))},
                             {"next_update",
-                             TimeText(Asn1TimeToAbsl(X509_CRL_get0_nextUpdate(c->get())))}};
+                             TimeText(stir::Asn1TimeToTime(X509_CRL_get0_nextUpdate(c->get())))}};
                         return Made{CrlPem(c->get()), s};
                       })});
 
@@ -1046,7 +1030,7 @@ void AddPkiCommands(CLI::App& root, Registry& registry) {
                         absl::StatusOr<X509ReqPtr> r = CsrCreate(f);
                         if (!r.ok()) return r.status();
                         return Made{RequestPem(r->get()),
-                                    {{"subject", NameText(X509_REQ_get_subject_name(r->get()))}}};
+                                    {{"subject", stir::NameText(X509_REQ_get_subject_name(r->get()))}}};
                       })});
 
   auto cs = std::make_shared<CsrFlags>();

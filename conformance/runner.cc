@@ -294,11 +294,8 @@ absl::StatusOr<HttpResponse> RouteFor(const Json& behaviour_spec, const std::str
     r.headers = {{"Content-Type", "text/html"}};
     r.body = "<html><body>certificate</body></html>\n";
   } else if (b == "der") {
-    unsigned char* der = nullptr;
-    int len = i2d_X509(leaf.cert.get(), &der);
-    if (len <= 0) return absl::InternalError("i2d_X509");
-    r.body.assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-    OPENSSL_free(der);
+    r.body = stir::CertificateDer(leaf.cert.get());
+    if (r.body.empty()) return absl::InternalError("i2d_X509");
     r.headers = {{"Content-Type", "application/pkix-cert"}};
   } else if (b == "empty") {
     r.body.clear();
