@@ -429,14 +429,15 @@ void shaken_profile_list_free(shaken_profile_list* result) {
 }
 
 const char* shaken_code_name(int code) {
-  static const char* const kNames[] = {
-      "OK",                 "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",  "NOT_FOUND",         "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",      "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  // gRPC's names are abseil's (absl::StatusCodeToString; the codes are the same numbers), kept
+  // here with static storage for C callers.
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int c = 0; c <= 16; ++c) v.push_back(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)));
+    return v;
+  }();
   if (code < 0 || code > 16) return "UNKNOWN_CODE";
-  return kNames[code];
+  return names[static_cast<size_t>(code)].c_str();
 }
 
 }  // extern "C"

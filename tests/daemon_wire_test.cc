@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -383,6 +384,26 @@ TEST_F(DaemonTest, PrometheusMetrics) {
   EXPECT_GE(Value(body, "shaken_x5u_cache_hits_total") + Value(body, "shaken_x5u_cache_misses_total"),
             1);
   EXPECT_THAT(body, Not(HasSubstr("12155550121")));  // never a TN in a label
+}
+
+// Every shaken_ family a live daemon exports (its collectors included) is declared in the metric
+// table (daemon/metrics.cc) with the type a scrape shows. (exposer_* are prometheus-cpp's own.)
+TEST_F(DaemonTest, EveryScrapedSeriesIsDeclared) {
+  auto c = Client();
+  ASSERT_OK(c->Sign(Call("file", "C")).status());
+  const std::string body = Scrape(env_->daemon().metrics_port());
+  int families = 0;
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    if (!absl::StartsWith(line, "# TYPE ")) continue;
+    std::vector<std::string> words = absl::StrSplit(line, ' ');
+    ASSERT_EQ(words.size(), 4u) << line;
+    if (!absl::StartsWith(words[2], "shaken_")) continue;
+    const daemon::MetricSpec* spec = daemon::FindMetric(words[2]);
+    ASSERT_NE(spec, nullptr) << words[2] << " is exported but not declared in MetricTable()";
+    EXPECT_EQ(words[3], daemon::MetricTypeName(spec->type)) << words[2];
+    ++families;
+  }
+  EXPECT_GE(families, 20);
 }
 
 TEST(DaemonReloadTest, SighupReloadSwapsARenewedCertificateAndRefusesAMismatchedOne) {
