@@ -60,6 +60,43 @@ void Authorizer::Replace(std::vector<ClientRule> rules) {
 }
 
 Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
+  Names names;
+  const bool authenticated = ctx != nullptr && ctx->IsPeerAuthenticated();
+  if (authenticated) PeerNames(*ctx, &names);
+  return Match(names, authenticated);
+}
+
+Caller Authorizer::IdentifyCertificate(X509* cert) const {
+  if (cert == nullptr) return Match({}, /*authenticated=*/false);
+  // The same names as PeerNames: SAN DNS and URI names; the subject CN only without any SAN.
+  std::vector<std::string> owned;
+  STACK_OF(GENERAL_NAME)* sans = static_cast<STACK_OF(GENERAL_NAME)*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  const bool has_san = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0;
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+    if (gn->type != GEN_DNS && gn->type != GEN_URI) continue;
+    const ASN1_IA5STRING* v = gn->type == GEN_DNS ? gn->d.dNSName : gn->d.uniformResourceIdentifier;
+    owned.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+                       static_cast<size_t>(ASN1_STRING_length(v)));
+  }
+  GENERAL_NAMES_free(sans);
+  if (!has_san) {
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    for (int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); i >= 0;
+         i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
+      unsigned char* utf8 = nullptr;
+      const int n = ASN1_STRING_to_UTF8(
+          &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
+      if (n >= 0) owned.emplace_back(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+      OPENSSL_free(utf8);
+    }
+  }
+  Names names(owned.begin(), owned.end());
+  return Match(names, /*authenticated=*/true);
+}
+
+Caller Authorizer::Match(absl::Span<const std::string_view> names, bool authenticated) const {
   Caller caller;
   {
     absl::MutexLock lock(&mu_);
@@ -67,14 +104,12 @@ Caller Authorizer::Identify(const grpc::AuthContext* ctx) const {
   }
   const std::vector<ClientRule>& rules = *caller.rule_set;
   caller.unrestricted = rules.empty();
-  Names names;
-  const bool authenticated = ctx != nullptr && ctx->IsPeerAuthenticated();
-  if (authenticated) PeerNames(*ctx, &names);
   for (const ClientRule& rule : rules) {
     bool match = rule.identity == "*" ||
                  std::find(names.begin(), names.end(), rule.identity) != names.end();
     // A wildcard rule grants anonymous callers only on a listener without client certificates;
-    // with mTLS, gRPC refuses a connection without a valid client certificate before we run.
+    // with mTLS, the transport refuses a connection without a valid client certificate before
+    // we run.
     if (match) caller.rules.push_back(&rule);
     // Audit the name a rule granted rights to, not merely the certificate's first name.
     if (match && rule.identity != "*" && caller.identity.empty()) caller.identity = rule.identity;

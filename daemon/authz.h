@@ -13,9 +13,11 @@
 #include <vector>
 
 #include <grpcpp/security/auth_context.h>
+#include <openssl/x509.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/config.h"
 
@@ -41,6 +43,10 @@ class Authorizer {
 
   // Identify reads the peer's certificate names from `ctx` (may be null: no TLS).
   Caller Identify(const grpc::AuthContext* ctx) const;
+  // IdentifyCertificate names the caller by its verified TLS client certificate, with the same
+  // rules as Identify, for front ends whose TLS is not gRPC's (REST, SIP over TLS). `cert` null:
+  // the peer sent no certificate (anonymous).
+  Caller IdentifyCertificate(X509* cert) const;
 
   // Replace puts `rules` in force for every later Identify (configuration reload).
   void Replace(std::vector<ClientRule> rules);
@@ -51,6 +57,9 @@ class Authorizer {
   static bool MayUse(const Caller& caller, std::string_view method, std::string_view profile);
 
  private:
+  // Match applies the rules to the peer's names (views alive for the call).
+  Caller Match(absl::Span<const std::string_view> names, bool authenticated) const;
+
   mutable absl::Mutex mu_;
   std::shared_ptr<const std::vector<ClientRule>> rules_ ABSL_GUARDED_BY(mu_);
 };

@@ -4,10 +4,12 @@
 #include <string>
 
 #include <grpc/grpc_security_constants.h>
+#include <openssl/pem.h>
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "stir/openssl_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_pki.h"
 
@@ -75,8 +77,39 @@ class AuthzTest : public ::testing::Test {
     return ctx;
   }
 
+  // Certificate issues the client certificate itself, for IdentifyCertificate.
+  stir::X509Ptr Certificate(const std::string& cn, const std::string& san) {
+    auto pki = testing::TlsServerPki::Create(absl::Now());
+    EXPECT_OK(pki);
+    auto cert = pki->IssueClientWithNames(cn, san, absl::Now());
+    EXPECT_OK(cert);
+    stir::BioPtr bio(BIO_new_mem_buf(cert->cert_pem.data(), static_cast<int>(cert->cert_pem.size())));
+    return stir::X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  }
+
   Authorizer authz_{{Rule("sbc.demo"), Rule("spiffe://demo/sbc")}};
 };
+
+// Front ends whose TLS is not gRPC's name a client by its certificate with the same rules.
+TEST_F(AuthzTest, ACertificateNamesItsClientAsGrpcsAuthContextDoes) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"whatever", "DNS:sbc.demo"},       {"whatever", "URI:spiffe://demo/sbc"},
+      {"sbc.demo", "DNS:other.host"},     {"sbc.demo", "email:sbc.demo"},
+      {"sbc.demo", "IP:10.0.0.1"},        {"sbc.demo", "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:sbc.demo"},
+      {"sbc.demo", ""},                   {"x", "DNS:first.host,DNS:sbc.demo"},
+  };
+  for (const auto& [cn, san] : cases) {
+    FakeAuthContext ctx = Context(cn, san);
+    stir::X509Ptr cert = Certificate(cn, san);
+    ASSERT_NE(cert, nullptr);
+    const Caller by_grpc = authz_.Identify(&ctx);
+    const Caller by_cert = authz_.IdentifyCertificate(cert.get());
+    EXPECT_EQ(by_cert.identity, by_grpc.identity) << cn << " " << san;
+    EXPECT_EQ(Authorizer::MayCall(by_cert, "Sign"), Authorizer::MayCall(by_grpc, "Sign"))
+        << cn << " " << san;
+  }
+  EXPECT_EQ(authz_.IdentifyCertificate(nullptr).identity, "anonymous");
+}
 
 TEST_F(AuthzTest, SanDnsNameMatches) {
   FakeAuthContext ctx = Context("whatever", "DNS:sbc.demo");
