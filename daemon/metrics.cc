@@ -144,6 +144,23 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
                     .Name("shaken_x5u_fetch_duration_seconds")
                     .Help("x5u fetches by outcome (ok or error; the reasons are in the verdicts)")
                     .Register(*registry_);
+  auto& rest = prometheus::BuildCounter()
+                   .Name("shaken_rest_requests_total")
+                   .Help("REST (ATIS-1000082) requests answered, by endpoint and HTTP status")
+                   .Register(*registry_);
+  auto& rest_latency = prometheus::BuildHistogram()
+                           .Name("shaken_rest_duration_seconds")
+                           .Help("REST request handling time, by endpoint")
+                           .Register(*registry_);
+  static constexpr const char* kRestEndpoints[] = {"signing", "verification", "other"};
+  for (size_t e = 0; e < rest_.size(); ++e) {
+    for (size_t k = 0; k < kRestStatusSlots; ++k) {
+      const std::string status =
+          k < std::size(kRestStatuses) ? std::to_string(kRestStatuses[k]) : "other";
+      rest_[e][k] = &rest.Add({{"endpoint", kRestEndpoints[e]}, {"status", status}});
+    }
+    rest_latency_[e] = &rest_latency.Add({{"endpoint", kRestEndpoints[e]}}, LatencyBuckets());
+  }
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
   AddCollector(AuditFamilies);
@@ -159,6 +176,15 @@ void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration lat
   size_t m = static_cast<size_t>(method);
   rpcs_[m][c]->Increment();
   rpc_latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency) {
+  const size_t e = static_cast<size_t>(endpoint);
+  if (e >= rest_.size()) return;
+  size_t k = 0;
+  while (k < std::size(kRestStatuses) && kRestStatuses[k] != http_status) ++k;
+  rest_[e][k]->Increment();
+  rest_latency_[e]->Observe(absl::ToDoubleSeconds(latency));
 }
 
 void Metrics::RecordSign(size_t profile_index, absl::Duration latency) {

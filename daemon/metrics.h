@@ -5,6 +5,10 @@
 //   shaken_rpc_duration_seconds{method}               RPC latency
 //   shaken_sign_duration_seconds{profile}             time spent in the key's SignDigest
 //   shaken_verify_verdicts_total{reason}              verdicts by machine-readable reason
+//   shaken_rest_requests_total{endpoint,status}       REST requests (listen.rest) by endpoint
+//                                                     (signing | verification | other) and HTTP
+//                                                     status (200, 400, ..., 503, or "other")
+//   shaken_rest_duration_seconds{endpoint}            REST request time, headers in to answer
 //   shaken_hsm_sessions{profile,state}                pool size / live / idle sessions
 //   shaken_hsm_health{profile}                        0 serving, 1 degraded, 2 down
 //   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
@@ -54,6 +58,9 @@ namespace shaken::daemon {
 enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
 std::string_view MethodName(Method m);
 
+// RestEndpoint is the `endpoint` label of the REST series.
+enum class RestEndpoint { kSigning, kVerification, kOther, kCount_ };
+
 // GrpcCodeName is the gRPC name of a status code ("OK", "UNAVAILABLE", ...): the one vocabulary of
 // the `code` label and of audit records' `result`. "UNKNOWN" for a value out of range.
 std::string_view GrpcCodeName(int code);
@@ -70,6 +77,8 @@ class Metrics {
   void RecordQueueWait(size_t profile_index, absl::Duration waited);
   void RecordVerdict(stir::Reason reason);
   void RecordFetch(bool ok, absl::Duration latency);
+  // RecordRest counts one REST answer; a status outside the documented set counts as "other".
+  void RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -86,6 +95,11 @@ class Metrics {
   std::vector<prometheus::Histogram*> sign_latency_;
   std::vector<prometheus::Histogram*> queue_wait_;
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
+  static constexpr int kRestStatuses[] = {200, 400, 403, 404, 405, 406, 411, 413, 415, 500, 503};
+  static constexpr size_t kRestStatusSlots = std::size(kRestStatuses) + 1;  // + "other"
+  std::array<std::array<prometheus::Counter*, kRestStatusSlots>,
+             static_cast<size_t>(RestEndpoint::kCount_)> rest_;
+  std::array<prometheus::Histogram*, static_cast<size_t>(RestEndpoint::kCount_)> rest_latency_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;
   std::shared_ptr<prometheus::Collectable> live_;

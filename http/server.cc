@@ -93,6 +93,9 @@ struct Call {
   MHD_Connection* conn = nullptr;
   bool too_large = false;
   bool handed_off = false;
+  // An answer given at the headers to a request with a body: the body is read and dropped, then
+  // this is the answer, so that the connection stays usable (keep-alive).
+  std::optional<Response> after_body;
   // Guarded by Impl::mu:
   bool answered = false;
   bool suspended = false;
@@ -113,7 +116,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::set<std::shared_ptr<Call>> outstanding ABSL_GUARDED_BY(mu);  // handed off, unanswered
   int suspended ABSL_GUARDED_BY(mu) = 0;
 
-  ~Impl() { OPENSSL_cleanse(key_pem.data(), key_pem.size()); }
+  ~Impl() {
+    OPENSSL_cleanse(key_pem.data(), key_pem.size());
+    if (options.tls.has_value()) OPENSSL_cleanse(options.tls->key_pem.data(), options.tls->key_pem.size());
+  }
 
   // Answer stores `response` for `call` and wakes its connection. False when already answered.
   bool Answer(const std::shared_ptr<Call>& call, Response response) {
@@ -299,6 +305,10 @@ MHD_Result Server::Impl::OnAccess(MHD_Connection* conn, const char* url, const c
     if (early.has_value()) {
       call->handed_off = true;
       call->answered = true;
+      if (r.content_length.value_or(0) > 0 && !early->close) {
+        call->after_body = std::move(early);
+        return MHD_YES;
+      }
       return Queue(conn, *early);
     }
     return MHD_YES;
@@ -306,7 +316,10 @@ MHD_Result Server::Impl::OnAccess(MHD_Connection* conn, const char* url, const c
   std::shared_ptr<Call> call = *static_cast<std::shared_ptr<Call>*>(*con_cls);
   if (*upload_size != 0) {
     // Body bytes. Past the limit they are read and dropped, and the answer is TooLarge.
-    if (!call->too_large && call->request.body.size() + *upload_size <= options.max_body_bytes) {
+    if (call->after_body.has_value()) {
+      // Answered already: dropped.
+    } else if (!call->too_large &&
+               call->request.body.size() + *upload_size <= options.max_body_bytes) {
       call->request.body.append(upload_data, *upload_size);
     } else {
       call->too_large = true;
@@ -314,6 +327,11 @@ MHD_Result Server::Impl::OnAccess(MHD_Connection* conn, const char* url, const c
     }
     *upload_size = 0;
     return MHD_YES;
+  }
+  if (call->after_body.has_value()) {
+    Response r = std::move(*call->after_body);
+    call->after_body.reset();
+    return Queue(conn, r);
   }
   if (call->handed_off) {
     // Resumed: the answer is there (Answer resumes only with one).
