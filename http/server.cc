@@ -97,6 +97,7 @@ struct Call {
   // this is the answer, so that the connection stays usable (keep-alive).
   std::optional<Response> after_body;
   // Guarded by Impl::mu:
+  bool counted = false;  // in Impl::unfinished
   bool answered = false;
   bool suspended = false;
   std::optional<Response> answer;
@@ -115,6 +116,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   bool stopped ABSL_GUARDED_BY(mu) = false;
   std::set<std::shared_ptr<Call>> outstanding ABSL_GUARDED_BY(mu);  // handed off, unanswered
   int suspended ABSL_GUARDED_BY(mu) = 0;
+  // Requests handed to OnRequest whose connection has not finished with them (answer sent, or
+  // the connection closed): Stop waits for them before stopping libmicrohttpd.
+  int unfinished ABSL_GUARDED_BY(mu) = 0;
 
   ~Impl() {
     OPENSSL_cleanse(key_pem.data(), key_pem.size());
@@ -208,9 +212,15 @@ MHD_Result AccessTrampoline(void* cls, MHD_Connection* conn, const char* url, co
                                                    con_cls);
 }
 
-void CompletedTrampoline(void* /*cls*/, MHD_Connection*, void** con_cls,
-                         MHD_RequestTerminationCode) {
-  delete static_cast<std::shared_ptr<Call>*>(*con_cls);
+void CompletedTrampoline(void* cls, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
+  auto* call = static_cast<std::shared_ptr<Call>*>(*con_cls);
+  if (call == nullptr) return;
+  auto* impl = static_cast<Server::Impl*>(cls);
+  {
+    absl::MutexLock lock(&impl->mu);
+    if ((*call)->counted) --impl->unfinished;
+  }
+  delete call;
   *con_cls = nullptr;
 }
 
@@ -365,6 +375,8 @@ MHD_Result Server::Impl::OnAccess(MHD_Connection* conn, const char* url, const c
   {
     absl::MutexLock lock(&mu);
     outstanding.insert(call);
+    call->counted = true;
+    ++unfinished;
   }
   handler->OnRequest(std::make_unique<ExchangeImpl>(shared_from_this(), call));
   std::optional<Response> answer;
@@ -439,7 +451,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
                   nullptr});
   opts.push_back({MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(std::max(1, o.threads)), nullptr});
   opts.push_back({MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&CompletedTrampoline),
-                  nullptr});
+                  impl.get()});
   opts.push_back({MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&ConnectionTrampoline),
                   nullptr});
   if (o.tls.has_value()) {
@@ -512,8 +524,9 @@ void Server::Stop(absl::Time deadline) {
   }
   {
     absl::MutexLock lock(&impl_->mu);
+    // Every answer sent (or its connection gone) before libmicrohttpd stops and closes them.
     auto resumed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
-      return impl_->suspended == 0;
+      return impl_->suspended == 0 && impl_->unfinished == 0;
     };
     impl_->mu.AwaitWithTimeout(absl::Condition(&resumed), absl::Seconds(2));
     impl_->stopped = true;

@@ -2,7 +2,11 @@
 // keep-alive, the body limit, drain and stop with a request still unanswered.
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -117,6 +121,48 @@ TEST(HttpServer, StopAnswersWhatIsStillHeld) {
   (*server)->Stop(absl::Now() + absl::Milliseconds(200));
   client.join();
   EXPECT_EQ(held.status, 503);
+}
+
+// Raw bytes on a socket: what libmicrohttpd answers to what is not HTTP, or too big.
+std::string RawExchange(int port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return "";
+  }
+  timeval tv{.tv_sec = 5, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  for (int i = 0; i < 100; ++i) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+TEST(HttpServer, GarbageAndOversizedHeadersGetAnAnswerAndTheServerGoesOn) {
+  EchoHandler h;
+  auto server = Server::Start({.address = "127.0.0.1:0", .header_memory_bytes = 8192}, &h);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  EXPECT_EQ(RawExchange(port, "\x16\x03\x01 not http at all\r\n\r\n").substr(0, 12), "HTTP/1.1 400");
+  const std::string big = "POST /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') +
+                          "\r\nContent-Length: 1\r\n\r\nx";
+  const std::string answer = RawExchange(port, big);
+  EXPECT_TRUE(answer.substr(0, 12) == "HTTP/1.1 431" || answer.substr(0, 12) == "HTTP/1.1 413")
+      << answer.substr(0, 100);
+  EXPECT_EQ(RawExchange(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                           "Connection: close\r\n\r\nok")
+                .substr(0, 12),
+            "HTTP/1.1 200");
 }
 
 TEST(HttpServer, RefusesAnAddressItCannotUse) {

@@ -4,6 +4,9 @@
 // through the gRPC API and with secsipidx.
 #include <unistd.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -277,6 +280,24 @@ TEST_F(RestTest, EveryErrorDocument) {
     ExpectError(a, 400, "serviceException", "SVC4005");
     EXPECT_EQ(a.json["requestError"]["serviceException"]["variables"][0], field) << a.body;
   }
+  // Hostile documents: deep nesting, invalid UTF-8, numbers out of range.
+  ExpectError(Post("/stir/v1/signing", "{\"signingRequest\":" + std::string(200, '[') +
+                                           std::string(200, ']') + "}"),
+              400, "serviceException", "SVC4006");
+  ExpectError(Post("/stir/v1/signing", "{\"signingRequest\":{\"attest\":\"\xff\"}}"), 400,
+              "serviceException", "SVC4006");
+  ExpectError(Post("/stir/v1/signing", R"({"signingRequest":{"attest":"A","attest":"B"}})"), 400,
+              "serviceException", "SVC4006");
+  for (const char* iat : {"1e30", "18446744073709551615", "-1.5", "null"}) {
+    Answer a = Post("/stir/v1/signing",
+                    absl::StrCat(R"({"signingRequest":{"attest":"A","orig":{"tn":"12155550121"},)",
+                                 R"("dest":{"tn":["12155550131"]},"iat":)", iat, "}}"));
+    if (std::string(iat) == "null") {
+      EXPECT_EQ(a.status, 200) << a.body;  // null is absent: the server's clock
+    } else {
+      ExpectError(a, 400, "serviceException", "SVC4005");
+    }
+  }
   // A profile the daemon does not have (the core's refusal, mapped).
   Answer p = Post("/stir/v1/signing",
                   R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},)"
@@ -343,6 +364,37 @@ TEST_F(RestTest, KeepAliveSeveralRequestsOnOneConnection) {
   RunResult r = RunCommand(argv);
   ASSERT_EQ(r.exit_code, 0) << r.output();
   EXPECT_EQ(r.out, "200 1\n200 0\n200 0\n200 0\n200 0\n") << "one connection, reused";
+}
+
+// Many SBC connections at once, each with keep-alive requests; token signatures complete on the
+// key pool's workers, which resume the suspended HTTP requests.
+TEST_F(RestTest, ConcurrentConnectionsEachAnsweredInOrder) {
+  constexpr int kClients = 8, kRequests = 20;
+  std::vector<std::thread> threads;
+  std::vector<RunResult> results(kClients);
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<std::string> argv = CurlBase("sbc1.test");
+      for (int i = 0; i < kRequests; ++i) {
+        if (i > 0) {
+          argv.push_back("--next");
+          std::vector<std::string> base = CurlBase("sbc1.test");
+          argv.insert(argv.end(), base.begin() + 1, base.end());
+        }
+        argv.insert(argv.end(), {"-H", "Content-Type: application/json", "-H",
+                                 absl::StrCat("X-RequestID: c", c, "-", i), "--data-binary",
+                                 SignBody(), "-o", "/dev/null", "-w", "%{http_code}\n",
+                                 Url("/stir/v1/signing")});
+      }
+      results[c] = RunCommand(argv, {.timeout = absl::Seconds(60)});
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const RunResult& r : results) {
+    EXPECT_EQ(r.exit_code, 0) << r.output();
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), kRequests) << r.out;
+    EXPECT_EQ(r.out.find_first_not_of("200\n"), std::string::npos) << r.out;
+  }
 }
 
 TEST_F(RestTest, PythonClient) {
