@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/fault_pkcs11_control.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 
@@ -438,6 +439,44 @@ TEST(RestBasePathTest, OracleBasePath) {
   };
   EXPECT_EQ(post("/StirShakenWeb/resources/v1/stir/v1/verification"), "200");
   EXPECT_EQ(post("/stir/v1/verification"), "404");
+}
+
+// SIGTERM's drain on the REST listener: a request in progress (a slow token signature) is
+// finished, a new one meanwhile gets 503 POL5000.
+TEST(RestDrainTest, DrainFinishesInFlightAndRefusesNew) {
+  if (absl::StatusOr<FaultP11> f = FaultP11::Attach(SHAKEN_FAULT_P11_MODULE); f.ok()) {
+    ASSERT_OK(f->Configure("sign_delay_us=0"));
+  }
+  auto env = DaemonEnv::Create({.listen_extra_yaml = "  rest:\n    address: 127.0.0.1:0\n",
+                                .pkcs11_module = SHAKEN_FAULT_P11_MODULE});
+  ASSERT_OK(env);
+  absl::StatusOr<FaultP11> fault = FaultP11::Attach(SHAKEN_FAULT_P11_MODULE);
+  ASSERT_OK(fault);
+  ASSERT_OK(fault->Configure("sign_delay_us=1500000"));
+  const int port = (*env)->daemon().rest_port();
+  auto sign = [&]() {
+    return RunCommand({"curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}",
+                       "--cacert", (*env)->TlsCaFile(), "--cert",
+                       (*env)->ClientCertFile("sbc1.test"), "--key",
+                       (*env)->ClientKeyFile("sbc1.test"), "--resolve",
+                       absl::StrCat("localhost:", port, ":127.0.0.1"), "-H",
+                       "Content-Type: application/json", "--data-binary",
+                       R"({"signingRequest":{"attest":"A","orig":{"tn":"12155550121"},)"
+                       R"("dest":{"tn":["12155550131"]}}})",
+                       absl::StrCat("https://localhost:", port, "/stir/v1/signing")},
+                      {.timeout = absl::Seconds(30)});
+  };
+  RunResult in_flight;
+  std::thread first([&] { in_flight = sign(); });
+  absl::SleepFor(absl::Milliseconds(400));  // the first request waits on the token
+  std::thread stop([&] { (*env)->daemon().Shutdown(); });
+  absl::SleepFor(absl::Milliseconds(200));
+  RunResult refused = sign();
+  first.join();
+  stop.join();
+  ASSERT_OK(fault->Configure("sign_delay_us=0"));
+  EXPECT_EQ(in_flight.out, "200") << in_flight.output();
+  EXPECT_EQ(refused.out, "503") << refused.output();
 }
 
 }  // namespace
