@@ -401,9 +401,13 @@ void RestFrontEnd::OnRequest(std::unique_ptr<http::Exchange> exchange) {
   // The caller, by the same rules as gRPC: a verified client certificate's names, or anonymous.
   if (r.client_cert == http::ClientCertificate::kVerified) {
     const auto* der = reinterpret_cast<const unsigned char*>(r.client_cert_der.data());
-    X509* x = d2i_X509(nullptr, &der, static_cast<long>(r.client_cert_der.size()));
-    call->caller = core_->authorizer().IdentifyCertificate(x);
-    X509_free(x);
+    stir::X509Ptr x(d2i_X509(nullptr, &der, static_cast<long>(r.client_cert_der.size())));
+    // kVerified: OpenSSL parsed and verified this very DER in the HTTP layer.
+    if (x == nullptr) {
+      Finish(call, ErrorResponse(Internal(500), Dialect::kAtis, call->header_request_id));
+      return;
+    }
+    call->caller = core_->authorizer().IdentifyCertificate(x.get());
   } else {
     call->caller = core_->authorizer().IdentifyCertificate(nullptr);
   }
