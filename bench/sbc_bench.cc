@@ -3,13 +3,15 @@
 //   REST: POST /stir/v1/signing (ATIS-1000082) with the software-key ("file") profile, plain
 //   HTTP/1.1 keep-alive, against `secsipidx -http-srv` signing with the same PEM key; both
 //   driven by load_bench's HTTP load generator (http_load.h: one epoll thread, --conns
-//   connections each with one request outstanding), one after the other on the same 2 cores.
+//   connections each with one request outstanding), one after the other on the same 2 cores,
+//   in --rounds alternating rounds (the machine's other load hits both alike); the figures are
+//   the medians of the rounds.
 //   SIP: not measured yet (the SIP redirect server is another change): printed as n/a.
 //
 // Summary line:
 //   sbc_bench: rest_vs_secsipidx=X sip_vs_grpc=Y sip_failed=N
 // Targets (bench/README.md): rest_vs_secsipidx >= 1.0 with shakend's REST p99 <= 2 ms.
-// Flags: --seconds=N (each measured phase, default 8), --conns=N (8). Exit 1 when a REST answer
+// Flags: --seconds=N (each measured phase, default 8), --conns=N (8), --rounds=N (3). Exit 1 when a REST answer
 // was not a signature (the figures are not asserted: the smoke test runs 1 s on a busy machine).
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,8 +21,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <vector>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -66,6 +71,12 @@ void WaitListening(testing::Child& child, int port, const std::string& what) {
   Fail(what + " does not listen after 30 s:\n" + child.Log());
 }
 
+// LoadAverage: /proc/loadavg's 1-minute figure, to tell a quiet run from a contended one.
+std::string LoadAverage() {
+  const std::string l = testing::ReadFileOrEmpty("/proc/loadavg");
+  return l.substr(0, l.find(' '));
+}
+
 std::string Post(int port, const std::string& path, const std::string& type,
                  const std::string& body) {
   return absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: 127.0.0.1:", port,
@@ -76,16 +87,20 @@ std::string Post(int port, const std::string& path, const std::string& type,
 }  // namespace
 
 int main(int argc, char** argv) {
-  int seconds = 8, conns = 8;
+  int seconds = 8, conns = 8, rounds = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    int* into = a.rfind("--seconds=", 0) == 0 ? &seconds : a.rfind("--conns=", 0) == 0 ? &conns : nullptr;
+    int* into = a.rfind("--seconds=", 0) == 0  ? &seconds
+                : a.rfind("--conns=", 0) == 0  ? &conns
+                : a.rfind("--rounds=", 0) == 0 ? &rounds
+                                               : nullptr;
     if (into == nullptr || !absl::SimpleAtoi(a.substr(a.find('=') + 1), into) || *into < 1) {
-      std::fprintf(stderr, "usage: sbc_bench [--seconds=N] [--conns=N]\n");
+      std::fprintf(stderr, "usage: sbc_bench [--seconds=N] [--conns=N] [--rounds=N]\n");
       return 2;
     }
   }
   conns = std::min(conns, 256);
+  rounds = std::min(rounds, 20);
 
   // shakend: the test fixture's configuration, with a plain-HTTP REST listener whose anonymous
   // callers may sign with the "file" profile, made the default.
@@ -107,44 +122,67 @@ int main(int argc, char** argv) {
   auto shakend = testing::Child::Start({SHAKEND_BINARY, "--config", config}, env->dir() + "/shakend.log");
   if (!shakend.ok()) Fail(absl::StrCat("cannot start shakend: ", shakend.status().message()));
   WaitListening(*shakend, rest_port, "shakend");
-
   const std::string rest_body = absl::StrCat(
       R"({"signingRequest":{"attest":"C","orig":{"tn":")", kOrig, R"("},"dest":{"tn":[")", kDest,
       R"("]}}})");
   const std::string rest = Post(rest_port, "/stir/v1/signing", "application/json", rest_body);
-  bench::RunHttpLoad("warm-up", rest_port, rest, conns, 1.0, shakend->pid());
-  bench::HttpLoad r = bench::RunHttpLoad("shakend REST signing", rest_port, rest, conns, seconds,
-                                         shakend->pid());
-  shakend->Signal(SIGTERM);
-  (void)shakend->Wait(absl::Seconds(15));
 
   // secsipidx: the same key, the same x5u, the same connections.
-  bench::HttpLoad peer;
-  if (access("/usr/bin/secsipidx", X_OK) == 0) {
-    const int sport = testing::FreeLoopbackPort();
-    auto sec = testing::Child::Start({"/usr/bin/secsipidx", "-http-srv",
-                                      absl::StrCat("127.0.0.1:", sport), "-k", env->FileKeyPath()},
-                                     env->dir() + "/secsipidx.log");
-    if (!sec.ok()) Fail("cannot start secsipidx");
+  const bool have_peer = access("/usr/bin/secsipidx", X_OK) == 0;
+  std::optional<testing::Child> sec;
+  const int sport = testing::FreeLoopbackPort();
+  const std::string csv = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
+  const std::string peer_req = Post(sport, "/v1/sign-csv", "text/plain", csv);
+  if (have_peer) {
+    auto started = testing::Child::Start({"/usr/bin/secsipidx", "-http-srv",
+                                          absl::StrCat("127.0.0.1:", sport), "-k",
+                                          env->FileKeyPath()},
+                                         env->dir() + "/secsipidx.log");
+    if (!started.ok()) Fail("cannot start secsipidx");
+    sec = *std::move(started);
     WaitListening(*sec, sport, "secsipidx");
-    const std::string csv = absl::StrCat(kOrig, ",", kDest, ",C,,", env->file_x5u());
-    const std::string req = Post(sport, "/v1/sign-csv", "text/plain", csv);
-    bench::RunHttpLoad("warm-up", sport, req, conns, 1.0, sec->pid());
-    peer = bench::RunHttpLoad("secsipidx sign-csv", sport, req, conns, seconds, sec->pid());
-    sec->Signal(SIGTERM);
-    (void)sec->Wait(absl::Seconds(5));
   } else {
     std::printf("secsipidx not installed (Debian package secsipidx): no comparison\n");
   }
 
-  std::printf("rest: shakend %.0f /s p99 %.3f ms (server cpu %.0f us/call); secsipidx %.0f /s "
-              "p99 %.3f ms (server cpu %.0f us/call)\n",
-              r.rate, r.p99_ms, r.server_cpu_us, peer.rate, peer.p99_ms, peer.server_cpu_us);
-  std::printf("sbc_bench_rest: rest_per_s=%.0f rest_p99_ms=%.2f secsipidx_per_s=%.0f\n", r.rate,
-              r.p99_ms, peer.rate);
+  const std::string load_before = LoadAverage();
+  bench::RunHttpLoad("warm-up", rest_port, rest, conns, 1.0, shakend->pid());
+  if (have_peer) bench::RunHttpLoad("warm-up", sport, peer_req, conns, 1.0, sec->pid());
+  std::vector<double> rest_rates, rest_p99s, ratios;
+  uint64_t rest_errors = 0;
+  size_t rest_calls = 0;
+  for (int round = 0; round < rounds; ++round) {
+    bench::HttpLoad r = bench::RunHttpLoad("shakend REST signing", rest_port, rest, conns, seconds,
+                                           shakend->pid());
+    rest_rates.push_back(r.rate);
+    rest_p99s.push_back(r.p99_ms);
+    rest_errors += r.errors;
+    rest_calls += r.calls;
+    if (have_peer) {
+      bench::HttpLoad p = bench::RunHttpLoad("secsipidx sign-csv", sport, peer_req, conns, seconds,
+                                             sec->pid());
+      ratios.push_back(p.rate > 0 ? r.rate / p.rate : 0.0);
+    }
+  }
+  shakend->Signal(SIGTERM);
+  (void)shakend->Wait(absl::Seconds(15));
+  if (sec.has_value()) {
+    sec->Signal(SIGTERM);
+    (void)sec->Wait(absl::Seconds(5));
+  }
+
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("sbc_bench_rest: rounds=%d rest_per_s=%.0f rest_p99_ms=%.2f (medians; load average "
+              "%s before, %s after, %ld cores)\n",
+              rounds, median(rest_rates), median(rest_p99s), load_before.c_str(),
+              LoadAverage().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("sbc_bench: rest_vs_secsipidx=%.2f sip_vs_grpc=n/a sip_failed=n/a\n",
-              peer.rate > 0 ? r.rate / peer.rate : 0.0);
+              median(ratios));
   std::fflush(stdout);
   env.reset();
-  _exit(r.errors > 0 || r.calls == 0 ? 1 : 0);
+  _exit(rest_errors > 0 || rest_calls == 0 ? 1 : 0);
 }
