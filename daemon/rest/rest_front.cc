@@ -11,305 +11,32 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "stir/absl_compat.h"
-#include "stir/json.h"
+#include "daemon/rest/rest_json.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 
 namespace shaken::daemon::rest {
 namespace {
 
-using stir::Json;
-
-// Dialect is the vocabulary of a request, and so of its answer: ATIS-1000082, or the 3GPP
-// TS 24.229 "Ms" API (identityHeader, verstatValue, verifyResults, plain {"error"} documents).
-enum class Dialect { kAtis, k3gpp };
-
-constexpr size_t kMaxRequestIdBytes = 128;
-
-// RestError is one entry of the ATIS-1000082 error catalogue (docs/rest-api.md), filled in.
-struct RestError {
-  int status = 400;
-  std::string_view message_id;
-  std::string_view text;  // with %1, %2 for the variables
-  std::vector<std::string> variables;
-};
-
-RestError MissingBody() { return {400, "SVC4000", "Missing request body", {}}; }
-RestError MissingParameter(std::string name) {
-  return {400, "SVC4001", "Missing mandatory parameter '%1'", {std::move(name)}};
-}
-RestError NotAcceptable(std::string type) {
-  return {406, "SVC4002", "Requested response body type '%1' is not supported", {std::move(type)}};
-}
-RestError NotFound() { return {404, "SVC4003", "Requested resource was not found", {}}; }
-RestError UnsupportedType() {
-  return {415, "SVC4004", "Unsupported request body type, expected '%1'", {"application/json"}};
-}
-RestError InvalidValue(std::string name, std::string why, int status = 400) {
-  return {status, "SVC4005", "Invalid '%1' parameter value: %2", {std::move(name), std::move(why)}};
-}
-RestError Unparseable(std::string why) {
-  return {400, "SVC4006", "Failed to parse received message body: %1", {std::move(why)}};
-}
-RestError NoLength() { return {411, "SVC4007", "Missing mandatory Content-Length header", {}}; }
-RestError MethodNotAllowed() { return {405, "POL4050", "Method not allowed", {}}; }
-// shakend's addition to the catalogue: a client that TLS or the clients rules do not admit.
-RestError Forbidden(std::string why) {
-  return {403, "POL4030", "Client not authorized: %1", {std::move(why)}};
-}
-RestError Internal(int status) {
-  return {status, "POL5000", "Internal Server Error. Please try again later", {}};
-}
-
-std::string Dump(const Json& j) {
-  // Texts may quote untrusted bytes: replace what is not UTF-8 rather than throw.
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-std::string Expand(const RestError& e) {
-  std::string out;
-  for (size_t i = 0; i < e.text.size(); ++i) {
-    if (e.text[i] == '%' && i + 1 < e.text.size() && e.text[i + 1] >= '1' && e.text[i + 1] <= '9') {
-      const size_t k = static_cast<size_t>(e.text[i + 1] - '1');
-      if (k < e.variables.size()) out += e.variables[k];
-      ++i;
-    } else {
-      out += e.text[i];
-    }
-  }
-  return out;
-}
-
-bool ValidRequestId(std::string_view id) {
-  if (id.empty() || id.size() > kMaxRequestIdBytes) return false;
-  for (char c : id) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-http::Response JsonResponse(int status, const Json& body, std::string_view request_id) {
+http::Response JsonResponse(int status, std::string body, std::string_view request_id) {
   http::Response r;
   r.status = status;
   r.headers.push_back({"Content-Type", "application/json"});
   if (ValidRequestId(request_id)) r.headers.push_back({"X-RequestID", std::string(request_id)});
-  r.body = Dump(body);
+  r.body = std::move(body);
   return r;
 }
 
 http::Response ErrorResponse(const RestError& e, Dialect dialect, std::string_view request_id) {
-  Json body;
-  if (dialect == Dialect::k3gpp) {
-    body = Json{{"error", absl::StrCat(ToAbsl(e.message_id), ": ", Expand(e))}};
-  } else {
-    const bool policy = e.message_id.substr(0, 3) == "POL";
-    body = Json{{"requestError",
-                 {{policy ? "policyException" : "serviceException",
-                   {{"messageId", e.message_id}, {"text", e.text}, {"variables", e.variables}}}}}};
-  }
-  http::Response r = JsonResponse(e.status, body, request_id);
+  http::Response r = JsonResponse(e.status, ErrorDocument(e, dialect), request_id);
   if (e.status == 503) r.headers.push_back({"Retry-After", "1"});
   if (e.status == 405) r.headers.push_back({"Allow", "POST"});
   return r;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// MediaType is the type/subtype of a header value, lower-case, without parameters.
-std::string MediaType(std::string_view value) {
-  return Lower(Trim(value.substr(0, value.find(';'))));
-}
-
-// AcceptsJson: RFC 9110 §12.5.1, media ranges only (a q of 0 still counts: lenient).
-bool AcceptsJson(std::string_view accept) {
-  while (true) {
-    const size_t comma = accept.find(',');
-    const std::string type = MediaType(accept.substr(0, comma));
-    if (type == "application/json" || type == "application/*" || type == "*/*" || type.empty()) {
-      return true;
-    }
-    if (comma == std::string_view::npos) return false;
-    accept.remove_prefix(comma + 1);
-  }
-}
-
-// --- reading the request documents ---------------------------------------------------------------
-
-// TnChars: ATIS-1000082 allows digits and * # + . - ( ) in a telephone number, and shakend a
-// space too; the core removes the visual separators and '+' (RFC 8224 §8.3).
-bool TnChars(std::string_view tn) {
-  for (char c : tn) {
-    if (!std::isdigit(static_cast<unsigned char>(c)) && std::string_view("*#+.-() ").find(c) ==
-                                                            std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(s[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Fields reads the members of one request object, remembering the first error.
-class Fields {
- public:
-  Fields(const Json& object, std::string prefix) : o_(object), prefix_(std::move(prefix)) {}
-
-  bool Has(const char* key) const { return o_.contains(key) && !o_[key].is_null(); }
-  std::string Name(const char* key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
-
-  // String: a string member; nullopt when absent (or after an error).
-  std::optional<std::string> String(const char* key, bool required) {
-    if (!Has(key)) {
-      if (required) Fail(MissingParameter(Name(key)));
-      return std::nullopt;
-    }
-    if (!o_[key].is_string()) {
-      Fail(InvalidValue(Name(key), "must be a string"));
-      return std::nullopt;
-    }
-    return o_[key].get<std::string>();
-  }
-  std::optional<int64_t> Integer(const char* key, bool required) {
-    if (!Has(key)) {
-      if (required) Fail(MissingParameter(Name(key)));
-      return std::nullopt;
-    }
-    const Json& v = o_[key];
-    if (v.is_number_integer() && !(v.is_number_unsigned() &&
-                                   v.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})) {
-      return v.get<int64_t>();
-    }
-    Fail(InvalidValue(Name(key), "must be an integer (seconds since 1970, NumericDate)"));
-    return std::nullopt;
-  }
-  const Json* Object(const char* key, bool required) {
-    if (!Has(key)) {
-      if (required) Fail(MissingParameter(Name(key)));
-      return nullptr;
-    }
-    if (!o_[key].is_object()) {
-      Fail(InvalidValue(Name(key), "must be an object"));
-      return nullptr;
-    }
-    return &o_[key];
-  }
-  // Strings: an array of strings, or one string (the 3GPP to.tn; lenient elsewhere).
-  std::vector<std::string> Strings(const char* key, bool required) {
-    std::vector<std::string> out;
-    if (!Has(key)) {
-      if (required) Fail(MissingParameter(Name(key)));
-      return out;
-    }
-    const Json& v = o_[key];
-    if (v.is_string()) {
-      out.push_back(v.get<std::string>());
-      return out;
-    }
-    if (!v.is_array()) {
-      Fail(InvalidValue(Name(key), "must be an array of strings"));
-      return out;
-    }
-    for (const Json& e : v) {
-      if (!e.is_string()) {
-        Fail(InvalidValue(Name(key), "must be an array of strings"));
-        return {};
-      }
-      out.push_back(e.get<std::string>());
-    }
-    return out;
-  }
-  void Fail(RestError e) {
-    if (!error_.has_value()) error_ = std::move(e);
-  }
-  const std::optional<RestError>& error() const { return error_; }
-
- private:
-  const Json& o_;
-  std::string prefix_;
-  std::optional<RestError> error_;
-};
-
-// ReadTns reads `key` (orig, dest, from, to): an object with `tn` (one number, or an array when
-// `many`). The 3GPP `uri` form is refused: shakend signs and verifies telephone numbers only.
-std::vector<std::string> ReadTns(Fields& parent, const char* key, bool many) {
-  const Json* o = parent.Object(key, /*required=*/true);
-  if (o == nullptr) return {};
-  Fields f(*o, parent.Name(key));
-  if (!f.Has("tn") && f.Has("uri")) {
-    parent.Fail(InvalidValue(f.Name("uri"), "only telephone numbers (tn) are supported"));
-    return {};
-  }
-  std::vector<std::string> tns;
-  if (many) {
-    tns = f.Strings("tn", true);
-    if (f.error().has_value()) {
-      parent.Fail(*f.error());
-      return {};
-    }
-    if (tns.empty()) parent.Fail(InvalidValue(f.Name("tn"), "needs at least one number"));
-  } else {
-    std::optional<std::string> tn = f.String("tn", true);
-    if (f.error().has_value()) {
-      parent.Fail(*f.error());
-      return {};
-    }
-    tns.push_back(*tn);
-  }
-  for (const std::string& tn : tns) {
-    if (tn.empty() || tn.size() > 64 || !TnChars(tn)) {
-      parent.Fail(InvalidValue(f.Name("tn"), absl::StrCat("\"", tn.substr(0, 64),
-                                                          "\" is not a telephone number (digits "
-                                                          "and * # + . - ( ) or space only)")));
-      return {};
-    }
-  }
-  return tns;
-}
-
-// ErrorFromCore maps the core's refusal to the catalogue (docs/rest-api.md#errors).
-RestError ErrorFromCore(const absl::Status& s) {
-  const std::string message(ToStd(s.message()));
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument: {
-      // The core's messages start with the shaken.v1 field they are about.
-      std::string field = message.substr(0, message.find(' '));
-      if (message.rfind("unknown profile", 0) == 0 || field == "profile") field = "profileId";
-      if (field == "request_id") field = "requestId";
-      if (field.empty() || field.find_first_not_of("abcdefghijklmnopqrstuvwxyzI._") != std::string::npos) {
-        field = "request";
-      }
-      return InvalidValue(field, message);
-    }
-    case absl::StatusCode::kPermissionDenied:
-      return Forbidden(message);
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kFailedPrecondition:
-      return Internal(503);
-    default:
-      return Internal(500);
-  }
+VerdictText TextOf(const shaken::v1::Verdict& v) {
+  return {.passed = v.passed(), .verstat = v.verstat(), .sip_code = v.sip_code(),
+          .sip_reason = v.sip_reason(), .detail = v.detail(), .ppt = v.ppt()};
 }
 
 }  // namespace
@@ -320,13 +47,13 @@ struct RestFrontEnd::Call {
   RestEndpoint endpoint = RestEndpoint::kOther;
   Dialect dialect = Dialect::kAtis;
   absl::Time start;
-  std::string header_request_id;  // X-RequestID, echoed
+  std::string header_request_id;           // X-RequestID, echoed in the headers
+  std::optional<std::string> body_request_id;  // 3GPP requestId, echoed in the document
   Caller caller;
   shaken::v1::SignRequest sign_request;
   shaken::v1::SignResponse sign_response;
   shaken::v1::VerifyRequest verify_request;
   shaken::v1::VerifyResponse verify_response;
-  bool request_id_in_body = false;  // 3GPP requestId given: echoed in the document too
 };
 
 RestFrontEnd::RestFrontEnd(const ServiceCore* core, RestOptions options)
@@ -418,152 +145,48 @@ void RestFrontEnd::OnRequest(std::unique_ptr<http::Exchange> exchange) {
   }
 }
 
-namespace {
-
-// ParseBody: the request document and its top member `top`, or the error to answer.
-absl::StatusOr<Json> ParseBody(const std::string& body) {
-  return stir::ParseStrictJson(body, {.max_bytes = body.size() + 1, .max_depth = 8});
-}
-
-}  // namespace
-
 void RestFrontEnd::Sign(std::shared_ptr<Call> call) {
-  absl::StatusOr<Json> doc = ParseBody(call->exchange->request().body);
-  if (!doc.ok()) {
-    Finish(call, ErrorResponse(Unparseable(std::string(ToStd(doc.status().message()))),
-                               Dialect::kAtis, call->header_request_id));
+  SigningInput in = ParseSigningRequest(call->exchange->request().body);
+  call->dialect = in.dialect;
+  if (in.error.has_value()) {
+    Finish(call, ErrorResponse(*in.error, in.dialect, call->header_request_id));
     return;
-  }
-  Fields root(*doc, "");
-  const Json* sr = root.Object("signingRequest", true);
-  if (sr == nullptr) {
-    Finish(call, ErrorResponse(*root.error(), Dialect::kAtis, call->header_request_id));
-    return;
-  }
-  Fields f(*sr, "");
-  for (const char* key : {"requestId", "profileId", "ppt", "rph", "sph", "div"}) {
-    if (f.Has(key)) call->dialect = Dialect::k3gpp;
   }
   shaken::v1::SignRequest& req = call->sign_request;
-  std::optional<std::string> attest = f.String("attest", true);
-  if (attest.has_value() && *attest != "A" && *attest != "B" && *attest != "C") {
-    f.Fail(InvalidValue("attest", "must be A, B or C"));
-  }
-  std::vector<std::string> orig = ReadTns(f, "orig", /*many=*/false);
-  std::vector<std::string> dest = ReadTns(f, "dest", /*many=*/true);
-  std::optional<int64_t> iat = f.Integer("iat", false);
-  std::optional<std::string> origid = f.String("origid", false);
-  if (origid.has_value() && !IsUuid(*origid)) f.Fail(InvalidValue("origid", "must be a UUID"));
-  if (std::optional<std::string> ppt = f.String("ppt", false);
-      ppt.has_value() && !ppt->empty() && *ppt != "shaken") {
-    f.Fail(InvalidValue("ppt", "shakend signs shaken PASSporTs only"));
-  }
-  for (const char* key : {"rph", "sph", "div"}) {
-    if (f.Has(key)) f.Fail(InvalidValue(key, "shakend signs shaken PASSporTs only"));
-  }
-  std::optional<std::string> profile = f.String("profileId", false);
-  std::optional<std::string> request_id = f.String("requestId", false);
-  if (f.error().has_value()) {
-    Finish(call, ErrorResponse(*f.error(), call->dialect, call->header_request_id));
-    return;
-  }
-  req.set_attest(*attest);
-  req.mutable_orig()->set_tn(orig.front());
-  for (auto& tn : dest) req.mutable_dest()->add_tn(std::move(tn));
-  if (iat.has_value()) req.set_iat(*iat);
-  if (origid.has_value()) req.set_origid(*origid);
-  if (profile.has_value()) req.set_profile(*profile);
-  call->request_id_in_body = request_id.has_value();
-  req.set_request_id(request_id.has_value() ? *request_id : call->header_request_id);
+  req.set_attest(std::move(in.attest));
+  req.mutable_orig()->set_tn(std::move(in.orig_tn));
+  for (auto& tn : in.dest_tns) req.mutable_dest()->add_tn(std::move(tn));
+  if (in.iat.has_value()) req.set_iat(*in.iat);
+  req.set_origid(std::move(in.origid));
+  req.set_profile(std::move(in.profile));
+  call->body_request_id = std::move(in.request_id);
+  req.set_request_id(call->body_request_id.value_or(call->header_request_id));
 
   Call& c = *call;
   core_->StartSign({&c.caller, Front::kRest, Method::kSign, absl::Now() + options_.request_timeout},
                    c.sign_request, &c.sign_response, [this, call](absl::Status status) {
                      if (!status.ok()) {
-                       Finish(call, ErrorResponse(ErrorFromCore(status), call->dialect,
+                       Finish(call, ErrorResponse(ErrorFromStatus(status), call->dialect,
                                                   call->header_request_id));
                        return;
                      }
-                     Json answer;
-                     if (call->dialect == Dialect::k3gpp) {
-                       answer["identityHeader"] = call->sign_response.identity();
-                       if (call->request_id_in_body) {
-                         answer["requestId"] = call->sign_response.request_id();
-                       }
-                     } else {
-                       answer["identity"] = call->sign_response.identity();
-                     }
-                     Finish(call, JsonResponse(200, Json{{"signingResponse", answer}},
+                     Finish(call, JsonResponse(200,
+                                               SigningAnswer(call->dialect,
+                                                             call->sign_response.identity(),
+                                                             call->body_request_id),
                                                call->header_request_id));
                    });
 }
 
-namespace {
-
-// VerdictFields: the ATIS-1000082 verificationResponse members of one verdict: verstat alone
-// when it passed, with reasoncode, reasontext and reasondesc when not.
-Json AtisVerdict(int code, std::string_view reason, std::string_view detail,
-                 std::string_view verstat, bool passed) {
-  Json v;
-  if (!passed) {
-    v["reasoncode"] = code;
-    v["reasontext"] = reason;
-    v["reasondesc"] = detail;
-  }
-  v["verstat"] = verstat;
-  return v;
-}
-
-// MsResult: one 3GPP verifyResults entry.
-Json MsResult(std::string_view ppt, int code, std::string_view reason, std::string_view detail,
-              bool passed) {
-  Json r{{"ppt", ppt.empty() ? std::string_view("shaken") : ppt},
-         {"status", passed ? "pass" : "fail"}};
-  if (!passed) {
-    r["reasonCode"] = code;
-    r["reasonText"] = reason;
-    r["reasonDescription"] = detail;
-  }
-  return Json{{"verifyResult", r}};
-}
-
-constexpr std::string_view kNoIdentityText = "Use Identity Header";
-constexpr std::string_view kNoIdentityDesc = "The request carries no Identity header to verify";
-
-}  // namespace
-
 void RestFrontEnd::Verify(std::shared_ptr<Call> call) {
-  absl::StatusOr<Json> doc = ParseBody(call->exchange->request().body);
-  if (!doc.ok()) {
-    Finish(call, ErrorResponse(Unparseable(std::string(ToStd(doc.status().message()))),
-                               Dialect::kAtis, call->header_request_id));
+  VerificationInput in = ParseVerificationRequest(call->exchange->request().body);
+  call->dialect = in.dialect;
+  if (in.error.has_value()) {
+    Finish(call, ErrorResponse(*in.error, in.dialect, call->header_request_id));
     return;
   }
-  Fields root(*doc, "");
-  const Json* vr = root.Object("verificationRequest", true);
-  if (vr == nullptr) {
-    Finish(call, ErrorResponse(*root.error(), Dialect::kAtis, call->header_request_id));
-    return;
-  }
-  Fields f(*vr, "");
-  for (const char* key : {"identityHeader", "identityHeaders", "requestId", "profileId",
-                          "displayName", "protectedHeaders", "dest"}) {
-    if (f.Has(key)) call->dialect = Dialect::k3gpp;
-  }
-  // The Identity header values: ATIS `identity` (one, or an array: lenient); 3GPP
-  // `identityHeader` (the shaken one) then `identityHeaders` (div, rph, ...).
-  std::vector<std::string> identities = f.Strings("identity", false);
-  if (std::optional<std::string> h = f.String("identityHeader", false)) identities.push_back(*h);
-  for (auto& h : f.Strings("identityHeaders", false)) identities.push_back(std::move(h));
-  std::erase_if(identities, [](const std::string& s) { return s.empty(); });
-  std::optional<std::string> request_id = f.String("requestId", false);
-  if (f.error().has_value()) {
-    Finish(call, ErrorResponse(*f.error(), call->dialect, call->header_request_id));
-    return;
-  }
-  call->request_id_in_body = request_id.has_value() && ValidRequestId(*request_id);
-  const std::string echo_id = call->request_id_in_body ? *request_id : call->header_request_id;
-  if (identities.empty()) {
+  call->body_request_id = std::move(in.request_id);
+  if (in.heartbeat) {
     // No Identity at all: Oracle's SBC sends such a verificationRequest as a heartbeat. RFC 8224
     // answers a call without Identity 428; an SBC's circuit breaker must see a 200 here.
     if (!Authorizer::MayCall(call->caller, "Verify")) {
@@ -572,31 +195,16 @@ void RestFrontEnd::Verify(std::shared_ptr<Call> call) {
                                  call->dialect, call->header_request_id));
       return;
     }
-    Json answer;
-    if (call->dialect == Dialect::k3gpp) {
-      answer = Json{{"verstatValue", "No-TN-Validation"},
-                    {"verifyResults",
-                     Json::array({MsResult("shaken", 428, kNoIdentityText, kNoIdentityDesc, false)})}};
-      if (call->request_id_in_body) answer["requestId"] = echo_id;
-    } else {
-      answer = AtisVerdict(428, kNoIdentityText, kNoIdentityDesc, "No-TN-Validation", false);
-    }
-    Finish(call, JsonResponse(200, Json{{"verificationResponse", answer}}, call->header_request_id));
-    return;
-  }
-  std::vector<std::string> from = ReadTns(f, "from", /*many=*/false);
-  std::vector<std::string> to = ReadTns(f, "to", /*many=*/true);
-  std::optional<int64_t> time = f.Integer("time", true);
-  if (f.error().has_value()) {
-    Finish(call, ErrorResponse(*f.error(), call->dialect, call->header_request_id));
+    Finish(call, JsonResponse(200, HeartbeatAnswer(call->dialect, call->body_request_id),
+                              call->header_request_id));
     return;
   }
   shaken::v1::VerifyRequest& req = call->verify_request;
-  for (auto& id : identities) req.add_identity(std::move(id));
-  req.mutable_from()->set_tn(from.front());
-  for (auto& tn : to) req.mutable_to()->add_tn(std::move(tn));
-  req.set_time(*time);
-  req.set_request_id(echo_id);
+  for (auto& id : in.identities) req.add_identity(std::move(id));
+  req.mutable_from()->set_tn(std::move(in.from_tn));
+  for (auto& tn : in.to_tns) req.mutable_to()->add_tn(std::move(tn));
+  req.set_time(in.time);
+  req.set_request_id(call->body_request_id.value_or(call->header_request_id));
 
   Call& c = *call;
   core_->StartVerify(
@@ -604,24 +212,18 @@ void RestFrontEnd::Verify(std::shared_ptr<Call> call) {
       c.verify_request, &c.verify_response, [this, call](absl::Status status) {
         if (!status.ok()) {
           Finish(call,
-                 ErrorResponse(ErrorFromCore(status), call->dialect, call->header_request_id));
+                 ErrorResponse(ErrorFromStatus(status), call->dialect, call->header_request_id));
           return;
         }
-        const shaken::v1::Verdict& v = call->verify_response.verdict();
-        Json answer;
-        if (call->dialect == Dialect::k3gpp) {
-          answer["verstatValue"] = v.verstat();
-          Json results = Json::array();
-          for (const shaken::v1::Verdict& h : call->verify_response.identities()) {
-            results.push_back(MsResult(h.ppt(), h.sip_code(), h.sip_reason(), h.detail(), h.passed()));
-          }
-          answer["verifyResults"] = std::move(results);
-          if (call->request_id_in_body) answer["requestId"] = call->verify_response.request_id();
-        } else {
-          answer = AtisVerdict(v.sip_code(), v.sip_reason(), v.detail(), v.verstat(), v.passed());
+        std::vector<VerdictText> headers;
+        for (const shaken::v1::Verdict& h : call->verify_response.identities()) {
+          headers.push_back(TextOf(h));
         }
-        Finish(call,
-               JsonResponse(200, Json{{"verificationResponse", answer}}, call->header_request_id));
+        Finish(call, JsonResponse(200,
+                                  VerificationAnswer(call->dialect,
+                                                     TextOf(call->verify_response.verdict()),
+                                                     headers, call->body_request_id),
+                                  call->header_request_id));
       });
 }
 
