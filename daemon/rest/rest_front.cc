@@ -3,14 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
-#include <cctype>
-#include <limits>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "stir/absl_compat.h"
 #include "daemon/rest/rest_json.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
