@@ -606,6 +606,7 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
   in_force.max_connection_age_grace = cur.max_connection_age_grace;
   in_force.health_listen = cur.health_listen;
   in_force.metrics_listen = cur.metrics_listen;
+  in_force.rest = cur.rest;
   in_force.max_request_bytes = cur.max_request_bytes;
   in_force.drain_grace = cur.drain_grace;
   in_force.certificate_check_interval = cur.certificate_check_interval;

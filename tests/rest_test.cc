@@ -441,6 +441,35 @@ TEST(RestBasePathTest, OracleBasePath) {
   EXPECT_EQ(post("/stir/v1/verification"), "404");
 }
 
+// SIGHUP with a changed listen.rest: a restart setting; the listener keeps what it was started
+// with, reload after reload.
+TEST(RestReloadTest, ListenRestChangesOnlyAtRestart) {
+  auto env = DaemonEnv::Create({.listen_extra_yaml = "  rest:\n    address: 127.0.0.1:0\n"});
+  ASSERT_OK(env);
+  const int port = (*env)->daemon().rest_port();
+  auto heartbeat = [&](const std::string& path) {
+    return RunCommand({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                       "--cacert", (*env)->TlsCaFile(), "--cert",
+                       (*env)->ClientCertFile("sbc1.test"), "--key",
+                       (*env)->ClientKeyFile("sbc1.test"), "--resolve",
+                       absl::StrCat("localhost:", port, ":127.0.0.1"), "-H",
+                       "Content-Type: application/json", "--data-binary",
+                       R"({"verificationRequest":{}})",
+                       absl::StrCat("https://localhost:", port, path)})
+        .out;
+  };
+  std::string yaml = (*env)->config_yaml();
+  const std::string at = "    address: 127.0.0.1:0\n";
+  yaml.replace(yaml.find(at), at.size(), at + "    base_path: /StirShakenWeb/resources/v1\n");
+  ASSERT_OK_AND_ASSIGN(daemon::Config next, daemon::ParseConfig(yaml, "next.yaml"));
+  for (int i = 0; i < 2; ++i) {
+    (void)(*env)->daemon().Reload(next);
+    EXPECT_EQ(heartbeat("/stir/v1/verification"), "200") << "reload " << i;
+    EXPECT_EQ(heartbeat("/StirShakenWeb/resources/v1/stir/v1/verification"), "404");
+    EXPECT_EQ((*env)->daemon().rest_port(), port);
+  }
+}
+
 // SIGTERM's drain on the REST listener: a request in progress (a slow token signature) is
 // finished, a new one meanwhile gets 503 POL5000.
 TEST(RestDrainTest, DrainFinishesInFlightAndRefusesNew) {
