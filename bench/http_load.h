@@ -12,7 +12,8 @@ namespace shaken::bench {
 
 // RunHttp keeps `conns` keep-alive connections to 127.0.0.1:`port`, each with one `request`
 // outstanding, driven by one epoll thread, for `seconds`. A response counts when it is 200 with
-// a JWS body ("eyJ..."); Die()s when a connection breaks.
+// a JWS in its body (secsipidx's bare "eyJ...", or shakend's REST JSON document); Die()s when a
+// connection breaks.
 LatencyRecorder RunHttp(const std::string& name, int port, const std::string& request, int conns,
                         double seconds);
 

@@ -203,6 +203,42 @@ absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
   return absl::OkStatus();
 }
 
+absl::Status ReadRestListen(Node& listen, Config* c) {
+  if (!listen.Has("rest")) return absl::OkStatus();
+  Node n(listen.Get("rest"), "listen.rest");
+  RETURN_IF_ERROR(n.CheckMap());
+  RestListenConfig r;
+  RETURN_IF_ERROR(n.String("address", &r.address));
+  RETURN_IF_ERROR(n.String("base_path", &r.base_path));
+  RETURN_IF_ERROR(ReadTls(n, &r.tls));
+  RETURN_IF_ERROR(n.Bool("allow_insecure", &r.allow_insecure));
+  RETURN_IF_ERROR(n.Number<size_t>("max_body_bytes", &r.max_body_bytes, 1024, 16 << 20));
+  RETURN_IF_ERROR(n.Number("max_connections", &r.max_connections, 1, 100000));
+  RETURN_IF_ERROR(n.Duration("idle_timeout", &r.idle_timeout));
+  RETURN_IF_ERROR(n.Duration("request_timeout", &r.request_timeout));
+  RETURN_IF_ERROR(n.Number("threads", &r.threads, 1, 64));
+  RETURN_IF_ERROR(n.Finish());
+  if (r.address.empty()) return Node::Error("listen.rest.address", "is required (host:port)");
+  if (!r.base_path.empty() &&
+      (r.base_path.front() != '/' || r.base_path.back() == '/' ||
+       r.base_path.find_first_of("?#% ") != std::string::npos)) {
+    return Node::Error("listen.rest.base_path",
+                       "must start with / and not end with / (e.g. /StirShakenWeb/resources/v1), "
+                       "or be empty");
+  }
+  if (r.idle_timeout < absl::Seconds(1)) {
+    return Node::Error("listen.rest.idle_timeout", "must be at least 1s");
+  }
+  if (r.request_timeout < absl::Milliseconds(10)) {
+    return Node::Error("listen.rest.request_timeout", "must be at least 10ms");
+  }
+  if (r.tls.has_value() && r.allow_insecure) {
+    return Node::Error("listen.rest.allow_insecure", "and listen.rest.tls exclude each other");
+  }
+  c->rest = std::move(r);
+  return absl::OkStatus();
+}
+
 absl::Status ReadListen(Node& root, Config* c) {
   if (!root.Has("listen")) return absl::OkStatus();
   Node n(root.Get("listen"), "listen");
@@ -223,6 +259,7 @@ absl::Status ReadListen(Node& root, Config* c) {
                        "must be 0 (never) or at least 10s: every client reconnects that often");
   }
   RETURN_IF_ERROR(ReadTls(n, &c->tls));
+  RETURN_IF_ERROR(ReadRestListen(n, c));
   return n.Finish();
 }
 
@@ -506,6 +543,21 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
         "listen.tls is required for the API listener; for a lab without TLS say "
         "listen.allow_insecure: true"));
   }
+  if (c.rest.has_value() && c.rest->EffectiveTls(c.tls) == nullptr && !c.rest->allow_insecure) {
+    return with_origin(absl::InvalidArgumentError(
+        "listen.rest.tls (or listen.tls) is required for the REST listener; for a lab without "
+        "TLS say listen.rest.allow_insecure: true"));
+  }
+  if (c.rest.has_value() && !c.clients.empty()) {
+    const TlsConfig* rest_tls = c.rest->EffectiveTls(c.tls);
+    bool only_wildcard = true;
+    for (const auto& r : c.clients) only_wildcard &= r.identity == "*";
+    if (rest_tls != nullptr && rest_tls->client_ca_file.empty() && !only_wildcard) {
+      return with_origin(absl::InvalidArgumentError(
+          "clients name identities, which come from client certificates: set "
+          "client_ca_file in the REST listener's TLS (listen.rest.tls, or listen.tls)"));
+    }
+  }
   if (!c.clients.empty() && c.tls.has_value() && c.tls->client_ca_file.empty()) {
     bool only_wildcard = true;
     for (const auto& r : c.clients) only_wildcard &= r.identity == "*";
@@ -575,6 +627,11 @@ std::vector<std::string> CheckReferencedFiles(const Config& config) {
     file("listen.tls.cert_file", config.tls->cert_file);
     file("listen.tls.key_file", config.tls->key_file);
     file("listen.tls.client_ca_file", config.tls->client_ca_file);
+  }
+  if (config.rest.has_value() && config.rest->tls.has_value()) {
+    file("listen.rest.tls.cert_file", config.rest->tls->cert_file);
+    file("listen.rest.tls.key_file", config.rest->tls->key_file);
+    file("listen.rest.tls.client_ca_file", config.rest->tls->client_ca_file);
   }
   if (config.pkcs11.has_value()) {
     file("pkcs11.module", config.pkcs11->module);

@@ -38,6 +38,32 @@ struct ClientRule {
   friend bool operator==(const ClientRule&, const ClientRule&) = default;
 };
 
+// RestListenConfig is listen.rest: the ATIS-1000082 REST front end (docs/rest-api.md).
+struct RestListenConfig {
+  std::string address;    // host:port
+  // Prefix of the paths: "" serves /stir/v1/signing; Oracle's SBC calls
+  // /StirShakenWeb/resources/v1/stir/v1/signing. Starts with '/', no trailing '/'.
+  std::string base_path;
+  // TLS of this listener; unset: listen.tls (the same files and client CA as the API).
+  std::optional<TlsConfig> tls;
+  bool allow_insecure = false;  // plain HTTP: labs only, must be said explicitly
+  size_t max_body_bytes = 64 * 1024;
+  int max_connections = 1024;
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // The deadline of each request in the core (signing queue, x5u fetches).
+  absl::Duration request_timeout = absl::Seconds(5);
+  int threads = 2;  // HTTP event threads
+
+  // EffectiveTls: the TLS files this listener uses, or nullptr for plain HTTP.
+  const TlsConfig* EffectiveTls(const std::optional<TlsConfig>& api_tls) const {
+    if (tls.has_value()) return &*tls;
+    if (allow_insecure || !api_tls.has_value()) return nullptr;
+    return &*api_tls;
+  }
+
+  friend bool operator==(const RestListenConfig&, const RestListenConfig&) = default;
+};
+
 struct Pkcs11Config {
   std::string module;          // path of the PKCS#11 module (.so)
   // pin_source: where the user PIN is (hsm::PinSource::Parse: "file:/path", "env:NAME" or an
@@ -133,6 +159,7 @@ struct Config {
   // were added since they connected. 0: never.
   absl::Duration max_connection_age = absl::Minutes(30);
   absl::Duration max_connection_age_grace = absl::Seconds(30);
+  std::optional<RestListenConfig> rest;  // listen.rest; unset: no REST front end
 
   std::vector<ClientRule> clients;  // empty: every client may do everything
   std::optional<Pkcs11Config> pkcs11;

@@ -1,6 +1,7 @@
 #include "daemon/config.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -344,6 +345,67 @@ verifier: {ca_file: /ca.pem)", lab, "}\n");
                         "t.yaml"));
   EXPECT_THAT(ParseConfig(with_x5u("http://cert.example.org/sp.pem"), "t.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("https")));
+}
+
+// listen.rest: the REST front end; its own TLS or the API's, plain HTTP only when said.
+TEST(ConfigTest, RestListener) {
+  auto with_rest = [](const std::string& rest, const std::string& api_tls = "") {
+    std::string y = kMinimal;
+    y.replace(y.find("  allow_insecure: true\n"), 0, api_tls + "  rest:\n" + rest);
+    return y;
+  };
+  auto c = ParseConfig(with_rest("    address: 127.0.0.1:8080\n    allow_insecure: true\n"), "t.yaml");
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->rest.has_value());
+  EXPECT_EQ(c->rest->address, "127.0.0.1:8080");
+  EXPECT_EQ(c->rest->base_path, "");
+  EXPECT_EQ(c->rest->max_body_bytes, 64u * 1024);
+  EXPECT_EQ(c->rest->request_timeout, absl::Seconds(5));
+  EXPECT_EQ(c->rest->EffectiveTls(c->tls), nullptr);
+  EXPECT_FALSE(ParseConfig(kMinimal, "t.yaml")->rest.has_value());
+
+  const std::string api_tls =
+      "  tls: {cert_file: /a.pem, key_file: /a.key, client_ca_file: /ca.pem}\n";
+  auto inherits = ParseConfig(
+      with_rest("    address: 0.0.0.0:8443\n    base_path: /StirShakenWeb/resources/v1\n"
+                "    max_body_bytes: 8192\n    request_timeout: 2s\n",
+                api_tls),
+      "t.yaml");
+  ASSERT_OK(inherits);
+  ASSERT_NE(inherits->rest->EffectiveTls(inherits->tls), nullptr);
+  EXPECT_EQ(inherits->rest->EffectiveTls(inherits->tls)->client_ca_file, "/ca.pem");
+  EXPECT_EQ(inherits->rest->base_path, "/StirShakenWeb/resources/v1");
+  auto own = ParseConfig(
+      with_rest("    address: 0.0.0.0:8443\n    tls: {cert_file: /r.pem, key_file: /r.key}\n"),
+      "t.yaml");
+  ASSERT_OK(own);
+  EXPECT_EQ(own->rest->EffectiveTls(own->tls)->cert_file, "/r.pem");
+  std::vector<std::string> problems = CheckReferencedFiles(*own);
+  EXPECT_THAT(absl::StrJoin(problems, "\n"), HasSubstr("listen.rest.tls.cert_file: /r.pem"));
+
+  for (const auto& [rest, key] : std::vector<std::pair<std::string, std::string>>{
+           {"    allow_insecure: true\n", "listen.rest.address"},
+           {"    address: 127.0.0.1:1\n", "listen.rest.allow_insecure"},
+           {"    address: 127.0.0.1:1\n    allow_insecure: true\n    base_path: api/\n",
+            "listen.rest.base_path"},
+           {"    address: 127.0.0.1:1\n    allow_insecure: true\n    max_body_bytes: 10\n",
+            "listen.rest.max_body_bytes"},
+           {"    address: 127.0.0.1:1\n    allow_insecure: true\n    idle_timeout: 0s\n",
+            "listen.rest.idle_timeout"},
+           {"    address: 127.0.0.1:1\n    allow_insecure: true\n    port: 8080\n",
+            "listen.rest.port"},
+           {"    address: 127.0.0.1:1\n    allow_insecure: true\n    tls: {cert_file: /a}\n",
+            "listen.rest.tls.cert_file"},
+       }) {
+    EXPECT_THAT(ParseConfig(with_rest(rest), "t.yaml"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
+        << rest;
+  }
+  // Client rules by name need client certificates on the REST listener too.
+  std::string named = with_rest("    address: 127.0.0.1:1\n    tls: {cert_file: /r, key_file: /k}\n");
+  named += "clients:\n  - {identity: sbc1, methods: [Sign]}\n";
+  EXPECT_THAT(ParseConfig(named, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen.rest.tls")));
 }
 
 TEST(ConfigTest, MissingFile) {

@@ -34,6 +34,11 @@ constexpr MetricSpec kMetrics[] = {
      "Verification verdicts (one per Identity header), by reason"},
     {"shaken_x5u_fetch_duration_seconds", kHistogram, "result",
      "x5u fetches by outcome (ok or error; the reasons are in the verdicts)"},
+    {"shaken_rest_requests_total", kCounter, "endpoint,status",
+     "REST (ATIS-1000082) requests answered, by endpoint (signing, verification, other) and HTTP "
+     "status (200, 400, ..., 503, or other)"},
+    {"shaken_rest_duration_seconds", kHistogram, "endpoint",
+     "REST request handling time, headers in to answer, by endpoint"},
     // Token pools and signing queues, per profile (collector in daemon/server.cc).
     {"shaken_hsm_sessions", kGauge, "profile,state", "Token sessions of a profile's pool"},
     {"shaken_hsm_health", kGauge, "profile", "0 serving, 1 degraded, 2 down"},
@@ -221,6 +226,17 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
         &verdicts.Add({{"reason", std::string(stir::ReasonName(static_cast<stir::Reason>(r)))}});
   }
   auto& fetch = Histograms("shaken_x5u_fetch_duration_seconds", *registry_);
+  auto& rest = Counters("shaken_rest_requests_total", *registry_);
+  auto& rest_latency = Histograms("shaken_rest_duration_seconds", *registry_);
+  static constexpr const char* kRestEndpoints[] = {"signing", "verification", "other"};
+  for (size_t e = 0; e < rest_.size(); ++e) {
+    for (size_t k = 0; k < kRestStatusSlots; ++k) {
+      const std::string status =
+          k < std::size(kRestStatuses) ? std::to_string(kRestStatuses[k]) : "other";
+      rest_[e][k] = &rest.Add({{"endpoint", kRestEndpoints[e]}, {"status", status}});
+    }
+    rest_latency_[e] = &rest_latency.Add({{"endpoint", kRestEndpoints[e]}}, LatencyBuckets());
+  }
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
   AddCollector(AuditFamilies);
@@ -236,6 +252,15 @@ void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration lat
   size_t m = static_cast<size_t>(method);
   rpcs_[m][c]->Increment();
   rpc_latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency) {
+  const size_t e = static_cast<size_t>(endpoint);
+  if (e >= rest_.size()) return;
+  size_t k = 0;
+  while (k < std::size(kRestStatuses) && kRestStatuses[k] != http_status) ++k;
+  rest_[e][k]->Increment();
+  rest_latency_[e]->Observe(absl::ToDoubleSeconds(latency));
 }
 
 size_t Metrics::ProfileSeries(const std::string& profile) {

@@ -32,6 +32,9 @@ namespace shaken::daemon {
 enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
 std::string_view MethodName(Method m);
 
+// RestEndpoint is the `endpoint` label of the REST series.
+enum class RestEndpoint { kSigning, kVerification, kOther, kCount_ };
+
 // GrpcCodeName is the gRPC name of a status code ("OK", "UNAVAILABLE", ...): the one vocabulary of
 // the `code` label and of audit records' `result`, abseil's (absl::StatusCodeToString: gRPC and
 // absl codes are the same numbers). "UNKNOWN" for a value out of range.
@@ -74,6 +77,8 @@ class Metrics {
   void RecordQueueWait(size_t profile_index, absl::Duration waited);
   void RecordVerdict(stir::Reason reason);
   void RecordFetch(bool ok, absl::Duration latency);
+  // RecordRest counts one REST answer; a status outside the documented set counts as "other".
+  void RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -94,6 +99,11 @@ class Metrics {
   std::array<prometheus::Histogram*, kMaxProfileSeries> sign_latency_{};
   std::array<prometheus::Histogram*, kMaxProfileSeries> queue_wait_{};
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
+  static constexpr int kRestStatuses[] = {200, 400, 403, 404, 405, 406, 411, 413, 415, 500, 503};
+  static constexpr size_t kRestStatusSlots = std::size(kRestStatuses) + 1;  // + "other"
+  std::array<std::array<prometheus::Counter*, kRestStatusSlots>,
+             static_cast<size_t>(RestEndpoint::kCount_)> rest_;
+  std::array<prometheus::Histogram*, static_cast<size_t>(RestEndpoint::kCount_)> rest_latency_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;
   std::shared_ptr<prometheus::Collectable> live_;

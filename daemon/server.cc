@@ -17,6 +17,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
+#include "daemon/rest/rest_front.h"
 #include "daemon/service.h"
 #include "hsm/module.h"
 #include "stir/absl_compat.h"
@@ -35,6 +36,7 @@ struct Daemon::State {
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ServiceCore> core;        // shared by every front end
   std::unique_ptr<ShakenService> service;  // the gRPC front end
+  std::unique_ptr<rest::RestListener> rest;  // the REST front end (listen.rest), if configured
   std::unique_ptr<grpc::Server> api;
   grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
   std::unique_ptr<grpc::Server> health;
@@ -338,6 +340,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                        " (address in use, or not an address of this host?)"));
     }
   }
+  if (config.rest.has_value()) {
+    ASSIGN_OR_RETURN(s.rest, rest::RestListener::Start(config, s.core.get()));
+    d->rest_port_ = s.rest->port();
+  }
   if (!config.health_listen.empty()) {
     grpc::ServerBuilder b;
     b.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(), &d->health_port_);
@@ -382,6 +388,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                   : "insecure"},
                       {"health_port", absl::StrCat(d->health_port_)},
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
+                      {"rest_port", absl::StrCat(d->rest_port_)},
                       {"reflection", config.reflection},
                       {"profiles", absl::StrCat(config.profiles.size())},
                       {"verifier", config.verifier.enabled ? "on" : "off"}});
@@ -455,7 +462,9 @@ void Daemon::Shutdown() {
   // The API server stops accepting calls and waits for in-flight ones until the deadline, then
   // cancels the rest. Meanwhile the health listener answers NOT_SERVING, so a load balancer or a
   // Kubernetes readiness probe moves traffic away; it stops last.
+  if (state_->rest != nullptr) state_->rest->Drain();  // new REST requests: 503
   state_->api->Shutdown(deadline);
+  if (state_->rest != nullptr) state_->rest->Stop(absl::FromChrono(deadline));
   if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
   if (monitor_.joinable()) monitor_.join();
@@ -481,7 +490,8 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
             cur.allow_insecure != next.allow_insecure || cur.reflection != next.reflection ||
             cur.max_connection_age != next.max_connection_age ||
             cur.max_connection_age_grace != next.max_connection_age_grace ||
-            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen,
+            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen ||
+            cur.rest != next.rest,
         "listen");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
   check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
@@ -582,6 +592,7 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
   in_force.max_connection_age_grace = cur.max_connection_age_grace;
   in_force.health_listen = cur.health_listen;
   in_force.metrics_listen = cur.metrics_listen;
+  in_force.rest = cur.rest;
   in_force.max_request_bytes = cur.max_request_bytes;
   in_force.drain_grace = cur.drain_grace;
   in_force.certificate_check_interval = cur.certificate_check_interval;
@@ -646,6 +657,7 @@ Daemon::~Daemon() {
   if (state_ == nullptr) return;
   // Servers before the service they call into; profiles (token pools) last.
   state_->api.reset();
+  state_->rest.reset();
   state_->health.reset();
   state_->service.reset();
   // The core (the profiles and verifier in force) before what it uses; then the verification

@@ -30,6 +30,7 @@ class Daemon {
   int api_port() const { return api_port_; }
   int health_port() const { return health_port_; }
   int metrics_port() const { return metrics_port_; }
+  int rest_port() const { return rest_port_; }  // listen.rest
 
   // Shutdown: health NOT_SERVING at once, refuse new calls, let in-flight calls finish for at
   // most drain_grace, then cancel what is left and stop. Idempotent. (SIGTERM)
@@ -72,6 +73,7 @@ class Daemon {
   int api_port_ = 0;
   int health_port_ = 0;
   int metrics_port_ = 0;
+  int rest_port_ = 0;
   std::atomic<bool> draining_{false};
   absl::Notification stop_;
   absl::Notification stopped_;

@@ -12,6 +12,8 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev prometheus-cpp-dev
   libsystemd-dev
+  # the REST front end's HTTP server (http/): libmicrohttpd, its TLS is GnuTLS
+  libmicrohttpd-dev libgnutls28-dev
   # PKCS#11: software token, libp11's OpenSSL engine, OpenSC tools (pkcs11-tool, pkcs11-spy)
   softhsm2 libp11-dev libengine-pkcs11-openssl opensc
   # tests and benchmarks
