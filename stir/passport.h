@@ -98,7 +98,7 @@ struct ShakenClaims {
 
 // DivClaims are what a retargeting entity asks to sign: a div PASSporT (RFC 8946 §3-4) for a
 // call it diverts. orig is copied from the original PASSporT, div is the original's dest, dest is
-// the new target; there is no attest or origid (ATIS-1000085; docs/standards.md#div).
+// the new target; there is no attest or origid (ATIS-1000085; docs/standards.md#div-passports).
 struct DivClaims {
   // The PASSporT being diverted, as received: an Identity header value or its bare JWS (full
   // form), ppt shaken or div. It is decoded and its claims typed, not verified: the retargeting
