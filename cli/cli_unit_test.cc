@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "cli/common.h"
@@ -271,3 +272,37 @@ TEST(ShakenctlTest, FileKeyCeremonyAndBadInput) {
 
 }  // namespace
 }  // namespace shaken::cli
+
+namespace shaken {
+namespace {
+
+// passport create --ppt div (RFC 8946): a div PASSporT of a shaken one, and the flag rules.
+TEST(ShakenctlTest, PassportCreateDiv) {
+  testing::TempDir dir;
+  const std::string d = dir.path();
+  ASSERT_EQ(testing::Shakenctl({"key", "generate", "--key", d + "/sp.key"}).exit_code, 0);
+  const std::vector<std::string> base = {"passport", "create", "--key", d + "/sp.key", "--x5u",
+                                         "https://cert.example.org/sp.pem", "--print", "identity"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), more.begin(), more.end());
+    return testing::Shakenctl(args);
+  };
+  auto shaken = with({"--attest", "A", "--orig", "12155550121", "--dest", "12155550131"});
+  ASSERT_EQ(shaken.exit_code, 0) << shaken.err;
+  const std::string identity(absl::StripAsciiWhitespace(shaken.out));
+  auto div = with({"--ppt", "div", "--div-of", identity, "--dest", "12155550141", "--hi", "1.2"});
+  ASSERT_EQ(div.exit_code, 0) << div.err;
+  EXPECT_THAT(div.out, ::testing::HasSubstr(";alg=ES256;ppt=div"));
+  EXPECT_EQ(with({"--ppt", "div", "--div-of", identity, "--attest", "A", "--dest", "1"}).exit_code,
+            2);
+  EXPECT_EQ(with({"--ppt", "div", "--dest", "12155550141"}).exit_code, 2);
+  EXPECT_EQ(with({"--orig", "12155550121", "--dest", "12155550131"}).exit_code, 2);
+  EXPECT_EQ(with({"--attest", "A", "--orig", "1", "--dest", "2", "--hi", "1"}).exit_code, 2);
+  auto bad_hi = with({"--ppt", "div", "--div-of", identity, "--dest", "12155550141", "--hi", "x"});
+  EXPECT_NE(bad_hi.exit_code, 0);
+  EXPECT_THAT(bad_hi.err, ::testing::HasSubstr("History-Info index"));
+}
+
+}  // namespace
+}  // namespace shaken

@@ -45,6 +45,10 @@ struct CreateFlags {
   std::vector<std::string> dest;
   std::string origid;
   std::optional<int64_t> iat;
+  std::string ppt = "shaken";
+  std::string div_of;   // --ppt div: the Identity header (or JWS) of the PASSporT diverted
+  std::string div_tn;
+  std::string hi;
   std::string print = "both";
   bool json = false;
   bool x5u_any_port = false;  // lab: as verifier.lab.allow_any_port
@@ -66,14 +70,37 @@ int Create(const CreateFlags& f) {
   absl::StatusOr<std::unique_ptr<stir::PassportSigner>> signer = stir::PassportSigner::Create(
       key->signer.get(), f.x5u, &stir::SystemClock::Shared(), options);
   if (!signer.ok()) return Fail(signer.status());
-  stir::ShakenClaims claims;
-  claims.attest = f.attest;
-  claims.orig_tn = f.orig;
-  claims.dest_tns = f.dest;
-  claims.iat = f.iat;
-  if (!f.origid.empty()) claims.origid = f.origid;
-  absl::StatusOr<stir::SignedPassport> signed_passport =
-      (*signer)->Sign(claims, absl::Now() + absl::Seconds(30));
+  absl::StatusOr<stir::SignedPassport> signed_passport;
+  if (f.ppt == "div") {
+    if (!f.attest.empty() || !f.orig.empty() || !f.origid.empty()) {
+      return UsageError("--ppt div takes no --attest, --orig or --origid: a div PASSporT has no "
+                        "attest or origid, and its orig is copied from --div-of (RFC 8946)");
+    }
+    if (f.div_of.empty()) {
+      return UsageError("--ppt div needs --div-of: the Identity header of the PASSporT diverted");
+    }
+    stir::DivClaims claims;
+    claims.original = f.div_of;
+    claims.dest_tns = f.dest;
+    if (!f.div_tn.empty()) claims.div_tn = f.div_tn;
+    if (!f.hi.empty()) claims.hi = f.hi;
+    claims.iat = f.iat;
+    signed_passport = (*signer)->SignDiv(claims, absl::Now() + absl::Seconds(30));
+  } else {
+    if (!f.div_of.empty() || !f.div_tn.empty() || !f.hi.empty()) {
+      return UsageError("--div-of, --div-tn and --hi go with --ppt div");
+    }
+    if (f.attest.empty() || f.orig.empty()) {
+      return UsageError("--ppt shaken needs --attest and --orig");
+    }
+    stir::ShakenClaims claims;
+    claims.attest = f.attest;
+    claims.orig_tn = f.orig;
+    claims.dest_tns = f.dest;
+    claims.iat = f.iat;
+    if (!f.origid.empty()) claims.origid = f.origid;
+    signed_passport = (*signer)->Sign(claims, absl::Now() + absl::Seconds(30));
+  }
   if (!signed_passport.ok()) return Fail(signed_passport.status());
   if (f.json) {
     PrintJson({{"jws", signed_passport->jws},
@@ -323,14 +350,24 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
 
   auto c = std::make_shared<CreateFlags>();
   CLI::App* create = pp->add_subcommand(
-      "create", "Sign a SHAKEN PASSporT (RFC 8225/8588) and print the JWS and Identity header");
+      "create", "Sign a SHAKEN (RFC 8588) or div (RFC 8946) PASSporT and print the JWS and "
+                "Identity header");
   create->add_option("--key", c->key, "signing key: pkcs11: URI or PEM file")->required();
   create->add_option("--x5u", c->x5u, "https URL of the certificate chain")->required();
-  create->add_option("--attest", c->attest, "attestation level")
-      ->required()
+  create->add_option("--ppt", c->ppt, "PASSporT type: shaken, or div for a retargeted call "
+                                      "(RFC 8946)")
+      ->check(CLI::IsMember({"shaken", "div"}))
+      ->capture_default_str();
+  create->add_option("--attest", c->attest, "attestation level (shaken)")
       ->check(CLI::IsMember({"A", "B", "C"}));
-  create->add_option("--orig", c->orig, "calling TN")->required();
-  create->add_option("--dest", c->dest, "called TN (repeatable)")->allow_extra_args(false)->required();
+  create->add_option("--orig", c->orig, "calling TN (shaken)");
+  create->add_option("--div-of", c->div_of,
+                     "div: the Identity header (or JWS) of the PASSporT being diverted; refused "
+                     "when its iat is over 60 s old");
+  create->add_option("--div-tn", c->div_tn,
+                     "div: the diverted number, when the original has several dest TNs");
+  create->add_option("--hi", c->hi, "div: History-Info index, e.g. 1.2 (RFC 7044)");
+  create->add_option("--dest", c->dest, "called TN, for div the new target (repeatable)")->allow_extra_args(false)->required();
   create->add_option("--origid", c->origid, "origination identifier UUID (default: a new one)");
   create->add_option("--iat", c->iat, "issued-at Unix time (default: now; given: no skew check)");
   create->add_option("--print", c->print, "what to print")
@@ -345,7 +382,10 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
       {"shakenctl passport create --key 'pkcs11:token=shaken;object=sp-2024' --pin-source "
        "env:SHAKEN_PIN \\",
        "    --x5u https://cert.example.net/sp.pem --attest A --orig +12155550121 --dest "
-       "+12155550131"}));
+       "+12155550131",
+       "shakenctl passport create --key sp.pem --x5u https://cert.example.net/sp.pem --ppt div "
+       "\\",
+       "    --div-of \"$IDENTITY\" --dest +12155550141 --hi 1.2"}));
   registry.push_back({create, [c] { return Create(*c); }});
 
   auto v = std::make_shared<VerifyFlags>();

@@ -90,6 +90,12 @@ void ToProto(const SignParams& p, pb::SignRequest* r) {
   if (p.iat.has_value()) r->set_iat(*p.iat);
   r->set_origid(p.origid);
   r->set_request_id(p.request_id);
+  if (!p.div_original.empty() || !p.div_tn.empty() || !p.div_hi.empty()) {
+    pb::Div* div = r->mutable_div();
+    div->set_original(p.div_original);
+    div->set_tn(p.div_tn);
+    div->set_hi(p.div_hi);
+  }
 }
 
 SignResult FromProto(pb::SignResponse&& r) {
@@ -123,6 +129,21 @@ Verdict FromProto(const pb::Verdict& v) {
   out.iat = v.iat();
   out.x5u = v.x5u();
   out.certificate = FromProto(v.certificate());
+  out.div_tn = v.div_tn();
+  out.div_hi = v.div_hi();
+  if (v.has_diverts()) out.diverts = v.diverts();
+  return out;
+}
+
+DivResult FromProto(const pb::DivResult& d) {
+  DivResult out;
+  out.identity = d.identity();
+  out.tn = d.tn();
+  out.passed = d.passed();
+  out.verstat = d.verstat();
+  out.reason = d.reason();
+  out.detail = d.detail();
+  if (d.has_diverts()) out.diverts = d.diverts();
   return out;
 }
 
@@ -447,6 +468,7 @@ absl::StatusOr<VerifyResult> Client::Verify(const VerifyParams& params,
   out.overall = FromProto(response.verdict());
   out.identities.reserve(response.identities_size());
   for (const pb::Verdict& v : response.identities()) out.identities.push_back(FromProto(v));
+  for (const pb::DivResult& d : response.divs()) out.divs.push_back(FromProto(d));
   out.request_id = response.request_id();
   return out;
 }

@@ -15,6 +15,7 @@
 #include "stir/absl_compat.h"
 #include "stir/base64url.h"
 #include "stir/clock.h"
+#include "stir/identity_header.h"
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
 #include "stir/status_macros.h"
@@ -190,6 +191,53 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
           absl::StrCat(label, ": ", d.ok() ? d->overall.detail : d.status().ToString()));
   }
 
+  // secsipidx -> shakend, div (RFC 8946): secsipidx's -sign-full ignores -ppt (it always makes a
+  // shaken PASSporT with attest and origid), but -sign signs a given header and payload as they
+  // are; it prints the bare JWS, put under Identity ppt=div here. Each div diverts a shaken
+  // PASSporT of stir's; the pair goes through stir's Verifier and the daemon. The other way is
+  // not possible: secsipidx -check refuses a ppt other than shaken ("invalid value for ppt").
+  InteropCount div_to_stir{"secsipidx -> shakend, div (stir Verifier)",
+                           "secsipidx -sign -header <ppt=div header> -payload <div claims> -k "
+                           "<file key>, paired with stir's shaken PASSporT; stir Verifier links "
+                           "the chain"};
+  InteropCount div_to_daemon{"secsipidx -> shakend, div (daemon Verify RPC)",
+                             "the same pairs through shakend's Verify RPC"};
+  for (int i = 0; i < 10; ++i) {
+    const std::string orig = absl::StrCat(12155591000 + i);
+    const std::string dest = absl::StrCat(12155592000 + i);
+    const std::string target = absl::StrCat(12155593000 + i);
+    const std::string label = absl::StrCat("secsipidx div #", i);
+    absl::StatusOr<stir::SignedPassport> shaken = file_passport->Sign(
+        {.attest = "A", .orig_tn = orig, .dest_tns = {dest}}, absl::Now() + absl::Seconds(5));
+    std::string header = stir::CanonicalHeader(stir::kPptDiv, env.file_x5u());
+    std::string payload = stir::CanonicalDivPayload({target}, dest, std::nullopt,
+                                                    absl::ToUnixSeconds(absl::Now()), orig);
+    testing::RunResult ps = testing::RunCommand({deps.secsipidx, "-sign", "-header", header,
+                                                 "-payload", payload, "-k", file_key});
+    const std::string jws = Trim(ps.out);
+    if (!shaken.ok() || ps.exit_code != 0 || jws.empty()) {
+      Count(&div_to_stir, false, absl::StrCat(label, ": signing failed: ", jws));
+      Count(&div_to_daemon, false, absl::StrCat(label, ": signing failed"));
+      continue;
+    }
+    const std::string div = stir::BuildIdentityHeader(jws, env.file_x5u(), stir::kPptDiv);
+    stir::CallInfo call;
+    call.from_tn = orig;
+    call.to_tns = {target};
+    absl::StatusOr<stir::VerifyResult> r = verifier.Verify({shaken->identity, div}, call);
+    Count(&div_to_stir,
+          r.ok() && r->overall.passed && r->divs.size() == 1 && r->divs[0].passed,
+          absl::StrCat(label, ": ", r.ok() ? r->headers.back().detail : r.status().ToString()));
+    client::VerifyParams p;
+    p.identities = {shaken->identity, div};
+    p.from_tn = orig;
+    p.to_tns = {target};
+    absl::StatusOr<client::VerifyResult> d = deps.client->Verify(p, absl::Seconds(10));
+    Count(&div_to_daemon,
+          d.ok() && d->overall.passed && d->divs.size() == 1 && d->divs[0].passed,
+          absl::StrCat(label, ": ", d.ok() ? d->identities.back().detail : d.status().ToString()));
+  }
+
   // Certificates: openssl verify agrees with shakend's trust decisions.
   InteropCount certs{"certificates: openssl verify",
                      "openssl verify -CAfile <STI root> -untrusted <intermediate> <leaf>: token "
@@ -207,7 +255,8 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
                                  rogue_leaf});
   Count(&certs, pr.started && pr.exit_code != 0, "untrusted leaf accepted by openssl verify");
 
-  for (InteropCount* c : {&by_cert, &by_x5u, &by_evp, &by_cli, &to_stir, &to_daemon, &certs}) {
+  for (InteropCount* c : {&by_cert, &by_x5u, &by_evp, &by_cli, &to_stir, &to_daemon,
+                          &div_to_stir, &div_to_daemon, &certs}) {
     report->interop.push_back(std::move(*c));
   }
   return absl::OkStatus();

@@ -30,6 +30,9 @@ struct InteropDeps {
 //     `openssl dgst` CLI);
 //   secsipidx -> shakend: 100 headers made by `secsipidx -sign-full` with the file key, verified
 //     by stir's Verifier (real x5u fetch and chain validation) and by the daemon's Verify RPC;
+//   secsipidx -> shakend, div: 10 ppt=div PASSporTs made by `secsipidx -sign` (custom header and
+//     payload), each diverting a shaken PASSporT of stir's, verified as a pair by stir and the
+//     daemon (secsipidx -check refuses ppt=div, so there is no other direction);
 //   certificates: `openssl verify` agrees with shakend on the token, file and an untrusted leaf.
 // Errors only for set-up failures; individual mismatches are counted.
 absl::Status RunInterop(const InteropDeps& deps, Report* report);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "conformance/recipe.h"
 #include "stir/base64url.h"
@@ -108,6 +109,37 @@ absl::Status RefuseStaleIat(Signing& s, std::string* detail) {
   return Need(absl::IsInvalidArgument(stale.status()) && fresh.ok(), "iat window not enforced");
 }
 
+// DIV-1, DIV-3, DIV-6: a div PASSporT of the V4 call forwarded to 12155550141: orig copied,
+// div the original dest, the new dest, a fresh iat, hi; no attest or origid; Identity ppt=div.
+absl::Status DivClaims(Signing& s, std::string* detail) {
+  ASSIGN_OR_RETURN(stir::SignedPassport original, s.signer->Sign(s.v4));
+  s.clock.Advance(absl::Seconds(10));
+  ASSIGN_OR_RETURN(stir::SignedPassport div,
+                   s.signer->SignDiv({.original = original.identity,
+                                      .dest_tns = {"+1 215 555 0141"}, .hi = "1.1"}));
+  *detail = PayloadOf(div.jws);
+  const std::string want = stir::CanonicalDivPayload({"12155550141"}, "12155550131", "1.1",
+                                                     kVectorIat + 10, "12155550121");
+  RETURN_IF_ERROR(Need(*detail == want, absl::StrCat("div payload is not ", want)));
+  return Need(absl::EndsWith(div.identity, ";info=<" + std::string(kVectorX5u) +
+                                               ">;alg=ES256;ppt=div"),
+              "the div Identity header does not carry ppt=div");
+}
+
+// DIV-5: no div PASSporT for a stale original (iat 61 s old); one 30 s old is diverted.
+absl::Status RefuseStaleDiv(Signing& s, std::string* detail) {
+  ASSIGN_OR_RETURN(stir::SignedPassport original, s.signer->Sign(s.v4));
+  s.clock.Advance(absl::Seconds(61));
+  absl::Status stale = s.signer->SignDiv({.original = original.identity,
+                                          .dest_tns = {"12155550141"}}).status();
+  s.clock.Advance(absl::Seconds(-31));
+  absl::Status fresh = s.signer->SignDiv({.original = original.identity,
+                                          .dest_tns = {"12155550141"}}).status();
+  *detail = absl::StrCat("original 61 s old: ", stale.ToString(), "; 30 s old: ",
+                         fresh.ToString());
+  return Need(absl::IsFailedPrecondition(stale) && fresh.ok(), "stale original diverted");
+}
+
 absl::Status RefuseAttest(Signing& s, std::string* detail) {
   stir::ShakenClaims c = s.v4;
   c.attest = "D";
@@ -170,6 +202,8 @@ constexpr SignerCheck kSignerChecks[] = {
     {"canonical_tns", CanonicalTns},
     {"refuse_stale_iat", RefuseStaleIat},
     {"refuse_attest", RefuseAttest},
+    {"div_claims", DivClaims},
+    {"refuse_stale_div", RefuseStaleDiv},
     {"origid", Origid},
     {"refuse_x5u", RefuseX5u},
     {"iat_integer", IatInteger},

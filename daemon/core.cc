@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "stir/identity_header.h"
 #include "absl/time/clock.h"
 #include "daemon/log.h"
 #include "proto/verdict.h"
@@ -186,6 +188,10 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     CompleteSign(std::move(call), std::move(validity));
     return;
   }
+  if (req.has_div()) {
+    StartSignDiv(std::move(call), deadline);
+    return;
+  }
   absl::Status invalid;
   if (req.attest() != "A" && req.attest() != "B" && req.attest() != "C") {
     invalid = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
@@ -222,13 +228,78 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
   if (req.has_iat()) claims.iat = req.iat();
   if (!req.origid().empty()) claims.origid = req.origid();
 
-  profile->SignAsync(
-      claims, deadline,
-      [this, call = std::move(call)](absl::StatusOr<stir::SignedPassport> signed_passport) mutable {
+  profile->SignAsync(claims, deadline, SignDone(std::move(call), /*is_div=*/false));
+}
+
+void ServiceCore::StartSignDiv(std::unique_ptr<SignCall> call, absl::Time deadline) const {
+  const SignRequest& req = *call->req;
+  const shaken::v1::Div& div = req.div();
+  absl::Status invalid;
+  if (!req.attest().empty()) {
+    invalid = Invalid("attest must be empty with div: a div PASSporT has no attest (RFC 8946)");
+  } else if (!req.origid().empty()) {
+    invalid = Invalid("origid must be empty with div: a div PASSporT has no origid (RFC 8946)");
+  } else if (!req.orig().tn().empty()) {
+    invalid = Invalid("orig.tn must be empty with div: orig is copied from div.original");
+  } else if (div.original().empty()) {
+    invalid = Invalid("div.original is required: the Identity header value of the PASSporT "
+                      "being diverted");
+  } else if (div.original().size() > stir::kMaxIdentityHeaderBytes) {
+    invalid = Invalid(absl::StrCat("div.original is longer than ", stir::kMaxIdentityHeaderBytes,
+                                   " bytes"));
+  } else if (div.tn().size() > kMaxTnInputBytes) {
+    invalid = Invalid("div.tn is too long");
+  } else if (div.hi().size() > 64) {
+    invalid = Invalid("div.hi is too long: a History-Info index such as \"1.2\"");
+  } else if (req.dest().tn().empty()) {
+    invalid = Invalid("dest.tn needs at least one number with div: the new target");
+  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
+    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
+                                   stir::kMaxDestTns));
+  }
+  if (!invalid.ok()) {
+    CompleteSign(std::move(call), std::move(invalid));
+    return;
+  }
+  stir::DivClaims claims;
+  claims.original = div.original();
+  for (const std::string& tn : req.dest().tn()) {
+    if (tn.size() > kMaxTnInputBytes) {
+      CompleteSign(std::move(call), Invalid("dest.tn has a number that is too long"));
+      return;
+    }
+    claims.dest_tns.push_back(tn);
+  }
+  if (!div.tn().empty()) claims.div_tn = div.tn();
+  if (!div.hi().empty()) claims.hi = div.hi();
+  if (req.has_iat()) claims.iat = req.iat();
+  const SigningProfile* profile = call->profile;
+  profile->SignDivAsync(claims, deadline, SignDone(std::move(call), /*is_div=*/true));
+}
+
+stir::PassportSigner::SignDone ServiceCore::SignDone(std::unique_ptr<SignCall> call,
+                                                     bool is_div) const {
+  return [this, call = std::move(call), is_div](
+             absl::StatusOr<stir::SignedPassport> signed_passport) mutable {
         const SigningProfile* profile = call->profile;
         if (!signed_passport.ok()) {
           absl::Status status = signed_passport.status();
-          if (status.code() != absl::StatusCode::kInvalidArgument) {
+          // A div request's own fields (DivClaims: original, div_tn, hi) are named as in the
+          // API (div.original, div.tn, div.hi); a stale original is the request's fault too.
+          bool request_error = status.code() == absl::StatusCode::kInvalidArgument;
+          if (is_div) {
+            for (const auto& [stir_name, api_name] :
+                 {std::pair{"original", "div.original"}, std::pair{"div_tn", "div.tn"},
+                  std::pair{"hi ", "div.hi "}}) {
+              absl::string_view m = status.message();
+              if (absl::ConsumePrefix(&m, stir_name)) {
+                status = absl::Status(status.code(), absl::StrCat(api_name, m));
+                request_error = true;
+                break;
+              }
+            }
+          }
+          if (!request_error) {
             status = stir::WithPrefix(status, absl::StrCat("profile ", profile->name(), ": "));
             LogWarn("sign_failed", {{"profile", profile->name()},
                                     {"code", GrpcCodeName(static_cast<int>(status.code()))},
@@ -245,7 +316,7 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
         resp->set_request_id(call->req->request_id());
         resp->set_profile(profile->name());
         CompleteSign(std::move(call), absl::OkStatus());
-      });
+  };
 }
 
 

@@ -132,6 +132,11 @@ class ServiceCore {
 
   void AuditSign(const SignCall& call, const absl::Status& status) const;
   void CompleteSign(std::unique_ptr<SignCall> call, absl::Status status) const;
+  // StartSignDiv is StartSign's path for a request with div (RFC 8946): its own field checks,
+  // then the profile's div signer.
+  void StartSignDiv(std::unique_ptr<SignCall> call, absl::Time deadline) const;
+  // SignDone completes `call` with the signer's result (is_div: name div fields as the API does).
+  stir::PassportSigner::SignDone SignDone(std::unique_ptr<SignCall> call, bool is_div) const;
   static std::string ProfilesFor(const ProfileSet& set, const Caller& caller,
                                  std::string_view method);
   // VerifyRequestError: why `request` cannot be verified, or OK.

@@ -66,6 +66,11 @@ class SigningProfile {
                  stir::PassportSigner::SignDone done) const {
     passport_signer_->SignAsync(claims, deadline, std::move(done));
   }
+  // SignDivAsync is SignAsync for a div PASSporT (stir::PassportSigner::SignDiv).
+  void SignDivAsync(const stir::DivClaims& claims, absl::Time deadline,
+                    stir::PassportSigner::SignDone done) const {
+    passport_signer_->SignDivAsync(claims, deadline, std::move(done));
+  }
 
   // health: kDown while the profile certificate is outside its validity period (see
   // CheckCertificateValidity); otherwise kServing for a file key, the pool's health for a token

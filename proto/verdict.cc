@@ -28,11 +28,24 @@ void FillVerdict(const stir::Verdict& v, shaken::v1::Verdict* out) {
     c->set_serial(v.cert_serial);
     if (v.cert_not_after.has_value()) c->set_not_after(absl::ToUnixSeconds(*v.cert_not_after));
   }
+  out->set_div_tn(v.div_tn);
+  out->set_div_hi(v.div_hi);
+  if (v.diverts.has_value()) out->set_diverts(static_cast<int32_t>(*v.diverts));
 }
 
 void FillVerifyResponse(const stir::VerifyResult& result, shaken::v1::VerifyResponse* out) {
   FillVerdict(result.overall, out->mutable_verdict());
   for (const stir::Verdict& v : result.headers) FillVerdict(v, out->add_identities());
+  for (const stir::DivResult& d : result.divs) {
+    shaken::v1::DivResult* r = out->add_divs();
+    r->set_identity(static_cast<int32_t>(d.header));
+    r->set_tn(d.div_tn);
+    r->set_passed(d.passed);
+    r->set_verstat(std::string(stir::VerstatName(d.verstat)));
+    r->set_reason(std::string(stir::ReasonName(d.reason)));
+    r->set_detail(d.detail);
+    if (d.diverts.has_value()) r->set_diverts(static_cast<int32_t>(*d.diverts));
+  }
 }
 
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {

@@ -52,8 +52,9 @@ bool IsAbsoluteUri(std::string_view uri) {
 
 }  // namespace
 
-std::string BuildIdentityHeader(std::string_view jws, std::string_view x5u) {
-  return absl::StrCat(ToAbsl(jws), ";info=<", ToAbsl(x5u), ">;alg=ES256;ppt=shaken");
+std::string BuildIdentityHeader(std::string_view jws, std::string_view x5u,
+                                std::string_view ppt) {
+  return absl::StrCat(ToAbsl(jws), ";info=<", ToAbsl(x5u), ">;alg=ES256;ppt=", ToAbsl(ppt));
 }
 
 absl::StatusOr<IdentityHeader> ParseIdentityHeader(std::string_view value) {

@@ -28,8 +28,10 @@ struct IdentityHeader {
   std::optional<std::string> ppt;    // unquoted
 };
 
-// BuildIdentityHeader returns the SHAKEN full form `<jws>;info=<x5u>;alg=ES256;ppt=shaken`.
-std::string BuildIdentityHeader(std::string_view jws, std::string_view x5u);
+// BuildIdentityHeader returns the full form `<jws>;info=<x5u>;alg=ES256;ppt=<ppt>` (ppt=shaken
+// by default; ppt=div for a div PASSporT, RFC 8946 §4). `ppt` must be a token (a PASSporT type).
+std::string BuildIdentityHeader(std::string_view jws, std::string_view x5u,
+                                std::string_view ppt = "shaken");
 
 // ParseIdentityHeader parses one Identity header value. It accepts parameters in any order,
 // whitespace around ';' and '=', parameter names in any case, ppt quoted or not, and ignores

@@ -136,6 +136,51 @@ absl::Status CheckShakenClaims(const PassportClaims& c) {
   return absl::OkStatus();
 }
 
+// ReadDivClaim types the div claim (RFC 8946 §3): an object with one tn or uri string and an
+// optional History-Info index hi.
+absl::Status ReadDivClaim(const Json& v, PassportClaims* c) {
+  if (!v.is_object()) {
+    return ClaimInvalid("claim div must be an object holding a tn or uri (RFC 8946 §3)");
+  }
+  for (const auto& [name, value] : v.items()) {
+    if (name != "tn" && name != "uri" && name != "hi") {
+      return ClaimInvalid("claim div may hold only tn, uri and hi (RFC 8946 §3)");
+    }
+    if (!value.is_string()) {
+      return ClaimInvalid(absl::StrCat("claim div.", name, " must be a string"));
+    }
+    (name == "tn" ? c->div_tn : name == "uri" ? c->div_uri : c->div_hi) =
+        value.get<std::string>();
+  }
+  if (c->div_tn.has_value() == c->div_uri.has_value()) {
+    return ClaimInvalid("claim div must hold exactly one of tn and uri (RFC 8946 §3)");
+  }
+  if (c->div_tn.has_value() && !IsCanonicalTn(*c->div_tn)) {
+    return ClaimInvalid("claim div.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
+  }
+  if (c->div_hi.has_value() && !IsHistoryInfoIndex(*c->div_hi)) {
+    return ClaimInvalid("claim div.hi is not a History-Info index such as \"1.2\" (RFC 7044)");
+  }
+  return absl::OkStatus();
+}
+
+// CheckDivClaims applies RFC 8946 to typed claims: TNs only for orig and dest, as for shaken
+// (the chain is linked by TN), and a div claim.
+absl::Status CheckDivClaims(const PassportClaims& c) {
+  if (!c.orig_tn) return ClaimMissing("orig.tn");
+  if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
+  if (!IsCanonicalTn(*c.orig_tn)) {
+    return ClaimInvalid("claim orig.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
+  }
+  for (const std::string& tn : c.dest_tns) {
+    if (!IsCanonicalTn(tn)) {
+      return ClaimInvalid(
+          "claim dest.tn holds a non-canonical TN (RFC 8224 §8.3: digits, # and * only)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 bool IsUrlChar(char c) {
   return absl::ascii_isgraph(static_cast<unsigned char>(c)) && c != '<' && c != '>' &&
          c != '"' && c != '\\';
@@ -231,6 +276,10 @@ absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_vi
       (name == "attest" ? c.attest : c.origid) = value.get<std::string>();
       continue;
     }
+    if (name == "div" && ppt == kPptDiv) {
+      RETURN_IF_ERROR(ReadDivClaim(value, &c));
+      continue;
+    }
     c.other[name] = value;
   }
 
@@ -238,13 +287,22 @@ absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_vi
     RETURN_IF_ERROR(CheckShakenClaims(c));
     return c;
   }
+  if (ppt == kPptDiv) {
+    if (!c.div_tn && !c.div_uri) return ClaimMissing("div");
+    RETURN_IF_ERROR(CheckDivClaims(c));
+    return c;
+  }
   return ReasonError(Reason::kPptUnsupported,
                      absl::StrCat("PASSporT type ppt=\"", ToAbsl(ppt.substr(0, 16)),
-                                  "\" is not supported; shakend verifies ppt=shaken"));
+                                  "\" is not supported; shakend verifies ppt=shaken and div"));
 }
 
-std::string CanonicalShakenHeader(std::string_view x5u) {
-  std::string out = R"({"alg":"ES256","ppt":"shaken","typ":"passport","x5u":)";
+std::string CanonicalShakenHeader(std::string_view x5u) { return CanonicalHeader(kPptShaken, x5u); }
+
+std::string CanonicalHeader(std::string_view ppt, std::string_view x5u) {
+  std::string out = R"({"alg":"ES256","ppt":)";
+  AppendJsonString(ppt, &out);
+  out.append(R"(,"typ":"passport","x5u":)");
   AppendJsonString(x5u, &out);
   out.push_back('}');
   return out;
@@ -298,6 +356,7 @@ PassportSigner::PassportSigner(const Signer* signer, std::string x5u, const Cloc
                                Options options)
     : signer_(signer), x5u_(std::move(x5u)), clock_(clock), options_(options) {
   header_b64_ = Base64UrlEncode(CanonicalShakenHeader(x5u_));
+  div_header_b64_ = Base64UrlEncode(CanonicalHeader(kPptDiv, x5u_));
 }
 
 absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Signer* signer,
@@ -337,16 +396,7 @@ absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claim
     dest.push_back(*std::move(tn));
   }
   SignedPassport out;
-  absl::Time now = clock_->Now();
-  out.iat = claims.iat.value_or(absl::ToUnixSeconds(now));
-  if (out.iat <= 0) return absl::InvalidArgumentError("iat must be a positive NumericDate");
-  if (options_.max_iat_skew > absl::ZeroDuration() &&
-      absl::AbsDuration(absl::FromUnixSeconds(out.iat) - now) > options_.max_iat_skew) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "iat ", out.iat, " is ", OffsetText(absl::FromUnixSeconds(out.iat), now),
-        "; the signing policy allows ", SecondsText(options_.max_iat_skew),
-        " (RFC 8224 §4.1)"));
-  }
+  ASSIGN_OR_RETURN(out.iat, CheckIat(claims.iat));
   if (claims.origid.has_value()) {
     if (!IsUuid(*claims.origid)) {
       return absl::InvalidArgumentError("origid must be a UUID, e.g. "
@@ -366,24 +416,49 @@ absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claim
   return out;
 }
 
-void PassportSigner::Complete(const Es256Signature& sig, SignedPassport& out) const {
+absl::StatusOr<int64_t> PassportSigner::CheckIat(std::optional<int64_t> given) const {
+  const absl::Time now = clock_->Now();
+  const int64_t iat = given.value_or(absl::ToUnixSeconds(now));
+  if (iat <= 0) return absl::InvalidArgumentError("iat must be a positive NumericDate");
+  if (options_.max_iat_skew > absl::ZeroDuration() &&
+      absl::AbsDuration(absl::FromUnixSeconds(iat) - now) > options_.max_iat_skew) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "iat ", iat, " is ", OffsetText(absl::FromUnixSeconds(iat), now),
+        "; the signing policy allows ", SecondsText(options_.max_iat_skew),
+        " (RFC 8224 §4.1)"));
+  }
+  return iat;
+}
+
+void PassportSigner::Complete(const Es256Signature& sig, std::string_view ppt,
+                              SignedPassport& out) const {
   out.jws.push_back('.');
   Base64UrlEncodeAppend(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
                         &out.jws);
-  out.identity = BuildIdentityHeader(out.jws, x5u_);
+  out.identity = BuildIdentityHeader(out.jws, x5u_, ppt);
 }
 
 absl::StatusOr<SignedPassport> PassportSigner::Sign(const ShakenClaims& claims,
                                                     absl::Time deadline) const {
-  ASSIGN_OR_RETURN(SignedPassport out, Prepare(claims));
-  ASSIGN_OR_RETURN(Es256Signature sig, signer_->SignDigest(Sha256(out.jws), deadline));
-  Complete(sig, out);
-  return out;
+  return SignPrepared(Prepare(claims), kPptShaken, deadline);
 }
 
 void PassportSigner::SignAsync(const ShakenClaims& claims, absl::Time deadline,
                                SignDone done) const {
-  absl::StatusOr<SignedPassport> prepared = Prepare(claims);
+  SignPreparedAsync(Prepare(claims), kPptShaken, deadline, std::move(done));
+}
+
+absl::StatusOr<SignedPassport> PassportSigner::SignPrepared(
+    absl::StatusOr<SignedPassport> prepared, std::string_view ppt, absl::Time deadline) const {
+  ASSIGN_OR_RETURN(SignedPassport out, std::move(prepared));
+  ASSIGN_OR_RETURN(Es256Signature sig, signer_->SignDigest(Sha256(out.jws), deadline));
+  Complete(sig, ppt, out);
+  return out;
+}
+
+void PassportSigner::SignPreparedAsync(absl::StatusOr<SignedPassport> prepared,
+                                       std::string_view ppt, absl::Time deadline,
+                                       SignDone done) const {
   if (!prepared.ok()) {
     std::move(done)(std::move(prepared).status());
     return;
@@ -391,13 +466,13 @@ void PassportSigner::SignAsync(const ShakenClaims& claims, absl::Time deadline,
   const Sha256Digest digest = Sha256(prepared->jws);
   signer_->SignDigestAsync(
       digest, deadline,
-      [this, out = *std::move(prepared),
+      [this, ppt, out = *std::move(prepared),
        done = std::move(done)](absl::StatusOr<Es256Signature> sig) mutable {
         if (!sig.ok()) {
           std::move(done)(std::move(sig).status());
           return;
         }
-        Complete(*sig, out);
+        Complete(*sig, ppt, out);
         std::move(done)(std::move(out));
       });
 }

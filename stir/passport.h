@@ -1,5 +1,5 @@
-// passport.h: PASSporT (RFC 8225) with the SHAKEN extension (RFC 8588): canonical building and
-// signing on one side, strict decoding on the other.
+// passport.h: PASSporT (RFC 8225) with the SHAKEN (RFC 8588) and div (RFC 8946) extensions:
+// canonical building and signing on one side, strict decoding on the other.
 //
 // Decoding is split in the order the verifier checks (stir/verifier.h): DecodePassport
 // takes a JWS apart and reads the JOSE header; ExtractClaims types the payload claims later, so
@@ -27,6 +27,7 @@ namespace shaken::stir {
 inline constexpr std::string_view kAlgEs256 = "ES256";
 inline constexpr std::string_view kTypPassport = "passport";
 inline constexpr std::string_view kPptShaken = "shaken";
+inline constexpr std::string_view kPptDiv = "div";
 
 // Limits on untrusted PASSporTs. A SHAKEN PASSporT is ~400 bytes; rich call data can be larger.
 inline constexpr size_t kMaxPassportBytes = 6144;
@@ -58,7 +59,8 @@ struct DecodedPassport {
 absl::StatusOr<DecodedPassport> DecodePassport(std::string_view jws);
 
 // PassportClaims are the typed claims. SHAKEN (RFC 8588) uses orig.tn, dest.tn, attest and
-// origid; other ppt values (div, rph, rcd) add their claims, kept in `other` until typed.
+// origid; div (RFC 8946) uses orig.tn, dest.tn and div; other ppt values (rph, rcd) add their
+// claims, kept in `other` until typed.
 struct PassportClaims {
   std::optional<int64_t> iat;
   std::optional<std::string> orig_tn;
@@ -67,15 +69,22 @@ struct PassportClaims {
   std::vector<std::string> dest_uris;
   std::optional<std::string> attest;
   std::optional<std::string> origid;
-  Json other = Json::object();  // every claim not named above, e.g. "div", "rph", "rcd"
+  // ppt=div (RFC 8946 §3): the diverted-from identity, div.tn or div.uri, and the optional
+  // History-Info index div.hi.
+  std::optional<std::string> div_tn;
+  std::optional<std::string> div_uri;
+  std::optional<std::string> div_hi;
+  Json other = Json::object();  // every claim not named above, e.g. "rph", "rcd"
 };
 
 // ExtractClaims types the claims of `payload` for the PASSporT type `ppt`, in this order:
 // base claims present (iat, orig, dest: RFC 8225 §5), their types (iat a non-negative JSON
 // integer: errata 5985; orig an object with one string tn or uri; dest an object of string
 // arrays: errata 5715), then the rules of the ppt (for "shaken": attest in A|B|C, origid a UUID,
-// orig.tn and dest.tn present and canonical TNs). Errors carry kClaimMissing, kClaimInvalid,
-// kAttestInvalid, kOrigidInvalid or kPptUnsupported.
+// orig.tn and dest.tn present and canonical TNs; for "div": orig.tn and dest.tn canonical TNs, div
+// an object with one canonical tn or one uri string and an optional History-Info index hi, attest
+// and origid ignored when present). Errors carry kClaimMissing, kClaimInvalid, kAttestInvalid,
+// kOrigidInvalid or kPptUnsupported.
 absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_view ppt);
 
 // ShakenClaims are what an authentication service (STI-AS) is asked to sign.
@@ -87,11 +96,30 @@ struct ShakenClaims {
   std::optional<std::string> origid;   // default: a fresh UUIDv4
 };
 
+// DivClaims are what a retargeting entity asks to sign: a div PASSporT (RFC 8946 §3-4) for a
+// call it diverts. orig is copied from the original PASSporT, div is the original's dest, dest is
+// the new target; there is no attest or origid (ATIS-1000085; docs/standards.md#div-passports).
+struct DivClaims {
+  // The PASSporT being diverted, as received: an Identity header value or its bare JWS (full
+  // form), ppt shaken or div. It is decoded and its claims typed, not verified: the retargeting
+  // entity verifies the call before it diverts it.
+  std::string original;
+  std::vector<std::string> dest_tns;   // the new target(s), any form CanonicalizeTn accepts
+  // Which of the original's dest TNs is diverted; needed only when it has several.
+  std::optional<std::string> div_tn;
+  std::optional<std::string> hi;       // History-Info index, e.g. "1.2" (RFC 7044 §10.3)
+  std::optional<int64_t> iat;          // default: the signer's clock
+};
+
+// IsHistoryInfoIndex tells whether `s` is an RFC 7044 index: 1*DIGIT *( "." 1*DIGIT ), at most
+// 64 bytes.
+bool IsHistoryInfoIndex(std::string_view s);
+
 // SignedPassport is the result of signing.
 struct SignedPassport {
   std::string jws;        // header.payload.signature
   std::string identity;   // the SIP Identity header value, full form (RFC 8224 §4)
-  std::string origid;     // as signed
+  std::string origid;     // as signed (empty for div)
   int64_t iat = 0;        // as signed
 };
 
@@ -106,6 +134,9 @@ class PassportSigner {
     // The x5u URL policy the signing x5u must pass (ValidateX5uForSigning): the production
     // fetch policy unless a lab relaxes it as its own verifier does (shakend: verifier.lab).
     X5uPolicy x5u_policy;
+    // DIV-5 (ATIS-1000085): no div PASSporT for a call whose original PASSporT's iat is further
+    // than this from now, either way (the verifier's iat window, RFC 8224 §4.1).
+    absl::Duration div_original_window = absl::Seconds(60);
   };
 
   // Create checks `x5u` with ValidateX5uForSigning under options.x5u_policy and keeps `signer`
@@ -132,29 +163,58 @@ class PassportSigner {
   using SignDone = absl::AnyInvocable<void(absl::StatusOr<SignedPassport>) &&>;
   void SignAsync(const ShakenClaims& claims, absl::Time deadline, SignDone done) const;
 
+  // SignDiv signs a div PASSporT (ppt=div) for `claims` with this signer's key and x5u; the
+  // Identity header carries ppt=div. INVALID_ARGUMENT names the field: an original that does not
+  // decode, whose claims are not those of a shaken or div PASSporT, or whose orig is not a TN;
+  // a dest, div_tn (not among the original's dest TNs, or missing when it has several) or hi
+  // that is not valid. FAILED_PRECONDITION when the original is stale (DIV-5): its iat is
+  // further than Options::div_original_window from now. The Signer's errors pass through.
+  absl::StatusOr<SignedPassport> SignDiv(const DivClaims& claims,
+                                         absl::Time deadline = absl::InfiniteFuture()) const;
+  // SignDivAsync is SignDiv as SignAsync is Sign.
+  void SignDivAsync(const DivClaims& claims, absl::Time deadline, SignDone done) const;
+
   const std::string& x5u() const { return x5u_; }
 
  private:
   PassportSigner(const Signer* signer, std::string x5u, const Clock* clock, Options options);
   // Prepare checks and serializes `claims`: out.jws holds the signing input (header.payload).
   absl::StatusOr<SignedPassport> Prepare(const ShakenClaims& claims) const;
-  // Complete appends the signature to out.jws and builds the Identity header.
-  void Complete(const Es256Signature& sig, SignedPassport& out) const;
+  absl::StatusOr<SignedPassport> PrepareDiv(const DivClaims& claims) const;
+  // CheckIat resolves the iat to sign (given or now) under the ID-4 skew policy.
+  absl::StatusOr<int64_t> CheckIat(std::optional<int64_t> iat) const;
+  // Finish signs a prepared PASSporT through the Signer, synchronously or not.
+  absl::StatusOr<SignedPassport> SignPrepared(absl::StatusOr<SignedPassport> prepared,
+                                              std::string_view ppt, absl::Time deadline) const;
+  void SignPreparedAsync(absl::StatusOr<SignedPassport> prepared, std::string_view ppt,
+                         absl::Time deadline, SignDone done) const;
+  // Complete appends the signature to out.jws and builds the Identity header for `ppt`.
+  void Complete(const Es256Signature& sig, std::string_view ppt, SignedPassport& out) const;
 
   const Signer* signer_;
   const std::string x5u_;
   const Clock* clock_;
   const Options options_;
-  std::string header_b64_;  // base64url of the canonical header, computed once
+  std::string header_b64_;      // base64url of the canonical shaken header, computed once
+  std::string div_header_b64_;  // and of the div header
 };
 
-// CanonicalShakenHeader returns {"alg":"ES256","ppt":"shaken","typ":"passport","x5u":...}.
+// CanonicalShakenHeader returns {"alg":"ES256","ppt":"shaken","typ":"passport","x5u":...};
+// CanonicalHeader is the same for another ppt (a token: "div").
 std::string CanonicalShakenHeader(std::string_view x5u);
+std::string CanonicalHeader(std::string_view ppt, std::string_view x5u);
 
 // CanonicalShakenPayload returns the canonical claims JSON in RFC 8588 §8 order (attest, dest,
 // iat, orig, origid). The TNs must already be canonical and origid a UUID.
 std::string CanonicalShakenPayload(std::string_view attest, const std::vector<std::string>& dest,
                                    int64_t iat, std::string_view orig, std::string_view origid);
+
+// CanonicalDivPayload returns the canonical claims JSON of a div PASSporT, members in
+// lexicographic order as for shaken: {"dest":{"tn":[...]},"div":{"hi":...,"tn":...},"iat":...,
+// "orig":{"tn":...}} ("hi" only when given). The TNs must already be canonical.
+std::string CanonicalDivPayload(const std::vector<std::string>& dest, std::string_view div_tn,
+                                std::optional<std::string_view> hi, int64_t iat,
+                                std::string_view orig);
 
 // ValidateX5uForSigning checks that verifiers will dereference an x5u we publish: it applies the
 // fetcher's own URL policy (CheckX5uUrl under `policy`, production by default: https, port 443 or

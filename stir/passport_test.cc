@@ -265,7 +265,7 @@ TEST(ExtractClaimsTest, EveryRejection) {
 }
 
 TEST(ExtractClaimsTest, OtherPptsAreNotYetSupported) {
-  EXPECT_EQ(ReasonOfResult(ExtractClaims(Json::parse(kPayload), "div").status()),
+  EXPECT_EQ(ReasonOfResult(ExtractClaims(Json::parse(kPayload), "rph").status()),
             Reason::kPptUnsupported);
 }
 

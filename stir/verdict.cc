@@ -41,6 +41,8 @@ constexpr std::array<ReasonRow, static_cast<size_t>(Reason::kCount_)> kReasonTab
     {Reason::kOrigidInvalid, "origid_invalid", 438, kNo},
     {Reason::kOrigMismatch, "orig_mismatch", 438, kNo},
     {Reason::kDestMismatch, "dest_mismatch", 438, kNo},
+    {Reason::kDivUnlinked, "div_unlinked", 438, kNo},
+    {Reason::kDivOrigMismatch, "div_orig_mismatch", 438, kNo},
     // Failed, as for a bad signature: the PASSporT was checked and its orig is not vouched for.
     {Reason::kOrigNotInTnAuthList, "orig_not_in_tnauthlist", 438, kFail},
     {Reason::kSignatureInvalid, "signature_invalid", 438, kFail},

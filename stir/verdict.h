@@ -30,7 +30,7 @@ enum class Reason : uint8_t {
   // 438: the Identity header or the PASSporT cannot be used.
   kIdentityMalformed,       // RFC 8224 §4 grammar violated
   kCompactForm,             // E4: SHAKEN requires the full form (ATIS-1000074 §5.3.3)
-  kPptUnsupported,          // E5/E13: ppt is not "shaken"
+  kPptUnsupported,          // E5/E13: ppt is neither "shaken" nor "div"
   kPptMismatch,             // PP-6: header ppt differs from the Identity ppt parameter
   kAlgMismatch,             // RFC 8224 §4.1: Identity alg parameter differs from the header alg
   kPassportMalformed,       // segments, base64url, JSON, size
@@ -41,6 +41,8 @@ enum class Reason : uint8_t {
   kOrigidInvalid,           // origid is not a UUID (RFC 8588 §5)
   kOrigMismatch,            // E16
   kDestMismatch,            // E16
+  kDivUnlinked,             // DIV-4: a div's div.tn is the dest of no verified PASSporT of the call
+  kDivOrigMismatch,         // DIV-4: a div's orig differs from the orig of the PASSporT it diverts
   kOrigNotInTnAuthList,     // DL-2: orig.tn outside a delegate certificate's TNs and ranges
   kSignatureInvalid,        // E18 (TN-Validation-Failed)
   // 436: the credential cannot be obtained.
@@ -102,7 +104,7 @@ struct Verdict {
   std::string detail;            // a human sentence: what exactly was wrong
 
   // ppt_not_supported: the Identity header's ppt parameter names a PASSporT type this verifier
-  // does not handle (div, rcd, ...). Such a header keeps its own verdict (438 ppt_unsupported) but
+  // does not handle (rph, rcd, ...). Such a header keeps its own verdict (438 ppt_unsupported) but
   // counts as absent for the call's verdict (RFC 8224, 428 definition; ID-7).
   bool ppt_not_supported = false;
   std::string ppt;
@@ -112,6 +114,11 @@ struct Verdict {
   std::vector<std::string> dest_tns;
   std::optional<int64_t> iat;
   std::string x5u;
+  // ppt=div (RFC 8946): the diverted-from number (div.tn) and History-Info index (div.hi), and
+  // the index of the call's Identity header whose PASSporT this one diverts, once linked.
+  std::string div_tn;
+  std::string div_hi;
+  std::optional<size_t> diverts;
 
   // From the signing certificate, when it was obtained.
   std::string cert_subject;
@@ -121,6 +128,19 @@ struct Verdict {
 
   // SetReason fills passed, reason, verstat, sip_code and sip_reason from `r`.
   void SetReason(Reason r, std::string detail_text = {});
+};
+
+// DivResult is the verification of one diverting identity of a call (a ppt=div Identity header;
+// the 3GPP Ms API's divResult): passed when the div PASSporT verified and links to the PASSporT
+// it diverts (stir/div_chain.h), else the reason, as in that header's Verdict.
+struct DivResult {
+  size_t header = 0;                // index of the div Identity header in the call
+  std::string div_tn;               // the diverting (diverted-from) number
+  std::optional<size_t> diverts;    // the header it diverts, when linked
+  bool passed = false;
+  Reason reason = Reason::kNoIdentity;
+  Verstat verstat = Verstat::kNoValidation;
+  std::string detail;
 };
 
 }  // namespace shaken::stir

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
 #include "stir/cert_validator.h"
+#include "stir/div_chain.h"
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
@@ -79,11 +80,11 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   absl::StatusOr<IdentityHeader> header = ParseIdentityHeader(identity);
   if (!header.ok()) return fail(header.status(), Reason::kIdentityMalformed);
   if (header->ppt.has_value()) v.ppt = *header->ppt;
-  if (header->ppt.has_value() && *header->ppt != kPptShaken) {
+  if (header->ppt.has_value() && *header->ppt != kPptShaken && *header->ppt != kPptDiv) {
     v.ppt_not_supported = true;
     v.SetReason(Reason::kPptUnsupported,
                 absl::StrCat("Identity ppt=", Truncated(*header->ppt, 16),
-                             " is not handled; this verifier handles ppt=shaken"));
+                             " is not handled; this verifier handles ppt=shaken and ppt=div"));
     return v;
   }
   if (!header->info.has_value()) {
@@ -107,13 +108,20 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   }
   v.ppt = *h.ppt;
   v.x5u = *h.x5u;
-  if (*h.ppt != kPptShaken) {
+  if (*h.ppt != kPptShaken && *h.ppt != kPptDiv) {
     v.SetReason(Reason::kPptUnsupported,
-                absl::StrCat("PASSporT ppt \"", Truncated(*h.ppt, 16), "\" is not shaken"));
+                absl::StrCat("PASSporT ppt \"", Truncated(*h.ppt, 16), "\" is neither shaken nor div"));
     return v;
   }
   if (header->ppt.has_value() && *header->ppt != *h.ppt) {
     v.SetReason(Reason::kPptMismatch, "the Identity ppt parameter differs from the PASSporT ppt");
+    return v;
+  }
+  // A div PASSporT is linked to the call's others through its Identity ppt=div (RFC 8224 §4: the
+  // ppt parameter names a PASSporT extension); without it the call is not seen as diverted.
+  if (!header->ppt.has_value() && *h.ppt == kPptDiv) {
+    v.SetReason(Reason::kPptMismatch,
+                "a div PASSporT's Identity header must carry ppt=div (RFC 8224 §4, RFC 8946)");
     return v;
   }
   if (*h.x5u != *header->info) {
@@ -149,8 +157,10 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   // 8. Claims.
   absl::StatusOr<PassportClaims> claims = ExtractClaims(passport->payload, *h.ppt);
   if (!claims.ok()) return fail(claims.status(), Reason::kClaimInvalid);
-  v.attest = *claims->attest;
-  v.origid = *claims->origid;
+  v.attest = claims->attest.value_or("");
+  v.origid = claims->origid.value_or("");
+  v.div_tn = claims->div_tn.value_or("");
+  v.div_hi = claims->div_hi.value_or("");
   v.orig_tn = *claims->orig_tn;
   v.dest_tns = claims->dest_tns;
   v.iat = claims->iat;
@@ -283,6 +293,11 @@ absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
   return out;
 }
 
+void Verifier::Conclude(VerifyResult& result, bool diverted, const std::vector<std::string>& to) {
+  if (diverted) result.divs = LinkDivChain(result.headers, to);
+  ChooseOverall(result);
+}
+
 void Verifier::ChooseOverall(VerifyResult& result) {
   // ID-7: pick the call's verdict. RFC 8224's 428 is for a request without an Identity header
   // "without ppt or with a supported ppt": a header whose ppt this verifier does not handle
@@ -305,16 +320,21 @@ void Verifier::ChooseOverall(VerifyResult& result) {
           Reason::kNoIdentity,
           absl::StrCat("the call carries no Identity header with a supported ppt (",
                        absl::StrJoin(ignored, ", "), result.headers.size() > ignored.size() ? ", ..." : "",
-                       " not handled; this verifier handles ppt=shaken)"));
+                       " not handled; this verifier handles ppt=shaken and ppt=div)"));
     }
     return;
   }
+  // A passing div links to a passing PASSporT it diverts (LinkDivChain), so a shaken one
+  // speaks for the call when one passes: its orig and attest are the caller's.
   const Verdict* chosen = nullptr;
   for (const Verdict* v : counted) {
-    if (v->passed) {
+    if (v->passed && v->ppt != kPptDiv) {
       chosen = v;
       break;
     }
+  }
+  for (const Verdict* v : counted) {
+    if (chosen == nullptr && v->passed) chosen = v;
   }
   if (chosen == nullptr) {
     for (const Verdict* v : counted) {
@@ -331,12 +351,16 @@ template <typename Strings>
 absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers,
                                                  const CallInfo& call) const {
   ASSIGN_OR_RETURN(CanonicalCall c, Canonicalize(identity_headers.size(), call));
+  const bool diverted = std::any_of(identity_headers.begin(), identity_headers.end(),
+                                    [](std::string_view h) { return IsDivIdentity(h); });
+  // A diverted call's To is checked against the end of the div chain (LinkDivChain), not each.
+  const std::vector<std::string> no_to;
   VerifyResult result;
   result.headers.reserve(identity_headers.size());
   for (std::string_view identity : identity_headers) {
-    result.headers.push_back(VerifyOne(identity, c.from, c.to, c.date));
+    result.headers.push_back(VerifyOne(identity, c.from, diverted ? no_to : c.to, c.date));
   }
-  ChooseOverall(result);
+  Conclude(result, diverted, c.to);
   return result;
 }
 
@@ -347,6 +371,8 @@ struct Verifier::AsyncCall {
   std::vector<Pending> pending;  // by header index; only those whose certificate is awaited
   std::atomic<int> outstanding{1};  // one for the dispatching thread itself
   VerifyDone done;
+  bool diverted = false;
+  std::vector<std::string> to;
 };
 
 void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers,
@@ -359,12 +385,16 @@ void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers
   const absl::Time now = clock_->Now();
   auto state = std::make_shared<AsyncCall>();
   state->done = std::move(done);
+  state->diverted = std::any_of(identity_headers.begin(), identity_headers.end(),
+                                [](std::string_view h) { return IsDivIdentity(h); });
+  state->to = c->to;
+  const std::vector<std::string> no_to;
   state->result.headers.resize(identity_headers.size());
   state->pending.resize(identity_headers.size());
   std::vector<size_t> awaiting;
   for (size_t i = 0; i < identity_headers.size(); ++i) {
     std::variant<Verdict, Pending> local =
-        Prepare(identity_headers[i], c->from, c->to, c->date, now);
+        Prepare(identity_headers[i], c->from, state->diverted ? no_to : c->to, c->date, now);
     if (Verdict* v = std::get_if<Verdict>(&local)) {
       state->result.headers[i] = std::move(*v);
     } else {
@@ -374,7 +404,7 @@ void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers
   }
   auto land = [this](const std::shared_ptr<AsyncCall>& s) {
     if (s->outstanding.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    ChooseOverall(s->result);
+    Conclude(s->result, s->diverted, s->to);
     std::move(s->done)(std::move(s->result));
   };
   state->outstanding.fetch_add(static_cast<int>(awaiting.size()), std::memory_order_relaxed);

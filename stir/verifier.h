@@ -4,26 +4,33 @@
 // Checks, in this order (cheap and local first; the network only for a well-formed, fresh,
 // matching PASSporT; docs/standards.md#verification-order, ATIS-1000082 cases E1-E19):
 //   1. Identity grammar (438 identity_malformed) and full form (438 compact_form)
-//   2. Identity ppt parameter is shaken if present (438 ppt_unsupported; such a header counts as
-//      absent for the call's verdict, see Verify)
+//   2. Identity ppt parameter is shaken or div if present (438 ppt_unsupported; such a header
+//      counts as absent for the call's verdict, see Verify)
 //   3. info present (436 info_missing) and <absoluteURI> (436 info_invalid)
 //   4. JWS: three segments, strict base64url, strict JSON (438 passport_malformed)
-//   5. header ppt, typ, alg, x5u present (436 header_param_missing); ppt is shaken
-//      (438 ppt_unsupported) and equals the Identity ppt (438 ppt_mismatch)
+//   5. header ppt, typ, alg, x5u present (436 header_param_missing); ppt is shaken or div
+//      (438 ppt_unsupported) and equals the Identity ppt (438 ppt_mismatch; a div PASSporT needs
+//      the Identity ppt=div)
 //   6. x5u == info (436 x5u_mismatch), https (436 x5u_not_allowed)
 //   7. typ == passport (437 typ_invalid); alg == ES256, so none/HS256/RS256/ES384 are
 //      never verified (437 alg_unsupported)
 //      and the Identity alg parameter, if present, equals it (438 alg_mismatch, RFC 8224 §4.1)
 //   8. claims present and typed (438 claim_missing / claim_invalid), attest A|B|C
-//      (438 attest_invalid), origid a UUID (438 origid_invalid)
+//      (438 attest_invalid), origid a UUID (438 origid_invalid); for div, the div claim
+//      (RFC 8946 §3)
 //   9. Date within the window if given (403 date_stale); iat within +-window (403 iat_stale,
 //      iat_future)
-//  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438)
+//  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438); in a diverted
+//      call (one with an Identity ppt=div) dest is checked at step 14 instead
 //  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*)
 //  12. signature over the received header.payload bytes (438 signature_invalid)
 //  13. orig.tn within the certificate's TNAuthList when it holds TNs or ranges (a delegate
 //      certificate, RFC 9060; 438 orig_not_in_tnauthlist); an SPC-only list scopes nothing
 //      (SH-13)
+//  14. a diverted call's headers are linked (stir/div_chain.h, RFC 8946): each div diverts a
+//      passing PASSporT of the call with its div.tn as dest (438 div_unlinked) and the same orig
+//      (438 div_orig_mismatch); the To is the last div's dest, every passing PASSporT reaches it
+//      by the chain (438 dest_mismatch)
 #ifndef SHAKEN_STIR_VERIFIER_H_
 #define SHAKEN_STIR_VERIFIER_H_
 
@@ -69,10 +76,12 @@ struct CallInfo {
   std::optional<absl::Time> date;    // the SIP Date header, when present
 };
 
-// VerifyResult holds one verdict per Identity header value, in input order, and the call's.
+// VerifyResult holds one verdict per Identity header value, in input order, and the call's;
+// for a diverted call, one DivResult per div header (per diverting identity), in input order.
 struct VerifyResult {
   Verdict overall;
   std::vector<Verdict> headers;
+  std::vector<DivResult> divs;
 };
 
 // Verifier verifies SHAKEN PASSporTs. Thread-safe; `certs` and `clock` must outlive it.
@@ -84,9 +93,11 @@ class Verifier {
   // verdict, not an error; INVALID_ARGUMENT is only for a malformed request: a From or To
   // number that cannot be canonicalized, or more than kMaxIdentityHeaders values.
   //
-  // The overall verdict is the first passing shaken header's. Headers whose Identity ppt
-  // parameter names a type this verifier does not handle (div, rcd, ...) count as absent (RFC
-  // 8224, 428 definition): they keep their own 438 ppt_unsupported verdict but do not take part.
+  // The overall verdict is the first passing shaken header's (in a diverted call one passes only
+  // when a linked div chain leads from it to the To, step 14; then the div headers' own verdicts
+  // and `divs` say how each diverting identity fared). Headers whose Identity ppt parameter
+  // names a type this verifier does not handle (rph, rcd, ...) count as absent (RFC 8224, 428
+  // definition): they keep their own 438 ppt_unsupported verdict but do not take part.
   // Otherwise (RFC 8224 §6.2.2, ID-7): 428 no_identity when no header is left, 436 only when
   // every header left failed with 436, else the first failure that is not a 436.
   absl::StatusOr<VerifyResult> Verify(const std::vector<std::string>& identity_headers,
@@ -132,6 +143,8 @@ class Verifier {
                                          std::optional<absl::Time> date, absl::Time now) const;
   // Finish runs steps 11-13 with the certificate lookup's result.
   Verdict Finish(Pending& pending, CertificateResult cert) const;
+  // Conclude links a diverted call's headers (step 14), then chooses the call's verdict.
+  static void Conclude(VerifyResult& result, bool diverted, const std::vector<std::string>& to);
   static void ChooseOverall(VerifyResult& result);
 
   CertificateSource* certs_;

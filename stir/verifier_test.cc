@@ -150,11 +150,16 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(".." + jws.substr(jws.rfind('.') + 1));
                       },
                       Reason::kCompactForm, 438, kNo},
-        RejectionCase{"identity_ppt_div",
+        RejectionCase{"identity_ppt_rph",
+                      [](VerifierTest& t) {
+                        return t.Sign(t.Header(), t.Payload()) + ";info=<" + kX5u + ">;ppt=rph";
+                      },
+                      Reason::kPptUnsupported, 438, kNo},
+        RejectionCase{"identity_ppt_div_over_shaken",
                       [](VerifierTest& t) {
                         return t.Sign(t.Header(), t.Payload()) + ";info=<" + kX5u + ">;ppt=div";
                       },
-                      Reason::kPptUnsupported, 438, kNo},
+                      Reason::kPptMismatch, 438, kNo},
         RejectionCase{"no_info",
                       [](VerifierTest& t) {
                         return t.Sign(t.Header(), t.Payload()) + ";alg=ES256;ppt=shaken";
@@ -193,12 +198,18 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(t.Sign(Without(t.Header(), "alg"), t.Payload()));
                       },
                       Reason::kHeaderParamMissing, 436, kNo},
-        RejectionCase{"header_ppt_div",
+        RejectionCase{"header_ppt_rph",
+                      [](VerifierTest& t) {
+                        return t.Sign(With(t.Header(), "ppt", "rph"), t.Payload()) + ";info=<" +
+                               kX5u + ">";
+                      },
+                      Reason::kPptUnsupported, 438, kNo},
+        RejectionCase{"header_ppt_div_without_identity_ppt",
                       [](VerifierTest& t) {
                         return t.Sign(With(t.Header(), "ppt", "div"), t.Payload()) + ";info=<" +
                                kX5u + ">";
                       },
-                      Reason::kPptUnsupported, 438, kNo},
+                      Reason::kPptMismatch, 438, kNo},
         RejectionCase{"x5u_differs_from_info",
                       [](VerifierTest& t) {
                         return t.Identity(t.Sign(
@@ -442,10 +453,10 @@ TEST_F(VerifierTest, OverallVerdictAcrossSeveralHeaders) {
   std::string good = Identity(Sign(Header(), Payload()));
   std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
   std::string no_info = Sign(Header(), Payload()) + ";ppt=shaken";
-  std::string div = "ZGl2.ZGl2.ZGl2;info=<https://x.example/d>;ppt=div";
+  std::string rph = "ZGl2.ZGl2.ZGl2;info=<https://x.example/d>;ppt=rph";
   CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
 
-  auto r = verifier_.Verify({div, bad_sig, good}, call);
+  auto r = verifier_.Verify({rph, bad_sig, good}, call);
   ASSERT_OK(r);
   ASSERT_EQ(r->headers.size(), 3u);
   EXPECT_TRUE(r->overall.passed);
@@ -514,7 +525,7 @@ TEST_F(VerifierTest, DelegateCertificateCoversOnlyItsTnsAndRanges) {
 // header whose ppt this verifier does not handle counts as absent for the call (ID-7, P21).
 TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
   const std::string info = std::string(";info=<") + kX5u + ">";
-  const std::string div = Sign(With(Header(), "ppt", "div"), Payload()) + info + ";ppt=div";
+  const std::string rph = Sign(With(Header(), "ppt", "rph"), Payload()) + info + ";ppt=rph";
   const std::string rcd = Sign(Header(), Payload()) + info + ";alg=ES256;ppt=rcd";
   const std::string good = Identity(Sign(Header(), Payload()));
   const std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
@@ -522,8 +533,8 @@ TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
   CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
 
   // Only unsupported headers: 428 / No-TN-Validation; each keeps its own 438 verdict.
-  for (const auto& headers : {std::vector<std::string>{div}, std::vector<std::string>{rcd},
-                              std::vector<std::string>{div, rcd}}) {
+  for (const auto& headers : {std::vector<std::string>{rph}, std::vector<std::string>{rcd},
+                              std::vector<std::string>{rph, rcd}}) {
     auto r = verifier_.Verify(headers, call);
     ASSERT_OK(r);
     EXPECT_FALSE(r->overall.passed);
@@ -538,38 +549,38 @@ TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
       EXPECT_EQ(h.sip_code, 438);
     }
   }
-  auto r = verifier_.Verify({div}, call);
+  auto r = verifier_.Verify({rph}, call);
   ASSERT_OK(r);
-  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=div"));
+  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=rph"));
 
   // Next to shaken headers they are ignored: the shaken headers alone decide.
-  r = verifier_.Verify({div, no_info}, call);
+  r = verifier_.Verify({rph, no_info}, call);
   ASSERT_OK(r);
   EXPECT_EQ(r->overall.reason, Reason::kInfoMissing);  // every counted header is a 436
   EXPECT_EQ(r->headers[0].reason, Reason::kPptUnsupported);
   r = verifier_.Verify({rcd, bad_sig}, call);
   ASSERT_OK(r);
   EXPECT_EQ(r->overall.reason, Reason::kSignatureInvalid);
-  r = verifier_.Verify({div, good, rcd}, call);
+  r = verifier_.Verify({rph, good, rcd}, call);
   ASSERT_OK(r);
   EXPECT_TRUE(r->overall.passed);
 
   // The asynchronous path chooses the same way.
   std::optional<absl::StatusOr<VerifyResult>> async;
-  verifier_.VerifyAsync({div, rcd}, call, absl::InfiniteFuture(),
+  verifier_.VerifyAsync({rph, rcd}, call, absl::InfiniteFuture(),
                         [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
   ASSERT_TRUE(async.has_value());
   ASSERT_OK(*async);
   EXPECT_EQ((*async)->overall.sip_code, 428);
-  verifier_.VerifyAsync({div, no_info}, call, absl::InfiniteFuture(),
+  verifier_.VerifyAsync({rph, no_info}, call, absl::InfiniteFuture(),
                         [&](absl::StatusOr<VerifyResult> res) { async = std::move(res); });
   ASSERT_OK(*async);
   EXPECT_EQ((*async)->overall.reason, Reason::kInfoMissing);
 
-  // A div PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that claims
+  // An rph PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that claims
   // a supported type (or none): it counts, and it is invalid.
   for (const std::string& params : {info + ";ppt=shaken", info}) {
-    r = verifier_.Verify({Sign(With(Header(), "ppt", "div"), Payload()) + params}, call);
+    r = verifier_.Verify({Sign(With(Header(), "ppt", "rph"), Payload()) + params}, call);
     ASSERT_OK(r);
     EXPECT_EQ(r->overall.sip_code, 438) << params;
     EXPECT_EQ(r->overall.reason, Reason::kPptUnsupported);

@@ -121,6 +121,15 @@ struct SignParams {
   std::string origid;
   // Opaque id echoed in the response and the server's audit log; at most 128 bytes.
   std::string request_id;
+  // div_original set: sign a div PASSporT (RFC 8946, ppt=div) for a call being retargeted
+  // instead of a shaken one. div_original is the Identity header value of the PASSporT being
+  // diverted (refused, FAILED_PRECONDITION, when its iat is more than 60 s old); attest, orig_tn
+  // and origid must then be empty (orig is copied from it) and dest_tns is the new target.
+  std::string div_original;
+  // The diverted number, one of the original's dest TNs; empty: its only one.
+  std::string div_tn;
+  // History-Info index of the diversion (RFC 7044), e.g. "1.2"; empty: none.
+  std::string div_hi;
 };
 
 // SignResult is what was signed.
@@ -168,6 +177,23 @@ struct Verdict {
   int64_t iat = 0;
   std::string x5u;
   CertificateInfo certificate;
+  // ppt=div (RFC 8946): the diverted-from number and History-Info index, and the index in
+  // VerifyResult::identities of the header this one diverts, once linked.
+  std::string div_tn;
+  std::string div_hi;
+  std::optional<int> diverts;
+};
+
+// DivResult is the verification of one diverting identity (a ppt=div header; 3GPP divResult):
+// passed when its PASSporT verified and links to the PASSporT it diverts.
+struct DivResult {
+  int identity = 0;              // index of the ppt=div header in VerifyParams::identities
+  std::string tn;                // the diverting number (div.tn)
+  bool passed = false;
+  std::string verstat;
+  std::string reason;
+  std::string detail;
+  std::optional<int> diverts;    // index of the header it diverts, when linked
 };
 
 // VerifyParams is one verification request (ATIS-1000082 verificationRequest).
@@ -188,6 +214,8 @@ struct VerifyResult {
   Verdict overall;
   std::vector<Verdict> identities;
   std::string request_id;
+  // For a call with ppt=div headers: one result per diverting identity, in header order.
+  std::vector<DivResult> divs;
 };
 
 // ProfileInfo describes one signing profile the server offers this client.
