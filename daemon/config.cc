@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
@@ -154,6 +155,65 @@ absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
   return absl::OkStatus();
 }
 
+absl::Status ReadSipRole(Node& n, const std::string& key, SipRole* out) {
+  return n.Choice(key, {{"auto", SipRole::kAuto}, {"sign", SipRole::kSign}, {"verify", SipRole::kVerify}},
+                  out, "must be auto, sign or verify");
+}
+
+// ReadSip reads listen.sip (SipConfig).
+absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
+  if (!parent.Has("sip")) return absl::OkStatus();
+  Node n(parent.Get("sip"), parent.Path("sip"));
+  RETURN_IF_ERROR(n.CheckMap());
+  SipConfig sip;
+  RETURN_IF_ERROR(n.String("udp", &sip.udp));
+  RETURN_IF_ERROR(n.String("tcp", &sip.tcp));
+  RETURN_IF_ERROR(ReadSipRole(n, "role", &sip.role));
+  RETURN_IF_ERROR(n.Choice("dest", {{"to", false}, {"request-uri", true}},
+                           &sip.dest_from_request_uri, "must be to or request-uri"));
+  RETURN_IF_ERROR(n.StringList("attestation_headers", &sip.attestation_headers));
+  RETURN_IF_ERROR(n.String("default_attest", &sip.default_attest));
+  RETURN_IF_ERROR(n.String("profile", &sip.profile));
+  RETURN_IF_ERROR(n.Choice("verify_failure", {{"forward", false}, {"decline", true}},
+                           &sip.decline_failed, "must be forward (302) or decline (603)"));
+  RETURN_IF_ERROR(n.Duration("timeout", &sip.timeout));
+  RETURN_IF_ERROR(n.Duration("retry_after", &sip.retry_after));
+  RETURN_IF_ERROR(n.Number("max_message_bytes", &sip.max_message_bytes, size_t{4096},
+                           size_t{1} << 20));
+  RETURN_IF_ERROR(n.Finish());
+  if (sip.udp.empty() && sip.tcp.empty()) {
+    return Node::Error(n.Path("udp"), "or tcp is required: the address to listen on");
+  }
+  for (const auto& [key, addr] : {std::pair{"udp", &sip.udp}, std::pair{"tcp", &sip.tcp}}) {
+    const size_t colon = addr->rfind(':');
+    int port = -1;
+    if (!addr->empty() && (colon == std::string::npos || colon == 0 ||
+                           !absl::SimpleAtoi(addr->substr(colon + 1), &port) || port < 0 ||
+                           port > 65535)) {
+      return Node::Error(n.Path(key), absl::StrCat("\"", *addr,
+                                                   "\" must be host:port (port 0: any free one)"));
+    }
+  }
+  if (!sip.default_attest.empty() && sip.default_attest != "A" && sip.default_attest != "B" &&
+      sip.default_attest != "C") {
+    return Node::Error(n.Path("default_attest"), "must be A, B or C");
+  }
+  for (const std::string& h : sip.attestation_headers) {
+    if (h.empty() || h.find_first_of(": \t\r\n") != std::string::npos) {
+      return Node::Error(n.Path("attestation_headers"),
+                         absl::StrCat("has \"", h, "\", which is not a header name"));
+    }
+  }
+  if (sip.timeout < absl::Milliseconds(10) || sip.timeout > absl::Seconds(30)) {
+    return Node::Error(n.Path("timeout"), "must be from 10ms to 30s");
+  }
+  if (sip.retry_after < absl::Seconds(1)) {
+    return Node::Error(n.Path("retry_after"), "must be at least 1s (Retry-After counts seconds)");
+  }
+  *out = std::move(sip);
+  return absl::OkStatus();
+}
+
 absl::Status ReadListen(Node& root, Config* c) {
   if (!root.Has("listen")) return absl::OkStatus();
   Node n(root.Get("listen"), "listen");
@@ -174,6 +234,7 @@ absl::Status ReadListen(Node& root, Config* c) {
                        "must be 0 (never) or at least 10s: every client reconnects that often");
   }
   RETURN_IF_ERROR(ReadTls(n, &c->tls));
+  RETURN_IF_ERROR(ReadSip(n, &c->sip));
   return n.Finish();
 }
 
@@ -190,7 +251,25 @@ absl::Status ReadClients(Node& root, Config* c) {
     RETURN_IF_ERROR(n.String("identity", &rule.identity));
     RETURN_IF_ERROR(n.StringList("methods", &rule.methods));
     RETURN_IF_ERROR(n.StringList("profiles", &rule.profiles));
+    std::vector<std::string> sources;
+    RETURN_IF_ERROR(n.StringList("sources", &sources));
+    for (size_t j = 0; j < sources.size(); ++j) {
+      absl::StatusOr<stir::IpCidr> cidr = stir::ParseCidr(sources[j]);
+      if (!cidr.ok()) {
+        return Node::Error(absl::StrCat(n.Path("sources"), "[", j, "]"),
+                           ToStd(cidr.status().message()));
+      }
+      rule.sources.push_back(*cidr);
+    }
+    if (n.Has("sip_role")) {
+      SipRole role = SipRole::kAuto;
+      RETURN_IF_ERROR(ReadSipRole(n, "sip_role", &role));
+      rule.sip_role = role;
+    }
     RETURN_IF_ERROR(n.Finish());
+    if (rule.sip_role.has_value() && rule.sources.empty()) {
+      return Node::Error(n.Path("sip_role"), "applies to SIP clients only: set sources too");
+    }
     if (rule.identity.empty()) return Node::Error(n.Path("identity"), "is required");
     if (rule.methods.empty()) return Node::Error(n.Path("methods"), "needs at least one method");
     for (const auto& m : rule.methods) {
@@ -457,7 +536,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   }
   if (!c.clients.empty() && c.tls.has_value() && c.tls->client_ca_file.empty()) {
     bool only_wildcard = true;
-    for (const auto& r : c.clients) only_wildcard &= r.identity == "*";
+    // Rules with sources name SIP clients by address, not by certificate.
+    for (const auto& r : c.clients) only_wildcard &= r.identity == "*" || !r.sources.empty();
     if (!only_wildcard) {
       return with_origin(absl::InvalidArgumentError(
           "clients name identities, which come from client certificates: set "

@@ -146,7 +146,34 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
                     .Register(*registry_);
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
+  auto& sip = prometheus::BuildCounter()
+                  .Name("shaken_sip_requests_total")
+                  .Help("SIP requests answered by the redirect server, by role and final status "
+                        "code")
+                  .Register(*registry_);
+  auto& sip_latency = prometheus::BuildHistogram()
+                          .Name("shaken_sip_duration_seconds")
+                          .Help("SIP redirect server: request received to final answer, by role")
+                          .Register(*registry_);
+  static const char* const kSipRoleNames[] = {"sign", "verify", "options", "other"};
+  for (size_t r = 0; r < kSipRoles; ++r) {
+    for (size_t c = 0; c <= std::size(kSipCodes); ++c) {
+      sip_[r][c] = &sip.Add({{"role", kSipRoleNames[r]},
+                             {"code", c < std::size(kSipCodes) ? std::to_string(kSipCodes[c])
+                                                               : std::string("other")}});
+    }
+    sip_latency_[r] = &sip_latency.Add({{"role", kSipRoleNames[r]}}, LatencyBuckets());
+  }
   AddCollector(AuditFamilies);
+}
+
+void Metrics::RecordSip(SipRequestRole role, int code, absl::Duration latency) {
+  const size_t r = static_cast<size_t>(role);
+  if (r >= kSipRoles) return;
+  size_t c = 0;
+  while (c < std::size(kSipCodes) && kSipCodes[c] != code) ++c;
+  sip_[r][c]->Increment();
+  sip_latency_[r]->Observe(absl::ToDoubleSeconds(latency));
 }
 
 void Metrics::RecordFetch(bool ok, absl::Duration latency) {

@@ -5,6 +5,10 @@
 //   shaken_rpc_duration_seconds{method}               RPC latency
 //   shaken_sign_duration_seconds{profile}             time spent in the key's SignDigest
 //   shaken_verify_verdicts_total{reason}              verdicts by machine-readable reason
+//   shaken_sip_requests_total{role,code}              SIP redirect server answers: role sign |
+//                                                     verify | options | other, final status
+//                                                     code (one of kSipCodes, else "other")
+//   shaken_sip_duration_seconds{role}                 SIP request to final answer
 //   shaken_hsm_sessions{profile,state}                pool size / live / idle sessions
 //   shaken_hsm_health{profile}                        0 serving, 1 degraded, 2 down
 //   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
@@ -52,6 +56,12 @@
 namespace shaken::daemon {
 
 enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
+
+// SipRequestRole is the `role` label of the SIP metrics.
+enum class SipRequestRole { kSign, kVerify, kOptions, kOther, kCount_ };
+// The final status codes the SIP redirect server answers; others are counted as "other".
+inline constexpr int kSipCodes[] = {200, 302, 400, 403, 405, 413, 416, 420,
+                                    480, 481, 483, 487, 500, 503, 603};
 std::string_view MethodName(Method m);
 
 // GrpcCodeName is the gRPC name of a status code ("OK", "UNAVAILABLE", ...): the one vocabulary of
@@ -70,6 +80,7 @@ class Metrics {
   void RecordQueueWait(size_t profile_index, absl::Duration waited);
   void RecordVerdict(stir::Reason reason);
   void RecordFetch(bool ok, absl::Duration latency);
+  void RecordSip(SipRequestRole role, int code, absl::Duration latency);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -88,6 +99,10 @@ class Metrics {
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;
+  static constexpr size_t kSipRoles = static_cast<size_t>(SipRequestRole::kCount_);
+  // [role][index in kSipCodes, or its size for "other"]
+  std::array<std::array<prometheus::Counter*, std::size(kSipCodes) + 1>, kSipRoles> sip_;
+  std::array<prometheus::Histogram*, kSipRoles> sip_latency_;
   std::shared_ptr<prometheus::Collectable> live_;
 };
 

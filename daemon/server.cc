@@ -17,6 +17,7 @@
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "daemon/service.h"
+#include "daemon/sip/redirect_server.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
@@ -38,6 +39,7 @@ struct Daemon::State {
   grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
   std::unique_ptr<grpc::Server> health;
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<sip::RedirectServer> sip;  // listen.sip
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
   HealthPublisher health_publisher;
@@ -323,6 +325,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     auto ports = s.exposer->GetListeningPorts();
     d->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
+  if (config.sip.has_value()) {
+    ASSIGN_OR_RETURN(s.sip, sip::RedirectServer::Start(
+                                *config.sip, {s.core.get(), [raw = d.get()] { return raw->serving(); },
+                                              config.max_iat_skew}));
+    d->sip_udp_port_ = s.sip->udp_port();
+    d->sip_tcp_port_ = s.sip->tcp_port();
+  }
   d->MonitorHealth();  // set the first status before anyone probes
   d->monitor_ = std::thread([raw = d.get()] {
     while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
@@ -336,6 +345,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                   : "insecure"},
                       {"health_port", absl::StrCat(d->health_port_)},
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
+                      {"sip", absl::StrCat("udp ", d->sip_udp_port_, ", tcp ", d->sip_tcp_port_)},
                       {"reflection", config.reflection},
                       {"profiles", absl::StrCat(s.profiles.size())},
                       {"verifier", s.verification != nullptr ? "on" : "off"}});
@@ -374,6 +384,7 @@ void Daemon::Shutdown() {
   // The API server stops accepting calls and waits for in-flight ones until the deadline, then
   // cancels the rest. Meanwhile the health listener answers NOT_SERVING, so a load balancer or a
   // Kubernetes readiness probe moves traffic away; it stops last.
+  if (state_->sip != nullptr) state_->sip->Shutdown(absl::FromChrono(deadline));
   state_->api->Shutdown(deadline);
   if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
@@ -415,7 +426,8 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
             cur.allow_insecure != next.allow_insecure || cur.reflection != next.reflection ||
             cur.max_connection_age != next.max_connection_age ||
             cur.max_connection_age_grace != next.max_connection_age_grace ||
-            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen,
+            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen ||
+            cur.sip != next.sip,
         "listen");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
   check(cur.profiles != next.profiles, "profiles");
@@ -477,6 +489,7 @@ Daemon::~Daemon() {
   Shutdown();
   if (state_ == nullptr) return;
   // Servers before the service they call into; profiles (token pools) last.
+  state_->sip.reset();
   state_->api.reset();
   state_->health.reset();
   state_->service.reset();

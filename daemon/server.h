@@ -30,6 +30,8 @@ class Daemon {
   int api_port() const { return api_port_; }
   int health_port() const { return health_port_; }
   int metrics_port() const { return metrics_port_; }
+  int sip_udp_port() const { return sip_udp_port_; }  // listen.sip
+  int sip_tcp_port() const { return sip_tcp_port_; }
 
   // Shutdown: health NOT_SERVING at once, refuse new calls, let in-flight calls finish for at
   // most drain_grace, then cancel what is left and stop. Idempotent. (SIGTERM)
@@ -61,6 +63,8 @@ class Daemon {
   int api_port_ = 0;
   int health_port_ = 0;
   int metrics_port_ = 0;
+  int sip_udp_port_ = 0;
+  int sip_tcp_port_ = 0;
   std::atomic<bool> draining_{false};
   absl::Notification stop_;
   absl::Notification stopped_;

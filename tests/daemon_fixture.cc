@@ -102,7 +102,7 @@ clients:
   - {identity: verify-only.test, methods: [Verify]}
   - {identity: file-only.test, methods: [Sign, SignStream, ListProfiles], profiles: [file]}
   - {identity: "spiffe://shaken.test/sbc", methods: [ListProfiles]}
-pkcs11:
+)", options.clients_extra_yaml, R"(pkcs11:
   module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(
   pin_source: file:)", token.pin_file(), R"(
   pool_size: )", options.pool_size, R"(
