@@ -6,11 +6,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
-#include <regex>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -38,11 +40,12 @@ constexpr char kDest[] = "12155550131";
 // Scenario is a SIPp UAC scenario: one INVITE carrying `extra` header lines, an optional 100, the
 // final answer `final_code`, and the ACK that a non-2xx answer needs (RFC 3261 §17.1.1.3).
 // `expect_trying`: the 100 Trying must come first.
-std::string Scenario(const std::string& extra, int final_code, bool expect_trying = false) {
+std::string Scenario(const std::string& extra, int final_code, bool expect_trying = false,
+                     const std::string& called_at = "[remote_ip]:[remote_port]") {
   const std::string invite = absl::StrCat(R"(
   <send>
     <![CDATA[
-      INVITE sip:+12155550131@[remote_ip]:[remote_port];user=phone SIP/2.0
+      INVITE sip:+12155550131@)", called_at, R"(;user=phone SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]
       Max-Forwards: 70
       From: "Alice" <sip:+1-215-555-0121@[local_ip];user=phone>;tag=[pid]-[call_number]
@@ -62,7 +65,7 @@ std::string Scenario(const std::string& extra, int final_code, bool expect_tryin
   <recv response=")", final_code, R"("/>
   <send>
     <![CDATA[
-      ACK sip:+12155550131@[remote_ip]:[remote_port];user=phone SIP/2.0
+      ACK sip:+12155550131@)", called_at, R"(;user=phone SIP/2.0
       [last_Via:]
       Max-Forwards: 70
       [last_From:]
@@ -117,6 +120,22 @@ std::vector<std::string> AllHeaders(const std::string& message, std::string_view
   }
   return out;
 }
+// ReceivedMessages: the messages a SIPp message log (-trace_msg) shows as received, in order.
+// Each entry is a dashed line, "<TRANSPORT> message received [n] bytes :", a blank line, the
+// message.
+std::vector<std::string> ReceivedMessages(const std::string& log) {
+  std::vector<std::string> out;
+  bool first = true;
+  for (absl::string_view part : absl::StrSplit(log, "message received")) {
+    if (std::exchange(first, false) || !absl::StartsWith(part, " [")) continue;
+    const size_t start = part.find("\n\n");
+    if (start == absl::string_view::npos) continue;
+    absl::string_view msg = part.substr(start + 2);
+    out.emplace_back(msg.substr(0, msg.find("\n-------")));
+  }
+  return out;
+}
+
 std::string Header(const std::string& message, std::string_view name) {
   auto all = AllHeaders(message, name);
   return all.empty() ? "" : all.front();
@@ -144,12 +163,13 @@ class SipRedirectTest : public ::testing::Test {
   // [keyword]s of the scenario.
   SippResult Sipp(const std::string& scenario, const std::string& transport = "u1",
                   const std::vector<std::pair<std::string, std::string>>& keys = {},
-                  const std::string& local_ip = "127.0.0.1") {
+                  const std::string& local_ip = "127.0.0.1", int target_port = 0) {
     static int n = 0;
     const std::string base = absl::StrCat(env_->dir(), "/sipp", ++n);
     std::ofstream(base + ".xml") << scenario;
-    const int port = transport[0] == 't' ? env_->daemon().sip_tcp_port()
-                                         : env_->daemon().sip_udp_port();
+    const int port = target_port != 0      ? target_port
+                     : transport[0] == 't' ? env_->daemon().sip_tcp_port()
+                                           : env_->daemon().sip_udp_port();
     std::vector<std::string> argv = {"sipp", absl::StrCat("127.0.0.1:", port),
                                      "-sf", base + ".xml",
                                      "-m", "1",
@@ -170,15 +190,7 @@ class SipRedirectTest : public ::testing::Test {
     SippResult r;
     r.run = RunCommand(argv, {.timeout = absl::Seconds(40)});
     const std::string log = ReadFileOrEmpty(base + ".msg");
-    // SIPp's message log: a dashed line, "<TRANSPORT> message received [n] bytes :", a blank
-    // line, the message.
-    for (absl::string_view part : absl::StrSplit(log, "message received")) {
-      const size_t start = part.find("SIP/2.0 ");
-      if (start == absl::string_view::npos || !absl::StartsWith(part, " [")) continue;
-      absl::string_view msg = part.substr(start);
-      const size_t end = msg.find("\n-------");
-      r.responses.emplace_back(msg.substr(0, end));
-    }
+    r.responses = ReceivedMessages(log);
     if (r.run.exit_code != 0) {
       ADD_FAILURE() << "sipp exit " << r.run.exit_code << "\n"
                     << r.run.output().substr(0, 4000) << "\nerrors:\n"
@@ -473,6 +485,136 @@ TEST_F(SipRedirectTest, RetransmittedInviteIsOneTransaction) {
     EXPECT_EQ(f, finals.front());  // the same To tag, the same Identity: one transaction
   }
   EXPECT_EQ(Metric(series), before + 1);
+}
+
+// AnswersOptions tells whether a SIP server on UDP 127.0.0.1:`port` answers an OPTIONS within
+// 200 ms.
+bool AnswersOptions(int port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
+  socklen_t len = sizeof local;
+  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  sockaddr_in to = local;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  const std::string options = absl::StrCat(
+      "OPTIONS sip:127.0.0.1:", port, " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:",
+      ntohs(local.sin_port), ";branch=z9hG4bK-ready-", absl::ToUnixNanos(absl::Now()),
+      "\r\nMax-Forwards: 70\r\nFrom: <sip:test@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+      "Call-ID: ready-", absl::ToUnixNanos(absl::Now()), "@test\r\nCSeq: 1 OPTIONS\r\n"
+      "Content-Length: 0\r\n\r\n");
+  sendto(fd, options.data(), options.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  const bool answered = absl::StartsWith(Received(fd, absl::Milliseconds(200)), "SIP/2.0 200");
+  close(fd);
+  return answered;
+}
+
+// Kamailio as the SBC in front of shakend, with the configuration carriers copy
+// (deploy/kamailio/shakend-redirect.cfg): SIPp's INVITE goes to Kamailio, Kamailio asks shakend
+// and forwards the INVITE with what the 302 carried to a SIPp UAS, which answers 486 (the call
+// ends there) and records what it received.
+class KamailioTest : public SipRedirectTest {
+ protected:
+  void SetUp() override {
+    uas_port_ = FreeLoopbackPort();
+    kamailio_port_ = FreeLoopbackPort();
+    const std::string dir = env_->dir();
+    std::ofstream(dir + "/uas.xml") << R"(<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="uas">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=uas-[pid]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+)";
+    ::unlink((dir + "/uas.msg").c_str());
+    auto uas = Child::Start({"sipp", "-sf", dir + "/uas.xml", "-i", "127.0.0.1", "-p",
+                             absl::StrCat(uas_port_), "-m", "1", "-nostdin", "-timeout", "30s",
+                             "-timeout_error", "-trace_msg", "-message_file", dir + "/uas.msg"},
+                            dir + "/uas.log");
+    ASSERT_OK(uas);
+    uas_ = std::make_unique<Child>(*std::move(uas));
+    const std::string runtime = dir + "/kamailio-run";
+    ::mkdir(runtime.c_str(), 0700);
+    auto k = Child::Start(
+        {"kamailio", "-DD", "-E", "-m", "32", "-M", "4", "-f",
+         std::string(SHAKEN_SOURCE_DIR) + "/deploy/kamailio/shakend-redirect.cfg", "-l",
+         absl::StrCat("udp:127.0.0.1:", kamailio_port_), "-Y", runtime, "-P",
+         runtime + "/kamailio.pid", "-A",
+         absl::StrCat("SHAKEND_URI=\"sip:127.0.0.1:", env_->daemon().sip_udp_port(), "\"")},
+        dir + "/kamailio.log");
+    ASSERT_OK(k);
+    kamailio_ = std::make_unique<Child>(*std::move(k));
+    bool ready = false;
+    for (int i = 0; i < 50 && !ready && !kamailio_->Wait(absl::ZeroDuration()).has_value(); ++i) {
+      ready = AnswersOptions(kamailio_port_);
+      if (!ready) absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_TRUE(ready) << kamailio_->Log();
+  }
+  void TearDown() override {
+    // SIGTERM: Kamailio's main process stops its children too (SIGKILL would orphan them).
+    if (kamailio_ != nullptr) {
+      kamailio_->Signal(SIGTERM);
+      EXPECT_TRUE(kamailio_->Wait(absl::Seconds(10)).has_value());
+    }
+  }
+
+  // Call sends one INVITE with `extra` headers through Kamailio; the UAS's 486 comes back. Returns
+  // the INVITE the UAS received.
+  std::string Call(const std::string& extra, const std::vector<std::pair<std::string, std::string>>& keys = {}) {
+    SippResult r = Sipp(Scenario(extra, 486, false, absl::StrCat("127.0.0.1:", uas_port_)), "u1",
+                        keys, "127.0.0.1", kamailio_port_);
+    EXPECT_THAT(Final(r), HasSubstr("SIP/2.0 486"));
+    std::optional<int> uas_exit = uas_->Wait(absl::Seconds(30));
+    EXPECT_EQ(uas_exit, 0) << uas_->Log() << kamailio_->Log();
+    std::vector<std::string> got = ReceivedMessages(ReadFileOrEmpty(env_->dir() + "/uas.msg"));
+    for (const std::string& m : got) {
+      if (absl::StartsWith(m, "INVITE ")) return m;
+    }
+    ADD_FAILURE() << "the UAS received no INVITE\n" << kamailio_->Log();
+    return "";
+  }
+
+  int uas_port_ = 0;
+  int kamailio_port_ = 0;
+  std::unique_ptr<Child> uas_;
+  std::unique_ptr<Child> kamailio_;
+};
+
+TEST_F(KamailioTest, AddsTheIdentityShakendSignedAndTheUasGetsIt) {
+  const std::string invite = Call(kSignHeaders);
+  EXPECT_THAT(invite, HasSubstr(absl::StrCat("INVITE sip:+12155550131@127.0.0.1:", uas_port_)));
+  const std::string identity = Header(invite, "Identity");
+  ASSERT_THAT(identity, HasSubstr(";info=<" + env_->token_x5u() + ">;alg=ES256;ppt=shaken"));
+  RunResult v = RunCommand({SHAKENCTL_BINARY, "passport", "verify", "--ca-file",
+                            env_->StiRootPath(), "--tls-ca-file", env_->TlsCaFile(),
+                            "--allow-private-x5u", "--from", kOrig, "--to", kDest, identity},
+                           {.timeout = absl::Seconds(30)});
+  EXPECT_EQ(v.exit_code, 0) << v.output();
+}
+
+TEST_F(KamailioTest, ReplacesTheAssertedIdentityWithTheVerdictsAndTheUasGetsIt) {
+  const std::string invite = Call("      P-Asserted-Identity: <sip:+12155550121@[local_ip];user=phone>\n"
+                                  "      Identity: [identity]",
+                                  {{"identity", SignViaGrpc()}});
+  const std::vector<std::string> pai = AllHeaders(invite, "P-Asserted-Identity");
+  ASSERT_EQ(pai.size(), 1u) << invite;
+  EXPECT_EQ(pai[0], "<sip:+12155550121@127.0.0.1;user=phone;verstat=TN-Validation-Passed>");
+  EXPECT_EQ(Header(invite, "Attestation-Info"), "A");
 }
 
 }  // namespace
