@@ -405,9 +405,25 @@ absl::StatusOr<SignResult> Client::Sign(const SignParams& params,
   pb::SignRequest request;
   ToProto(params, &request);
   pb::SignResponse response;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineAfter(t));
-  grpc::Status status = impl_->SignStub().Sign(&ctx, request, &response);
+  const auto deadline = DeadlineAfter(t);
+  const bool unchecked = impl_->SignsUnchecked();
+  grpc::Status status;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    status = (unchecked ? impl_->UncheckedStub() : *impl_->stub).Sign(&ctx, request, &response);
+  }
+  // The health-checked channel found no SERVING replica during this very call (its first
+  // connection, or every replica just went NOT_SERVING): ask a replica itself, once, so that the
+  // answer is the server's (a signature from a profile that works, or its reason) rather than
+  // "backend unhealthy".
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !unchecked &&
+      impl_->SignsUnchecked() && std::chrono::system_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    response.Clear();
+    status = impl_->UncheckedStub().Sign(&ctx, request, &response);
+  }
   if (!status.ok()) return internal::FromGrpcStatus(status);
   return FromProto(std::move(response));
 }

@@ -14,7 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "stir/absl_compat.h"
 #include "stir/passport.h"
 #include "stir/x5u_fetcher.h"
@@ -138,6 +140,53 @@ class Node {
   std::string path_;
   std::set<std::string> seen_;
 };
+
+// LineOfKeyPath is the 1-based line of the deepest part of `path` ("profiles[1].x5u",
+// "listen.tls.cert_file") present in `doc`, or 0 when not even its first key is there.
+int LineOfKeyPath(const YAML::Node& doc, std::string_view path) {
+  // Read-only walk: YAML::Node's operator= would write through to the document, so the cursor
+  // moves with reset(), and lookups go through a const node (which never inserts a key).
+  YAML::Node at;
+  at.reset(doc);
+  int line = 0;
+  for (absl::string_view abseil_segment : absl::StrSplit(ToAbsl(path), '.')) {
+    const std::string_view segment = ToStd(abseil_segment);
+    const size_t bracket = segment.find('[');
+    const std::string_view key = segment.substr(0, bracket);
+    if (!at.IsMap()) return line;
+    bool found = false;
+    for (const auto& item : static_cast<const YAML::Node&>(at)) {
+      if (item.first.IsScalar() && item.first.Scalar() == key) {
+        line = item.first.Mark().line + 1;  // the key's own line
+        at.reset(item.second);
+        found = true;
+        break;
+      }
+    }
+    if (!found) return line;
+    for (size_t open = bracket; open != std::string_view::npos; open = segment.find('[', open + 1)) {
+      size_t index = 0;
+      const size_t close = segment.find(']', open);
+      if (close == std::string_view::npos ||
+          !absl::SimpleAtoi(ToAbsl(segment.substr(open + 1, close - open - 1)), &index) ||
+          !at.IsSequence() || index >= at.size()) {
+        return line;
+      }
+      at.reset(static_cast<const YAML::Node&>(at)[index]);
+      if (!at.Mark().is_null()) line = at.Mark().line + 1;
+    }
+  }
+  return line;
+}
+
+// WithLine prefixes `message`, which starts with a key path, with "<origin>:<line>: " (the line of
+// that key in `doc`), or "<origin>: " when the path is not in the file.
+std::string WithLine(const YAML::Node& doc, std::string_view origin, std::string_view message) {
+  const std::string_view path = message.substr(0, message.find_first_of(" :"));
+  const int line = LineOfKeyPath(doc, path);
+  return line > 0 ? absl::StrCat(ToAbsl(origin), ":", line, ": ", ToAbsl(message))
+                  : absl::StrCat(ToAbsl(origin), ": ", ToAbsl(message));
+}
 
 absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
   if (!parent.Has("tls")) return absl::OkStatus();
@@ -307,6 +356,7 @@ absl::Status ReadPkcs11(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Duration("open_interval", &p.open_interval));
   RETURN_IF_ERROR(n.Duration("backoff_initial", &p.backoff_initial));
   RETURN_IF_ERROR(n.Duration("backoff_max", &p.backoff_max));
+  RETURN_IF_ERROR(n.Bool("require_token_at_start", &p.require_token_at_start));
   RETURN_IF_ERROR(n.Finish());
   if (p.module.empty()) return Node::Error("pkcs11.module", "is required (path of the .so)");
   absl::StatusOr<hsm::PinSource> pin = hsm::PinSource::Parse(pin_source);
@@ -505,7 +555,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   }
   Config c;
   auto with_origin = [&](absl::Status s) {
-    return absl::Status(s.code(), absl::StrCat(origin, ": ", s.message()));
+    return absl::Status(s.code(), WithLine(doc, origin, ToStd(s.message())));
   };
   try {
     Node root(doc, "");
@@ -524,6 +574,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
     if (s.ok()) s = root.Duration("max_iat_skew", &c.max_iat_skew);
     if (s.ok()) s = root.Number<size_t>("max_request_bytes", &c.max_request_bytes, 1024, 16 << 20);
     if (s.ok()) s = root.Duration("drain_grace", &c.drain_grace);
+    if (s.ok()) s = root.Duration("certificate_check_interval", &c.certificate_check_interval);
     if (s.ok()) s = root.Finish();
     if (!s.ok()) return with_origin(s);
   } catch (const YAML::Exception& e) {
@@ -611,10 +662,11 @@ std::vector<std::string> CheckReferencedFiles(const Config& config) {
   }
   for (size_t i = 0; i < config.profiles.size(); ++i) {
     const ProfileConfig& p = config.profiles[i];
-    const std::string at = absl::StrCat("profiles[", i, "] (", p.name, ").");
-    if (absl::StartsWith(p.key, "file:")) file(at + "key", p.key.substr(5));
-    secret(at + "key_passphrase_source", p.key_passphrase_source);
-    file(at + "certificate", p.certificate_file);
+    const std::string at = absl::StrCat("profiles[", i, "].");
+    const std::string which = absl::StrCat(" (profile ", p.name, ")");
+    if (absl::StartsWith(p.key, "file:")) file(at + "key" + which, p.key.substr(5));
+    secret(at + "key_passphrase_source" + which, p.key_passphrase_source);
+    file(at + "certificate" + which, p.certificate_file);
   }
   if (config.verifier.enabled) {
     file("verifier.ca_file", config.verifier.ca_file);
@@ -654,6 +706,20 @@ std::vector<std::string> ConfigWarnings(const Config& config) {
     }
   }
   return warnings;
+}
+
+std::vector<std::string> LocateInConfigFile(const std::string& path,
+                                            const std::vector<std::string>& messages) {
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(path);
+  } catch (const YAML::Exception&) {
+    // Not readable as YAML now: the messages with the file name alone.
+  }
+  std::vector<std::string> out;
+  out.reserve(messages.size());
+  for (const std::string& m : messages) out.push_back(WithLine(doc, path, m));
+  return out;
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {

@@ -66,6 +66,12 @@ struct Pkcs11Config {
   absl::Duration open_interval = absl::Milliseconds(5);
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
+  // require_token_at_start: true refuses to start while a profile's token cannot be reached.
+  // false (default): shakend starts NOT_SERVING (signing: UNAVAILABLE naming the profile) and
+  // opens the key in the background (backoff_initial doubling up to backoff_max, at least 1 s),
+  // so an HSM outage does not put every replica into a restart loop. A PIN the token refuses is
+  // never retried either way.
+  bool require_token_at_start = false;
 
   friend bool operator==(const Pkcs11Config&, const Pkcs11Config&) = default;
 };
@@ -172,6 +178,9 @@ struct Config {
   // values of 8 KiB, 32 To numbers and a request_id is under 134 KiB.
   size_t max_request_bytes = 160 * 1024;
   absl::Duration drain_grace = absl::Seconds(10);
+  // How often the profile certificate files are checked for a change (a renewal with the same
+  // key): a changed file is read again as on SIGHUP. 0: only on SIGHUP.
+  absl::Duration certificate_check_interval = absl::Seconds(10);
 
   // Logging.
   LogLevel log_level = LogLevel::kInfo;     // trace | debug | info | warn | error
@@ -185,7 +194,8 @@ struct Config {
 };
 
 // LoadConfig reads and validates a configuration file. Errors are INVALID_ARGUMENT or NOT_FOUND
-// with the file name, the key path (e.g. "profiles[1].x5u") and what is wrong.
+// with the file name and the line of the key ("shakend.yaml:31: profiles[1].x5u ..."), the key
+// path and what is wrong.
 absl::StatusOr<Config> LoadConfig(const std::string& path);
 
 // ParseConfig is LoadConfig on YAML text (`origin` names it in errors).
@@ -207,6 +217,12 @@ std::vector<std::string> CheckReferencedFiles(const Config& config);
 // a client rule naming a profile that does not exist (it grants nothing; a typo there silently
 // leaves a client unable to sign). shakend --check-config prints them; start-up logs them.
 std::vector<std::string> ConfigWarnings(const Config& config);
+
+// LocateInConfigFile puts "<path>:<line>: " before each message that starts with a key path of
+// the configuration file `path` (CheckReferencedFiles' problems, ConfigWarnings), or "<path>: "
+// when the key is not in the file.
+std::vector<std::string> LocateInConfigFile(const std::string& path,
+                                            const std::vector<std::string>& messages);
 
 }  // namespace shaken::daemon
 

@@ -42,6 +42,38 @@ TEST(ConfigTest, MinimalLabConfigAndDefaults) {
   EXPECT_EQ(c->audit_on_failure, AuditFailurePolicy::kRefuse);
 }
 
+// Errors point at the line of the key in the file, whatever its depth.
+TEST(ConfigTest, ErrorsGiveTheFileAndLineOfTheKey) {
+  // kMinimal starts with a newline: "listen:" is line 2, "  - name: lab" line 6.
+  std::string misspelt = kMinimal;
+  misspelt.replace(misspelt.find("    x5u:"), 0, "    attset: [A]\n");  // line 8
+  EXPECT_THAT(ParseConfig(misspelt, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("t.yaml:8: profiles[0].attset is not a known setting")));
+  std::string bad_port = kMinimal;
+  bad_port.replace(bad_port.find("cert.example.org/"), 16, "cert.example.org:9/");  // line 8
+  EXPECT_THAT(ParseConfig(bad_port, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t.yaml:8: profiles[0].x5u")));
+  // A required key that is absent: the line of the section that lacks it.
+  std::string no_tls = kMinimal;
+  no_tls.erase(no_tls.find("  allow_insecure: true\n"), 23);
+  EXPECT_THAT(ParseConfig(no_tls, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t.yaml:2: listen.tls")));
+  // Pointing at a key of the file for messages made from the parsed configuration.
+  const std::string path = ::testing::TempDir() + "/where.yaml";
+  {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(kMinimal, f);
+    std::fclose(f);
+  }
+  EXPECT_THAT(LocateInConfigFile(path, {"profiles[0].certificate (profile lab): /x: gone",
+                                        "verifier.ca_file: /y: gone", "nowhere.key: z"}),
+              ::testing::ElementsAre(path + ":9: profiles[0].certificate (profile lab): /x: gone",
+                                     path + ":11: verifier.ca_file: /y: gone",
+                                     path + ": nowhere.key: z"));
+}
+
 TEST(ConfigTest, ReflectionIsOnTheApiListenerByDefaultAndCanBeTurnedOff) {
   auto c = ParseConfig(kMinimal, "t.yaml");
   ASSERT_OK(c);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -62,13 +63,26 @@ void FillVerdict(const stir::Verdict& v, shaken::v1::Verdict* out) {
   }
 }
 
-
-ServiceCore::ServiceCore(ServiceDeps deps) : deps_(std::move(deps)) {
-  for (size_t i = 0; i < deps_.profiles.size(); ++i) {
-    profile_index_[deps_.profiles[i]->name()] = i;
-    if (deps_.profiles[i] == deps_.default_profile) default_index_ = i;
+std::shared_ptr<const ProfileSet> ProfileSet::Make(
+    std::vector<std::shared_ptr<SigningProfile>> profiles, Metrics* metrics) {
+  auto set = std::make_shared<ProfileSet>();
+  set->profiles = std::move(profiles);
+  for (size_t i = 0; i < set->profiles.size(); ++i) {
+    const SigningProfile& p = *set->profiles[i];
+    set->index[p.name()] = i;
+    if (p.config().is_default) set->default_index = i;
+    set->metric_series.push_back(metrics != nullptr ? metrics->ProfileSeries(p.name())
+                                                    : Metrics::kMaxProfileSeries);
   }
+  return set;
 }
+
+ServiceCore::ServiceCore(ServiceDeps deps)
+    : deps_(std::move(deps)),
+      // Held only here from now on, so that a replaced set's last holder is its replacer.
+      profiles_(std::exchange(deps_.profiles, nullptr)),
+      verifier_(std::make_shared<const VerifierInForce>(std::exchange(deps_.verifier, {}))),
+      audit_tns_(deps_.audit_tns) {}
 
 // SignCall is one signature in progress: what its audit record and its completion need.
 struct ServiceCore::SignCall {
@@ -78,6 +92,7 @@ struct ServiceCore::SignCall {
   absl::Time start;
   const SignRequest* req = nullptr;
   SignResponse* resp = nullptr;
+  std::shared_ptr<const ProfileSet> set;  // the profiles in force when the call started
   const SigningProfile* profile = nullptr;
   size_t index = 0;
   Done done;
@@ -86,9 +101,11 @@ struct ServiceCore::SignCall {
 void ServiceCore::AuditSign(const SignCall& c, const absl::Status& status) const {
   const SignRequest& req = *c.req;
   const absl::Duration latency = absl::Now() - c.start;
-  if (c.profile != nullptr && status.ok()) deps_.metrics->RecordSign(c.index, latency);
+  if (c.profile != nullptr && status.ok()) {
+    deps_.metrics->RecordSign(c.set->metric_series[c.index], latency);
+  }
   std::string tns;
-  if (deps_.audit_tns) {
+  if (audit_tns_.load(std::memory_order_relaxed)) {
     tns = absl::StrCat(req.orig().tn(), "->", absl::StrJoin(req.dest().tn(), ","));
   }
   const std::string_view requested_profile = req.profile();
@@ -113,9 +130,10 @@ void ServiceCore::CompleteSign(std::unique_ptr<SignCall> call, absl::Status stat
   std::move(done)(std::move(status));
 }
 
-std::string ServiceCore::ProfilesFor(const Caller& caller, std::string_view method) const {
+std::string ServiceCore::ProfilesFor(const ProfileSet& set, const Caller& caller,
+                                     std::string_view method) {
   std::vector<std::string> names;
-  for (const auto* p : deps_.profiles) {
+  for (const auto& p : set.profiles) {
     if (Authorizer::MayUse(caller, method, p->name())) names.push_back(p->name());
   }
   if (names.empty()) return "none";
@@ -159,25 +177,27 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
   }
   // One lookup for a named profile; the default profile's index was found at construction. A
   // profile the caller may not use is named only by the caller's own request.
-  size_t chosen = default_index_;
+  call->set = profiles_.load();
+  const ProfileSet& set = *call->set;
+  size_t chosen = set.default_index;
   if (!req.profile().empty()) {
-    const auto named = profile_index_.find(req.profile());
-    if (named == profile_index_.end()) {
+    const auto named = set.index.find(req.profile());
+    if (named == set.index.end()) {
       CompleteSign(std::move(call),
                    Invalid(absl::StrCat("unknown profile \"", req.profile(),
                                         "\"; profiles this client may use: ",
-                                        ProfilesFor(caller, method_name))));
+                                        ProfilesFor(set, caller, method_name))));
       return;
     }
     chosen = named->second;
   }
-  const SigningProfile* profile = deps_.profiles[chosen];
+  const SigningProfile* profile = set.profiles[chosen].get();
   if (!Authorizer::MayUse(caller, method_name, profile->name())) {
     CompleteSign(std::move(call),
                  absl::PermissionDeniedError(absl::StrCat(
                      "client ", caller.identity, " may not sign with profile ",
                      req.profile().empty() ? "(the default)" : req.profile(),
-                     "; profiles this client may use: ", ProfilesFor(caller, method_name))));
+                     "; profiles this client may use: ", ProfilesFor(set, caller, method_name))));
     return;
   }
   call->index = chosen;
@@ -287,7 +307,8 @@ void ServiceCore::StartVerify(const CallContext& ctx, const shaken::v1::VerifyRe
         "client ", ctx.caller->identity, " may not call ", ToAbsl(MethodName(ctx.method)))));
     return;
   }
-  if (deps_.verifier == nullptr) {
+  std::shared_ptr<const VerifierInForce> in_force = verifier_.load();
+  if (in_force->verifier == nullptr) {
     std::move(done)(absl::FailedPreconditionError(
         "verification is disabled on this server (verifier.enabled)"));
     return;
@@ -298,10 +319,10 @@ void ServiceCore::StartVerify(const CallContext& ctx, const shaken::v1::VerifyRe
   }
   // Verification has its own bound, apart from signing's: however slow the x5u servers of the
   // calls being verified, they hold at most this many calls, never a signing slot or a thread.
-  if (verify_in_flight_.fetch_add(1, std::memory_order_relaxed) >= deps_.max_verify_in_flight) {
+  if (verify_in_flight_.fetch_add(1, std::memory_order_relaxed) >= in_force->max_in_flight) {
     verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
     std::move(done)(absl::ResourceExhaustedError(
-        absl::StrCat("verifier: ", deps_.max_verify_in_flight,
+        absl::StrCat("verifier: ", in_force->max_in_flight,
                      " verifications already in progress (verifier.max_in_flight); retry later")));
     return;
   }
@@ -321,9 +342,12 @@ void ServiceCore::StartVerify(const CallContext& ctx, const shaken::v1::VerifyRe
         std::clamp((deadline - start) / 10, absl::Milliseconds(5), absl::Milliseconds(1000));
     deadline -= margin;
   }
-  deps_.verifier->VerifyAsync(
+  const stir::Verifier& verifier = *in_force->verifier;
+  // The completion keeps the verifier it started with (a reload may replace it meanwhile).
+  verifier.VerifyAsync(
       identities, call, deadline,
-      [this, &req, resp, done = std::move(done)](absl::StatusOr<stir::VerifyResult> result) mutable {
+      [this, &req, resp, in_force = std::move(in_force),
+       done = std::move(done)](absl::StatusOr<stir::VerifyResult> result) mutable {
         verify_in_flight_.fetch_sub(1, std::memory_order_relaxed);
         if (!result.ok()) {
           std::move(done)(result.status());
@@ -345,7 +369,9 @@ absl::Status ServiceCore::ListProfiles(const Caller& caller,
     return absl::PermissionDeniedError(
         absl::StrCat("client ", caller.identity, " may not call ListProfiles"));
   }
-  for (const SigningProfile* p : deps_.profiles) {
+  const std::shared_ptr<const ProfileSet> set = profiles_.load();
+  for (size_t i = 0; i < set->profiles.size(); ++i) {
+    const SigningProfile* p = set->profiles[i].get();
     if (!Authorizer::MayUse(caller, "Sign", p->name()) &&
         !Authorizer::MayUse(caller, "SignStream", p->name()) && !caller.unrestricted) {
       continue;
@@ -372,7 +398,7 @@ absl::Status ServiceCore::ListProfiles(const Caller& caller,
         out->set_health(shaken::v1::Profile::DOWN);
         break;
     }
-    out->set_is_default(p == deps_.default_profile);
+    out->set_is_default(i == set->default_index);
   }
   return absl::OkStatus();
 }

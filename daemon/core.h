@@ -14,6 +14,7 @@
 #define SHAKEN_DAEMON_CORE_H_
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,16 +35,34 @@ namespace shaken::daemon {
 enum class Front { kGrpc, kRest, kSip };
 std::string_view FrontName(Front f);
 
-// ServiceDeps is what the core needs; every member outlives the core.
+// ProfileSet is the signing profiles in force, replaced as a whole by a reload: a call keeps the
+// set it started with (and so its profile) until it completes.
+struct ProfileSet {
+  // MakeProfileSet indexes `profiles` (configuration order; exactly one is_default) and gets
+  // their metric series.
+  static std::shared_ptr<const ProfileSet> Make(std::vector<std::shared_ptr<SigningProfile>> profiles,
+                                                Metrics* metrics);
+
+  std::vector<std::shared_ptr<SigningProfile>> profiles;
+  std::vector<size_t> metric_series;  // Metrics::ProfileSeries of each profile
+  absl::flat_hash_map<std::string, size_t> index;
+  size_t default_index = 0;
+};
+
+// VerifierInForce is the verification settings in force, replaced as a whole by a reload.
+struct VerifierInForce {
+  std::shared_ptr<const stir::Verifier> verifier;  // null: verification disabled
+  // Verifications in progress at most, all front ends together (beyond: RESOURCE_EXHAUSTED).
+  int max_in_flight = 4096;
+};
+
+// ServiceDeps is what the core needs; authorizer and metrics outlive the core.
 struct ServiceDeps {
-  std::vector<SigningProfile*> profiles;   // in configuration order
-  const SigningProfile* default_profile = nullptr;
-  const stir::Verifier* verifier = nullptr;  // null: verification disabled
+  std::shared_ptr<const ProfileSet> profiles;
+  VerifierInForce verifier;
   const Authorizer* authorizer = nullptr;
   Metrics* metrics = nullptr;
   bool audit_tns = false;
-  // Verifications in progress at most, all front ends together (beyond: RESOURCE_EXHAUSTED).
-  int max_verify_in_flight = 4096;
 };
 
 // FillVerdict maps a stir verdict into the public API's.
@@ -94,7 +113,19 @@ class ServiceCore {
   const Authorizer& authorizer() const { return *deps_.authorizer; }
   Metrics* metrics() const { return deps_.metrics; }
   // verifying: false when verifier.enabled is false.
-  bool verifying() const { return deps_.verifier != nullptr; }
+  bool verifying() const { return verifier_in_force()->verifier != nullptr; }
+
+  // The profiles / verifier in force now. Replace* puts a new set in force for every call that
+  // starts after it; calls in progress finish with what they started with. The last reference
+  // to a replaced set may be dropped on a pool worker or fetch thread: whoever replaces keeps the
+  // old one and frees it elsewhere once it is no longer in use (use_count() == 1).
+  std::shared_ptr<const ProfileSet> profiles() const { return profiles_.load(); }
+  std::shared_ptr<const VerifierInForce> verifier_in_force() const { return verifier_.load(); }
+  void ReplaceProfiles(std::shared_ptr<const ProfileSet> next) { profiles_.store(std::move(next)); }
+  void ReplaceVerifier(VerifierInForce next) {
+    verifier_.store(std::make_shared<const VerifierInForce>(std::move(next)));
+  }
+  void SetAuditTns(bool on) { audit_tns_.store(on, std::memory_order_relaxed); }
   // verify_in_flight: verifications accepted and not yet answered (all front ends).
   int verify_in_flight() const { return verify_in_flight_.load(std::memory_order_relaxed); }
 
@@ -103,14 +134,16 @@ class ServiceCore {
 
   void AuditSign(const SignCall& call, const absl::Status& status) const;
   void CompleteSign(std::unique_ptr<SignCall> call, absl::Status status) const;
-  std::string ProfilesFor(const Caller& caller, std::string_view method) const;
+  static std::string ProfilesFor(const ProfileSet& set, const Caller& caller,
+                                 std::string_view method);
   // VerifyRequestError: why `request` cannot be verified, or OK.
   static absl::Status VerifyRequestError(const shaken::v1::VerifyRequest& request);
 
-  ServiceDeps deps_;
+  ServiceDeps deps_;  // without its profiles and verifier: those are in force below
+  std::atomic<std::shared_ptr<const ProfileSet>> profiles_;
+  std::atomic<std::shared_ptr<const VerifierInForce>> verifier_;
+  std::atomic<bool> audit_tns_;
   mutable std::atomic<int> verify_in_flight_{0};
-  absl::flat_hash_map<std::string, size_t> profile_index_;
-  size_t default_index_ = 0;
 };
 
 }  // namespace shaken::daemon

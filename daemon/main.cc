@@ -9,8 +9,9 @@
 // unit's RestartPreventExitStatus=3 keeps systemd from retrying either.
 //
 // Signals: SIGTERM / SIGINT drain and stop; SIGHUP reads the configuration file again (an invalid
-// one changes nothing; client rules and the log level change in place, other changed sections are
-// logged as restart_required), reopens the audit file and reloads trust anchors and certificates. Under systemd (Type=notify) it reports READY=1 once serving,
+// one changes nothing; Daemon::Reload says what changes in place and what waits for a restart),
+// reopens the audit file and reloads trust anchors and certificates. Under systemd
+// (Type=notify) it reports READY=1 once serving,
 // RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 on drain, STATUS= lines, and WATCHDOG=1 when the
 // unit sets WatchdogSec=.
 #include <signal.h>
@@ -75,16 +76,14 @@ int Run(int argc, char** argv) {
       return 1;
     }
     if (!syntax_only) {
-      const std::vector<std::string> problems = shaken::daemon::CheckReferencedFiles(*c);
-      for (const std::string& p : problems) {
-        std::fprintf(stderr, "shakend: %s: %s\n", check_path.c_str(), p.c_str());
-      }
+      const std::vector<std::string> problems = shaken::daemon::LocateInConfigFile(
+          check_path, shaken::daemon::CheckReferencedFiles(*c));
+      for (const std::string& p : problems) std::fprintf(stderr, "shakend: %s\n", p.c_str());
       if (!problems.empty()) return 1;
     }
-    const std::vector<std::string> warnings = shaken::daemon::ConfigWarnings(*c);
-    for (const std::string& w : warnings) {
-      std::fprintf(stderr, "shakend: warning: %s: %s\n", check_path.c_str(), w.c_str());
-    }
+    const std::vector<std::string> warnings =
+        shaken::daemon::LocateInConfigFile(check_path, shaken::daemon::ConfigWarnings(*c));
+    for (const std::string& w : warnings) std::fprintf(stderr, "shakend: warning: %s\n", w.c_str());
     std::printf("%s: configuration is valid (%zu profile(s), %zu warning(s))\n",
                 check_path.c_str(), c->profiles.size(), warnings.size());
     return 0;

@@ -119,19 +119,16 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
     }
     rpc_latency_[m] = &rpc_latency.Add({{"method", method}}, LatencyBuckets());
   }
-  auto& sign = prometheus::BuildHistogram()
-                   .Name("shaken_sign_duration_seconds")
-                   .Help("Time spent signing a digest with the profile's key (token or file)")
-                   .Register(*registry_);
-  for (const auto& p : profiles) sign_latency_.push_back(&sign.Add({{"profile", p}}, LatencyBuckets()));
-  auto& queue_wait = prometheus::BuildHistogram()
-                         .Name("shaken_sign_queue_wait_seconds")
-                         .Help("Time a signature waited for one of the profile's token session "
-                               "workers")
-                         .Register(*registry_);
-  for (const auto& p : profiles) {
-    queue_wait_.push_back(&queue_wait.Add({{"profile", p}}, LatencyBuckets()));
-  }
+  sign_family_ = &prometheus::BuildHistogram()
+                      .Name("shaken_sign_duration_seconds")
+                      .Help("Time spent signing a digest with the profile's key (token or file)")
+                      .Register(*registry_);
+  queue_wait_family_ = &prometheus::BuildHistogram()
+                            .Name("shaken_sign_queue_wait_seconds")
+                            .Help("Time a signature waited for one of the profile's token session "
+                                  "workers")
+                            .Register(*registry_);
+  for (const auto& p : profiles) ProfileSeries(p);
   auto& verdicts = prometheus::BuildCounter()
                        .Name("shaken_verify_verdicts_total")
                        .Help("Verification verdicts (one per Identity header), by reason")
@@ -188,14 +185,25 @@ void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration lat
   rpc_latency_[m]->Observe(absl::ToDoubleSeconds(latency));
 }
 
+size_t Metrics::ProfileSeries(const std::string& profile) {
+  absl::MutexLock lock(&profiles_mu_);
+  if (auto it = profile_series_.find(profile); it != profile_series_.end()) return it->second;
+  const size_t n = profile_series_.size();
+  if (n == kMaxProfileSeries) return kMaxProfileSeries;  // recorded nowhere
+  sign_latency_[n] = &sign_family_->Add({{"profile", profile}}, LatencyBuckets());
+  queue_wait_[n] = &queue_wait_family_->Add({{"profile", profile}}, LatencyBuckets());
+  profile_series_[profile] = n;
+  return n;
+}
+
 void Metrics::RecordSign(size_t profile_index, absl::Duration latency) {
-  if (profile_index < sign_latency_.size()) {
+  if (profile_index < kMaxProfileSeries && sign_latency_[profile_index] != nullptr) {
     sign_latency_[profile_index]->Observe(absl::ToDoubleSeconds(latency));
   }
 }
 
 void Metrics::RecordQueueWait(size_t profile_index, absl::Duration waited) {
-  if (profile_index < queue_wait_.size()) {
+  if (profile_index < kMaxProfileSeries && queue_wait_[profile_index] != nullptr) {
     queue_wait_[profile_index]->Observe(absl::ToDoubleSeconds(waited));
   }
 }

@@ -50,6 +50,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "stir/verdict.h"
 
@@ -76,6 +77,12 @@ class Metrics {
   explicit Metrics(const std::vector<std::string>& profiles);
 
   void RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency);
+  // ProfileSeries is the index of profile `profile`'s series for RecordSign / RecordQueueWait,
+  // created on first use (a reload may add profiles). Series are never removed; past
+  // kMaxProfileSeries names the index records nothing.
+  size_t ProfileSeries(const std::string& profile);
+  static constexpr size_t kMaxProfileSeries = 1024;
+
   void RecordSign(size_t profile_index, absl::Duration latency);
   void RecordQueueWait(size_t profile_index, absl::Duration waited);
   void RecordVerdict(stir::Reason reason);
@@ -94,8 +101,13 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::array<std::array<prometheus::Counter*, kCodes>, static_cast<size_t>(Method::kCount_)> rpcs_;
   std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount_)> rpc_latency_;
-  std::vector<prometheus::Histogram*> sign_latency_;
-  std::vector<prometheus::Histogram*> queue_wait_;
+  prometheus::Family<prometheus::Histogram>* sign_family_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* queue_wait_family_ = nullptr;
+  absl::Mutex profiles_mu_;
+  std::map<std::string, size_t> profile_series_ ABSL_GUARDED_BY(profiles_mu_);
+  // Written once per index under profiles_mu_, before the index is handed out.
+  std::array<prometheus::Histogram*, kMaxProfileSeries> sign_latency_{};
+  std::array<prometheus::Histogram*, kMaxProfileSeries> queue_wait_{};
   std::array<prometheus::Counter*, static_cast<size_t>(stir::Reason::kCount_)> verdicts_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;

@@ -11,11 +11,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "daemon/config.h"
 #include "hsm/key_pool.h"
 #include "stir/cert_source.h"
@@ -37,6 +39,17 @@ class SigningProfile {
   static absl::StatusOr<std::unique_ptr<SigningProfile>> Open(
       const ProfileConfig& config, const Config& daemon_config, const stir::Clock* clock,
       std::function<void(absl::Duration)> on_queue_wait = nullptr);
+  // OpenInBackground is Open for a token key whose token cannot be reached now (`why`, from
+  // Open; hsm::IsTokenUnreachable): the certificate is read at once (errors as Open), and a
+  // background thread opens the key (backoff: pkcs11.backoff_initial doubling up to
+  // pkcs11.backoff_max, at least 1 s), runs the self-check and starts signing. Until then the
+  // profile is kDown and signing is UNAVAILABLE naming the profile and the last error. A PIN
+  // the token refuses ends the retries (no second C_Login: a real HSM locks the user out); the
+  // profile stays down and says to fix the PIN and restart.
+  static absl::StatusOr<std::unique_ptr<SigningProfile>> OpenInBackground(
+      const ProfileConfig& config, const Config& daemon_config, const stir::Clock* clock,
+      std::function<void(absl::Duration)> on_queue_wait, absl::Status why);
+  ~SigningProfile();
 
   const std::string& name() const { return config_.name; }
   const ProfileConfig& config() const { return config_; }
@@ -64,8 +77,8 @@ class SigningProfile {
   // I/O): it runs before every signature, because a PASSporT signed under an expired or not yet
   // valid certificate fails every verifier (RFC 5280 §4.1.2.5).
   absl::Status CheckCertificateValidity() const;
-  // pool is the KeyPool of a token key, null for a file key.
-  const hsm::KeyPool* pool() const { return pool_; }
+  // pool is the KeyPool of a token key, null for a file key and for a token key not open yet.
+  const hsm::KeyPool* pool() const { return pool_.load(std::memory_order_acquire); }
   // signer signs digests with the profile's key (the pool, or the in-memory file key).
   const stir::Signer& signer() const { return *signer_; }
   // key_description names the key without any secret: the PKCS#11 URI or "file:<path>".
@@ -76,18 +89,30 @@ class SigningProfile {
   // ReloadCertificate re-reads the certificate file (SIGHUP, after a renewal) and checks that it
   // still matches the key; on error the old certificate stays.
   absl::Status ReloadCertificate();
+  // ReloadCertificateIfChanged does ReloadCertificate when the certificate file changed since it
+  // was last read (device, inode, size or modification time: an editor's rename, a Kubernetes
+  // ConfigMap's symlink swap, a copy in place). True when it was read again; an error (the old
+  // certificate stays) is reported once per change of the file.
+  absl::StatusOr<bool> ReloadCertificateIfChanged();
 
  private:
+  class LateSigner;
+
   SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signer> signer,
                  const hsm::KeyPool* pool, std::unique_ptr<stir::PassportSigner> passport_signer,
                  const stir::Clock* clock);
   void SetCertificate(stir::CertificateInfo info);
+  // OpenLater is OpenInBackground's thread: retries until the key is open, stop_ or a refused PIN.
+  void OpenLater(Config daemon_config, std::function<void(absl::Duration)> on_queue_wait);
 
   const ProfileConfig config_;
   const std::unique_ptr<stir::Signer> signer_;
-  const hsm::KeyPool* const pool_;
+  LateSigner* late_ = nullptr;  // signer_, when the key is opened in the background
+  std::atomic<const hsm::KeyPool*> pool_;
   const std::unique_ptr<stir::PassportSigner> passport_signer_;
   const stir::Clock* const clock_;
+  absl::Notification stop_;
+  std::thread opener_;
   // The validity of cert_, Unix seconds, for the lock-free check on the signing path. Written
   // with cert_ under mu_; a check racing a reload may see one bound of the old certificate and
   // one of the new, which decides at most the signatures of that instant.
@@ -95,6 +120,7 @@ class SigningProfile {
   std::atomic<int64_t> not_after_s_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const stir::CertificateInfo> cert_ ABSL_GUARDED_BY(mu_);
+  std::string cert_stamp_ ABSL_GUARDED_BY(mu_);  // FileStamp of the file when last read
 };
 
 // CheckKeyMatchesCertificate reads the PEM chain at `certificate_file`, signs a test digest with

@@ -10,6 +10,7 @@
 #include <prometheus/exposer.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "daemon/authz.h"
 #include "daemon/health.h"
@@ -18,6 +19,8 @@
 #include "daemon/profiles.h"
 #include "daemon/service.h"
 #include "daemon/sip/redirect_server.h"
+#include "hsm/module.h"
+#include "stir/absl_compat.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
@@ -29,8 +32,6 @@ constexpr char kServiceName[] = "shaken.v1.Shaken";
 struct Daemon::State {
   Config config;
   const stir::Clock* clock = nullptr;
-  std::vector<std::unique_ptr<SigningProfile>> profiles;
-  std::unique_ptr<stir::VerificationStack> verification;  // null: verifier.enabled is false
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<ServiceCore> core;        // shared by every front end
@@ -42,6 +43,19 @@ struct Daemon::State {
   std::unique_ptr<sip::RedirectServer> sip;  // listen.sip
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+  // The verification stack in force (null: verifier.enabled is false); the core holds its
+  // verifier. Replaced by a reload.
+  absl::Mutex mu;
+  std::shared_ptr<stir::VerificationStack> verification ABSL_GUARDED_BY(mu);
+  // Replaced profile sets and stacks, kept until no call uses them (Reap): their last reference
+  // must not be dropped on one of their own threads (a pool worker, the fetch loop).
+  std::vector<std::shared_ptr<const ProfileSet>> retired_profiles ABSL_GUARDED_BY(mu);
+  std::vector<std::shared_ptr<stir::VerificationStack>> retired_verification ABSL_GUARDED_BY(mu);
+
+  std::shared_ptr<stir::VerificationStack> Verification() {
+    absl::MutexLock lock(&mu);
+    return verification;
+  }
   HealthPublisher health_publisher;
 };
 
@@ -118,6 +132,16 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
                                       std::move(parts));
 }
 
+// InForce is what the core verifies with: the stack's verifier (sharing the stack's lifetime)
+// and the verifier section's bound on verifications in progress.
+VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
+                        const VerifierConfig& v) {
+  VerifierInForce out;
+  if (stack != nullptr) out.verifier = std::shared_ptr<const stir::Verifier>(stack, &stack->verifier());
+  out.max_in_flight = v.max_in_flight;
+  return out;
+}
+
 void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
   s->metrics->AddCollector([s, draining]() {
     std::vector<prometheus::MetricFamily> out;
@@ -142,7 +166,10 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
                                   "Signatures refused at once: queue full or no start in time");
     auto expired = CounterFamily("shaken_sign_queue_expired_total",
                                  "Signatures whose deadline or max_wait passed in the queue");
-    for (const auto& p : s->profiles) {
+    const std::shared_ptr<const ProfileSet> profiles =
+        s->core != nullptr ? s->core->profiles() : nullptr;
+    for (const auto& p : profiles != nullptr ? profiles->profiles
+                                             : std::vector<std::shared_ptr<SigningProfile>>{}) {
       const std::string& name = p->name();
       AddSample(&not_after, static_cast<double>(absl::ToUnixSeconds(p->certificate()->not_after)),
                 {{"profile", name}});
@@ -171,8 +198,9 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
     auto verifying = GaugeFamily("shaken_verify_in_flight", "Verify calls in progress");
     AddSample(&verifying, s->core != nullptr ? s->core->verify_in_flight() : 0);
     out.push_back(std::move(verifying));
+    const std::shared_ptr<stir::VerificationStack> verification = s->Verification();
     const stir::X5uFetcher* fetcher =
-        s->verification != nullptr ? s->verification->x5u_fetcher() : nullptr;
+        verification != nullptr ? verification->x5u_fetcher() : nullptr;
     if (fetcher != nullptr) {
       const stir::FetchLoopStats fs = fetcher->LoopStats();
       auto fetching = GaugeFamily("shaken_x5u_fetches_in_flight", "x5u transfers running");
@@ -196,7 +224,7 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
     AddSample(&drain, draining->load() ? 1 : 0);
     out.push_back(std::move(drain));
     const stir::X5uCertificateSource* certs =
-        s->verification != nullptr ? s->verification->certificate_cache() : nullptr;
+        verification != nullptr ? verification->certificate_cache() : nullptr;
     if (certs != nullptr) {
       stir::CertCacheStats cs = certs->Stats();
       auto counter = [&](const char* name, const char* help, uint64_t v) {
@@ -227,6 +255,44 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
 
 }  // namespace
 
+namespace {
+
+// OpenProfile opens profile `p` of `config` for start-up and reloads alike. A token that cannot be
+// reached now (an HSM outage) does not stop it: the key is opened in the background and the
+// profile is DOWN meanwhile (pkcs11.require_token_at_start: false).
+absl::StatusOr<std::shared_ptr<SigningProfile>> OpenProfile(const ProfileConfig& p,
+                                                            const Config& config,
+                                                            const stir::Clock* clock,
+                                                            Metrics* metrics) {
+  auto on_queue_wait = [metrics, series = metrics->ProfileSeries(p.name)](absl::Duration waited) {
+    metrics->RecordQueueWait(series, waited);
+  };
+  absl::StatusOr<std::unique_ptr<SigningProfile>> profile =
+      SigningProfile::Open(p, config, clock, on_queue_wait);
+  const bool pending = !profile.ok() && absl::StartsWith(p.key, "pkcs11:") &&
+                       hsm::IsTokenUnreachable(profile.status()) && config.pkcs11.has_value() &&
+                       !config.pkcs11->require_token_at_start;
+  if (pending) {
+    LogWarn("profile_pending", {{"profile", p.name},
+                                {"error", ToStd(profile.status().message())},
+                                {"detail", "NOT_SERVING until the key is opened in the background "
+                                           "(pkcs11.require_token_at_start)"}});
+    profile = SigningProfile::OpenInBackground(p, config, clock, on_queue_wait, profile.status());
+  }
+  if (!profile.ok()) return profile.status();
+  if (!pending) {
+    auto cert = (*profile)->certificate();
+    LogInfo("profile_ready", {{"profile", p.name},
+                              {"key", (*profile)->key_description()},
+                              {"x5u", p.x5u},
+                              {"spc", cert->spc},
+                              {"not_after", absl::FormatTime(cert->not_after)}});
+  }
+  return std::shared_ptr<SigningProfile>(*std::move(profile));
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                                       const stir::Clock* clock) {
   std::unique_ptr<Daemon> d(new Daemon());
@@ -238,37 +304,26 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   std::vector<std::string> names;
   for (const ProfileConfig& p : config.profiles) names.push_back(p.name);
   s.metrics = std::make_unique<Metrics>(names);
-  for (size_t i = 0; i < config.profiles.size(); ++i) {
-    const ProfileConfig& p = config.profiles[i];
-    ASSIGN_OR_RETURN(std::unique_ptr<SigningProfile> profile,
-                     SigningProfile::Open(p, config, s.clock,
-                                          [m = s.metrics.get(), i](absl::Duration waited) {
-                                            m->RecordQueueWait(i, waited);
-                                          }));
-    auto cert = profile->certificate();
-    LogInfo("profile_ready", {{"profile", p.name},
-                              {"key", profile->key_description()},
-                              {"x5u", p.x5u},
-                              {"spc", cert->spc},
-                              {"not_after", absl::FormatTime(cert->not_after)}});
-    s.profiles.push_back(std::move(profile));
+  std::vector<std::shared_ptr<SigningProfile>> profiles;
+  for (const ProfileConfig& p : config.profiles) {
+    ASSIGN_OR_RETURN(std::shared_ptr<SigningProfile> profile,
+                     OpenProfile(p, config, s.clock, s.metrics.get()));
+    profiles.push_back(std::move(profile));
   }
   if (config.verifier.enabled) {
-    ASSIGN_OR_RETURN(s.verification, BuildVerifier(config, &s));
+    ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> stack, BuildVerifier(config, &s));
+    absl::MutexLock lock(&s.mu);
+    s.verification = std::move(stack);
   }
   s.authorizer = std::make_unique<Authorizer>(config.clients);
   RegisterCollectors(&s, &d->draining_);
 
   ServiceDeps deps;
-  for (auto& p : s.profiles) {
-    deps.profiles.push_back(p.get());
-    if (p->config().is_default) deps.default_profile = p.get();
-  }
-  deps.verifier = s.verification != nullptr ? &s.verification->verifier() : nullptr;
+  deps.profiles = ProfileSet::Make(std::move(profiles), s.metrics.get());
+  deps.verifier = InForce(s.Verification(), config.verifier);
   deps.authorizer = s.authorizer.get();
   deps.metrics = s.metrics.get();
   deps.audit_tns = config.audit_tns;
-  deps.max_verify_in_flight = config.verifier.max_in_flight;
   s.core = std::make_unique<ServiceCore>(std::move(deps));
   s.service = std::make_unique<ShakenService>(s.core.get());
 
@@ -333,9 +388,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     d->sip_tcp_port_ = s.sip->tcp_port();
   }
   d->MonitorHealth();  // set the first status before anyone probes
-  d->monitor_ = std::thread([raw = d.get()] {
+  d->monitor_ = std::thread([raw = d.get(), check = config.certificate_check_interval] {
+    absl::Time next_check = absl::Now() + check;
     while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
       raw->MonitorHealth();
+      if (check > absl::ZeroDuration() && absl::Now() >= next_check) {
+        raw->CheckCertificateFiles();
+        next_check = absl::Now() + check;
+      }
     }
   });
   LogInfo("serving", {{"version", SHAKEN_VERSION},
@@ -347,14 +407,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
                       {"sip", absl::StrCat("udp ", d->sip_udp_port_, ", tcp ", d->sip_tcp_port_)},
                       {"reflection", config.reflection},
-                      {"profiles", absl::StrCat(s.profiles.size())},
-                      {"verifier", s.verification != nullptr ? "on" : "off"}});
+                      {"profiles", absl::StrCat(config.profiles.size())},
+                      {"verifier", config.verifier.enabled ? "on" : "off"}});
   return d;
 }
 
 bool Daemon::serving() const {
   if (draining_.load()) return false;
-  for (const auto& p : state_->profiles) {
+  for (const auto& p : state_->core->profiles()->profiles) {
     if (p->health() == hsm::Health::kDown) return false;
   }
   return true;
@@ -362,6 +422,41 @@ bool Daemon::serving() const {
 
 void Daemon::MonitorHealth() {
   state_->health_publisher.Publish(serving(), {state_->api.get(), state_->health.get()});
+  Reap();
+}
+
+void Daemon::CheckCertificateFiles() {
+  for (const auto& p : state_->core->profiles()->profiles) {
+    absl::StatusOr<bool> changed = p->ReloadCertificateIfChanged();
+    if (!changed.ok()) {
+      LogError("reload_failed", {{"what", "certificate"},
+                                 {"error", ToStd(changed.status().message())},
+                                 {"detail", "the file changed; the certificate in force stays"}});
+    } else if (*changed) {
+      auto cert = p->certificate();
+      LogInfo("certificate_reloaded", {{"profile", p->name()},
+                                       {"serial", cert->serial_hex},
+                                       {"not_after", absl::FormatTime(cert->not_after)}});
+    }
+  }
+}
+
+void Daemon::Reap() {
+  std::vector<std::shared_ptr<const ProfileSet>> profiles;
+  std::vector<std::shared_ptr<stir::VerificationStack>> stacks;
+  {
+    absl::MutexLock lock(&state_->mu);
+    auto unused = [](const auto& p) { return p.use_count() == 1; };
+    for (auto& set : state_->retired_profiles) {
+      if (unused(set)) profiles.push_back(std::move(set));
+    }
+    std::erase(state_->retired_profiles, nullptr);
+    for (auto& stack : state_->retired_verification) {
+      if (unused(stack)) stacks.push_back(std::move(stack));
+    }
+    std::erase(state_->retired_verification, nullptr);
+  }
+  // Freed here, outside the lock: a removed profile's key pool joins its workers.
 }
 
 void Daemon::Shutdown() {
@@ -397,26 +492,11 @@ void Daemon::Shutdown() {
 
 void Daemon::Wait() { stopped_.WaitForNotification(); }
 
-std::vector<std::string> Daemon::ApplyConfig(const Config& next) {
-  Config& cur = state_->config;
-  std::vector<std::string> applied;
-  if (next.clients != cur.clients) {
-    state_->authorizer->Replace(next.clients);
-    cur.clients = next.clients;
-    applied.push_back("clients");
-  }
-  if (next.log_level != cur.log_level) {
-    SetLogLevel(next.log_level);
-    cur.log_level = next.log_level;
-    applied.push_back("logging.level");
-  }
-  return applied;
-}
-
 namespace {
 
 // RestartRequired names the sections of `next` that differ from `cur` and that a running daemon
-// does not change (listeners, the token, profiles, the verifier, limits, audit destination).
+// does not change: the listeners, the PKCS#11 module section, limits fixed at start, the log
+// format and the audit destination.
 std::vector<std::string> RestartRequired(const Config& cur, const Config& next) {
   std::vector<std::string> keys;
   auto check = [&](bool changed, const char* key) {
@@ -430,33 +510,135 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
             cur.sip != next.sip,
         "listen");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
-  check(cur.profiles != next.profiles, "profiles");
-  check(cur.verifier != next.verifier, "verifier");
-  check(cur.max_iat_skew != next.max_iat_skew, "max_iat_skew");
   check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
   check(cur.drain_grace != next.drain_grace, "drain_grace");
-  check(cur.log_format != next.log_format || cur.audit_tns != next.audit_tns ||
-            cur.audit_file != next.audit_file || cur.audit_on_failure != next.audit_on_failure,
-        "logging (other than level)");
+  check(cur.certificate_check_interval != next.certificate_check_interval,
+        "certificate_check_interval");
+  check(cur.log_format != next.log_format || cur.audit_file != next.audit_file ||
+            cur.audit_on_failure != next.audit_on_failure,
+        "logging (format, audit_file, audit_on_failure)");
   return keys;
 }
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file) {
+  State& s = *state_;
+  Config& cur = s.config;
+  // What needs a restart stays as it is; profiles opened now use the pkcs11 section in force.
+  Config next = file;
+  next.pkcs11 = cur.pkcs11;
+
+  // First everything that can fail, into new objects; nothing is in force yet.
+  const std::shared_ptr<const ProfileSet> old_set = s.core->profiles();
+  absl::flat_hash_map<std::string, std::shared_ptr<SigningProfile>> old_by_name;
+  for (const auto& p : old_set->profiles) old_by_name[p->name()] = p;
+  // A profile is kept (not reopened) when nothing it was opened with changed.
+  const bool signing_policy_same = cur.max_iat_skew == next.max_iat_skew &&
+                                   cur.verifier.x5u_policy == next.verifier.x5u_policy;
+  std::vector<std::shared_ptr<SigningProfile>> profiles;
+  std::vector<std::string> added, changed, removed;
+  for (const ProfileConfig& p : next.profiles) {
+    auto old = old_by_name.find(p.name);
+    if (old != old_by_name.end() && old->second->config() == p && signing_policy_same) {
+      profiles.push_back(old->second);
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<SigningProfile> opened,
+                     OpenProfile(p, next, s.clock, s.metrics.get()));
+    profiles.push_back(std::move(opened));
+    (old != old_by_name.end() ? changed : added).push_back(p.name);
+  }
+  for (const auto& [name, p] : old_by_name) {
+    if (std::none_of(next.profiles.begin(), next.profiles.end(),
+                     [&](const ProfileConfig& c) { return c.name == name; })) {
+      removed.push_back(name);
+    }
+  }
+  const bool profiles_changed = !added.empty() || !changed.empty() || !removed.empty() ||
+                                cur.profiles != next.profiles;  // e.g. order or default
+  const bool verifier_changed = cur.verifier != next.verifier;
+  std::shared_ptr<stir::VerificationStack> stack;
+  if (verifier_changed && next.verifier.enabled) {
+    ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> built, BuildVerifier(next, &s));
+    stack = std::move(built);
+  }
+
+  // Then all of it in force at once. Calls in progress finish with what they started with.
+  std::vector<std::string> applied;
+  if (next.clients != cur.clients) {
+    s.authorizer->Replace(next.clients);
+    applied.push_back("clients");
+  }
+  if (next.log_level != cur.log_level) {
+    SetLogLevel(next.log_level);
+    applied.push_back("logging.level");
+  }
+  if (next.audit_tns != cur.audit_tns) {
+    s.core->SetAuditTns(next.audit_tns);
+    applied.push_back("logging.audit_tns");
+  }
+  if (profiles_changed) {
+    s.core->ReplaceProfiles(ProfileSet::Make(std::move(profiles), s.metrics.get()));
+    absl::MutexLock lock(&s.mu);
+    s.retired_profiles.push_back(old_set);
+    std::string what = "profiles";
+    std::vector<std::string> parts;
+    if (!added.empty()) parts.push_back(absl::StrCat("added ", absl::StrJoin(added, " ")));
+    if (!changed.empty()) parts.push_back(absl::StrCat("reopened ", absl::StrJoin(changed, " ")));
+    if (!removed.empty()) parts.push_back(absl::StrCat("removed ", absl::StrJoin(removed, " ")));
+    if (!parts.empty()) absl::StrAppend(&what, " (", absl::StrJoin(parts, "; "), ")");
+    applied.push_back(what);
+  }
+  if (verifier_changed) {
+    s.core->ReplaceVerifier(InForce(stack, next.verifier));
+    absl::MutexLock lock(&s.mu);
+    if (s.verification != nullptr) s.retired_verification.push_back(std::move(s.verification));
+    s.verification = std::move(stack);
+    applied.push_back("verifier");
+  }
+  if (next.max_iat_skew != cur.max_iat_skew) applied.push_back("max_iat_skew");
+  // The configuration in force: the file, but for what waits for a restart.
+  Config in_force = next;
+  in_force.api_listen = cur.api_listen;
+  in_force.tls = cur.tls;
+  in_force.allow_insecure = cur.allow_insecure;
+  in_force.reflection = cur.reflection;
+  in_force.max_connection_age = cur.max_connection_age;
+  in_force.max_connection_age_grace = cur.max_connection_age_grace;
+  in_force.health_listen = cur.health_listen;
+  in_force.metrics_listen = cur.metrics_listen;
+  in_force.max_request_bytes = cur.max_request_bytes;
+  in_force.drain_grace = cur.drain_grace;
+  in_force.certificate_check_interval = cur.certificate_check_interval;
+  in_force.log_format = cur.log_format;
+  in_force.audit_file = cur.audit_file;
+  in_force.audit_on_failure = cur.audit_on_failure;
+  cur = std::move(in_force);
+  return applied;
+}
+
 absl::Status Daemon::Reload(const Config& next) {
   const std::vector<std::string> restart = RestartRequired(state_->config, next);
-  const std::vector<std::string> applied = ApplyConfig(next);
-  absl::Status result = ReloadFiles();
-  LogInfo("configuration_reloaded",
-          {{"applied", applied.empty() ? "nothing changed" : absl::StrJoin(applied, ", ")},
-           {"unchanged_until_restart", restart.empty() ? "none" : absl::StrJoin(restart, ", ")}});
-  if (!restart.empty()) {
-    LogWarn("restart_required",
-            {{"settings", absl::StrJoin(restart, ", ")},
-             {"detail", "these settings changed in the file but stay as they were until shakend "
-                        "restarts"}});
+  absl::StatusOr<std::vector<std::string>> applied = ApplyConfig(next);
+  if (!applied.ok()) {
+    LogError("reload_failed",
+             {{"what", "configuration"},
+              {"error", ToStd(applied.status().message())},
+              {"detail", "everything stays as it was (files are still reloaded)"}});
+  } else {
+    LogInfo("configuration_reloaded",
+            {{"applied", applied->empty() ? "nothing changed" : absl::StrJoin(*applied, ", ")},
+             {"unchanged_until_restart", restart.empty() ? "none" : absl::StrJoin(restart, ", ")}});
+    if (!restart.empty()) {
+      LogWarn("restart_required",
+              {{"settings", absl::StrJoin(restart, ", ")},
+               {"detail", "these settings changed in the file but stay as they were until "
+                          "shakend restarts"}});
+    }
   }
-  return result;
+  absl::Status files = ReloadFiles();
+  return applied.ok() ? files : applied.status();
 }
 
 absl::Status Daemon::Reload() { return ReloadFiles(); }
@@ -467,14 +649,14 @@ absl::Status Daemon::ReloadFiles() {
   if (!result.ok()) {
     LogError("reload_failed", {{"what", "audit file"}, {"error", std::string(result.message())}});
   }
-  if (state_->verification != nullptr) {
-    absl::Status s = state_->verification->ReloadTrust();
+  if (const auto verification = state_->Verification(); verification != nullptr) {
+    absl::Status s = verification->ReloadTrust();
     if (!s.ok()) {
       LogError("reload_failed", {{"what", "trust anchors"}, {"error", std::string(s.message())}});
       result = s;
     }
   }
-  for (auto& p : state_->profiles) {
+  for (const auto& p : state_->core->profiles()->profiles) {
     absl::Status s = p->ReloadCertificate();
     if (!s.ok()) {
       LogError("reload_failed", {{"what", "certificate"}, {"error", std::string(s.message())}});
@@ -493,7 +675,12 @@ Daemon::~Daemon() {
   state_->api.reset();
   state_->health.reset();
   state_->service.reset();
-  // The verification stack before the metrics its fetches still in progress record into.
+  // The core (the profiles and verifier in force) before what it uses; then the verification
+  // stacks before the metrics their fetches still in progress record into.
+  state_->core.reset();
+  absl::MutexLock lock(&state_->mu);
+  state_->retired_profiles.clear();
+  state_->retired_verification.clear();
   state_->verification.reset();
 }
 

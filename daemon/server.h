@@ -39,10 +39,14 @@ class Daemon {
   // Reload reopens the audit file by its name (log rotation) and re-reads the trust anchors, CRLs
   // and profile certificates without dropping connections. On error what was in force stays.
   absl::Status Reload();
-  // Reload(next) is SIGHUP with the configuration file read again and valid: it applies what can
-  // change in a running daemon (clients rules, logging.level: calls that arrived before keep what
-  // they were granted), logs every other section that changed as restart_required (it stays as it
-  // was), then does Reload(). An invalid file never gets here: main keeps everything as it was.
+  // Reload(next) is SIGHUP with the configuration file read again and valid: it applies, all at
+  // once, what can change in a running daemon: client rules, profiles (added, changed: reopened,
+  // removed), the verifier section, max_iat_skew, logging.level and logging.audit_tns. Calls in
+  // progress finish with the rules, profile and verifier they started with. A profile that cannot
+  // be opened or a verifier that cannot be built fails the reload (reload_failed) and nothing
+  // changes. Sections that need a restart (listen, pkcs11, max_request_bytes, drain_grace, the
+  // log format and audit destination) are logged as restart_required and stay as they were.
+  // Then Reload(). An invalid file never gets here: main keeps everything as it was.
   absl::Status Reload(const Config& next);
   // Wait blocks until Shutdown has completed.
   void Wait();
@@ -54,8 +58,15 @@ class Daemon {
  private:
   Daemon() = default;
   void MonitorHealth();
-  // ApplyConfig puts in force what of `next` a running daemon can change; returns the keys.
-  std::vector<std::string> ApplyConfig(const Config& next);
+  // ApplyConfig puts in force what of `next` a running daemon can change, all at once, and
+  // returns what it changed; on error (a new profile that cannot be opened, a verifier that
+  // cannot be built) nothing changes.
+  absl::StatusOr<std::vector<std::string>> ApplyConfig(const Config& next);
+  // CheckCertificateFiles reads again the profile certificate files that changed (every
+  // certificate_check_interval, on the monitor thread).
+  void CheckCertificateFiles();
+  // Reap frees replaced profile sets and verification stacks that no call uses any more.
+  void Reap();
   // ReloadFiles: the audit file, trust anchors, CRLs and profile certificates.
   absl::Status ReloadFiles();
 

@@ -324,6 +324,23 @@ bool IsPinRefused(const absl::Status& status) {
   }
 }
 
+bool IsTokenUnreachable(const absl::Status& status) {
+  if (status.ok() || IsPinRefused(status)) return false;
+  const std::optional<CK_RV> rv = internal::CkrOf(status);
+  if (!rv) return status.code() == absl::StatusCode::kUnavailable;
+  switch (*rv) {
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_DEVICE_ERROR:
+    case CKR_DEVICE_MEMORY:
+    case CKR_DEVICE_REMOVED:
+    case CKR_GENERAL_ERROR:
+      return true;
+    default:
+      return status.code() == absl::StatusCode::kUnavailable;
+  }
+}
+
 absl::Status Token::CheckEcdsaSupport() const {
   CK_MECHANISM_INFO info{};
   absl::Status st = CK_CALL(functions(), C_GetMechanismInfo, where_, slot(), CKM_ECDSA, &info);

@@ -193,6 +193,14 @@ class Token {
 // shakend exits with its own code for it and systemd does not restart it.
 bool IsPinRefused(const absl::Status& status);
 
+// IsTokenUnreachable tells whether `status` (from this library, or a copy that kept its payloads)
+// says the token could not be reached rather than that the configuration is wrong: UNAVAILABLE,
+// or a CK_RV of an absent or failing device (CKR_TOKEN_NOT_PRESENT, CKR_TOKEN_NOT_RECOGNIZED,
+// CKR_DEVICE_ERROR, _MEMORY, _REMOVED, CKR_GENERAL_ERROR: what network HSM clients return while
+// their appliance cannot be reached). A module file that cannot be loaded, a key not on the
+// token or a refused PIN are not.
+bool IsTokenUnreachable(const absl::Status& status);
+
 namespace internal {
 // FindSlot returns the first slot with a present token that `uri` matches. NOT_FOUND names the
 // URI and how many tokens were seen.

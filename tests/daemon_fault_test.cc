@@ -17,6 +17,7 @@
 #include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/fault_pkcs11_control.h"
 #include "tests/testing/softhsm_token.h"
 #include "tests/testing/status_matchers.h"
 
@@ -163,6 +164,80 @@ TEST(DaemonFaultTest, TokenLostDuringLoadThenRecovered) {
     ++checked;
   }
   EXPECT_GT(checked, 0u);
+}
+
+
+// An HSM outage at start-up does not keep shakend down (pkcs11.require_token_at_start: false, the
+// default): it starts NOT_SERVING, refuses token signatures with UNAVAILABLE naming the profile,
+// signs with its file key and verifies meanwhile, and serves once the token can be reached.
+TEST(DaemonFaultTest, StartsNotServingWhileTheTokenIsUnreachableThenServesWhenItComesBack) {
+  // The fault module in front of SoftHSM2, loaded here first so that the token is away before the
+  // daemon looks for it.
+  void* dl = dlopen(SHAKEN_FAULT_P11_MODULE, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(dl, nullptr) << dlerror();
+  ASSERT_OK_AND_ASSIGN(FaultP11 fault, FaultP11::Attach(SHAKEN_FAULT_P11_MODULE));
+  ASSERT_OK(fault.Configure("token_gone=1"));
+  DaemonEnvOptions options;
+  options.pkcs11_module = SHAKEN_FAULT_P11_MODULE;
+  options.pkcs11_extra_yaml = "  backoff_initial: 100ms\n  backoff_max: 1s\n";
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create(options));
+  ASSERT_OK_AND_ASSIGN(auto client, env->NewClient("sbc1.test"));
+  const std::string health = absl::StrCat("127.0.0.1:", env->daemon().health_port());
+
+  EXPECT_FALSE(env->daemon().serving());
+  EXPECT_THAT(HealthStatus(health, "shaken.v1.Shaken"), IsOkAndHolds(2));
+  EXPECT_THAT(HealthStatus(health, "liveness"), IsOkAndHolds(1));
+  auto refused = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}});
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kUnavailable,
+                                ::testing::AllOf(::testing::HasSubstr("profile token"),
+                                                 ::testing::HasSubstr("could not be opened yet"))));
+  ASSERT_OK_AND_ASSIGN(auto profiles, client->ListProfiles());
+  for (const auto& p : profiles) {
+    EXPECT_EQ(p.health, p.name == "token" ? client::ProfileInfo::Health::kDown
+                                          : client::ProfileInfo::Health::kServing)
+        << p.name;
+    if (p.name == "token") EXPECT_THAT(p.key, ::testing::StartsWith("pkcs11:"));
+  }
+  ASSERT_OK_AND_ASSIGN(auto by_file, client->Sign({.profile = "file", .attest = "C",
+                                                   .orig_tn = kOrig, .dest_tns = {kDest}}));
+  ASSERT_OK_AND_ASSIGN(auto verdicts, client->Verify({.identities = {by_file.identity},
+                                                      .from_tn = kOrig, .to_tns = {kDest}}));
+  EXPECT_TRUE(verdicts.overall.passed) << verdicts.overall.detail;
+
+  // The token comes back: the background opener finds it within its backoff (at most 1 s here).
+  ASSERT_OK(fault.Configure("token_gone=0"));
+  absl::StatusOr<client::SignResult> signed_by_token = refused.status();
+  for (int i = 0; i < 100 && !signed_by_token.ok(); ++i) {  // at most ~10 s
+    absl::SleepFor(absl::Milliseconds(100));
+    signed_by_token = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}});
+  }
+  ASSERT_OK(signed_by_token);
+  ASSERT_OK_AND_ASSIGN(auto v, client->Verify({.identities = {signed_by_token->identity},
+                                               .from_tn = kOrig, .to_tns = {kDest}}));
+  EXPECT_TRUE(v.overall.passed) << v.overall.detail;
+  bool serving = false;
+  for (int i = 0; i < 100 && !serving; ++i) {  // the health monitor follows within a tick
+    serving = env->daemon().serving();
+    if (!serving) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(serving);
+  EXPECT_THAT(HealthStatus(health, "shaken.v1.Shaken"), IsOkAndHolds(1));
+}
+
+// pkcs11.require_token_at_start: true keeps the strict behaviour: no start without the token.
+TEST(DaemonFaultTest, RequireTokenAtStartRefusesToStartWithoutIt) {
+  void* dl = dlopen(SHAKEN_FAULT_P11_MODULE, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(dl, nullptr) << dlerror();
+  ASSERT_OK_AND_ASSIGN(FaultP11 fault, FaultP11::Attach(SHAKEN_FAULT_P11_MODULE));
+  ASSERT_OK(fault.Configure("token_gone=1"));
+  DaemonEnvOptions options;
+  options.pkcs11_module = SHAKEN_FAULT_P11_MODULE;
+  options.pkcs11_extra_yaml = "  require_token_at_start: true\n";
+  auto env = DaemonEnv::Create(options);
+  EXPECT_THAT(env, StatusIs(absl::StatusCode::kNotFound,
+                            ::testing::AllOf(::testing::HasSubstr("profile token"),
+                                             ::testing::HasSubstr("no token matches"))));
+  ASSERT_OK(fault.Configure("token_gone=0"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The Kubernetes manifests in deploy/kubernetes hold what running shakend in a cluster needs:
 // probes by health name, a drain that outlasts the endpoint update, hardening, spread, the PIN as
 // a mounted Secret, the configuration mounted so that reloads reach the pod.
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -62,6 +63,26 @@ TEST(DeployManifestTest, HeadlessServiceDisruptionBudgetAndScrapeTarget) {
   ASSERT_TRUE(docs.count("PodMonitor"));
   EXPECT_EQ(docs["PodMonitor"]["spec"]["podMetricsEndpoints"][0]["port"].as<std::string>(),
             "metrics");
+}
+
+
+// The PrometheusRule for the Prometheus Operator is made from the one rules file, so the two never
+// disagree.
+TEST(DeployManifestTest, PrometheusRuleCarriesTheAlertRules) {
+  const std::string command = SourcePath("deploy/kubernetes/prometheusrule.sh");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  const YAML::Node rule = YAML::Load(out);
+  EXPECT_EQ(rule["apiVersion"].as<std::string>(), "monitoring.coreos.com/v1");
+  EXPECT_EQ(rule["kind"].as<std::string>(), "PrometheusRule");
+  const YAML::Node file = YAML::LoadFile(SourcePath("deploy/prometheus/shakend-alerts.yaml"));
+  ASSERT_TRUE(rule["spec"]["groups"].IsSequence());
+  EXPECT_EQ(YAML::Dump(rule["spec"]["groups"]), YAML::Dump(file["groups"]));
+  EXPECT_GT(rule["spec"]["groups"][0]["rules"].size(), 3u);
 }
 
 }  // namespace

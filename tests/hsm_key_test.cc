@@ -252,14 +252,22 @@ TEST(HsmKeyTest, WrongPinNamesTheUriNeverThePin) {
   EXPECT_TRUE(IsPinRefused(again.status()));
   if (again.ok()) token->CloseSession(*again);
   EXPECT_FALSE(IsPinRefused(absl::UnavailableError("C_Login: CKR_DEVICE_ERROR")));
+  // A refused PIN is never "unreachable": shakend must not retry the login in the background.
+  EXPECT_FALSE(IsTokenUnreachable(pool.status()));
 }
 
 TEST(HsmKeyTest, MissingTokenNamesTheUri) {
   auto module = LoadSoftHsm();
   auto& t = SoftHsmToken::Shared();
-  EXPECT_THAT(module->OpenToken(*Pkcs11Uri::Parse("pkcs11:token=no-such-token;object=k"),
-                                PinSource::FromFile(t.pin_file())),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("token=no-such-token")));
+  auto missing = module->OpenToken(*Pkcs11Uri::Parse("pkcs11:token=no-such-token;object=k"),
+                                  PinSource::FromFile(t.pin_file()));
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound, HasSubstr("token=no-such-token")));
+  // An absent token is an outage shakend waits out (pkcs11.require_token_at_start: false); a
+  // module that does not load, or a plain error without a CK_RV, is a configuration error.
+  EXPECT_TRUE(IsTokenUnreachable(missing.status()));
+  EXPECT_FALSE(IsTokenUnreachable(Module::Load("/nonexistent/libnothing.so").status()));
+  EXPECT_FALSE(IsTokenUnreachable(absl::NotFoundError("no private key matches pkcs11:object=k")));
+  EXPECT_TRUE(IsTokenUnreachable(absl::UnavailableError("token down, reconnecting")));
   // Through the CLI path too, with a PIN in the URI that must not be echoed.
   auto pool = OpenKeyPool({.module_path = t.module_path(),
                            .key_uri = "pkcs11:token=no-such-token;object=k?pin-value=" + t.pin(),

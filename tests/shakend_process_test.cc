@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -149,8 +150,15 @@ TEST_F(ShakendProcessTest, CheckConfigChecksTheFilesItNames) {
   std::string path = Write("missing.yaml", yaml);
   RunResult r = RunCommand({Shakend(), "--check-config", path}, {.timeout = absl::Seconds(20)});
   EXPECT_EQ(r.exit_code, 1) << r.output();
-  EXPECT_THAT(r.err, HasSubstr("profiles[0] (file).certificate: " + env_->dir() +
-                               "/no-such-chain.pem: No such file or directory"));
+  // file:line of the key, then the key and the file it names.
+  const std::vector<std::string> lines = absl::StrSplit(yaml, '\n');
+  size_t line = 0;
+  while (line < lines.size() && !absl::StrContains(lines[line], "no-such-chain.pem")) ++line;
+  ASSERT_LT(line, lines.size());
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat(path, ":", line + 1,
+                                            ": profiles[0].certificate (profile file): ",
+                                            env_->dir(),
+                                            "/no-such-chain.pem: No such file or directory")));
   EXPECT_THAT(r.err, HasSubstr("logging.audit_file: "));
   EXPECT_THAT(r.err, HasSubstr("cannot be created in"));
   // --syntax-only: the file alone (an example written for another host).
