@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -594,6 +595,12 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
           "clients name identities, which come from client certificates: set "
           "listen.tls.client_ca_file (mTLS)"));
     }
+  }
+  if (c.sip.has_value() && !c.sip->profile.empty() &&
+      std::none_of(c.profiles.begin(), c.profiles.end(),
+                   [&](const ProfileConfig& p) { return p.name == c.sip->profile; })) {
+    return with_origin(absl::InvalidArgumentError(absl::StrCat(
+        "listen.sip.profile names profile \"", c.sip->profile, "\", which is not in profiles")));
   }
   return c;
 }

@@ -153,6 +153,7 @@ TEST(ConfigTest, SipErrorsNameTheKey) {
       {"  sip: {udp: \"127.0.0.1:5060\", max_message_bytes: 10}\n",
        "listen.sip.max_message_bytes"},
       {"  sip: {udp: \"127.0.0.1:5060\", tls: x}\n", "listen.sip.tls is not a known setting"},
+      {"  sip: {udp: \"127.0.0.1:5060\", profile: nope}\n", "listen.sip.profile names profile"},
   };
   for (const auto& [sip, key] : cases) {
     std::string yaml = kMinimal;

@@ -597,7 +597,10 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
     s.verification = std::move(stack);
     applied.push_back("verifier");
   }
-  if (next.max_iat_skew != cur.max_iat_skew) applied.push_back("max_iat_skew");
+  if (next.max_iat_skew != cur.max_iat_skew) {
+    if (s.sip != nullptr) s.sip->SetMaxIatSkew(next.max_iat_skew);  // its 403 Stale Date
+    applied.push_back("max_iat_skew");
+  }
   // The configuration in force: the file, but for what waits for a restart.
   Config in_force = next;
   in_force.api_listen = cur.api_listen;

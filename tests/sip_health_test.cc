@@ -199,5 +199,30 @@ TEST_F(SipHealthTest, DeclinePolicyAnswersAFailedVerification603WithTheReason) {
   EXPECT_THAT(sbc.Finals(1, absl::Seconds(10))["valid"], HasSubstr("SIP/2.0 302"));
 }
 
+TEST_F(SipHealthTest, StaleDateIsNotSigned) {
+  // RFC 8224 §6.1: no PASSporT for a request whose Date is outside the freshness policy.
+  Sbc sbc(port_);
+  sbc.Send("INVITE", "stale", absl::StrCat(kAttest, "Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n"));
+  const std::string answer = sbc.Finals(1, absl::Seconds(5))["stale"];
+  EXPECT_THAT(answer, HasSubstr("SIP/2.0 403 Stale Date"));
+  EXPECT_THAT(answer, Not(HasSubstr("Identity:")));
+  // A current Date is signed, its time as the PASSporT's iat.
+  const std::string now = absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(),
+                                           absl::UTCTimeZone());
+  sbc.Send("INVITE", "fresh", absl::StrCat(kAttest, "Date: ", now, "\r\n"));
+  EXPECT_THAT(sbc.Finals(1, absl::Seconds(5))["fresh"], HasSubstr("SIP/2.0 302"));
+
+  // SIGHUP with max_iat_skew: 2h: a Date an hour old is signed from then on.
+  const std::string hour_ago = absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
+                                                absl::Now() - absl::Hours(1), absl::UTCTimeZone());
+  sbc.Send("INVITE", "hour-old", absl::StrCat(kAttest, "Date: ", hour_ago, "\r\n"));
+  EXPECT_THAT(sbc.Finals(1, absl::Seconds(5))["hour-old"], HasSubstr("SIP/2.0 403 Stale Date"));
+  ASSERT_OK_AND_ASSIGN(daemon::Config next,
+                       daemon::ParseConfig(env_->config_yaml() + "max_iat_skew: 2h\n", "next"));
+  ASSERT_OK(env_->daemon().Reload(next));
+  sbc.Send("INVITE", "hour-old-after-reload", absl::StrCat(kAttest, "Date: ", hour_ago, "\r\n"));
+  EXPECT_THAT(sbc.Finals(1, absl::Seconds(5))["hour-old-after-reload"], HasSubstr("SIP/2.0 302"));
+}
+
 }  // namespace
 }  // namespace shaken::testing

@@ -181,7 +181,14 @@ struct Mailbox {
 class RedirectServer::Loop {
  public:
   Loop(const SipConfig& config, RedirectServerDeps deps)
-      : config_(config), deps_(std::move(deps)), mailbox_(std::make_shared<Mailbox>()) {}
+      : config_(config),
+        deps_(std::move(deps)),
+        mailbox_(std::make_shared<Mailbox>()),
+        max_iat_skew_ns_(absl::ToInt64Nanoseconds(deps_.max_iat_skew)) {}
+
+  void SetMaxIatSkew(absl::Duration skew) {
+    max_iat_skew_ns_.store(absl::ToInt64Nanoseconds(skew), std::memory_order_relaxed);
+  }
 
   // Start runs the loop on its own thread and returns once the transports are bound (or not).
   absl::Status Start(int* udp_port, int* tcp_port) {
@@ -435,7 +442,8 @@ class RedirectServer::Loop {
       invalid = BuildSign(sip, called, date, p.get());
       // RFC 8224 §6.1: no PASSporT for a Date outside the freshness policy: 403 Stale Date.
       if (invalid.ok() && date.has_value() &&
-          absl::AbsDuration(absl::FromUnixSeconds(*date) - start) > deps_.max_iat_skew) {
+          absl::AbsDuration(absl::FromUnixSeconds(*date) - start) >
+              absl::Nanoseconds(max_iat_skew_ns_.load(std::memory_order_relaxed))) {
         Reply(irq, p->role, start, 403, "Stale Date", "");
         return;
       }
@@ -605,6 +613,7 @@ class RedirectServer::Loop {
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_count_{0};
+  std::atomic<int64_t> max_iat_skew_ns_;
   // Loop thread only.
   su_root_t* root_ = nullptr;
   su_wait_t wait_{};
@@ -622,6 +631,10 @@ absl::StatusOr<std::unique_ptr<RedirectServer>> RedirectServer::Start(const SipC
   s->loop_ = std::make_unique<Loop>(config, std::move(deps));
   if (absl::Status st = s->loop_->Start(&s->udp_port_, &s->tcp_port_); !st.ok()) return st;
   return s;
+}
+
+void RedirectServer::SetMaxIatSkew(absl::Duration skew) {
+  if (loop_ != nullptr) loop_->SetMaxIatSkew(skew);
 }
 
 void RedirectServer::Shutdown(absl::Time deadline) {

@@ -27,7 +27,8 @@ struct RedirectServerDeps {
   // serving: the daemon's health (OPTIONS answers 200 while true, 503 while false). Called on
   // the loop thread; must not block.
   std::function<bool()> serving;
-  // Signing refuses a Date header further than this from now (403 Stale Date, RFC 8224 §4.1).
+  // Signing refuses a Date header further than this from now (403 Stale Date, RFC 8224 §4.1);
+  // SetMaxIatSkew changes it (configuration reload).
   absl::Duration max_iat_skew = absl::Seconds(60);
 };
 
@@ -48,6 +49,9 @@ class RedirectServer {
   // until `deadline`, then closes the transports; answers that come later are dropped (the SBC's
   // transaction times out). Idempotent; blocks until the loop has stopped.
   void Shutdown(absl::Time deadline);
+
+  // SetMaxIatSkew puts a new max_iat_skew in force for the INVITEs that arrive after it.
+  void SetMaxIatSkew(absl::Duration skew);
 
   class Loop;  // implementation, on the loop thread
 
