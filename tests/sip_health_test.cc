@@ -2,7 +2,8 @@
 // fault-injecting PKCS#11 module (SoftHSM2 behind it): the token gone answers INVITEs 503 with
 // Retry-After and OPTIONS 503 (NOT_SERVING) until it is back; a full signing queue answers 503
 // with Retry-After; no 5xx carries an Identity; verify_failure: decline answers a failed
-// verification 603 with the Reason. The SBC is a UDP socket here: the cases need many distinct
+// verification 603 with the Reason; a CANCEL gets 487 and the late signature is dropped; a stale
+// Date is not signed. The SBC is a UDP socket here: the cases need many distinct
 // INVITEs at once and exact timing, which SIPp scenarios do not give.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -197,6 +198,33 @@ TEST_F(SipHealthTest, DeclinePolicyAnswersAFailedVerification603WithTheReason) {
   // A valid one still gets its 302.
   sbc.Send("INVITE", "valid", absl::StrCat("Identity: ", signed_call->identity, "\r\n"));
   EXPECT_THAT(sbc.Finals(1, absl::Seconds(10))["valid"], HasSubstr("SIP/2.0 302"));
+}
+
+TEST_F(SipHealthTest, CancelOfAnInviteBeingSignedIs487AndTheLateSignatureIsDropped) {
+  ASSERT_OK(fault_.Configure("sign_delay_us=400000"));
+  Sbc sbc(port_);
+  sbc.Send("INVITE", "cancelled", kAttest);
+  absl::SleepFor(absl::Milliseconds(100));
+  sbc.Send("CANCEL", "cancelled");  // same branch and Call-ID: cancels that INVITE
+  // Both answers share the Call-ID; collect everything for a second and sort by CSeq method.
+  std::vector<std::string> answers;
+  for (int i = 0; i < 4; ++i) {
+    for (auto& [id, m] : sbc.Finals(1, absl::Milliseconds(300))) answers.push_back(m);
+  }
+  bool cancel_ok = false, invite_487 = false;
+  for (const std::string& a : answers) {
+    if (absl::StrContains(a, "CSeq: 1 CANCEL")) cancel_ok |= absl::StartsWith(a, "SIP/2.0 200");
+    if (absl::StrContains(a, "CSeq: 1 INVITE")) {
+      invite_487 |= absl::StartsWith(a, "SIP/2.0 487");
+      EXPECT_THAT(a, Not(HasSubstr("Identity:")));  // never the late 302
+    }
+  }
+  EXPECT_TRUE(cancel_ok);
+  EXPECT_TRUE(invite_487);
+  // The server goes on.
+  ASSERT_OK(fault_.Configure("sign_delay_us=0"));
+  sbc.Send("INVITE", "next", kAttest);
+  EXPECT_THAT(sbc.Finals(1, absl::Seconds(5))["next"], HasSubstr("SIP/2.0 302"));
 }
 
 TEST_F(SipHealthTest, StaleDateIsNotSigned) {
