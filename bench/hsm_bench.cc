@@ -28,7 +28,7 @@
 #include <mutex>
 #include <string>
 
-#include "bench/recorder.h"
+#include "bench/rate_reporter.h"
 #include "hsm/ck.h"
 #include "hsm/key_manager.h"
 #include "hsm/key_pool.h"
@@ -229,11 +229,11 @@ int main(int argc, char** argv) {
   // has made its session-object copies libp11 could pick one up and measure our optimisation.
   benchmark::RegisterBenchmark("libp11", BM_Libp11)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
   benchmark::RegisterBenchmark("pool", BM_Pool)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
-  shaken::bench::Recorder recorder;
+  shaken::bench::RateReporter recorder;
   benchmark::RunSpecifiedBenchmarks(&recorder);
 
   auto rate = [&](const std::string& name) { return recorder.Rate(name); };
-  auto ratio = shaken::bench::Recorder::Ratio;
+  auto ratio = shaken::bench::RateReporter::Ratio;
   double pool1 = rate("pool/real_time/threads:1"), pool2 = rate("pool/real_time/threads:2");
   double lib1 = ratio(pool1, rate("libp11/real_time/threads:1"));
   double lib2 = ratio(pool2, rate("libp11/real_time/threads:2"));

@@ -37,7 +37,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "tests/daemon_fixture.h"
@@ -259,9 +258,12 @@ int Main(int argc, char** argv) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (flags.pool <= 0) flags.pool = 2 * cores;
   const int sip_port = testing::FreeLoopbackPort();
+  const int health = testing::FreeLoopbackPort();
   auto env = Must(testing::DaemonEnv::Create(
                       {.pool_size = flags.pool,
                        .metrics_listener = false,
+                       .api_port = testing::FreeLoopbackPort(),
+                       .health_port = health,
                        .extra_yaml = "logging:\n  audit_file: /dev/null\n",
                        .listen_extra_yaml = absl::StrCat("  sip: {udp: \"127.0.0.1:", sip_port,
                                                          "\"}\n"),
@@ -269,14 +271,8 @@ int Main(int argc, char** argv) {
                                              "profiles: [token], sources: [127.0.0.1/32]}\n",
                        .start_daemon = false}),
                   "test environment");
-  const int api = testing::FreeLoopbackPort(), health = testing::FreeLoopbackPort();
-  const std::string yaml = absl::StrReplaceAll(
-      env->config_yaml(),
-      {{"api: 127.0.0.1:0\n", absl::StrCat("api: 127.0.0.1:", api, "\n")},
-       {"health: 127.0.0.1:0\n", absl::StrCat("health: 127.0.0.1:", health, "\n")}});
   const std::string dir = env->dir();
-  const std::string config = dir + "/sip-bench.yaml";
-  std::ofstream(config) << yaml;
+  const std::string config = env->config_path();
   testing::Child shakend = Must(testing::Child::Start({SHAKEND_BINARY, "--config", config},
                                                       dir + "/shakend.log"),
                                 "shakend");
@@ -295,7 +291,7 @@ int Main(int argc, char** argv) {
   so.pem_private_key = testing::ReadFileOrEmpty(env->ClientKeyFile("sbc1.test"));
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("localhost");
-  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", api),
+  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", env->options().api_port),
                                            grpc::SslCredentials(so), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     Die("cannot connect to shakend's API");

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "bench/recorder.h"
+#include "bench/rate_reporter.h"
 #include "stir/memory_signer.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
@@ -231,10 +231,10 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("raw_verify", BM_RawVerify)->UseRealTime();
   benchmark::RegisterBenchmark("stir_verify", BM_StirVerify)->UseRealTime();
   benchmark::RegisterBenchmark("secsipid_verify", BM_SecsipidVerify)->UseRealTime();
-  shaken::bench::Recorder recorder;
+  shaken::bench::RateReporter recorder;
   benchmark::RunSpecifiedBenchmarks(&recorder);
   auto rate = [&](const std::string& name) { return recorder.Rate(name + "/real_time"); };
-  auto ratio = shaken::bench::Recorder::Ratio;
+  auto ratio = shaken::bench::RateReporter::Ratio;
   std::printf("stir_bench: sign_ratio=%.2f verify_ratio=%.2f sign_vs_secsipid=%.2f "
               "verify_vs_secsipid=%.2f\n",
               ratio(rate("stir_sign"), rate("raw_sign")),

@@ -21,7 +21,10 @@ using Registry = std::vector<Command>;
 
 void AddKeyCommands(CLI::App& root, Registry& registry);
 void AddTokenCommands(CLI::App& root, Registry& registry);
-void AddPkiCommands(CLI::App& root, Registry& registry);  // ca, csr, cert, ca-dir
+void AddCaCommands(CLI::App& root, Registry& registry);
+void AddCsrCommands(CLI::App& root, Registry& registry);
+void AddCertCommands(CLI::App& root, Registry& registry);
+void AddCaDirCommands(CLI::App& root, Registry& registry);
 void AddPassportCommands(CLI::App& root, Registry& registry);
 
 // AddTokenFlags declares --module and --pin-source on `app`.

@@ -42,7 +42,10 @@ int RunShakenctl(int argc, char** argv) {
   Registry registry;
   AddKeyCommands(app, registry);
   AddTokenCommands(app, registry);
-  AddPkiCommands(app, registry);
+  AddCaCommands(app, registry);
+  AddCsrCommands(app, registry);
+  AddCertCommands(app, registry);
+  AddCaDirCommands(app, registry);
   AddPassportCommands(app, registry);
   try {
     app.parse(argc, argv);

@@ -12,16 +12,16 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "stir/absl_compat.h"
+#include "stir/der.h"
 #include "stir/status_macros.h"
 
 namespace shaken::cli {
 namespace {
 
-using Asn1ObjPtr = std::unique_ptr<ASN1_OBJECT, stir::OpenSslDeleter<ASN1_OBJECT_free>>;
-using Asn1OctetPtr =
-    std::unique_ptr<ASN1_OCTET_STRING, stir::OpenSslDeleter<ASN1_OCTET_STRING_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, stir::OpenSslDeleter<ASN1_TIME_free>>;
-using DistPointsPtr = std::unique_ptr<CRL_DIST_POINTS, stir::OpenSslDeleter<CRL_DIST_POINTS_free>>;
+using Asn1ObjPtr = stir::Asn1ObjectPtr;
+using Asn1OctetPtr = stir::Asn1OctetStringPtr;
+using Asn1TimePtr = stir::Asn1TimePtr;
+using DistPointsPtr = stir::CrlDistPointsPtr;
 
 // AlgorithmIdentifier { ecdsa-with-SHA256 } with parameters absent (RFC 5758 §3.2).
 constexpr unsigned char kEcdsaWithSha256AlgId[] = {0x30, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48,
@@ -40,8 +40,8 @@ absl::StatusOr<std::string> SignedDer(std::string_view tbs, const stir::Signer& 
   std::string body(tbs);
   body.append(reinterpret_cast<const char*>(kEcdsaWithSha256AlgId),
               sizeof(kEcdsaWithSha256AlgId));
-  body += DerTlv(0x03, std::string(1, '\0') + sig_der);  // no unused bits
-  return DerTlv(0x30, body);
+  body += stir::DerEncode(0x03, std::string(1, '\0') + sig_der);  // no unused bits
+  return stir::DerEncode(0x30, body);
 }
 
 // PlaceholderKey is a throwaway P-256 key. OpenSSL 3.0 has no setter for the AlgorithmIdentifier
@@ -53,92 +53,7 @@ const EVP_PKEY* PlaceholderKey() {
   return key;
 }
 
-bool IsTnChar(char c) { return (c >= '0' && c <= '9') || c == '#' || c == '*'; }
-
-absl::Status ValidateTnAuthTn(std::string_view tn) {
-  if (tn.empty() || tn.size() > 15) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad TN '", ToAbsl(tn), "': RFC 8226 TelephoneNumber is 1 to 15 characters"));
-  }
-  for (char c : tn) {
-    if (!IsTnChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad TN '", ToAbsl(tn), "': RFC 8226 allows only 0-9, # and * (canonical form)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-std::string Asn1IntegerDer(uint64_t v) {
-  std::string content;
-  do {
-    content.insert(content.begin(), static_cast<char>(v & 0xff));
-    v >>= 8;
-  } while (v != 0);
-  if (static_cast<unsigned char>(content[0]) & 0x80) content.insert(content.begin(), '\0');
-  return DerTlv(0x02, content);
-}
-
 }  // namespace
-
-std::string DerTlv(uint8_t tag, std::string_view content) {
-  std::string out(1, static_cast<char>(tag));
-  size_t n = content.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<char>(n));
-  } else {
-    std::string len;
-    while (n != 0) {
-      len.insert(len.begin(), static_cast<char>(n & 0xff));
-      n >>= 8;
-    }
-    out.push_back(static_cast<char>(0x80 | len.size()));
-    out += len;
-  }
-  out.append(content);
-  return out;
-}
-
-absl::Status ValidateSpc(std::string_view spc) {
-  if (spc.empty() || spc.size() > 16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad SPC '", ToAbsl(spc), "': expected 1 to 16 characters (an OCN is 4)"));
-  }
-  for (char c : spc) {
-    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad SPC '", ToAbsl(spc),
-                       "': ATIS-1000080 v005 allows digits and upper-case letters only"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> BuildTnAuthListDer(const std::vector<stir::TnAuthEntry>& entries) {
-  if (entries.empty()) return absl::InvalidArgumentError("a TNAuthList needs at least one entry");
-  std::string list;
-  for (const stir::TnAuthEntry& e : entries) {
-    switch (e.kind) {
-      case stir::TnAuthEntry::Kind::kSpc:
-        RETURN_IF_ERROR(ValidateSpc(e.value));
-        list += DerTlv(0xA0, DerTlv(0x16, e.value));
-        break;
-      case stir::TnAuthEntry::Kind::kOne:
-        RETURN_IF_ERROR(ValidateTnAuthTn(e.value));
-        list += DerTlv(0xA2, DerTlv(0x16, e.value));
-        break;
-      case stir::TnAuthEntry::Kind::kRange:
-        RETURN_IF_ERROR(ValidateTnAuthTn(e.value));
-        if (e.count < 2) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "bad TN range ", e.value, ":", e.count, ": RFC 8226 requires a count of 2 or more"));
-        }
-        list += DerTlv(0xA1, DerTlv(0x30, DerTlv(0x16, e.value) + Asn1IntegerDer(e.count)));
-        break;
-    }
-  }
-  return DerTlv(0x30, list);
-}
 
 absl::StatusOr<X509NamePtr> ParseName(std::string_view dn) {
   X509NamePtr name(X509_NAME_new());
@@ -191,26 +106,6 @@ absl::StatusOr<X509NamePtr> ShakenSubject(std::string_view country, std::string_
   return name;
 }
 
-std::string NameText(const X509_NAME* name) {
-  stir::BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
-std::string NameEntry(const X509_NAME* name, int nid) {
-  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (idx < 0) return "";
-  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
-  unsigned char* utf8 = nullptr;
-  int n = ASN1_STRING_to_UTF8(&utf8, s);
-  if (n < 0) return "";
-  std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(n));
-  OPENSSL_free(utf8);
-  return out;
-}
-
 absl::Status SetRandomSerial(X509* cert) {
   stir::BignumPtr bn(BN_new());
   if (!bn || !BN_rand(bn.get(), 72, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)) {
@@ -247,9 +142,7 @@ absl::Status AddConfExtension(X509* cert, X509* issuer, int nid, const std::stri
 }
 
 absl::Status AddPolicies(X509* cert, const std::vector<std::string>& oids) {
-  using PoliciesPtr =
-      std::unique_ptr<CERTIFICATEPOLICIES, stir::OpenSslDeleter<CERTIFICATEPOLICIES_free>>;
-  PoliciesPtr policies(sk_POLICYINFO_new_null());
+  stir::CertificatePoliciesPtr policies(sk_POLICYINFO_new_null());
   if (!policies) return stir::OpenSslError(absl::StatusCode::kInternal, "CertificatePolicies");
   for (const std::string& oid : oids) {
     POLICYINFO* info = POLICYINFO_new();
@@ -470,15 +363,6 @@ bool SameKey(const EVP_PKEY* a, const EVP_PKEY* b) {
   return a != nullptr && b != nullptr && EVP_PKEY_eq(a, b) == 1;
 }
 
-std::string SerialHex(const ASN1_INTEGER* serial) {
-  stir::BignumPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  if (!bn) return "";
-  char* hex = BN_bn2hex(bn.get());
-  std::string out(hex);
-  OPENSSL_free(hex);
-  return out;
-}
-
 absl::StatusOr<stir::BignumPtr> ParseSerial(std::string_view hex) {
   std::string s(hex);
   if (s.starts_with("0x") || s.starts_with("0X")) s = s.substr(2);
@@ -503,12 +387,6 @@ std::string Sha256Fingerprint(std::string_view der) {
     absl::StrAppend(&out, absl::Hex(d[i], absl::kZeroPad2));
   }
   return absl::AsciiStrToUpper(out);
-}
-
-absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
-  struct tm tm;
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
-  return absl::FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
 }
 
 }  // namespace shaken::cli

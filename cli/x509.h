@@ -23,35 +23,15 @@
 
 namespace shaken::cli {
 
-using X509ReqPtr = std::unique_ptr<X509_REQ, stir::OpenSslDeleter<X509_REQ_free>>;
-using X509NamePtr = std::unique_ptr<X509_NAME, stir::OpenSslDeleter<X509_NAME_free>>;
-using X509ExtPtr = std::unique_ptr<X509_EXTENSION, stir::OpenSslDeleter<X509_EXTENSION_free>>;
-
-// The SHAKEN certificate policy of SHAKEN CP v1.3 (docs/standards.md CE-8).
-inline constexpr char kShakenPolicyV13[] = "2.16.840.1.114569.1.1.3";
-
-// DerTlv encodes one DER tag-length-value (definite length, short or long form).
-std::string DerTlv(uint8_t tag, std::string_view content);
-
-// ValidateSpc checks a Service Provider Code for a SHAKEN certificate: ATIS-1000080 v005 allows
-// digits and upper-case letters only; OCNs are 4 characters (1..16 accepted).
-absl::Status ValidateSpc(std::string_view spc);
-
-// BuildTnAuthListDer encodes an RFC 8226 §9 TNAuthorizationList with EXPLICIT tags (the RFC's
-// module is EXPLICIT TAGS): spc [0] IA5String, range [1] SEQUENCE {start, count}, one [2]
-// IA5String. One SPC "709J" gives 30 08 A0 06 16 04 37 30 39 4A. Checks SPCs (ValidateSpc), TNs
-// (1..15 of "0123456789#*") and range counts (>= 2). INVALID_ARGUMENT says which entry.
-absl::StatusOr<std::string> BuildTnAuthListDer(const std::vector<stir::TnAuthEntry>& entries);
+using stir::X509ReqPtr;
+using X509NamePtr = stir::X509NamePtr;
+using X509ExtPtr = stir::X509ExtensionPtr;
 
 // ParseName parses "C=US,O=Example,CN=SHAKEN 709J" or "/C=US/O=Example/CN=SHAKEN 709J".
 absl::StatusOr<X509NamePtr> ParseName(std::string_view dn);
 // ShakenSubject is C=<country>, O=<org>, CN=<cn>.
 absl::StatusOr<X509NamePtr> ShakenSubject(std::string_view country, std::string_view org,
                                           std::string_view cn);
-// NameText is the RFC 2253 one-line form.
-std::string NameText(const X509_NAME* name);
-// NameEntry returns the first value of `nid` in `name`, or "".
-std::string NameEntry(const X509_NAME* name, int nid);
 
 // SetRandomSerial sets a positive serial with 71 random bits from OpenSSL's CSPRNG and the top
 // bit of 72 set (ATIS-1000080 v005: at least 64 bits from a CSPRNG; CE-2).
@@ -104,15 +84,11 @@ absl::StatusOr<X509ReqPtr> ReadRequest(std::string_view data, std::string_view w
 // SameKey tells whether two public keys are equal.
 bool SameKey(const EVP_PKEY* a, const EVP_PKEY* b);
 
-// SerialHex is a serial as upper-case hex; ParseSerial reads one given in hex ("0x" optional).
-std::string SerialHex(const ASN1_INTEGER* serial);
+// ParseSerial reads a serial given in hex ("0x" optional), as stir::SerialHex writes it.
 absl::StatusOr<stir::BignumPtr> ParseSerial(std::string_view hex);
 
 // Sha256Fingerprint is SHA-256 of `der` as colon-separated upper-case hex.
 std::string Sha256Fingerprint(std::string_view der);
-
-// Asn1TimeToAbsl converts an ASN1_TIME.
-absl::Time Asn1TimeToAbsl(const ASN1_TIME* t);
 
 }  // namespace shaken::cli
 

@@ -270,7 +270,8 @@ absl::Status WriteReport(const Report& report, const std::string& dir) {
                     r.daemon.ran ? Cell(Got(r.daemon)) : "—", " | ", r.peer, " | ", Cell(result),
                     " |\n");
   }
-  absl::StrAppend(&md, "\nCase titles, reasons and per-path details are in report.json.\n");
+  absl::StrAppend(&md, "\nCase titles, reasons and per-path details are in report.json, written next to the "
+                       "generated REPORT.md (build/conformance/).\n");
   std::ofstream f(dir + "/REPORT.md");
   if (!f) return absl::InternalError(absl::StrCat("cannot write ", dir, "/REPORT.md"));
   f << md;

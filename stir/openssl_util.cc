@@ -1,5 +1,6 @@
 #include "stir/openssl_util.h"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -303,6 +304,57 @@ absl::Status VerifyEs256(const EVP_PKEY* key, const Sha256Digest& digest,
   if (rc == 1) return absl::OkStatus();
   ERR_clear_error();
   return absl::InvalidArgumentError("ES256 signature does not verify");
+}
+
+void OpenSslFree::operator()(void* p) const { OPENSSL_free(p); }
+
+std::string SerialHex(const ASN1_INTEGER* serial) {
+  BignumPtr bn(serial != nullptr ? ASN1_INTEGER_to_BN(serial, nullptr) : nullptr);
+  if (!bn) return "";
+  OpenSslMallocPtr<char> hex(BN_bn2hex(bn.get()));
+  return hex ? std::string(hex.get()) : "";
+}
+
+absl::Time Asn1TimeToTime(const ASN1_TIME* t) {
+  struct tm tm = {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromTM(tm, absl::UTCTimeZone());
+}
+
+std::string OidText(const ASN1_OBJECT* obj, bool numeric) {
+  char buf[128];
+  int n = OBJ_obj2txt(buf, sizeof(buf), obj, numeric ? 1 : 0);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof(buf)) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string NameText(const X509_NAME* name, bool escape_non_ascii) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  const unsigned long flags =
+      escape_non_ascii ? XN_FLAG_RFC2253 : (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, flags) < 0) return "";
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+std::string NameEntry(const X509_NAME* name, int nid) {
+  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (idx < 0) return "";
+  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+  unsigned char* utf8 = nullptr;
+  int n = ASN1_STRING_to_UTF8(&utf8, s);
+  OpenSslMallocPtr<unsigned char> owned(utf8);
+  if (n < 0) return "";
+  return std::string(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+}
+
+std::string CertificateDer(const X509* cert) {
+  unsigned char* p = nullptr;
+  int n = i2d_X509(cert, &p);
+  OpenSslMallocPtr<unsigned char> owned(p);
+  if (n <= 0) return "";
+  return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {

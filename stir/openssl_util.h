@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "stir/signer.h"
 
 namespace shaken::stir {
@@ -39,6 +41,28 @@ using X509CrlPtr = std::unique_ptr<X509_CRL, OpenSslDeleter<X509_CRL_free>>;
 using X509StorePtr = std::unique_ptr<X509_STORE, OpenSslDeleter<X509_STORE_free>>;
 using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OpenSslDeleter<X509_STORE_CTX_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, OpenSslDeleter<BN_free>>;
+using X509NamePtr = std::unique_ptr<X509_NAME, OpenSslDeleter<X509_NAME_free>>;
+using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, OpenSslDeleter<X509_EXTENSION_free>>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, OpenSslDeleter<X509_REQ_free>>;
+using X509RevokedPtr = std::unique_ptr<X509_REVOKED, OpenSslDeleter<X509_REVOKED_free>>;
+using Asn1ObjectPtr = std::unique_ptr<ASN1_OBJECT, OpenSslDeleter<ASN1_OBJECT_free>>;
+using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, OpenSslDeleter<ASN1_INTEGER_free>>;
+using Asn1OctetStringPtr =
+    std::unique_ptr<ASN1_OCTET_STRING, OpenSslDeleter<ASN1_OCTET_STRING_free>>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, OpenSslDeleter<ASN1_TIME_free>>;
+using CertificatePoliciesPtr =
+    std::unique_ptr<CERTIFICATEPOLICIES, OpenSslDeleter<CERTIFICATEPOLICIES_free>>;
+using CrlDistPointsPtr = std::unique_ptr<CRL_DIST_POINTS, OpenSslDeleter<CRL_DIST_POINTS_free>>;
+using BasicConstraintsPtr =
+    std::unique_ptr<BASIC_CONSTRAINTS, OpenSslDeleter<BASIC_CONSTRAINTS_free>>;
+
+// OpenSslFree releases what OpenSSL allocated with OPENSSL_malloc (a macro, so not a template
+// argument): BN_bn2hex and i2d_* outputs.
+struct OpenSslFree {
+  void operator()(void* p) const;
+};
+template <typename T>
+using OpenSslMallocPtr = std::unique_ptr<T, OpenSslFree>;
 
 // OpenSslError drains this thread's OpenSSL error queue into a status with `code`, whose message
 // starts with `what` and ends with OpenSSL's own reasons.
@@ -89,6 +113,28 @@ bool IsP256Key(const EVP_PKEY* key);
 // signature is valid; INVALID_ARGUMENT (with no OpenSSL internals) when it is not.
 absl::Status VerifyEs256(const EVP_PKEY* key, const Sha256Digest& digest,
                          const Es256Signature& sig);
+
+// SerialHex is a certificate serial number as upper-case hex without separators ("" when it does
+// not decode): the form of `cert show`, CertificateInfo::serial_hex and the CA database.
+std::string SerialHex(const ASN1_INTEGER* serial);
+
+// Asn1TimeToTime converts an ASN1_TIME (UTCTime or GeneralizedTime); InfinitePast when `t` is null
+// or malformed.
+absl::Time Asn1TimeToTime(const ASN1_TIME* t);
+
+// OidText is an object identifier as text: dotted decimal by default, or with `numeric` false
+// OpenSSL's long name when it has one ("X509v3 Key Usage"). "" when it does not fit 128 bytes.
+std::string OidText(const ASN1_OBJECT* obj, bool numeric = true);
+
+// NameText is a distinguished name in the RFC 2253 one-line form, non-ASCII kept as UTF-8, or
+// with `escape_non_ascii` escaped as RFC 2253 has it (CertificateInfo's subject and issuer).
+std::string NameText(const X509_NAME* name, bool escape_non_ascii = false);
+
+// NameEntry is the first value of attribute `nid` (NID_commonName, ...) in `name` as UTF-8, or "".
+std::string NameEntry(const X509_NAME* name, int nid);
+
+// CertificateDer is the DER encoding of `cert` ("" if OpenSSL cannot encode it).
+std::string CertificateDer(const X509* cert);
 
 // ReadFile reads a whole (small) file, at most `max_bytes`.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 1 << 20);

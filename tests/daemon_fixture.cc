@@ -61,7 +61,7 @@ absl::StatusOr<std::unique_ptr<DaemonEnv>> DaemonEnv::Create(DaemonEnvOptions op
   d.Write("sti-root.pem", env->pki_->root().cert_pem);
   d.Write("token-chain.pem", env->pki_->ChainPem(token_cert));
   d.Write("file-chain.pem", env->pki_->ChainPem(file_cert));
-  std::string file_key = d.Write("file.key", file_cert.key_pem);
+  d.Write("file.key", file_cert.key_pem);
   d.Write("tls-ca.pem", tls.ca.cert_pem);
   d.Write("server.pem", tls.server.cert_pem);
   d.Write("server.key", tls.server.key_pem);
@@ -86,14 +86,24 @@ absl::StatusOr<std::unique_ptr<DaemonEnv>> DaemonEnv::Create(DaemonEnvOptions op
   d.Write("rogue.test.pem", rogue.cert_pem);
   d.Write("rogue.test.key", rogue.key_pem);
 
-  const std::string& p = d.path();
-  env->config_yaml_ = absl::StrCat(R"(
-listen:
-  api: 127.0.0.1:0
-)", options.health_listener ? "  health: 127.0.0.1:0\n" : "",
-                                   options.metrics_listener ? "  metrics: 127.0.0.1:0\n" : "",
-                                   options.listen_extra_yaml,
-                                   R"(  tls:
+  env->options_ = options;
+  env->config_yaml_ = env->ConfigYaml(options);
+  env->config_path_ = d.Write("shakend.yaml", env->config_yaml_);
+  ASSIGN_OR_RETURN(env->config_, daemon::ParseConfig(env->config_yaml_, env->config_path_));
+  if (options.start_daemon) RETURN_IF_ERROR(env->Restart());
+  return env;
+}
+
+std::string DaemonEnv::ConfigYaml(const DaemonEnvOptions& options) const {
+  const SoftHsmToken& token = SoftHsmToken::Shared();
+  const std::string& p = dir_->path();
+  const std::string tls_and_clients =
+      options.plaintext
+          ? absl::StrCat("  allow_insecure: true\n",
+                         options.clients_extra_yaml.empty()
+                             ? ""
+                             : absl::StrCat("clients:\n", options.clients_extra_yaml))
+          : absl::StrCat(R"(  tls:
     cert_file: )", p, R"(/server.pem
     key_file: )", p, R"(/server.key
     client_ca_file: )", p, R"(/tls-ca.pem
@@ -102,7 +112,17 @@ clients:
   - {identity: verify-only.test, methods: [Verify]}
   - {identity: file-only.test, methods: [Sign, SignStream, ListProfiles], profiles: [file]}
   - {identity: "spiffe://shaken.test/sbc", methods: [ListProfiles]}
-)", options.clients_extra_yaml, R"(pkcs11:
+)", options.clients_extra_yaml);
+  return absl::StrCat(R"(
+listen:
+  api: 127.0.0.1:)", options.api_port, "\n",
+                      options.health_listener
+                          ? absl::StrCat("  health: 127.0.0.1:", options.health_port, "\n")
+                          : "",
+                      options.metrics_listener
+                          ? absl::StrCat("  metrics: 127.0.0.1:", options.metrics_port, "\n")
+                          : "",
+                      options.listen_extra_yaml, tls_and_clients, R"(pkcs11:
   module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(
   pin_source: file:)", token.pin_file(), R"(
   pool_size: )", options.pool_size, R"(
@@ -112,13 +132,13 @@ clients:
 )", options.pkcs11_extra_yaml, R"(
 profiles:
   - name: token
-    key: ")", env->token_key_uri_, R"("
-    x5u: )", env->token_x5u_, R"(
+    key: ")", token_key_uri_, R"("
+    x5u: )", token_x5u_, R"(
     certificate: )", p, R"(/token-chain.pem
     default: true
   - name: file
-    key: file:)", file_key, R"(
-    x5u: )", env->file_x5u_, R"(
+    key: file:)", FileKeyPath(), R"(
+    x5u: )", file_x5u_, R"(
     certificate: )", p, R"(/file-chain.pem
     attest: [C]
 verifier:
@@ -126,11 +146,15 @@ verifier:
   tls_ca_file: )", p, R"(/tls-ca.pem
   lab: {allow_private_addresses: true, allow_any_port: true}
 )", options.verifier_extra_yaml, R"(drain_grace: )", absl::FormatDuration(options.drain_grace), "\n",
-                                   options.extra_yaml);
-  env->config_path_ = d.Write("shakend.yaml", env->config_yaml_);
-  ASSIGN_OR_RETURN(env->config_, daemon::ParseConfig(env->config_yaml_, env->config_path_));
-  if (options.start_daemon) RETURN_IF_ERROR(env->Restart());
-  return env;
+                      options.extra_yaml);
+}
+
+absl::StatusOr<std::string> DaemonEnv::WriteConfig(const std::string& name,
+                                                   const DaemonEnvOptions& options) const {
+  const std::string yaml = ConfigYaml(options);
+  const std::string path = dir_->Write(name, yaml);
+  RETURN_IF_ERROR(daemon::ParseConfig(yaml, path).status());
+  return path;
 }
 
 DaemonEnv::~DaemonEnv() { StopDaemon(); }

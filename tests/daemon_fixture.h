@@ -26,6 +26,14 @@ struct DaemonEnvOptions {
   int pool_size = 2;
   bool health_listener = true;
   bool metrics_listener = true;
+  // Listener ports on 127.0.0.1; 0: any free port (for the shakend binary, pick one:
+  // FreeLoopbackPort).
+  int api_port = 0;
+  int health_port = 0;
+  int metrics_port = 0;
+  // true: the API listener without TLS (allow_insecure) and without the per-client rules, which
+  // name certificate identities.
+  bool plaintext = false;
   std::string extra_yaml;  // appended to the generated configuration
   std::string listen_extra_yaml;  // lines added to the listen section ("  reflection: off\n")
   std::string clients_extra_yaml;  // rules added to the clients list ("  - {identity: ...}\n")
@@ -47,6 +55,12 @@ class DaemonEnv {
 
   daemon::Daemon& daemon() { return *daemon_; }
   const std::string& config_yaml() const { return config_yaml_; }
+  const DaemonEnvOptions& options() const { return options_; }
+  // WriteConfig writes another configuration for the same token key, file key, PKI and x5u
+  // server, generated from `options` (other ports, another PKCS#11 module, ...), to dir()/`name`,
+  // checks that it parses, and returns its path.
+  absl::StatusOr<std::string> WriteConfig(const std::string& name,
+                                          const DaemonEnvOptions& options) const;
   const std::string& config_path() const { return config_path_; }
   std::string ApiTarget() const;  // 127.0.0.1:<port>
 
@@ -77,10 +91,12 @@ class DaemonEnv {
 
  private:
   DaemonEnv() = default;
+  std::string ConfigYaml(const DaemonEnvOptions& options) const;
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<TestPki> pki_;
   std::unique_ptr<HttpsServer> x5u_server_;
   std::string token_key_uri_, token_x5u_, file_x5u_;
+  DaemonEnvOptions options_;
   std::string config_yaml_, config_path_;
   daemon::Config config_;
   std::unique_ptr<daemon::Daemon> daemon_;

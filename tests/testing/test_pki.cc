@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "stir/status_macros.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::testing {
 namespace {
@@ -23,16 +24,13 @@ using stir::EvpPkeyPtr;
 using stir::OpenSslError;
 using stir::X509Ptr;
 
-using X509NamePtr = std::unique_ptr<X509_NAME, stir::OpenSslDeleter<X509_NAME_free>>;
-using X509ExtPtr = std::unique_ptr<X509_EXTENSION, stir::OpenSslDeleter<X509_EXTENSION_free>>;
-using Asn1IntPtr = std::unique_ptr<ASN1_INTEGER, stir::OpenSslDeleter<ASN1_INTEGER_free>>;
-using Asn1OctetPtr =
-    std::unique_ptr<ASN1_OCTET_STRING, stir::OpenSslDeleter<ASN1_OCTET_STRING_free>>;
-using Asn1ObjPtr = std::unique_ptr<ASN1_OBJECT, stir::OpenSslDeleter<ASN1_OBJECT_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, stir::OpenSslDeleter<ASN1_TIME_free>>;
-using X509RevokedPtr = std::unique_ptr<X509_REVOKED, stir::OpenSslDeleter<X509_REVOKED_free>>;
-
-constexpr char kTnAuthListOid[] = "1.3.6.1.5.5.7.1.26";
+using X509NamePtr = stir::X509NamePtr;
+using X509ExtPtr = stir::X509ExtensionPtr;
+using Asn1IntPtr = stir::Asn1IntegerPtr;
+using Asn1OctetPtr = stir::Asn1OctetStringPtr;
+using Asn1ObjPtr = stir::Asn1ObjectPtr;
+using Asn1TimePtr = stir::Asn1TimePtr;
+using X509RevokedPtr = stir::X509RevokedPtr;
 
 absl::StatusOr<EvpPkeyPtr> GenerateKey(LeafOptions::KeyType type) {
   EVP_PKEY* key = nullptr;
@@ -102,50 +100,6 @@ absl::Status AddRawExt(X509* cert, const char* oid, const std::string& der, bool
     return OpenSslError(absl::StatusCode::kInternal, "X509_add_ext");
   }
   return absl::OkStatus();
-}
-
-// Der is one DER TLV (definite length, short or long form).
-std::string Der(uint8_t tag, const std::string& content) {
-  std::string out(1, static_cast<char>(tag));
-  size_t n = content.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<char>(n));
-  } else {
-    std::string len;
-    for (; n != 0; n >>= 8) len.insert(len.begin(), static_cast<char>(n & 0xff));
-    out.push_back(static_cast<char>(0x80 | len.size()));
-    out += len;
-  }
-  return out + content;
-}
-
-// TnAuthListDer encodes an RFC 8226 TNAuthorizationList with explicit tags, as the RFC 8226
-// module has it: spc [0] IA5String, range [1] SEQUENCE { start IA5String, count INTEGER },
-// one [2] IA5String. No validation: tests may encode what a verifier must refuse.
-std::string TnAuthListDer(const std::vector<stir::TnAuthEntry>& entries) {
-  std::string list;
-  for (const stir::TnAuthEntry& e : entries) {
-    switch (e.kind) {
-      case stir::TnAuthEntry::Kind::kSpc:
-        list += Der(0xA0, Der(0x16, e.value));
-        break;
-      case stir::TnAuthEntry::Kind::kOne:
-        list += Der(0xA2, Der(0x16, e.value));
-        break;
-      case stir::TnAuthEntry::Kind::kRange: {
-        std::string count;
-        uint64_t c = e.count;
-        do {
-          count.insert(count.begin(), static_cast<char>(c & 0xff));
-          c >>= 8;
-        } while (c != 0);
-        if (static_cast<uint8_t>(count[0]) & 0x80) count.insert(count.begin(), '\0');
-        list += Der(0xA1, Der(0x30, Der(0x16, e.value) + Der(0x02, count)));
-        break;
-      }
-    }
-  }
-  return Der(0x30, list);
 }
 
 struct CertSpec {
@@ -284,16 +238,12 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
           if (o.tn_auth_list_der.has_value()) {
             der = *o.tn_auth_list_der;
           } else if (!o.tn_auth_entries.empty()) {
-            der = TnAuthListDer(o.tn_auth_entries);
+            // Unchecked: tests encode what a verifier must refuse.
+            der = stir::EncodeTnAuthListUnchecked(o.tn_auth_entries);
           } else {
-            // RFC 8226: SEQUENCE { [0] EXPLICIT IA5String spc }.
-            std::string ia5 =
-                absl::StrCat(std::string{0x16, static_cast<char>(o.spc.size())}, o.spc);
-            std::string tagged = absl::StrCat(
-                std::string{static_cast<char>(0xA0), static_cast<char>(ia5.size())}, ia5);
-            der = absl::StrCat(std::string{0x30, static_cast<char>(tagged.size())}, tagged);
+            der = stir::EncodeTnAuthListUnchecked({{stir::TnAuthEntry::Kind::kSpc, o.spc, 0}});
           }
-          RETURN_IF_ERROR(AddRawExt(c, kTnAuthListOid, der, /*critical=*/false));
+          RETURN_IF_ERROR(AddRawExt(c, stir::kTnAuthListOid, der, /*critical=*/false));
         }
         return absl::OkStatus();
       }));

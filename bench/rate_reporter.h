@@ -1,7 +1,7 @@
-// recorder.h: a Google Benchmark reporter that prints as usual and remembers each run's
+// rate_reporter.h: a Google Benchmark reporter that prints as usual and remembers each run's
 // items_per_second, so a benchmark binary can end with its one-line summary of ratios.
-#ifndef SHAKEN_BENCH_RECORDER_H_
-#define SHAKEN_BENCH_RECORDER_H_
+#ifndef SHAKEN_BENCH_RATE_REPORTER_H_
+#define SHAKEN_BENCH_RATE_REPORTER_H_
 
 #include <benchmark/benchmark.h>
 
@@ -11,7 +11,7 @@
 
 namespace shaken::bench {
 
-class Recorder : public benchmark::ConsoleReporter {
+class RateReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
@@ -36,4 +36,4 @@ class Recorder : public benchmark::ConsoleReporter {
 
 }  // namespace shaken::bench
 
-#endif  // SHAKEN_BENCH_RECORDER_H_
+#endif  // SHAKEN_BENCH_RATE_REPORTER_H_

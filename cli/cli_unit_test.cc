@@ -1,5 +1,4 @@
-// cli_unit_test.cc: shakenctl without a token: the library functions (TNAuthList DER, atomic
-// files, X.509 signing through stir::Signer, the CE-* lint) and the binary's handling of bad
+// cli_unit_test.cc: shakenctl without a token: the library functions (atomic files, X.509 signing through stir::Signer, the CE-* lint) and the binary's handling of bad
 // input (usage errors, unreadable files, malformed CSRs, existing outputs), with file keys.
 #include <sys/stat.h>
 
@@ -30,34 +29,6 @@ using ::shaken::testing::ReadFileOrEmpty;
 using ::shaken::testing::StatusIs;
 using ::shaken::testing::TempDir;
 using ::testing::HasSubstr;
-
-TEST(TnAuthListTest, SingleSpcIsRfc8226Der) {
-  ASSERT_OK_AND_ASSIGN(std::string der,
-                       BuildTnAuthListDer({{stir::TnAuthEntry::Kind::kSpc, "709J", 0}}));
-  EXPECT_EQ(absl::BytesToHexString(der), "3008a00616043730394a");
-}
-
-TEST(TnAuthListTest, DelegateEntriesRoundTripThroughStirParser) {
-  ASSERT_OK_AND_ASSIGN(std::string der,
-                       BuildTnAuthListDer({{stir::TnAuthEntry::Kind::kOne, "12155550121", 0},
-                                           {stir::TnAuthEntry::Kind::kRange, "12155550100", 100}}));
-  ASSERT_OK_AND_ASSIGN(auto entries, stir::ParseTnAuthList(der));
-  ASSERT_EQ(entries.size(), 2u);
-  EXPECT_EQ(entries[0].kind, stir::TnAuthEntry::Kind::kOne);
-  EXPECT_EQ(entries[0].value, "12155550121");
-  EXPECT_EQ(entries[1].kind, stir::TnAuthEntry::Kind::kRange);
-  EXPECT_EQ(entries[1].count, 100u);
-}
-
-TEST(TnAuthListTest, RejectsBadSpcTnAndRange) {
-  EXPECT_THAT(BuildTnAuthListDer({{stir::TnAuthEntry::Kind::kSpc, "709j", 0}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("upper-case")));
-  EXPECT_THAT(BuildTnAuthListDer({{stir::TnAuthEntry::Kind::kOne, "1215555012x", 0}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad TN")));
-  EXPECT_THAT(BuildTnAuthListDer({{stir::TnAuthEntry::Kind::kRange, "1215", 1}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("count")));
-  EXPECT_THAT(BuildTnAuthListDer({}), StatusIs(absl::StatusCode::kInvalidArgument));
-}
 
 TEST(AtomicFileTest, NeverOverwritesWithoutForceAndKeysArePrivate) {
   TempDir dir;

@@ -1,0 +1,382 @@
+// cmd_ca.cc: `shakenctl ca`: init | issue-intermediate | issue | self-issue | crl. Every
+// signature goes through stir::Signer (cli/x509.h), so a CA key may live in a token or, for labs,
+// in a file.
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "cli/pki_common.h"
+#include "cli/x509.h"
+#include "stir/absl_compat.h"
+#include "stir/cert_profile.h"
+#include "stir/status_macros.h"
+#include "stir/tn_auth_list.h"
+
+namespace shaken::cli {
+namespace {
+
+using namespace pki;  // NOLINT: the PKI commands' shared flags and helpers
+
+struct CaFlags {
+  std::string key;          // signing key (the new root's own key for ca init)
+  std::string ca_cert;
+  std::string subject_key;  // the key being certified
+  SubjectFlags subject;
+  ValidityFlags validity;
+  OutFlags out;
+  int path_len = -1;
+  bool no_crl_sign = false;
+  std::vector<std::string> policies;
+  std::string crl_url;
+  TokenOptions token;
+};
+
+absl::Status AddCaExtensions(X509* cert, X509* issuer, const CaFlags& f, bool root) {
+  std::string bc = "critical,CA:TRUE";
+  if (f.path_len >= 0) absl::StrAppend(&bc, ",pathlen:", f.path_len);
+  RETURN_IF_ERROR(AddConfExtension(cert, issuer, NID_basic_constraints, bc));
+  RETURN_IF_ERROR(AddConfExtension(cert, issuer, NID_key_usage,
+                                   f.no_crl_sign ? "critical,keyCertSign"
+                                                 : "critical,keyCertSign,cRLSign"));
+  RETURN_IF_ERROR(AddConfExtension(cert, issuer, NID_subject_key_identifier, "hash"));
+  if (!root) {
+    RETURN_IF_ERROR(AddConfExtension(cert, issuer, NID_authority_key_identifier, "keyid:always"));
+    if (!f.policies.empty()) {
+      RETURN_IF_ERROR(AddPolicies(cert, f.policies));
+    }
+    if (!f.crl_url.empty()) {
+      RETURN_IF_ERROR(AddCrlDistributionPoint(cert, f.crl_url, X509_get_subject_name(issuer)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<stir::X509Ptr> CaInit(const CaFlags& f) {
+  ASSIGN_OR_RETURN(LoadedKey key, LoadSigningKey(f.key, f.token));
+  ASSIGN_OR_RETURN(X509NamePtr subject, SubjectFrom(f.subject));
+  std::string cn = stir::NameEntry(subject.get(), NID_commonName);
+  if (cn.find("ROOT") == std::string::npos) {
+    Note("note: ATIS-1000080 expects a root CN that includes \"ROOT\"");
+  }
+  ASSIGN_OR_RETURN(auto window, Window(f.validity, nullptr));
+  ASSIGN_OR_RETURN(stir::X509Ptr cert,
+                   NewCertificate(subject.get(), subject.get(), key.public_key.get(), window));
+  RETURN_IF_ERROR(AddCaExtensions(cert.get(), cert.get(), f, /*root=*/true));
+  return SignCertificate(cert.get(), *key.signer, key.public_key.get());
+}
+
+absl::StatusOr<stir::X509Ptr> CaIssueIntermediate(const CaFlags& f) {
+  ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.key, f.token));
+  ASSIGN_OR_RETURN(stir::EvpPkeyPtr subject_key, LoadPublicKey(f.subject_key, f.token));
+  if (!stir::IsP256Key(subject_key.get())) {
+    return absl::InvalidArgumentError(absl::StrCat(f.subject_key, " is not an EC P-256 key"));
+  }
+  ASSIGN_OR_RETURN(X509NamePtr subject, SubjectFrom(f.subject));
+  ASSIGN_OR_RETURN(auto window, Window(f.validity, issuer.cert.get()));
+  ASSIGN_OR_RETURN(stir::X509Ptr cert,
+                   NewCertificate(subject.get(), X509_get_subject_name(issuer.cert.get()),
+                                  subject_key.get(), window));
+  RETURN_IF_ERROR(AddCaExtensions(cert.get(), issuer.cert.get(), f, /*root=*/false));
+  return SignCertificate(cert.get(), *issuer.key.signer, issuer.key.public_key.get());
+}
+
+// CaSelfIssue: a self-issued certificate (issuer = subject = the CA's name) binding another key
+// (RFC 4210 §4.4 key rollover: NewWithOld when the new key is certified by the old one).
+absl::StatusOr<stir::X509Ptr> CaSelfIssue(const CaFlags& f) {
+  ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.key, f.token));
+  ASSIGN_OR_RETURN(stir::EvpPkeyPtr subject_key, LoadPublicKey(f.subject_key, f.token));
+  if (!stir::IsP256Key(subject_key.get())) {
+    return absl::InvalidArgumentError(absl::StrCat(f.subject_key, " is not an EC P-256 key"));
+  }
+  if (SameKey(subject_key.get(), issuer.key.public_key.get())) {
+    return absl::InvalidArgumentError(
+        "--subject-key is the CA's own key: a self-issued rollover certificate binds another key");
+  }
+  ASSIGN_OR_RETURN(auto window, Window(f.validity, issuer.cert.get()));
+  const X509_NAME* name = X509_get_subject_name(issuer.cert.get());
+  ASSIGN_OR_RETURN(stir::X509Ptr cert, NewCertificate(name, name, subject_key.get(), window));
+  CaFlags ext = f;
+  ext.policies.clear();
+  ext.crl_url.clear();
+  RETURN_IF_ERROR(AddCaExtensions(cert.get(), issuer.cert.get(), ext, /*root=*/false));
+  return SignCertificate(cert.get(), *issuer.key.signer, issuer.key.public_key.get());
+}
+
+struct IssueFlags {
+  std::string ca_cert;
+  std::string ca_key;
+  std::string csr;
+  std::string spc;
+  std::string crl_url;
+  std::string crl_issuer;
+  bool no_crl_issuer = false;
+  std::vector<std::string> policies = {stir::kShakenPolicyV13};
+  bool allow_delegate = false;
+  ValidityFlags validity;
+  OutFlags out;
+  TokenOptions token;
+};
+
+absl::StatusOr<stir::X509Ptr> CaIssue(const IssueFlags& f) {
+  ASSIGN_OR_RETURN(std::string data, ReadInput(f.csr));
+  absl::StatusOr<X509ReqPtr> req_or = ReadRequest(data, f.csr);
+  if (!req_or.ok()) return absl::InvalidArgumentError(absl::StrCat("malformed CSR: ", req_or.status().message()));
+  X509ReqPtr req = *std::move(req_or);
+  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
+  if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed CSR ", f.csr, ": its signature does not verify with its key"));
+  }
+  if (!stir::IsP256Key(pub)) {
+    return absl::InvalidArgumentError("the CSR key is not EC P-256 (ATIS-1000080 §6.4.1)");
+  }
+  std::string csr_der;
+  ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, CsrTnAuthList(req.get(), &csr_der));
+  const bool single_spc = entries.size() == 1 && entries[0].kind == stir::TnAuthEntry::Kind::kSpc;
+  if (!single_spc && !f.allow_delegate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the CSR's TNAuthList is ", TnAuthText(entries),
+        "; a SHAKEN certificate holds exactly one SPC (ATIS-1000080 v005); use --allow-delegate "
+        "for a delegate certificate"));
+  }
+  if (single_spc) RETURN_IF_ERROR(stir::ValidateSpc(entries[0].value));
+  if (!f.spc.empty() && (!single_spc || entries[0].value != f.spc)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the CSR asks for ", TnAuthText(entries), ", not SPC ", f.spc, " (--spc)"));
+  }
+  // Re-encoded canonically (ParseTnAuthList also accepts implicit tags some tools produce).
+  ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(entries));
+  const X509_NAME* subject = X509_REQ_get_subject_name(req.get());
+  if (single_spc) {
+    std::string cn = stir::NameEntry(subject, NID_commonName);
+    if (cn != absl::StrCat("SHAKEN ", entries[0].value)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the CSR subject CN is \"", cn, "\"; ATIS-1000080 v004+ requires \"SHAKEN ",
+          entries[0].value, "\""));
+    }
+  }
+  if (stir::NameEntry(subject, NID_countryName).empty() ||
+      stir::NameEntry(subject, NID_organizationName).empty()) {
+    return absl::FailedPreconditionError("the CSR subject lacks C or O (ATIS-1000080 v004+)");
+  }
+  ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.ca_key, f.token));
+  ASSIGN_OR_RETURN(auto window, Window(f.validity, issuer.cert.get()));
+  ASSIGN_OR_RETURN(stir::X509Ptr cert,
+                   NewCertificate(subject, X509_get_subject_name(issuer.cert.get()), pub, window));
+  X509* c = cert.get();
+  X509* iss = issuer.cert.get();
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_key_usage, "critical,digitalSignature"));
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_subject_key_identifier, "hash"));
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_authority_key_identifier, "keyid:always"));
+  if (!f.policies.empty()) {
+    RETURN_IF_ERROR(AddPolicies(c, f.policies));
+  }
+  if (!f.crl_url.empty()) {
+    X509NamePtr crl_issuer;
+    if (!f.crl_issuer.empty()) {
+      ASSIGN_OR_RETURN(crl_issuer, ParseName(f.crl_issuer));
+    } else if (!f.no_crl_issuer) {
+      crl_issuer.reset(X509_NAME_dup(X509_get_subject_name(iss)));
+    }
+    RETURN_IF_ERROR(AddCrlDistributionPoint(c, f.crl_url, crl_issuer.get()));
+  } else {
+    Note("note: no --crl-url: the certificate has no CRL distribution point (CE-9)");
+  }
+  RETURN_IF_ERROR(AddRawExtension(c, stir::kTnAuthListOid, tn_der, false));
+  return SignCertificate(c, *issuer.key.signer, issuer.key.public_key.get());
+}
+
+struct CrlFlags {
+  std::string ca_cert;
+  std::string ca_key;
+  std::vector<std::string> serials;
+  std::vector<std::string> revoke_certs;
+  int64_t days = 7;
+  std::optional<int64_t> this_update;
+  std::optional<int64_t> crl_number;
+  OutFlags out;
+  TokenOptions token;
+};
+
+absl::StatusOr<X509CrlPtr> CaCrl(const CrlFlags& f) {
+  std::vector<stir::BignumPtr> serials;
+  for (const std::string& s : f.serials) {
+    ASSIGN_OR_RETURN(stir::BignumPtr bn, ParseSerial(s));
+    serials.push_back(std::move(bn));
+  }
+  for (const std::string& path : f.revoke_certs) {
+    ASSIGN_OR_RETURN(stir::X509Ptr cert, ReadOneCertificate(path));
+    serials.emplace_back(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
+  }
+  ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.ca_key, f.token));
+  absl::Time now = f.this_update.has_value() ? absl::FromUnixSeconds(*f.this_update) : absl::Now();
+  X509CrlPtr crl(X509_CRL_new());
+  Asn1TimePtr last(ASN1_TIME_set(nullptr, static_cast<time_t>(absl::ToUnixSeconds(now))));
+  Asn1TimePtr next(ASN1_TIME_set(
+      nullptr, static_cast<time_t>(absl::ToUnixSeconds(now + absl::Hours(24 * f.days)))));
+  if (!crl || !last || !next || !X509_CRL_set_version(crl.get(), 1) ||
+      !X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.cert.get())) ||
+      !X509_CRL_set1_lastUpdate(crl.get(), last.get()) ||
+      !X509_CRL_set1_nextUpdate(crl.get(), next.get())) {
+    return stir::OpenSslError(absl::StatusCode::kInternal, "CRL fields");
+  }
+  for (const stir::BignumPtr& bn : serials) {
+    RevokedPtr rev(X509_REVOKED_new());
+    Asn1IntPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    if (!rev || !serial || !X509_REVOKED_set_serialNumber(rev.get(), serial.get()) ||
+        !X509_REVOKED_set_revocationDate(rev.get(), last.get()) ||
+        !X509_CRL_add0_revoked(crl.get(), rev.get())) {
+      return stir::OpenSslError(absl::StatusCode::kInternal, "revoked entry");
+    }
+    rev.release();  // owned by the CRL now
+  }
+  X509_CRL_sort(crl.get());
+  // RFC 5280 §5.2.1 AKI and §5.2.3 CRL number.
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer.cert.get(), nullptr, nullptr, crl.get(), 0);
+  X509ExtPtr aki(X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (!aki || !X509_CRL_add_ext(crl.get(), aki.get(), -1)) {
+    return stir::OpenSslError(absl::StatusCode::kInternal, "CRL AKI");
+  }
+  Asn1IntPtr number(ASN1_INTEGER_new());
+  ASN1_INTEGER_set_int64(number.get(), f.crl_number.value_or(absl::ToUnixSeconds(now)));
+  if (!X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, X509V3_ADD_DEFAULT)) {
+    return stir::OpenSslError(absl::StatusCode::kInternal, "CRL number");
+  }
+  return SignCrl(crl.get(), *issuer.key.signer, issuer.key.public_key.get());
+}
+
+}  // namespace
+
+void AddCaCommands(CLI::App& root, Registry& registry) {
+  CLI::App* ca = root.add_subcommand("ca", "STI certification authority operations");
+  ca->require_subcommand(1);
+
+  auto init = std::make_shared<CaFlags>();
+  CLI::App* c_init = ca->add_subcommand("init", "Create a self-signed root CA certificate");
+  c_init->add_option("--key", init->key, "the root's key: pkcs11: URI or PEM file")->required();
+  AddSubjectFlags(c_init, &init->subject);
+  AddValidityFlags(c_init, &init->validity, 7300);
+  c_init->add_option("--path-len", init->path_len, "BasicConstraints pathLenConstraint");
+  c_init->add_flag("--no-crl-sign", init->no_crl_sign,
+                   "KeyUsage keyCertSign only (ATIS-1000080 v005); the CA then cannot sign CRLs");
+  AddOutFlags(c_init, &init->out, "certificate file (PEM)");
+  AddTokenFlags(c_init, &init->token);
+  c_init->footer(Examples(
+      {"shakenctl key generate --key root.key.pem",
+       "shakenctl ca init --key root.key.pem --cn 'Example STI ROOT' --org 'Example STI-PA' -o "
+       "root.pem",
+       "shakenctl ca init --key 'pkcs11:token=ca;object=root' --pin-source file:/etc/ca.pin "
+       "--cn 'Example STI ROOT' -o root.pem"}));
+  registry.push_back({c_init, Runner(init, [](const CaFlags& f) { return MadeCert(CaInit(f)); })});
+
+  auto inter = std::make_shared<CaFlags>();
+  inter->path_len = 0;
+  inter->policies = {stir::kShakenPolicyV13};
+  CLI::App* c_inter =
+      ca->add_subcommand("issue-intermediate", "Issue an intermediate (STI-CA) certificate");
+  c_inter->add_option("--ca-cert", inter->ca_cert, "issuing CA certificate (PEM)")->required();
+  c_inter->add_option("--ca-key", inter->key, "issuing CA key: pkcs11: URI or PEM file")
+      ->required();
+  c_inter->add_option("--subject-key", inter->subject_key,
+                      "the intermediate's key: pkcs11: URI, PEM private or public key")
+      ->required();
+  AddSubjectFlags(c_inter, &inter->subject);
+  AddValidityFlags(c_inter, &inter->validity, 3650);
+  c_inter->add_option("--path-len", inter->path_len, "pathLenConstraint (-1: none)")
+      ->capture_default_str();
+  c_inter->add_option("--policy", inter->policies, "certificate policy OIDs")->allow_extra_args(false)
+      ->capture_default_str();
+  c_inter->add_option("--crl-url", inter->crl_url, "CRL distribution point URL");
+  c_inter->add_flag("--no-crl-sign", inter->no_crl_sign, "KeyUsage keyCertSign only");
+  AddOutFlags(c_inter, &inter->out, "certificate file (PEM)");
+  AddTokenFlags(c_inter, &inter->token);
+  c_inter->footer(Examples(
+      {"shakenctl key generate --key ica.key.pem",
+       "shakenctl ca issue-intermediate --ca-cert root.pem --ca-key root.key.pem --subject-key "
+       "ica.key.pem --cn 'Example STI-CA' --org 'Example STI-CA' -o ica.pem"}));
+  registry.push_back(
+      {c_inter, Runner(inter, [](const CaFlags& f) { return MadeCert(CaIssueIntermediate(f)); })});
+
+  auto issue = std::make_shared<IssueFlags>();
+  CLI::App* c_issue = ca->add_subcommand(
+      "issue", "Issue an SP (end-entity) SHAKEN certificate from a CSR (ATIS-1000080 profile)");
+  c_issue->add_option("--ca-cert", issue->ca_cert, "issuing CA certificate (PEM)")->required();
+  c_issue->add_option("--ca-key", issue->ca_key, "issuing CA key: pkcs11: URI or PEM file")
+      ->required();
+  c_issue->add_option("--csr", issue->csr, "the SP's CSR (PEM or DER)")->required();
+  c_issue->add_option("--spc", issue->spc, "expected SPC: the CSR's TNAuthList must be exactly it");
+  c_issue->add_option("--crl-url", issue->crl_url, "CRL distribution point URL (CE-9)");
+  c_issue->add_option("--crl-issuer", issue->crl_issuer,
+                      "cRLIssuer DN (default: the issuing CA's subject)");
+  c_issue->add_flag("--no-crl-issuer", issue->no_crl_issuer, "omit cRLIssuer");
+  c_issue->add_option("--policy", issue->policies, "certificate policy OIDs")->allow_extra_args(false)
+      ->capture_default_str();
+  c_issue->add_flag("--allow-delegate", issue->allow_delegate,
+                    "accept TN / TN-range entries (delegate certificate) instead of one SPC");
+  AddValidityFlags(c_issue, &issue->validity, 365);
+  AddOutFlags(c_issue, &issue->out, "certificate file (PEM)");
+  AddTokenFlags(c_issue, &issue->token);
+  c_issue->footer(Examples(
+      {"shakenctl ca issue --ca-cert ica.pem --ca-key ica.key.pem --csr sp.csr --spc 709J \\",
+       "    --crl-url http://crl.example.net/sti.crl --days 365 -o sp.pem",
+       "cat sp.pem ica.pem > sp-chain.pem   # the x5u body: leaf first"}));
+  registry.push_back(
+      {c_issue, Runner(issue, [](const IssueFlags& f) { return MadeCert(CaIssue(f)); })});
+
+  auto self = std::make_shared<CaFlags>();
+  CLI::App* c_self = ca->add_subcommand(
+      "self-issue",
+      "Issue a self-issued CA certificate (issuer = subject) binding another key: key rollover "
+      "(RFC 4210 §4.4 NewWithOld / OldWithNew)");
+  c_self->add_option("--ca-cert", self->ca_cert, "the CA certificate whose name is kept")
+      ->required();
+  c_self->add_option("--ca-key", self->key, "the key that signs (that CA certificate's key)")
+      ->required();
+  c_self->add_option("--subject-key", self->subject_key, "the other key to certify")->required();
+  AddValidityFlags(c_self, &self->validity, 3650);
+  AddOutFlags(c_self, &self->out, "certificate file (PEM)");
+  AddTokenFlags(c_self, &self->token);
+  c_self->footer(Examples(
+      {"shakenctl ca self-issue --ca-cert root-old.pem --ca-key root-old.key.pem --subject-key "
+       "root-new.key.pem -o new-with-old.pem"}));
+  registry.push_back(
+      {c_self, Runner(self, [](const CaFlags& f) { return MadeCert(CaSelfIssue(f)); })});
+
+  auto crl = std::make_shared<CrlFlags>();
+  CLI::App* c_crl = ca->add_subcommand("crl", "Issue a CRL revoking the given serials");
+  c_crl->add_option("--ca-cert", crl->ca_cert, "CA certificate (PEM)")->required();
+  c_crl->add_option("--ca-key", crl->ca_key, "CA key: pkcs11: URI or PEM file")->required();
+  c_crl->add_option("--revoke", crl->serials, "serial to revoke (hex), repeatable")->allow_extra_args(false);
+  c_crl->add_option("--revoke-cert", crl->revoke_certs, "certificate to revoke, repeatable")->allow_extra_args(false);
+  c_crl->add_option("--days", crl->days, "nextUpdate in days")->capture_default_str()->check(
+      CLI::Range(int64_t{1}, int64_t{3650}));
+  c_crl->add_option("--this-update", crl->this_update, "thisUpdate as a Unix time (default now)");
+  c_crl->add_option("--crl-number", crl->crl_number, "CRL number (default: the Unix time)");
+  AddOutFlags(c_crl, &crl->out, "CRL file (PEM)");
+  AddTokenFlags(c_crl, &crl->token);
+  c_crl->footer(Examples({"shakenctl ca crl --ca-cert ica.pem --ca-key ica.key.pem --revoke-cert "
+                          "sp-old.pem --revoke 5A3F09C1D2E3F40011 -o ica.crl"}));
+  registry.push_back({c_crl, Runner(crl, [](const CrlFlags& f) -> absl::StatusOr<Made> {
+                        absl::StatusOr<X509CrlPtr> c = CaCrl(f);
+                        if (!c.ok()) return c.status();
+                        nlohmann::json s = {
+                            {"issuer", stir::NameText(X509_CRL_get_issuer(c->get()))},
+                            {"revoked", sk_X509_REVOKED_num(X509_CRL_get_REVOKED(c->get()))},
+                            {"next_update",
+                             TimeText(stir::Asn1TimeToTime(X509_CRL_get0_nextUpdate(c->get())))}};
+                        return Made{CrlPem(c->get()), s};
+                      })});
+}
+
+}  // namespace shaken::cli
