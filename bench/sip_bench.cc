@@ -38,6 +38,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "bench/grpc_load.h"
+#include "bench/latency_recorder.h"
+#include "bench/load_support.h"
 #include "shaken/v1/shaken.grpc.pb.h"
 #include "tests/daemon_fixture.h"
 #include "tests/testing/subprocess.h"
@@ -45,16 +48,8 @@
 namespace shaken {
 namespace {
 
-[[noreturn]] void Die(const std::string& why) {
-  std::fprintf(stderr, "sip_bench: %s\n", why.c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
-  return *std::move(v);
-}
+using bench::Die;
+using bench::Must;
 
 struct Flags {
   int seconds = 8;
@@ -88,87 +83,12 @@ Flags ParseFlags(int argc, char** argv) {
   return f;
 }
 
-// CpuSeconds of process `pid` so far (user + system, /proc/<pid>/stat; 0 when unreadable).
-double CpuSeconds(pid_t pid) {
-  const std::string stat = testing::ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
-  // After the command: state is field 3, utime 14 and stime 15 (proc(5)), here 11 and 12.
-  uint64_t user = 0, sys = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &user) || !absl::SimpleAtoi(f[12], &sys)) return 0;
-  return static_cast<double>(user + sys) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // RusageSeconds: CPU time of this process (RUSAGE_SELF) or of its reaped children.
 double RusageSeconds(int who) {
   rusage u{};
   getrusage(who, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-struct GrpcResult {
-  double rate = 0;
-  uint64_t ok = 0;
-  uint64_t failed = 0;
-};
-
-// GrpcSign runs unary Sign closed-loop: `inflight` calls outstanding on one completion queue
-// driven by this thread for `seconds`, then at most 10 s more to collect what is outstanding.
-GrpcResult GrpcSign(shaken::v1::Shaken::Stub* stub, int inflight, double seconds) {
-  struct Call {
-    grpc::ClientContext ctx;
-    shaken::v1::SignResponse resp;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<shaken::v1::SignResponse>> rpc;
-  };
-  shaken::v1::SignRequest req;
-  req.set_profile("token");
-  req.set_attest("A");
-  req.mutable_orig()->set_tn("12155550121");
-  req.mutable_dest()->add_tn("12155550131");
-  grpc::CompletionQueue cq;
-  auto issue = [&] {
-    auto* c = new Call();
-    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    c->rpc = stub->AsyncSign(&c->ctx, req, &cq);
-    c->rpc->Finish(&c->resp, &c->status, c);
-  };
-  GrpcResult r;
-  const absl::Time start = absl::Now(), end = start + absl::Seconds(seconds);
-  int outstanding = 0;
-  for (; outstanding < inflight; ++outstanding) issue();
-  uint64_t in_window = 0;
-  while (outstanding > 0 && absl::Now() < end + absl::Seconds(10)) {
-    void* tag = nullptr;
-    bool ok = false;
-    if (cq.AsyncNext(&tag, &ok, absl::ToChronoTime(end + absl::Seconds(10))) !=
-        grpc::CompletionQueue::GOT_EVENT) {
-      break;
-    }
-    --outstanding;
-    auto* c = static_cast<Call*>(tag);
-    const bool good = c->status.ok() && absl::StrContains(c->resp.identity(), "ppt=shaken");
-    const absl::Time now = absl::Now();
-    if (good) {
-      ++r.ok;
-      if (now <= end) ++in_window;
-    } else {
-      ++r.failed;
-    }
-    delete c;
-    if (now < end) {
-      issue();
-      ++outstanding;
-    }
-  }
-  cq.Shutdown();
-  void* tag;
-  bool ok;
-  while (cq.Next(&tag, &ok)) delete static_cast<Call*>(tag);
-  r.rate = static_cast<double>(in_window) / seconds;
-  return r;
 }
 
 struct SippResult {
@@ -221,13 +141,13 @@ SippResult SippStats(const std::string& path, const std::string& log) {
 // all their successful calls over the longest run time.
 SippResult Sipp(const std::string& dir, int port, int inflight, uint64_t calls, int processes,
                 int timeout_s) {
-  std::vector<testing::Child> children;
+  std::vector<std::unique_ptr<testing::Child>> children;
   std::vector<std::string> stats;
   for (int i = 0; i < processes; ++i) {
     stats.push_back(absl::StrCat(dir, "/sipp-stats-", i, ".csv"));
     std::remove(stats.back().c_str());
-    children.push_back(Must(
-        testing::Child::Start(
+    children.push_back(
+        bench::StartChild(
             {"sipp", absl::StrCat("127.0.0.1:", port), "-sf", SIP_SCENARIO, "-t", "u1", "-i",
              "127.0.0.1", "-p", absl::StrCat(testing::FreeLoopbackPort()), "-nostdin", "-l",
              absl::StrCat(std::max(1, inflight / processes)), "-r", "1000000", "-m",
@@ -237,13 +157,13 @@ SippResult Sipp(const std::string& dir, int port, int inflight, uint64_t calls, 
              // SIPp launches calls on its scheduler tick (10 ms by default): 1 ms, so that the
              // tick, not the server, does not bound a closed loop.
              "-timer_resol", "1"},
-            absl::StrCat(dir, "/sipp-", i, ".log")),
-        "sipp (Debian package sip-tester)"));
+            absl::StrCat(dir, "/sipp-", i, ".log")));
   }
   SippResult total;
   for (int i = 0; i < processes; ++i) {
-    if (!children[i].Wait(absl::Seconds(timeout_s + 30)).has_value()) Die("sipp did not finish");
-    const SippResult r = SippStats(stats[i], children[i].Log());
+    if (!children[i]->Wait(absl::Seconds(timeout_s + 30)).has_value()) Die("sipp did not finish");
+    const SippResult r = SippStats(stats[i], children[i]->Log());
+    bench::StopChild(children[i], SIGTERM);  // exited: only forgotten
     total.ok += r.ok;
     total.failed += r.failed;
     total.retransmissions += r.retransmissions;
@@ -273,17 +193,10 @@ int Main(int argc, char** argv) {
                   "test environment");
   const std::string dir = env->dir();
   const std::string config = env->config_path();
-  testing::Child shakend = Must(testing::Child::Start({SHAKEND_BINARY, "--config", config},
-                                                      dir + "/shakend.log"),
-                                "shakend");
-  bool ready = false;
-  for (int i = 0; i < 600 && !ready; ++i) {  // 30 s
-    auto h = testing::HealthStatus(absl::StrCat("127.0.0.1:", health), "");
-    ready = h.ok() && *h == 1;
-    if (!ready) absl::SleepFor(absl::Milliseconds(50));
-    if (shakend.Wait(absl::ZeroDuration()).has_value()) Die("shakend exited:\n" + shakend.Log());
-  }
-  if (!ready) Die("shakend is not SERVING after 30 s:\n" + shakend.Log());
+  std::unique_ptr<testing::Child> shakend_child =
+      bench::StartChild({SHAKEND_BINARY, "--config", config}, dir + "/shakend.log");
+  testing::Child& shakend = *shakend_child;
+  bench::WaitServing(shakend, absl::StrCat("127.0.0.1:", health), "shakend");
 
   grpc::SslCredentialsOptions so;
   so.pem_root_certs = testing::ReadFileOrEmpty(env->TlsCaFile());
@@ -301,24 +214,22 @@ int Main(int argc, char** argv) {
               cores, flags.pool, flags.inflight, flags.seconds,
               testing::ReadFileOrEmpty("/proc/loadavg").c_str());
 
-  GrpcSign(stub.get(), flags.inflight, 1.0);  // warm-up
-  double server0 = CpuSeconds(shakend.pid()), client0 = RusageSeconds(RUSAGE_SELF);
-  const GrpcResult grpc = GrpcSign(stub.get(), flags.inflight, flags.seconds);
-  const double grpc_calls = static_cast<double>(grpc.ok + grpc.failed);
-  std::printf("%-28s %9.0f /s  (%llu ok, %llu failed)  cpu/call: shakend %.0f us, "
-              "gRPC client %.0f us\n",
-              "gRPC unary Sign (token)", grpc.rate, static_cast<unsigned long long>(grpc.ok),
-              static_cast<unsigned long long>(grpc.failed),
-              1e6 * (CpuSeconds(shakend.pid()) - server0) / grpc_calls,
-              1e6 * (RusageSeconds(RUSAGE_SELF) - client0) / grpc_calls);
+  // load_bench's closed-loop driver; the recorder charges shakend's CPU per call.
+  bench::ChargeServerCpuTo(shakend.pid());
+  const shaken::v1::SignRequest sign = bench::MakeSign("token", "A");
+  const auto target = bench::SignTarget(stub.get(), sign);
+  bench::RunClosed("warm-up", target, flags.inflight, 1.0);
+  bench::LatencyRecorder grpc =
+      bench::RunClosed("gRPC unary Sign (token)", target, flags.inflight, flags.seconds);
+  grpc.Print(absl::StrCat(flags.inflight, " in flight"));
   stub.reset();
   channel.reset();
 
   Sipp(dir, sip_port, flags.inflight, 1000, flags.sipp, 30);  // warm-up
   const uint64_t calls =
-      std::max<uint64_t>(1000, static_cast<uint64_t>(grpc.rate * flags.seconds));
-  server0 = CpuSeconds(shakend.pid());
-  client0 = RusageSeconds(RUSAGE_CHILDREN);
+      std::max<uint64_t>(1000, static_cast<uint64_t>(grpc.rate() * flags.seconds));
+  const int64_t server0 = bench::ProcCpuNs(shakend.pid());
+  const double client0 = RusageSeconds(RUSAGE_CHILDREN);
   const SippResult sip =
       Sipp(dir, sip_port, flags.inflight, calls, flags.sipp, 4 * flags.seconds + 30);
   const double sip_calls = static_cast<double>(sip.ok + sip.failed);
@@ -327,33 +238,30 @@ int Main(int argc, char** argv) {
               "SIP 302 sign over UDP", sip.rate, static_cast<unsigned long long>(sip.ok),
               sip.seconds, static_cast<unsigned long long>(sip.failed),
               static_cast<unsigned long long>(sip.retransmissions),
-              1e6 * (CpuSeconds(shakend.pid()) - server0) / sip_calls,
+              1e-3 * static_cast<double>(bench::ProcCpuNs(shakend.pid()) - server0) / sip_calls,
               1e6 * (RusageSeconds(RUSAGE_CHILDREN) - client0) / sip_calls);
 
   // The generator's ceiling: the same load against an instant answer.
   const int uas_port = testing::FreeLoopbackPort();
-  testing::Child uas = Must(
-      testing::Child::Start({"sipp", "-sf", SIP_UAS_SCENARIO, "-t", "u1", "-i", "127.0.0.1", "-p",
-                             absl::StrCat(uas_port), "-nostdin", "-timeout",
-                             absl::StrCat(4 * flags.seconds + 60, "s")},
-                            dir + "/uas.log"),
-      "sipp UAS");
+  std::unique_ptr<testing::Child> uas =
+      bench::StartChild({"sipp", "-sf", SIP_UAS_SCENARIO, "-t", "u1", "-i", "127.0.0.1", "-p",
+                         absl::StrCat(uas_port), "-nostdin", "-timeout",
+                         absl::StrCat(4 * flags.seconds + 60, "s")},
+                        dir + "/uas.log");
   absl::SleepFor(absl::Milliseconds(300));
   const SippResult ceiling =
       Sipp(dir, uas_port, flags.inflight, calls, flags.sipp, 4 * flags.seconds + 30);
-  uas.Signal(SIGTERM);
-  uas.Wait(absl::Seconds(5));
+  bench::StopChild(uas, SIGTERM);
   std::printf("%-28s %9.0f /s  (SIPp against an instant 302: the load generator's limit)\n",
               "SIPp ceiling", ceiling.rate);
 
-  shakend.Signal(SIGTERM);
-  if (!shakend.Wait(absl::Seconds(20)).has_value()) Die("shakend did not stop on SIGTERM");
+  bench::StopChild(shakend_child, SIGTERM);
   std::printf("sip_bench: sip_vs_grpc=%.2f sip_failed=%llu sip_vs_sipp_ceiling=%.2f\n",
-              grpc.rate > 0 ? sip.rate / grpc.rate : 0.0,
+              grpc.rate() > 0 ? sip.rate / grpc.rate() : 0.0,
               static_cast<unsigned long long>(sip.failed + sip.retransmissions),
               ceiling.rate > 0 ? sip.rate / ceiling.rate : 0.0);
   // A failed call is a bug whatever the speed (the smoke test relies on it).
-  return grpc.failed == 0 && sip.failed == 0 ? 0 : 1;
+  return grpc.errors() == 0 && sip.failed == 0 ? 0 : 1;
 }
 
 }  // namespace
