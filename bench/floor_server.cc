@@ -26,12 +26,6 @@
 namespace shaken::bench {
 namespace {
 
-using shaken::v1::SignRequest;
-using shaken::v1::SignResponse;
-using shaken::v1::SignStreamResponse;
-using shaken::v1::VerifyRequest;
-using shaken::v1::VerifyResponse;
-
 // FloorService is shaken.v1 reduced to what no server can avoid: the gRPC call and the one
 // cryptographic operation, with the same code and options as shakend (profile "token": the
 // KeyPool on the token; profile "file": the in-memory key; Verify: stir::Verifier with a warm

@@ -15,12 +15,6 @@
 namespace shaken::bench {
 namespace {
 
-using shaken::v1::SignRequest;
-using shaken::v1::SignResponse;
-using shaken::v1::SignStreamResponse;
-using shaken::v1::VerifyRequest;
-using shaken::v1::VerifyResponse;
-
 constexpr int kMaxPacedInflight = 512;
 
 

@@ -77,11 +77,6 @@ namespace {
 
 using namespace shaken;         // NOLINT: a benchmark's main file
 using namespace shaken::bench;  // NOLINT
-using shaken::v1::SignRequest;
-using shaken::v1::SignResponse;
-using shaken::v1::VerifyRequest;
-using shaken::v1::VerifyResponse;
-
 constexpr int kIdentities = 64;         // distinct PASSporTs cycled through by Verify
 
 struct Flags {

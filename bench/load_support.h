@@ -21,6 +21,12 @@
 
 namespace shaken::bench {
 
+using shaken::v1::SignRequest;
+using shaken::v1::SignResponse;
+using shaken::v1::SignStreamResponse;
+using shaken::v1::VerifyRequest;
+using shaken::v1::VerifyResponse;
+
 inline constexpr char kOrig[] = "12155550121";
 inline constexpr char kDest[] = "12155550131";
 // At most this long to collect the calls still outstanding when a phase ends.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/file_cert_source.h"
+#include "proto/verdict.h"
 #include "stir/absl_compat.h"
 #include "stir/clock.h"
 #include "stir/identity_header.h"
@@ -134,25 +135,6 @@ std::string ToIdentity(const std::string& input, const std::string& x5u) {
   return stir::BuildIdentityHeader(input, info);
 }
 
-nlohmann::json VerdictJson(const stir::Verdict& v) {
-  nlohmann::json j = {{"passed", v.passed},
-                      {"sip_code", v.sip_code},
-                      {"sip_reason", std::string(v.sip_reason)},
-                      {"verstat", std::string(stir::VerstatName(v.verstat))},
-                      {"reason", std::string(stir::ReasonName(v.reason))},
-                      {"detail", v.detail}};
-  if (!v.attest.empty()) j["attest"] = v.attest;
-  if (!v.orig_tn.empty()) j["orig_tn"] = v.orig_tn;
-  if (!v.dest_tns.empty()) j["dest_tns"] = v.dest_tns;
-  if (!v.origid.empty()) j["origid"] = v.origid;
-  if (v.iat.has_value()) j["iat"] = *v.iat;
-  if (!v.x5u.empty()) j["x5u"] = v.x5u;
-  if (!v.cert_subject.empty()) j["cert_subject"] = v.cert_subject;
-  if (!v.cert_spc.empty()) j["cert_spc"] = v.cert_spc;
-  if (!v.cert_serial.empty()) j["cert_serial"] = v.cert_serial;
-  return j;
-}
-
 void PrintVerdict(const stir::Verdict& v, std::string_view indent) {
   auto line = [&](std::string_view k, std::string_view val) {
     if (!val.empty()) std::cout << indent << k << val << "\n";
@@ -249,12 +231,12 @@ int Verify(const VerifyFlags& f) {
   if (!result.ok()) return UsageError(ToStd(result.status().message()));
   const stir::Verdict& v = result->overall;
   if (f.json) {
-    nlohmann::json headers = nlohmann::json::array();
-    for (const stir::Verdict& h : result->headers) headers.push_back(VerdictJson(h));
-    nlohmann::json j = VerdictJson(v);
-    j["headers"] = headers;
-    j["exit_code"] = ExitForSipCode(v.passed ? 0 : v.sip_code);
-    PrintJson(j);
+    // The public API's schema: shaken.v1.VerifyResponse, as the daemon's Verify answers.
+    shaken::v1::VerifyResponse response;
+    proto::FillVerifyResponse(*result, &response);
+    absl::StatusOr<std::string> json = proto::ToJson(response);
+    if (!json.ok()) return Fail(json.status());
+    std::cout << *json;
   } else {
     PrintVerdict(v, "");
     if (result->headers.size() > 1) {
@@ -394,7 +376,9 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   verify->add_option("--from", v->from, "calling TN to match orig.tn");
   verify->add_option("--to", v->to, "called TN(s) to match dest.tn")->allow_extra_args(false);
   verify->add_option("--at", v->at, "verify at this Unix time (test vectors)");
-  verify->add_flag("--json", v->json, "print JSON");
+  verify->add_flag("--json", v->json,
+                   "print the shaken.v1.VerifyResponse of the public API as JSON (proto3 mapping, "
+                   "field names as in shaken.proto)");
   verify->footer(std::string(kVerifyExitCodes) +
                  Examples({"shakenctl passport verify --ca-dir /etc/shaken/sti-ca --from "
                            "+12155550121 --to +12155550131 \"$IDENTITY\"",

@@ -103,6 +103,9 @@ void FreeVerdict(shaken_verdict* v) {
   free(v->cert_subject);
   free(v->cert_spc);
   free(v->cert_serial);
+  free(v->ppt);
+  for (size_t i = 0; i < v->num_dest_tns && v->dest_tns != nullptr; ++i) free(v->dest_tns[i]);
+  free(v->dest_tns);
   memset(v, 0, sizeof *v);
 }
 
@@ -123,6 +126,13 @@ void FillVerdict(const shaken::client::Verdict& v, shaken_verdict* out) {
   out->cert_subject = Dup(v.certificate.subject);
   out->cert_spc = Dup(v.certificate.spc);
   out->cert_serial = Dup(v.certificate.serial);
+  out->ppt = Dup(v.ppt);
+  if (!v.dest_tns.empty()) {
+    out->dest_tns = static_cast<char**>(calloc(v.dest_tns.size(), sizeof(char*)));
+    if (out->dest_tns == nullptr) throw std::bad_alloc();
+    out->num_dest_tns = v.dest_tns.size();
+    for (size_t i = 0; i < v.dest_tns.size(); ++i) out->dest_tns[i] = Dup(v.dest_tns[i]);
+  }
 }
 
 // Guarded runs the body of the C function `fn` and turns a C++ exception into its code: none may
@@ -429,14 +439,112 @@ void shaken_profile_list_free(shaken_profile_list* result) {
 }
 
 const char* shaken_code_name(int code) {
-  static const char* const kNames[] = {
-      "OK",                 "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",  "NOT_FOUND",         "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",      "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  // gRPC's names are abseil's (absl::StatusCodeToString; the codes are the same numbers), kept
+  // here with static storage for C callers.
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int c = 0; c <= 16; ++c) v.push_back(absl::StatusCodeToString(static_cast<absl::StatusCode>(c)));
+    return v;
+  }();
   if (code < 0 || code > 16) return "UNKNOWN_CODE";
-  return kNames[code];
+  return names[static_cast<size_t>(code)].c_str();
+}
+
+}  // extern "C"
+
+// ABI 1.0: the library still exports shaken_verify and shaken_verify_result_free for programs
+// built against the 1.0 header, whose shaken_verdict ends at cert_not_after (the 1.1 header
+// reaches the *_abi1_1 functions through its macros). They run the one verification and hand
+// over the 1.0 prefix of each verdict.
+namespace {
+
+struct shaken_verdict_abi1_0 {  // shaken_verdict up to cert_not_after, as ABI 1.0 has it
+  int passed;
+  char *verstat;
+  int sip_code;
+  char *sip_reason;
+  char *reason;
+  char *detail;
+  char *attest;
+  char *origid;
+  char *orig_tn;
+  int64_t iat;
+  char *x5u;
+  char *cert_subject;
+  char *cert_spc;
+  char *cert_serial;
+  int64_t cert_not_after;
+};
+static_assert(offsetof(shaken_verdict, ppt) == sizeof(shaken_verdict_abi1_0) &&
+                  offsetof(shaken_verdict, cert_not_after) ==
+                      offsetof(shaken_verdict_abi1_0, cert_not_after),
+              "ABI 1.1 only appends to shaken_verdict");
+
+struct shaken_verify_result_abi1_0 {
+  shaken_verdict_abi1_0 overall;
+  size_t num_identities;
+  shaken_verdict_abi1_0 *identities;
+};
+
+// ToAbi10 moves the 1.0 prefix of `v` into `out` and frees the rest of `v`.
+void ToAbi10(shaken_verdict* v, shaken_verdict_abi1_0* out) {
+  memcpy(out, v, sizeof *out);
+  memset(v, 0, sizeof *out);
+  FreeVerdict(v);
+}
+
+void FreeAbi10(shaken_verdict_abi1_0* v) {
+  shaken_verdict current;
+  memset(&current, 0, sizeof current);
+  memcpy(&current, v, sizeof *v);
+  FreeVerdict(&current);
+  memset(v, 0, sizeof *v);
+}
+
+}  // namespace
+
+#undef shaken_verify
+#undef shaken_verify_result_free
+
+extern "C" {
+
+SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client* client, const shaken_verify_request* request,
+                                       shaken_verify_result_abi1_0* result, shaken_error* err);
+SHAKEN_CLIENT_EXPORT void shaken_verify_result_free(shaken_verify_result_abi1_0* result);
+
+int shaken_verify(shaken_client* client, const shaken_verify_request* request,
+                  shaken_verify_result_abi1_0* result, shaken_error* err) {
+  if (result == nullptr) return InvalidArgument(err, "shaken_verify: result is NULL");
+  memset(result, 0, sizeof *result);
+  shaken_verify_result current;
+  memset(&current, 0, sizeof current);
+  int code = shaken_verify_abi1_1(client, request, &current, err);
+  if (code != 0) return code;
+  if (current.num_identities > 0) {
+    result->identities = static_cast<shaken_verdict_abi1_0*>(
+        calloc(current.num_identities, sizeof(shaken_verdict_abi1_0)));
+    if (result->identities == nullptr) {
+      shaken_verify_result_free_abi1_1(&current);
+      return SetError(err, kResourceExhausted, "shaken_verify: out of memory");
+    }
+  }
+  ToAbi10(&current.overall, &result->overall);
+  result->num_identities = current.num_identities;
+  for (size_t i = 0; i < current.num_identities; ++i) {
+    ToAbi10(&current.identities[i], &result->identities[i]);
+  }
+  shaken_verify_result_free_abi1_1(&current);
+  return 0;
+}
+
+void shaken_verify_result_free(shaken_verify_result_abi1_0* result) {
+  if (result == nullptr) return;
+  FreeAbi10(&result->overall);
+  for (size_t i = 0; i < result->num_identities && result->identities != nullptr; ++i) {
+    FreeAbi10(&result->identities[i]);
+  }
+  free(result->identities);
+  memset(result, 0, sizeof *result);
 }
 
 }  // extern "C"

@@ -365,7 +365,9 @@ verifier: {ca_file: /ca.pem, policy: relaxed}
     auto cfg = ParseConfig(c.yaml, "bad.yaml");
     EXPECT_THAT(cfg, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.name;
-    if (!cfg.ok()) EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
+    if (!cfg.ok()) {
+      EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("bad.yaml"));
+    }
   }
 }
 

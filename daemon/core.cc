@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/log.h"
+#include "proto/verdict.h"
 #include "stir/absl_compat.h"
 #include "stir/passport.h"
 #include "stir/status_macros.h"
@@ -40,28 +41,6 @@ std::string_view FrontName(Front f) {
   return "grpc";
 }
 
-void FillVerdict(const stir::Verdict& v, shaken::v1::Verdict* out) {
-  out->set_passed(v.passed);
-  out->set_verstat(std::string(stir::VerstatName(v.verstat)));
-  out->set_sip_code(v.sip_code);
-  out->set_sip_reason(std::string(v.sip_reason));
-  out->set_reason(std::string(stir::ReasonName(v.reason)));
-  out->set_detail(v.detail);
-  out->set_ppt(v.ppt);
-  out->set_attest(v.attest);
-  out->set_origid(v.origid);
-  if (!v.orig_tn.empty()) out->mutable_orig()->set_tn(v.orig_tn);
-  for (const auto& tn : v.dest_tns) out->mutable_dest()->add_tn(tn);
-  if (v.iat.has_value()) out->set_iat(*v.iat);
-  out->set_x5u(v.x5u);
-  if (!v.cert_subject.empty() || !v.cert_spc.empty()) {
-    auto* c = out->mutable_certificate();
-    c->set_subject(v.cert_subject);
-    c->set_spc(v.cert_spc);
-    c->set_serial(v.cert_serial);
-    if (v.cert_not_after.has_value()) c->set_not_after(absl::ToUnixSeconds(*v.cert_not_after));
-  }
-}
 
 std::shared_ptr<const ProfileSet> ProfileSet::Make(
     std::vector<std::shared_ptr<SigningProfile>> profiles, Metrics* metrics) {
@@ -353,11 +332,8 @@ void ServiceCore::StartVerify(const CallContext& ctx, const shaken::v1::VerifyRe
           std::move(done)(result.status());
           return;
         }
-        FillVerdict(result->overall, resp->mutable_verdict());
-        for (const stir::Verdict& v : result->headers) {
-          FillVerdict(v, resp->add_identities());
-          deps_.metrics->RecordVerdict(v.reason);
-        }
+        proto::FillVerifyResponse(*result, resp);
+        for (const stir::Verdict& v : result->headers) deps_.metrics->RecordVerdict(v.reason);
         resp->set_request_id(req.request_id());
         std::move(done)(absl::OkStatus());
       });

@@ -65,8 +65,6 @@ struct ServiceDeps {
   bool audit_tns = false;
 };
 
-// FillVerdict maps a stir verdict into the public API's.
-void FillVerdict(const stir::Verdict& v, shaken::v1::Verdict* out);
 
 // ServiceCore signs and verifies for every front end. Thread-safe.
 class ServiceCore {

@@ -2,6 +2,10 @@
 
 #include <prometheus/family.h>
 
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/log.h"
 
@@ -16,18 +20,135 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return kBuckets;
 }
 
-const char* const kCodeNames[] = {
-    "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-    "UNAUTHENTICATED"};
+using enum MetricType;
+constexpr MetricSpec kMetrics[] = {
+    // The request path (Metrics).
+    {"shaken_rpc_requests_total", kCounter, "method,code",
+     "RPCs handled, by method and gRPC status code"},
+    {"shaken_rpc_duration_seconds", kHistogram, "method", "RPC handling time, by method"},
+    {"shaken_sign_duration_seconds", kHistogram, "profile",
+     "Time spent signing a digest with the profile's key (token or file)"},
+    {"shaken_sign_queue_wait_seconds", kHistogram, "profile",
+     "Time a signature waited for one of the profile's token session workers"},
+    {"shaken_verify_verdicts_total", kCounter, "reason",
+     "Verification verdicts (one per Identity header), by reason"},
+    {"shaken_x5u_fetch_duration_seconds", kHistogram, "result",
+     "x5u fetches by outcome (ok or error; the reasons are in the verdicts)"},
+    // The SIP redirect server (listen.sip, daemon/sip/): role sign | verify | options | other;
+    // code: a final status code of kSipCodes, else "other".
+    {"shaken_sip_requests_total", kCounter, "role,code",
+     "SIP requests answered by the redirect server, by role and final status code"},
+    {"shaken_sip_duration_seconds", kHistogram, "role",
+     "SIP redirect server: request received to final answer, by role"},
+    // Token pools and signing queues, per profile (collector in daemon/server.cc).
+    {"shaken_hsm_sessions", kGauge, "profile,state", "Token sessions of a profile's pool"},
+    {"shaken_hsm_health", kGauge, "profile", "0 serving, 1 degraded, 2 down"},
+    {"shaken_hsm_signatures_total", kCounter, "profile", "Signatures made by the token"},
+    {"shaken_hsm_sign_failures_total", kCounter, "profile", "Token signatures that failed"},
+    {"shaken_hsm_sessions_opened_total", kCounter, "profile", "Sessions opened"},
+    {"shaken_hsm_sessions_dropped_total", kCounter, "profile",
+     "Sessions dropped after a fault (reconnects)"},
+    {"shaken_hsm_open_failures_total", kCounter, "profile", "Failed session opens"},
+    {"shaken_hsm_waits_total", kCounter, "profile",
+     "Signatures that found every session busy and waited"},
+    {"shaken_hsm_signatures_in_flight", kGauge, "profile", "Signatures the token is making now"},
+    {"shaken_sign_queue_depth", kGauge, "profile", "Signatures waiting for a token session worker"},
+    {"shaken_sign_queue_limit", kGauge, "profile", "The signing queue's bound"},
+    {"shaken_sign_queue_rejected_total", kCounter, "profile",
+     "Signatures refused at once: queue full or no start in time"},
+    {"shaken_sign_queue_expired_total", kCounter, "profile",
+     "Signatures whose deadline or max_wait passed in the queue"},
+    {"shaken_certificate_not_after_seconds", kGauge, "profile",
+     "notAfter of the profile certificate, Unix seconds"},
+    // Verification and x5u (collector in daemon/server.cc).
+    {"shaken_verify_in_flight", kGauge, "", "Verify calls in progress"},
+    {"shaken_x5u_fetches_in_flight", kGauge, "", "x5u transfers running"},
+    {"shaken_x5u_fetches_waiting", kGauge, "", "x5u fetches waiting for a slot"},
+    {"shaken_x5u_fetch_limit_waits_total", kCounter, "limit",
+     "x5u fetches that waited for a slot, by limit"},
+    {"shaken_x5u_fetches_shed_total", kCounter, "",
+     "x5u fetches not attempted: no slot before the deadline, or queue full"},
+    {"shaken_x5u_cache_hits_total", kCounter, "", "Certificate lookups answered from the cache"},
+    {"shaken_x5u_cache_misses_total", kCounter, "", "Certificate lookups that needed a fetch"},
+    {"shaken_x5u_cache_negative_hits_total", kCounter, "",
+     "Certificate lookups answered from a remembered failure"},
+    {"shaken_x5u_fetches_total", kCounter, "", "x5u fetches started"},
+    {"shaken_x5u_fetch_errors_total", kCounter, "", "x5u fetches that failed"},
+    {"shaken_x5u_validation_failures_total", kCounter, "",
+     "Fetched chains that failed validation"},
+    {"shaken_x5u_cache_entries", kGauge, "", "Certificates cached"},
+    {"shaken_x5u_cache_bytes", kGauge, "", "Approximate bytes cached"},
+    // The process.
+    {"shaken_draining", kGauge, "", "1 while the server is shutting down"},
+    {"shaken_audit_write_failures_total", kCounter, "",
+     "Audit records that could not be written whole"},
+    {"shaken_audit_available", kGauge, "",
+     "1 while audit records can be written, 0 after a failed write"},
+    {"shaken_build_info", kGauge, "version", "Always 1; the version label is shakend's release"},
+};
+
+// Declared returns the declaration of `name`; an undeclared name is a programming error.
+const MetricSpec& Declared(std::string_view name) {
+  const MetricSpec* spec = FindMetric(name);
+  if (spec == nullptr) {
+    std::fprintf(stderr, "shakend: metric %.*s is not declared in daemon/metrics.cc\n",
+                 static_cast<int>(name.size()), name.data());
+    std::abort();
+  }
+  return *spec;
+}
+
+// Counters and Histograms register the declared metric `name` in `registry`.
+prometheus::Family<prometheus::Counter>& Counters(std::string_view name,
+                                                 prometheus::Registry& registry) {
+  const MetricSpec& spec = Declared(name);
+  return prometheus::BuildCounter()
+      .Name(std::string(spec.name))
+      .Help(std::string(spec.help))
+      .Register(registry);
+}
+prometheus::Family<prometheus::Histogram>& Histograms(std::string_view name,
+                                                     prometheus::Registry& registry) {
+  const MetricSpec& spec = Declared(name);
+  return prometheus::BuildHistogram()
+      .Name(std::string(spec.name))
+      .Help(std::string(spec.help))
+      .Register(registry);
+}
 
 }  // namespace
 
 std::string_view GrpcCodeName(int code) {
-  if (code < 0 || code >= static_cast<int>(std::size(kCodeNames))) return "UNKNOWN";
-  return kCodeNames[code];
+  static const auto* const names = [] {
+    auto* out = new std::array<std::string, kGrpcCodes>();
+    for (int c = 0; c < kGrpcCodes; ++c) {
+      (*out)[c] = absl::StatusCodeToString(static_cast<absl::StatusCode>(c));
+    }
+    return out;
+  }();
+  if (code < 0 || code >= kGrpcCodes) return "UNKNOWN";
+  return (*names)[code];
+}
+
+std::string_view MetricTypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+std::span<const MetricSpec> MetricTable() { return kMetrics; }
+
+const MetricSpec* FindMetric(std::string_view name) {
+  for (const MetricSpec& m : kMetrics) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
 }
 
 namespace {
@@ -76,82 +197,40 @@ std::string_view MethodName(Method m) {
 
 // AuditFamilies reads the audit stream's state (daemon/log.h) at scrape time, with the build info.
 static std::vector<prometheus::MetricFamily> AuditFamilies() {
-  prometheus::MetricFamily failures{"shaken_audit_write_failures_total",
-                                    "Audit records that could not be written whole",
-                                    prometheus::MetricType::Counter,
-                                    {}};
-  prometheus::ClientMetric f;
-  f.counter.value = static_cast<double>(AuditWriteFailures());
-  failures.metric.push_back(f);
-  prometheus::MetricFamily available{"shaken_audit_available",
-                                     "1 while audit records can be written, 0 after a failed write",
-                                     prometheus::MetricType::Gauge,
-                                     {}};
-  prometheus::ClientMetric a;
-  a.gauge.value = AuditAvailable() ? 1 : 0;
-  available.metric.push_back(a);
-  prometheus::MetricFamily build{"shaken_build_info",
-                                 "Always 1; the version label is shakend's release",
-                                 prometheus::MetricType::Gauge,
-                                 {}};
-  prometheus::ClientMetric b;
-  b.label.push_back({"version", SHAKEN_VERSION});
-  b.gauge.value = 1;
-  build.metric.push_back(b);
+  prometheus::MetricFamily failures = Family("shaken_audit_write_failures_total");
+  AddSample(&failures, static_cast<double>(AuditWriteFailures()));
+  prometheus::MetricFamily available = Family("shaken_audit_available");
+  AddSample(&available, AuditAvailable() ? 1 : 0);
+  prometheus::MetricFamily build = Family("shaken_build_info");
+  AddSample(&build, 1, {{"version", SHAKEN_VERSION}});
   return {failures, available, build};
 }
 
 Metrics::Metrics(const std::vector<std::string>& profiles)
     : registry_(std::make_shared<prometheus::Registry>()),
       live_(std::make_shared<LiveCollectable>()) {
-  auto& rpcs = prometheus::BuildCounter()
-                   .Name("shaken_rpc_requests_total")
-                   .Help("RPCs handled, by method and gRPC status code")
-                   .Register(*registry_);
-  auto& rpc_latency = prometheus::BuildHistogram()
-                          .Name("shaken_rpc_duration_seconds")
-                          .Help("RPC handling time, by method")
-                          .Register(*registry_);
+  auto& rpcs = Counters("shaken_rpc_requests_total", *registry_);
+  auto& rpc_latency = Histograms("shaken_rpc_duration_seconds", *registry_);
   for (size_t m = 0; m < static_cast<size_t>(Method::kCount_); ++m) {
     std::string method(MethodName(static_cast<Method>(m)));
-    for (int c = 0; c < kCodes; ++c) {
-      rpcs_[m][c] = &rpcs.Add({{"method", method}, {"code", kCodeNames[c]}});
+    for (int c = 0; c < kGrpcCodes; ++c) {
+      rpcs_[m][c] = &rpcs.Add({{"method", method}, {"code", std::string(GrpcCodeName(c))}});
     }
     rpc_latency_[m] = &rpc_latency.Add({{"method", method}}, LatencyBuckets());
   }
-  sign_family_ = &prometheus::BuildHistogram()
-                      .Name("shaken_sign_duration_seconds")
-                      .Help("Time spent signing a digest with the profile's key (token or file)")
-                      .Register(*registry_);
-  queue_wait_family_ = &prometheus::BuildHistogram()
-                            .Name("shaken_sign_queue_wait_seconds")
-                            .Help("Time a signature waited for one of the profile's token session "
-                                  "workers")
-                            .Register(*registry_);
+  sign_family_ = &Histograms("shaken_sign_duration_seconds", *registry_);
+  queue_wait_family_ = &Histograms("shaken_sign_queue_wait_seconds", *registry_);
   for (const auto& p : profiles) ProfileSeries(p);
-  auto& verdicts = prometheus::BuildCounter()
-                       .Name("shaken_verify_verdicts_total")
-                       .Help("Verification verdicts (one per Identity header), by reason")
-                       .Register(*registry_);
+  auto& verdicts = Counters("shaken_verify_verdicts_total", *registry_);
   for (size_t r = 0; r < verdicts_.size(); ++r) {
     verdicts_[r] =
         &verdicts.Add({{"reason", std::string(stir::ReasonName(static_cast<stir::Reason>(r)))}});
   }
-  auto& fetch = prometheus::BuildHistogram()
-                    .Name("shaken_x5u_fetch_duration_seconds")
-                    .Help("x5u fetches by outcome (ok or error; the reasons are in the verdicts)")
-                    .Register(*registry_);
+  auto& fetch = Histograms("shaken_x5u_fetch_duration_seconds", *registry_);
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
-  auto& sip = prometheus::BuildCounter()
-                  .Name("shaken_sip_requests_total")
-                  .Help("SIP requests answered by the redirect server, by role and final status "
-                        "code")
-                  .Register(*registry_);
-  auto& sip_latency = prometheus::BuildHistogram()
-                          .Name("shaken_sip_duration_seconds")
-                          .Help("SIP redirect server: request received to final answer, by role")
-                          .Register(*registry_);
+  auto& sip = Counters("shaken_sip_requests_total", *registry_);
+  auto& sip_latency = Histograms("shaken_sip_duration_seconds", *registry_);
   static const char* const kSipRoleNames[] = {"sign", "verify", "options", "other"};
   for (size_t r = 0; r < kSipRoles; ++r) {
     for (size_t c = 0; c <= std::size(kSipCodes); ++c) {
@@ -179,7 +258,7 @@ void Metrics::RecordFetch(bool ok, absl::Duration latency) {
 
 void Metrics::RecordRpc(Method method, grpc::StatusCode code, absl::Duration latency) {
   int c = static_cast<int>(code);
-  if (c < 0 || c >= kCodes) c = static_cast<int>(grpc::StatusCode::UNKNOWN);
+  if (c < 0 || c >= kGrpcCodes) c = static_cast<int>(grpc::StatusCode::UNKNOWN);
   size_t m = static_cast<size_t>(method);
   rpcs_[m][c]->Increment();
   rpc_latency_[m]->Observe(absl::ToDoubleSeconds(latency));
@@ -221,17 +300,13 @@ std::vector<std::shared_ptr<prometheus::Collectable>> Metrics::collectables() co
   return {registry_, live_};
 }
 
-prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+prometheus::MetricFamily Family(std::string_view name) {
+  const MetricSpec& spec = Declared(name);
   prometheus::MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = prometheus::MetricType::Gauge;
-  return f;
-}
-
-prometheus::MetricFamily CounterFamily(std::string name, std::string help) {
-  prometheus::MetricFamily f = GaugeFamily(std::move(name), std::move(help));
-  f.type = prometheus::MetricType::Counter;
+  f.name = std::string(spec.name);
+  f.help = std::string(spec.help);
+  f.type = spec.type == MetricType::kCounter ? prometheus::MetricType::Counter
+                                             : prometheus::MetricType::Gauge;
   return f;
 }
 

@@ -1,38 +1,9 @@
-// metrics.h: every Prometheus metric of shakend, declared in one place (style.md: shaken_ prefix,
-// base units, _total on counters, bounded labels: never a TN, an origid or a client identity).
-//
-//   shaken_rpc_requests_total{method,code}            RPCs by method and gRPC code
-//   shaken_rpc_duration_seconds{method}               RPC latency
-//   shaken_sign_duration_seconds{profile}             time spent in the key's SignDigest
-//   shaken_verify_verdicts_total{reason}              verdicts by machine-readable reason
-//   shaken_sip_requests_total{role,code}              SIP redirect server answers: role sign |
-//                                                     verify | options | other, final status
-//                                                     code (one of kSipCodes, else "other")
-//   shaken_sip_duration_seconds{role}                 SIP request to final answer
-//   shaken_hsm_sessions{profile,state}                pool size / live / idle sessions
-//   shaken_hsm_health{profile}                        0 serving, 1 degraded, 2 down
-//   shaken_hsm_signatures_total{profile}, shaken_hsm_sign_failures_total{profile},
-//   shaken_hsm_sessions_opened_total{profile}, shaken_hsm_sessions_dropped_total{profile},
-//   shaken_hsm_open_failures_total{profile}           pool counters (reconnects)
-//   shaken_hsm_waits_total{profile}                   signatures that waited for a free session
-//   shaken_hsm_signatures_in_flight{profile}          signatures the token is making now
-//   shaken_sign_queue_depth{profile}, shaken_sign_queue_limit{profile}
-//                                                     signatures waiting for a pool worker
-//   shaken_sign_queue_wait_seconds{profile}           time waited for a pool worker
-//   shaken_sign_queue_rejected_total{profile}         refused at once (full, no start in time)
-//   shaken_sign_queue_expired_total{profile}          deadline / max_wait passed while queued
-//   shaken_verify_in_flight                           Verify calls in progress
-//   shaken_x5u_fetches_in_flight, shaken_x5u_fetches_waiting
-//   shaken_x5u_fetch_limit_waits_total{limit}         fetches that waited (per_host | total)
-//   shaken_x5u_fetches_shed_total                     fetches not attempted (overload)
-//   shaken_x5u_fetch_duration_seconds{result}        x5u fetch latency (result: ok | error)
-//   shaken_x5u_cache_{hits,misses,negative_hits}_total
-//   shaken_x5u_cache_entries, shaken_x5u_cache_bytes
-//   shaken_certificate_not_after_seconds{profile}     the profile certificate's notAfter
-//   shaken_draining                                   1 while shutting down
-//   shaken_audit_write_failures_total                 audit records not written whole
-//   shaken_audit_available                            0 after a failed audit write, until one lands
-//   shaken_build_info{version}                        always 1: the release that runs
+// metrics.h: every Prometheus metric of shakend, declared once, in MetricTable() (metrics.cc): name,
+// type, help and label names (style.md: shaken_ prefix, base units, _total on counters, bounded
+// labels: never a TN, an origid or a client identity). The request path records through Metrics;
+// collectors (daemon/server.cc) build their families with Family(name), which takes the type and
+// help from the table. docs/operations.md#metrics lists the table for operators; metrics_test
+// checks that list against the table and every registered series against both.
 #ifndef SHAKEN_DAEMON_METRICS_H_
 #define SHAKEN_DAEMON_METRICS_H_
 
@@ -43,6 +14,8 @@
 
 #include <array>
 #include <functional>
+#include <span>
+#include <string_view>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,8 +39,28 @@ inline constexpr int kSipCodes[] = {200, 302, 400, 403, 405, 413, 416, 420,
 std::string_view MethodName(Method m);
 
 // GrpcCodeName is the gRPC name of a status code ("OK", "UNAVAILABLE", ...): the one vocabulary of
-// the `code` label and of audit records' `result`. "UNKNOWN" for a value out of range.
+// the `code` label and of audit records' `result`, abseil's (absl::StatusCodeToString: gRPC and
+// absl codes are the same numbers). "UNKNOWN" for a value out of range.
 std::string_view GrpcCodeName(int code);
+inline constexpr int kGrpcCodes = 17;  // OK (0) .. UNAUTHENTICATED (16)
+
+enum class MetricType { kCounter, kGauge, kHistogram };
+std::string_view MetricTypeName(MetricType type);  // "counter", "gauge", "histogram"
+
+// MetricSpec declares one metric: what a scrape's # HELP and # TYPE lines say, and the names of
+// its labels, comma-separated in the order they are documented ("" for none).
+struct MetricSpec {
+  std::string_view name;
+  MetricType type;
+  std::string_view labels;
+  std::string_view help;
+};
+
+// MetricTable is every metric shakend exports.
+std::span<const MetricSpec> MetricTable();
+
+// FindMetric returns the declaration of `name`, or null.
+const MetricSpec* FindMetric(std::string_view name);
 
 // Metrics holds the counters and histograms that the request path updates. Every series the hot
 // path touches is created up front, so recording is a pointer dereference and an atomic add.
@@ -97,9 +90,8 @@ class Metrics {
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const;
 
  private:
-  static constexpr int kCodes = 17;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::array<std::array<prometheus::Counter*, kCodes>, static_cast<size_t>(Method::kCount_)> rpcs_;
+  std::array<std::array<prometheus::Counter*, kGrpcCodes>, static_cast<size_t>(Method::kCount_)> rpcs_;
   std::array<prometheus::Histogram*, static_cast<size_t>(Method::kCount_)> rpc_latency_;
   prometheus::Family<prometheus::Histogram>* sign_family_ = nullptr;
   prometheus::Family<prometheus::Histogram>* queue_wait_family_ = nullptr;
@@ -118,9 +110,9 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> live_;
 };
 
-// Helpers for collectors.
-prometheus::MetricFamily GaugeFamily(std::string name, std::string help);
-prometheus::MetricFamily CounterFamily(std::string name, std::string help);
+// Helpers for collectors. Family is the empty family of the declared counter or gauge `name`;
+// a name the table does not declare is a programming error (aborts naming it).
+prometheus::MetricFamily Family(std::string_view name);
 void AddSample(prometheus::MetricFamily* family, double value,
                std::vector<prometheus::ClientMetric::Label> labels = {});
 

@@ -145,27 +145,20 @@ VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
 void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
   s->metrics->AddCollector([s, draining]() {
     std::vector<prometheus::MetricFamily> out;
-    auto sessions = GaugeFamily("shaken_hsm_sessions", "Token sessions of a profile's pool");
-    auto health = GaugeFamily("shaken_hsm_health", "0 serving, 1 degraded, 2 down");
-    auto sigs = CounterFamily("shaken_hsm_signatures_total", "Signatures made by the token");
-    auto fails = CounterFamily("shaken_hsm_sign_failures_total", "Token signatures that failed");
-    auto opened = CounterFamily("shaken_hsm_sessions_opened_total", "Sessions opened");
-    auto dropped = CounterFamily("shaken_hsm_sessions_dropped_total",
-                                 "Sessions dropped after a fault (reconnects)");
-    auto open_fail = CounterFamily("shaken_hsm_open_failures_total", "Failed session opens");
-    auto waits = CounterFamily("shaken_hsm_waits_total",
-                               "Signatures that found every session busy and waited");
-    auto not_after = GaugeFamily("shaken_certificate_not_after_seconds",
-                                 "notAfter of the profile certificate, Unix seconds");
-    auto queued = GaugeFamily("shaken_sign_queue_depth",
-                              "Signatures waiting for a token session worker");
-    auto queue_limit = GaugeFamily("shaken_sign_queue_limit", "The signing queue's bound");
-    auto in_flight = GaugeFamily("shaken_hsm_signatures_in_flight",
-                                 "Signatures the token is making now");
-    auto rejected = CounterFamily("shaken_sign_queue_rejected_total",
-                                  "Signatures refused at once: queue full or no start in time");
-    auto expired = CounterFamily("shaken_sign_queue_expired_total",
-                                 "Signatures whose deadline or max_wait passed in the queue");
+    auto sessions = Family("shaken_hsm_sessions");
+    auto health = Family("shaken_hsm_health");
+    auto sigs = Family("shaken_hsm_signatures_total");
+    auto fails = Family("shaken_hsm_sign_failures_total");
+    auto opened = Family("shaken_hsm_sessions_opened_total");
+    auto dropped = Family("shaken_hsm_sessions_dropped_total");
+    auto open_fail = Family("shaken_hsm_open_failures_total");
+    auto waits = Family("shaken_hsm_waits_total");
+    auto not_after = Family("shaken_certificate_not_after_seconds");
+    auto queued = Family("shaken_sign_queue_depth");
+    auto queue_limit = Family("shaken_sign_queue_limit");
+    auto in_flight = Family("shaken_hsm_signatures_in_flight");
+    auto rejected = Family("shaken_sign_queue_rejected_total");
+    auto expired = Family("shaken_sign_queue_expired_total");
     const std::shared_ptr<const ProfileSet> profiles =
         s->core != nullptr ? s->core->profiles() : nullptr;
     for (const auto& p : profiles != nullptr ? profiles->profiles
@@ -195,7 +188,7 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
                     &not_after, &queued, &queue_limit, &in_flight, &rejected, &expired}) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
     }
-    auto verifying = GaugeFamily("shaken_verify_in_flight", "Verify calls in progress");
+    auto verifying = Family("shaken_verify_in_flight");
     AddSample(&verifying, s->core != nullptr ? s->core->verify_in_flight() : 0);
     out.push_back(std::move(verifying));
     const std::shared_ptr<stir::VerificationStack> verification = s->Verification();
@@ -203,49 +196,42 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
         verification != nullptr ? verification->x5u_fetcher() : nullptr;
     if (fetcher != nullptr) {
       const stir::FetchLoopStats fs = fetcher->LoopStats();
-      auto fetching = GaugeFamily("shaken_x5u_fetches_in_flight", "x5u transfers running");
+      auto fetching = Family("shaken_x5u_fetches_in_flight");
       AddSample(&fetching, fs.in_flight);
       out.push_back(std::move(fetching));
-      auto waiting = GaugeFamily("shaken_x5u_fetches_waiting", "x5u fetches waiting for a slot");
+      auto waiting = Family("shaken_x5u_fetches_waiting");
       AddSample(&waiting, fs.waiting);
       out.push_back(std::move(waiting));
-      auto limited = CounterFamily("shaken_x5u_fetch_limit_waits_total",
-                                   "x5u fetches that waited for a slot, by limit");
+      auto limited = Family("shaken_x5u_fetch_limit_waits_total");
       AddSample(&limited, static_cast<double>(fs.host_limit_waits), {{"limit", "per_host"}});
       AddSample(&limited, static_cast<double>(fs.global_limit_waits), {{"limit", "total"}});
       out.push_back(std::move(limited));
-      auto shed = CounterFamily("shaken_x5u_fetches_shed_total",
-                                "x5u fetches not attempted: no slot before the deadline, or "
-                                "queue full");
+      auto shed = Family("shaken_x5u_fetches_shed_total");
       AddSample(&shed, static_cast<double>(fs.shed));
       out.push_back(std::move(shed));
     }
-    auto drain = GaugeFamily("shaken_draining", "1 while the server is shutting down");
+    auto drain = Family("shaken_draining");
     AddSample(&drain, draining->load() ? 1 : 0);
     out.push_back(std::move(drain));
     const stir::X5uCertificateSource* certs =
         verification != nullptr ? verification->certificate_cache() : nullptr;
     if (certs != nullptr) {
       stir::CertCacheStats cs = certs->Stats();
-      auto counter = [&](const char* name, const char* help, uint64_t v) {
-        auto f = CounterFamily(name, help);
+      auto counter = [&](const char* name, uint64_t v) {
+        auto f = Family(name);
         AddSample(&f, static_cast<double>(v));
         out.push_back(std::move(f));
       };
-      counter("shaken_x5u_cache_hits_total", "Certificate lookups answered from the cache",
-              cs.hits);
-      counter("shaken_x5u_cache_misses_total", "Certificate lookups that needed a fetch",
-              cs.misses);
-      counter("shaken_x5u_cache_negative_hits_total",
-              "Certificate lookups answered from a remembered failure", cs.negative_hits);
-      counter("shaken_x5u_fetches_total", "x5u fetches started", cs.fetches);
-      counter("shaken_x5u_fetch_errors_total", "x5u fetches that failed", cs.fetch_errors);
-      counter("shaken_x5u_validation_failures_total", "Fetched chains that failed validation",
-              cs.validation_failures);
-      auto entries = GaugeFamily("shaken_x5u_cache_entries", "Certificates cached");
+      counter("shaken_x5u_cache_hits_total", cs.hits);
+      counter("shaken_x5u_cache_misses_total", cs.misses);
+      counter("shaken_x5u_cache_negative_hits_total", cs.negative_hits);
+      counter("shaken_x5u_fetches_total", cs.fetches);
+      counter("shaken_x5u_fetch_errors_total", cs.fetch_errors);
+      counter("shaken_x5u_validation_failures_total", cs.validation_failures);
+      auto entries = Family("shaken_x5u_cache_entries");
       AddSample(&entries, static_cast<double>(cs.entries));
       out.push_back(std::move(entries));
-      auto bytes = GaugeFamily("shaken_x5u_cache_bytes", "Approximate bytes cached");
+      auto bytes = Family("shaken_x5u_cache_bytes");
       AddSample(&bytes, static_cast<double>(cs.bytes));
       out.push_back(std::move(bytes));
     }

@@ -14,18 +14,15 @@
 namespace shaken::stir {
 namespace {
 
-using ::shaken::testing::LeafOptions;
-using ::shaken::testing::TestCert;
-using ::shaken::testing::TestPki;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
+using shaken::testing::LeafOptions;
+using shaken::testing::TestCert;
 
+// The profile does not depend on the time, but the test PKI and the VALID rule read one.
 const absl::Time kNow = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
 
 class CertProfileTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_OK_AND_ASSIGN(pki_, TestPki::Create(kNow)); }
+  void SetUp() override { ASSERT_OK_AND_ASSIGN(pki_, shaken::testing::TestPki::Create(kNow)); }
 
   TestCert Leaf(const LeafOptions& options = {}) {
     absl::StatusOr<TestCert> leaf = pki_->IssueLeaf(options);
@@ -49,7 +46,7 @@ class CertProfileTest : public ::testing::Test {
                            strictness, info, detail);
   }
 
-  std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<shaken::testing::TestPki> pki_;
 };
 
 TEST_F(CertProfileTest, TableHoldsEachCeItemOnceInOrder) {
@@ -61,7 +58,7 @@ TEST_F(CertProfileTest, TableHoldsEachCeItemOnceInOrder) {
     EXPECT_NE(rule.check, nullptr) << rule.id;
   }
   EXPECT_EQ(unique.size(), ids.size());
-  EXPECT_THAT(ids, ElementsAre("EXT", "CE-1", "CE-2", "CE-3", "CE-4", "CE-5", "CE-6", "CE-7",
+  EXPECT_THAT(ids, ::testing::ElementsAre("EXT", "CE-1", "CE-2", "CE-3", "CE-4", "CE-5", "CE-6", "CE-7",
                                "CE-8", "CE-9", "CE-10", "CE-11", "VALID", "CE-14"));
 }
 
@@ -81,9 +78,9 @@ TEST_F(CertProfileTest, GoodLeafMeetsEveryRuleAndFillsInfo) {
     CertificateInfo info;
     std::string detail;
     EXPECT_EQ(Validate(leaf.cert.get(), strictness, &info, &detail), Reason::kPassed) << detail;
-    EXPECT_THAT(info.profile_warnings, IsEmpty());
+    EXPECT_THAT(info.profile_warnings, ::testing::IsEmpty());
     EXPECT_EQ(info.spc, "709J");
-    EXPECT_THAT(info.policy_oids, ElementsAre(kShakenPolicyV13));
+    EXPECT_THAT(info.policy_oids, ::testing::ElementsAre(kShakenPolicyV13));
     ASSERT_EQ(info.tn_auth_list.size(), 1u);
   }
 }
@@ -100,10 +97,10 @@ TEST_F(CertProfileTest, KeyUsageAbsentIsStrictRejectionLenientWarning) {
   std::string detail;
   EXPECT_EQ(Validate(leaf.cert.get(), ProfileStrictness::kStrict, &info, &detail),
             Reason::kCertKeyUsage);
-  EXPECT_THAT(detail, HasSubstr("critical and digitalSignature only"));
+  EXPECT_THAT(detail, ::testing::HasSubstr("critical and digitalSignature only"));
   EXPECT_EQ(Validate(leaf.cert.get(), ProfileStrictness::kLenient, &info, &detail),
             Reason::kPassed);
-  EXPECT_THAT(info.profile_warnings, ElementsAre("KeyUsage is absent"));
+  EXPECT_THAT(info.profile_warnings, ::testing::ElementsAre("KeyUsage is absent"));
 }
 
 TEST_F(CertProfileTest, MissingTnAuthListIsRejectedByEveryPolicy) {
@@ -112,7 +109,7 @@ TEST_F(CertProfileTest, MissingTnAuthListIsRejectedByEveryPolicy) {
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].enforcement, Enforcement::kAlways);
   EXPECT_EQ(f[0].reason, Reason::kCertNoTnAuthList);
-  EXPECT_THAT(f[0].detail, HasSubstr(kTnAuthListOid));
+  EXPECT_THAT(f[0].detail, ::testing::HasSubstr(kTnAuthListOid));
 }
 
 TEST_F(CertProfileTest, DelegateListPassesValidationButNotTheFullProfile) {
@@ -133,7 +130,7 @@ TEST_F(CertProfileTest, PolicyFindingsFollowTheCp) {
   std::vector<ProfileFinding> f = Findings(old.cert.get(), "CE-8");
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].enforcement, Enforcement::kStrict);
-  EXPECT_THAT(f[0].note, HasSubstr("considered invalid"));
+  EXPECT_THAT(f[0].note, ::testing::HasSubstr("considered invalid"));
 
   TestCert two = Leaf({.policy_oids = {kShakenPolicyV13, kShakenPolicyV14}});
   f = Findings(two.cert.get(), "CE-8");
@@ -145,7 +142,7 @@ TEST_F(CertProfileTest, PolicyFindingsFollowTheCp) {
   f = Findings(none.cert.get(), "CE-8");
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].enforcement, Enforcement::kAlways);
-  EXPECT_THAT(f[0].detail, HasSubstr("found [1.2.3.4]"));
+  EXPECT_THAT(f[0].detail, ::testing::HasSubstr("found [1.2.3.4]"));
 }
 
 TEST_F(CertProfileTest, ValidationStopsAtTheFirstRejectedRuleInTableOrder) {
@@ -165,7 +162,7 @@ TEST_F(CertProfileTest, CaRolesHaveTheirOwnRequirements) {
   for (const ProfileRule& rule : ShakenProfileRules()) {
     if (rule.id != "CE-5" && rule.id != "CE-10") continue;
     RuleResult r = rule.check(s);
-    EXPECT_THAT(r.findings, IsEmpty()) << rule.id << ": " << r.observed;
+    EXPECT_THAT(r.findings, ::testing::IsEmpty()) << rule.id << ": " << r.observed;
   }
 }
 

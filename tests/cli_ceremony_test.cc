@@ -228,7 +228,8 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   auto cadir = Shakenctl({"passport", "verify", "--ca-dir", P("sti-ca"), "--cert", P("chain.pem"),
                           "--json", identity});
   EXPECT_EQ(cadir.exit_code, 0) << cadir.out << cadir.err;
-  EXPECT_EQ(nlohmann::json::parse(cadir.out)["cert_spc"], "709J");
+  // --json prints the public API's shaken.v1.VerifyResponse (proto3 JSON mapping).
+  EXPECT_EQ(nlohmann::json::parse(cadir.out)["verdict"]["certificate"]["spc"], "709J");
   // ... and over HTTPS with the CA directory.
   EXPECT_EQ(Shakenctl({"passport", "verify", "--ca-dir", P("sti-ca"), "--tls-ca-file", tls_ca,
                        "--allow-private-x5u", identity})
@@ -264,7 +265,7 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   auto rev = Shakenctl({"passport", "verify", "--ca-file", P("root.pem"), "--cert",
                         P("chain.pem"), "--crl", P("ica.crl"), "--json", identity});
   EXPECT_EQ(rev.exit_code, 6) << rev.out;
-  EXPECT_EQ(nlohmann::json::parse(rev.out)["reason"], "cert_revoked");
+  EXPECT_EQ(nlohmann::json::parse(rev.out)["verdict"]["reason"], "cert_revoked");
 
   // 7: 438, orig mismatch and a tampered signature.
   auto mismatch = Shakenctl({"passport", "verify", "--ca-file", P("root.pem"), "--cert",
@@ -276,7 +277,7 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   auto bad_sig = Shakenctl({"passport", "verify", "--ca-file", P("root.pem"), "--cert",
                             P("chain.pem"), "--json", tampered});
   EXPECT_EQ(bad_sig.exit_code, 7) << bad_sig.out;
-  EXPECT_EQ(nlohmann::json::parse(bad_sig.out)["reason"], "signature_invalid");
+  EXPECT_EQ(nlohmann::json::parse(bad_sig.out)["verdict"]["reason"], "signature_invalid");
 
   // --no-path-check: only the signature with the leaf's key (untrusted root is fine).
   EXPECT_EQ(Shakenctl({"passport", "verify", "--no-path-check", "--cert", P("sp.pem"), identity})

@@ -131,6 +131,75 @@ shaken_client* CClient(const DaemonEnv& env, const std::string& name) {
   return client;
 }
 
+// ABI 1.1 verdicts carry ppt and dest; a program built against ABI 1.0 still links the 1.0
+// shaken_verify and shaken_verify_result_free and gets the 1.0 verdict layout from them.
+struct VerdictAbi10 {
+  int passed;
+  char* verstat;
+  int sip_code;
+  char* sip_reason;
+  char* reason;
+  char* detail;
+  char* attest;
+  char* origid;
+  char* orig_tn;
+  int64_t iat;
+  char* x5u;
+  char* cert_subject;
+  char* cert_spc;
+  char* cert_serial;
+  int64_t cert_not_after;
+};
+struct VerifyResultAbi10 {
+  VerdictAbi10 overall;
+  size_t num_identities;
+  VerdictAbi10* identities;
+};
+extern "C" int shaken_verify_abi1_0_for_test(shaken_client*, const shaken_verify_request*,
+                                             VerifyResultAbi10*, shaken_error*)
+    __asm__("shaken_verify");
+extern "C" void shaken_verify_result_free_abi1_0_for_test(VerifyResultAbi10*)
+    __asm__("shaken_verify_result_free");
+
+TEST_F(DaemonTest, CAbiVerdictsCarryPptAndDestAndTheAbi10SymbolsStillWork) {
+  static_assert(SHAKEN_CLIENT_ABI_VERSION == 1 && SHAKEN_CLIENT_ABI_MINOR >= 1);
+  shaken_client* client = CClient(*env_, "sbc1.test");
+  ASSERT_NE(client, nullptr);
+  auto c = Client();
+  ASSERT_OK_AND_ASSIGN(client::SignResult s, c->Sign(Call("file", "C")));
+  const char* ids[] = {s.identity.c_str()};
+  const char* dest[] = {kDest};
+  shaken_verify_request vreq = {};
+  vreq.identities = ids;
+  vreq.num_identities = 1;
+  vreq.from_tn = kOrig;
+  vreq.to_tns = dest;
+  vreq.num_to_tns = 1;
+  vreq.timeout_ms = 5000;
+  shaken_error err;
+  shaken_verify_result now = {};
+  ASSERT_EQ(shaken_verify(client, &vreq, &now, &err), 0) << err.message;
+  EXPECT_TRUE(now.overall.passed) << now.overall.reason;
+  EXPECT_STREQ(now.overall.ppt, "shaken");
+  ASSERT_EQ(now.overall.num_dest_tns, 1u);
+  EXPECT_STREQ(now.overall.dest_tns[0], "12155550131");
+  ASSERT_EQ(now.num_identities, 1u);
+  EXPECT_STREQ(now.identities[0].ppt, "shaken");
+  shaken_verify_result_free(&now);
+  EXPECT_EQ(now.overall.ppt, nullptr);
+
+  VerifyResultAbi10 old = {};
+  ASSERT_EQ(shaken_verify_abi1_0_for_test(client, &vreq, &old, &err), 0) << err.message;
+  EXPECT_TRUE(old.overall.passed) << old.overall.reason;
+  EXPECT_STREQ(old.overall.verstat, "TN-Validation-Passed");
+  EXPECT_STREQ(old.overall.cert_spc, "123A");
+  ASSERT_EQ(old.num_identities, 1u);
+  EXPECT_STREQ(old.identities[0].attest, "C");
+  shaken_verify_result_free_abi1_0_for_test(&old);
+  EXPECT_EQ(old.identities, nullptr);
+  shaken_client_free(client);
+}
+
 TEST_F(DaemonTest, ListProfilesThroughTheCAbi) {
   shaken_client* client = CClient(*env_, "sbc1.test");
   ASSERT_NE(client, nullptr);

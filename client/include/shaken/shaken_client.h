@@ -26,14 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shaken/abi_version.h" /* SHAKEN_CLIENT_ABI_VERSION, SHAKEN_CLIENT_ABI_MINOR */
 #include "shaken/export.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* SHAKEN_CLIENT_ABI_VERSION changes whenever a struct below changes layout. */
-#define SHAKEN_CLIENT_ABI_VERSION 1
 
 /* shaken_client is an opaque handle to one connection (gRPC channel) to a shakend target. */
 typedef struct shaken_client shaken_client;
@@ -146,6 +144,10 @@ typedef struct shaken_verdict {
   char *cert_spc;
   char *cert_serial;
   int64_t cert_not_after;
+  /* ABI 1.1: */
+  char *ppt;            /* the PASSporT type ("shaken") */
+  size_t num_dest_tns;  /* dest.tn of the PASSporT, canonical */
+  char **dest_tns;      /* array of num_dest_tns (NULL when 0) */
 } shaken_verdict;
 
 /* shaken_verify_result is the call's verdict and one verdict per request identity, in order.
@@ -159,7 +161,13 @@ typedef struct shaken_verify_result {
 /* shaken_verify verifies the Identity header(s) of one call. Thread-safe. Returns 0 and fills
  * `*result` (released with shaken_verify_result_free) whenever the server answered, whether or
  * not verification passed: look at result->overall.passed. On failure zeroes `*result` and
- * returns the code, as shaken_sign. */
+ * returns the code, as shaken_sign.
+ *
+ * ABI 1.1 appended ppt and dest_tns to shaken_verdict. The two functions below are therefore
+ * reached through the names of ABI 1.1 (the macros); the library still exports shaken_verify and
+ * shaken_verify_result_free with the ABI 1.0 verdict, for programs built before. */
+#define shaken_verify shaken_verify_abi1_1
+#define shaken_verify_result_free shaken_verify_result_free_abi1_1
 SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client *client, const shaken_verify_request *request,
                                        shaken_verify_result *result, shaken_error *err);
 
