@@ -6,13 +6,15 @@
 //   with one request outstanding), one after the other on the same 2 cores, in --rounds
 //   alternating rounds (the machine's other load hits both alike); the figures are the medians
 //   of the rounds.
-//   SIP: not measured yet (the SIP redirect server is another change): printed as n/a.
+//   SIP: then, in the same run, the sip_bench program (bench/sip_bench.cc: SIP 302 signing
+//   driven by SIPp over UDP against unary gRPC Sign on one shakend, --seconds per phase); its
+//   output is passed through and its summary line read.
 //
 // Summary line:
 //   sbc_bench: rest_vs_secsipidx=X sip_vs_grpc=Y sip_failed=N
-// Targets (bench/README.md): rest_vs_secsipidx >= 1.0 with shakend's REST p99 <= 2 ms. Exit 1
-// when a REST answer was not a signature (figures are not asserted: the smoke test runs 1 s on a
-// busy machine).
+// Targets (bench/README.md): rest_vs_secsipidx >= 1.0 with shakend's REST p99 <= 2 ms;
+// sip_vs_grpc >= 1.0 with sip_failed = 0. Exit 1 when a REST answer was not a signature or the
+// SIP phase failed a call (figures are not asserted: the smoke test runs 1 s on a busy machine).
 #include <signal.h>
 #include <unistd.h>
 
@@ -24,7 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "bench/http_load.h"
 #include "bench/latency_recorder.h"
 #include "bench/load_support.h"
@@ -66,6 +70,8 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   int seconds = 8, conns = 8, rounds = 3;
   std::string shakend_binary = SHAKEND_BINARY, secsipidx = "/usr/bin/secsipidx";
+  std::string sip_bench = SIP_BENCH_BINARY;
+  bool sip = true;
   CLI::App app{"sbc_bench: shakend's REST front end against secsipidx's HTTP server "
                "(bench/README.md)"};
   auto positive = CLI::PositiveNumber;
@@ -74,6 +80,9 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "alternating rounds")->check(positive)->capture_default_str();
   app.add_option("--shakend", shakend_binary, "the shakend binary")->capture_default_str();
   app.add_option("--secsipidx", secsipidx, "the secsipidx binary")->capture_default_str();
+  app.add_option("--sip-bench", sip_bench, "the sip_bench binary (the SIP phase)")
+      ->capture_default_str();
+  app.add_flag("--sip,!--no-sip", sip, "run the SIP phase (sip_bench)")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -155,9 +164,36 @@ int main(int argc, char** argv) {
               "%s before, %s after, %ld cores)\n",
               rounds, Median(rest_rates), Median(rest_p99s), load_before.c_str(),
               LoadAverage().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
-  std::printf("sbc_bench: rest_vs_secsipidx=%.2f sip_vs_grpc=n/a sip_failed=n/a\n",
-              Median(ratios));
   std::fflush(stdout);
   env.reset();
-  _exit(rest_errors > 0 || rest_calls == 0 ? 1 : 0);
+
+  // The SIP phase: sip_bench as a child (its own shakend, SIPp and gRPC load), after the REST
+  // servers are gone so that the two phases do not share the cores.
+  std::string sip_vs_grpc = "n/a", sip_failed = "n/a";
+  bool sip_ok = true;
+  if (sip) {
+    testing::RunOptions o;
+    o.timeout = absl::Seconds(16 * seconds + 120);  // three phases, SIPp's own time-outs
+    const testing::RunResult r =
+        testing::RunCommand({sip_bench, absl::StrCat("--seconds=", seconds)}, o);
+    std::fputs(r.out.c_str(), stdout);
+    if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
+    sip_ok = r.exit_code == 0;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      if (!absl::ConsumePrefix(&line, "sip_bench: ")) continue;
+      for (absl::string_view field : absl::StrSplit(line, ' ')) {
+        if (absl::ConsumePrefix(&field, "sip_vs_grpc=")) sip_vs_grpc = std::string(field);
+        if (absl::ConsumePrefix(&field, "sip_failed=")) sip_failed = std::string(field);
+      }
+    }
+    if (sip_vs_grpc == "n/a") {
+      std::printf("sip_bench gave no summary (exit %d%s)\n", r.exit_code,
+                  r.timed_out ? ", timed out" : "");
+      sip_ok = false;
+    }
+  }
+  std::printf("sbc_bench: rest_vs_secsipidx=%.2f sip_vs_grpc=%s sip_failed=%s\n", Median(ratios),
+              sip_vs_grpc.c_str(), sip_failed.c_str());
+  std::fflush(stdout);
+  _exit(rest_errors > 0 || rest_calls == 0 || !sip_ok ? 1 : 0);
 }

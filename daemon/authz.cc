@@ -1,6 +1,10 @@
 #include "daemon/authz.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include <grpc/grpc_security_constants.h>
 #include <openssl/pem.h>
@@ -51,7 +55,52 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
                      [&](const std::string& s) { return s == "*" || s == value; });
 }
 
+// InSources tells whether `addr` lies in one of `sources`; an IPv4-mapped IPv6 address (a dual-
+// stack socket's view of an IPv4 peer) is compared as the IPv4 address it is.
+bool InSources(const struct sockaddr* addr, const std::vector<stir::IpCidr>& sources) {
+  uint8_t bytes[16];
+  int family = addr->sa_family;
+  if (family == AF_INET) {
+    std::memcpy(bytes, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, 4);
+  } else if (family == AF_INET6) {
+    const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+      family = AF_INET;
+      std::memcpy(bytes, a6->s6_addr + 12, 4);
+    } else {
+      std::memcpy(bytes, a6->s6_addr, 16);
+    }
+  } else {
+    return false;
+  }
+  return std::any_of(sources.begin(), sources.end(), [&](const stir::IpCidr& c) {
+    if (c.family != family) return false;
+    int bits = c.prefix_length;
+    for (size_t i = 0; bits > 0; ++i, bits -= 8) {
+      const uint8_t mask = bits >= 8 ? 0xFF : static_cast<uint8_t>(0xFF << (8 - bits));
+      if ((bytes[i] & mask) != (c.address[i] & mask)) return false;
+    }
+    return true;
+  });
+}
+
 }  // namespace
+
+Caller Authorizer::IdentifyAddress(const struct sockaddr* addr) const {
+  Caller caller;
+  {
+    absl::MutexLock lock(&mu_);
+    caller.rule_set = rules_;
+  }
+  caller.unrestricted = caller.rule_set->empty();
+  for (const ClientRule& rule : *caller.rule_set) {
+    if (rule.sources.empty() || addr == nullptr || !InSources(addr, rule.sources)) continue;
+    caller.rules.push_back(&rule);
+    if (caller.identity.empty()) caller.identity = rule.identity;
+  }
+  if (caller.identity.empty()) caller.identity = caller.unrestricted ? "anonymous" : "unknown";
+  return caller;
+}
 
 void Authorizer::Replace(std::vector<ClientRule> rules) {
   auto next = std::make_shared<const std::vector<ClientRule>>(std::move(rules));
@@ -105,6 +154,7 @@ Caller Authorizer::Match(absl::Span<const std::string_view> names, bool authenti
   const std::vector<ClientRule>& rules = *caller.rule_set;
   caller.unrestricted = rules.empty();
   for (const ClientRule& rule : rules) {
+    if (!rule.sources.empty()) continue;  // a SIP client's rule (IdentifyAddress)
     bool match = rule.identity == "*" ||
                  std::find(names.begin(), names.end(), rule.identity) != names.end();
     // A wildcard rule grants anonymous callers only on a listener without client certificates;

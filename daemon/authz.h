@@ -47,6 +47,10 @@ class Authorizer {
   // rules as Identify, for front ends whose TLS is not gRPC's (REST, SIP over TLS). `cert` null:
   // the peer sent no certificate (anonymous).
   Caller IdentifyCertificate(X509* cert) const;
+  // IdentifyAddress names a SIP client by the source address of its request: the rules whose
+  // `sources` hold `addr` (identity: the first such rule's), none when outside every rule's
+  // sources (identity "unknown"). Rules without sources never match an address.
+  Caller IdentifyAddress(const struct sockaddr* addr) const;
 
   // Replace puts `rules` in force for every later Identify (configuration reload).
   void Replace(std::vector<ClientRule> rules);

@@ -1,5 +1,8 @@
 #include "daemon/authz.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <map>
 #include <string>
 
@@ -162,6 +165,48 @@ TEST_F(AuthzTest, NoCertificateIsAnonymous) {
   Caller c = authz_.Identify(nullptr);
   EXPECT_EQ(c.identity, "anonymous");
   EXPECT_FALSE(Authorizer::MayCall(c, "Sign"));
+}
+
+// Sockaddr is a source address as the SIP front end sees it.
+sockaddr_storage Sockaddr(const char* ip) {
+  sockaddr_storage ss{};
+  if (inet_pton(AF_INET, ip, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
+    ss.ss_family = AF_INET;
+  } else {
+    EXPECT_EQ(inet_pton(AF_INET6, ip, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr), 1);
+    ss.ss_family = AF_INET6;
+  }
+  return ss;
+}
+
+TEST(AuthzSourcesTest, SipClientsAreNamedByTheirSourceAddress) {
+  ClientRule east{.identity = "sbc-east", .methods = {"Sign"}, .profiles = {"*"}};
+  east.sources = {*stir::ParseCidr("10.1.0.0/16"), *stir::ParseCidr("2001:db8::/32")};
+  ClientRule cert{.identity = "*", .methods = {"*"}, .profiles = {"*"}};
+  Authorizer authz({east, cert});
+  auto identify = [&](const char* ip) {
+    sockaddr_storage ss = Sockaddr(ip);
+    return authz.IdentifyAddress(reinterpret_cast<sockaddr*>(&ss));
+  };
+  Caller in = identify("10.1.200.7");
+  EXPECT_EQ(in.identity, "sbc-east");
+  EXPECT_TRUE(Authorizer::MayCall(in, "Sign"));
+  EXPECT_FALSE(Authorizer::MayCall(in, "Verify"));
+  EXPECT_EQ(identify("2001:db8:1::5").identity, "sbc-east");
+  EXPECT_EQ(identify("::ffff:10.1.0.9").identity, "sbc-east");  // a dual-stack socket's view
+  // Outside every rule's sources: no rule, not even the certificate wildcard.
+  Caller out = identify("10.2.0.1");
+  EXPECT_EQ(out.identity, "unknown");
+  EXPECT_TRUE(out.rules.empty());
+  EXPECT_FALSE(out.unrestricted);
+  EXPECT_FALSE(Authorizer::MayCall(out, "Sign"));
+  // A certificate never matches a rule with sources.
+  EXPECT_TRUE(authz.IdentifyCertificate(nullptr).rules.size() == 1u);
+  EXPECT_EQ(authz.IdentifyCertificate(nullptr).rules[0]->identity, "*");
+  // No rules at all: every source may do everything, as every client may.
+  Authorizer open({});
+  sockaddr_storage ss = Sockaddr("192.0.2.1");
+  EXPECT_TRUE(open.IdentifyAddress(reinterpret_cast<sockaddr*>(&ss)).unrestricted);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,10 +13,11 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "daemon/config_node.h"
 #include "stir/absl_compat.h"
 #include "stir/passport.h"
 #include "stir/x5u_fetcher.h"
@@ -24,121 +26,9 @@
 namespace shaken::daemon {
 namespace {
 
-// Node reads one YAML mapping, remembering which keys were consumed so that Finish() can refuse
-// the rest. Errors carry the key path.
-class Node {
- public:
-  Node(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
-
-  absl::Status CheckMap() const {
-    if (!node_.IsMap()) return Error(path_, "must be a mapping of keys to values");
-    return absl::OkStatus();
-  }
-
-  bool Has(const std::string& key) {
-    seen_.insert(key);
-    return node_[key].IsDefined() && !node_[key].IsNull();
-  }
-  std::string Path(const std::string& key) const {
-    return path_.empty() ? key : absl::StrCat(path_, ".", key);
-  }
-  YAML::Node Get(const std::string& key) {
-    seen_.insert(key);
-    return node_[key];
-  }
-
-  absl::Status String(const std::string& key, std::string* out) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    if (!n.IsScalar()) return Error(Path(key), "must be a string");
-    *out = n.Scalar();
-    return absl::OkStatus();
-  }
-  absl::Status Bool(const std::string& key, bool* out) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    const std::string& s = n.IsScalar() ? n.Scalar() : "";
-    if (s == "true") {
-      *out = true;
-    } else if (s == "false") {
-      *out = false;
-    } else {
-      return Error(Path(key), "must be true or false");
-    }
-    return absl::OkStatus();
-  }
-  template <typename T>
-  absl::Status Number(const std::string& key, T* out, T min, T max) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    long long v = 0;
-    if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v) || v < static_cast<long long>(min) ||
-        v > static_cast<long long>(max)) {
-      return Error(Path(key), absl::StrCat("must be a whole number from ", min, " to ", max));
-    }
-    *out = static_cast<T>(v);
-    return absl::OkStatus();
-  }
-  absl::Status Duration(const std::string& key, absl::Duration* out) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    absl::Duration d;
-    if (!n.IsScalar() || !absl::ParseDuration(n.Scalar(), &d) || d < absl::ZeroDuration()) {
-      return Error(Path(key), "must be a duration such as 500ms, 60s, 5m or 24h");
-    }
-    *out = d;
-    return absl::OkStatus();
-  }
-  // Choice reads a string that must be one of `choices` into its typed value; otherwise the
-  // error is "<path> <must>".
-  template <typename T>
-  absl::Status Choice(const std::string& key,
-                      std::initializer_list<std::pair<std::string_view, T>> choices, T* out,
-                      std::string_view must) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    if (n.IsScalar()) {
-      for (const auto& [name, value] : choices) {
-        if (n.Scalar() == name) {
-          *out = value;
-          return absl::OkStatus();
-        }
-      }
-    }
-    return Error(Path(key), must);
-  }
-  absl::Status StringList(const std::string& key, std::vector<std::string>* out) {
-    if (!Has(key)) return absl::OkStatus();
-    YAML::Node n = Get(key);
-    if (!n.IsSequence()) return Error(Path(key), "must be a list of strings");
-    out->clear();
-    for (size_t i = 0; i < n.size(); ++i) {
-      if (!n[i].IsScalar()) return Error(absl::StrCat(Path(key), "[", i, "]"), "must be a string");
-      out->push_back(n[i].Scalar());
-    }
-    return absl::OkStatus();
-  }
-
-  // Finish refuses keys that were never asked for.
-  absl::Status Finish() const {
-    for (const auto& item : node_) {
-      std::string key = item.first.IsScalar() ? item.first.Scalar() : "?";
-      if (!seen_.count(key)) {
-        return Error(Path(key), "is not a known setting (misspelt? see deploy/shakend.example.yaml)");
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  static absl::Status Error(const std::string& path, std::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " ", std::string(what)));
-  }
-
- private:
-  YAML::Node node_;
-  std::string path_;
-  std::set<std::string> seen_;
-};
+using config_internal::Node;
+using config_internal::ReadListen;
+using config_internal::ReadSipRole;
 
 // LineOfKeyPath is the 1-based line of the deepest part of `path` ("profiles[1].x5u",
 // "listen.tls.cert_file") present in `doc`, or 0 when not even its first key is there.
@@ -187,82 +77,6 @@ std::string WithLine(const YAML::Node& doc, std::string_view origin, std::string
                   : absl::StrCat(ToAbsl(origin), ": ", ToAbsl(message));
 }
 
-absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
-  if (!parent.Has("tls")) return absl::OkStatus();
-  Node n(parent.Get("tls"), parent.Path("tls"));
-  RETURN_IF_ERROR(n.CheckMap());
-  TlsConfig tls;
-  RETURN_IF_ERROR(n.String("cert_file", &tls.cert_file));
-  RETURN_IF_ERROR(n.String("key_file", &tls.key_file));
-  RETURN_IF_ERROR(n.String("client_ca_file", &tls.client_ca_file));
-  RETURN_IF_ERROR(n.Finish());
-  if (tls.cert_file.empty() || tls.key_file.empty()) {
-    return Node::Error(n.Path("cert_file"), "and key_file are both required for TLS");
-  }
-  *out = std::move(tls);
-  return absl::OkStatus();
-}
-
-absl::Status ReadRestListen(Node& listen, Config* c) {
-  if (!listen.Has("rest")) return absl::OkStatus();
-  Node n(listen.Get("rest"), "listen.rest");
-  RETURN_IF_ERROR(n.CheckMap());
-  RestListenConfig r;
-  RETURN_IF_ERROR(n.String("address", &r.address));
-  RETURN_IF_ERROR(n.String("base_path", &r.base_path));
-  RETURN_IF_ERROR(ReadTls(n, &r.tls));
-  RETURN_IF_ERROR(n.Bool("allow_insecure", &r.allow_insecure));
-  RETURN_IF_ERROR(n.Number<size_t>("max_body_bytes", &r.max_body_bytes, 1024, 16 << 20));
-  RETURN_IF_ERROR(n.Number("max_connections", &r.max_connections, 1, 100000));
-  RETURN_IF_ERROR(n.Duration("idle_timeout", &r.idle_timeout));
-  RETURN_IF_ERROR(n.Duration("request_timeout", &r.request_timeout));
-  RETURN_IF_ERROR(n.Number("threads", &r.threads, 1, 64));
-  RETURN_IF_ERROR(n.Finish());
-  if (r.address.empty()) return Node::Error("listen.rest.address", "is required (host:port)");
-  if (!r.base_path.empty() &&
-      (r.base_path.front() != '/' || r.base_path.back() == '/' ||
-       r.base_path.find_first_of("?#% ") != std::string::npos)) {
-    return Node::Error("listen.rest.base_path",
-                       "must start with / and not end with / (e.g. /StirShakenWeb/resources/v1), "
-                       "or be empty");
-  }
-  if (r.idle_timeout < absl::Seconds(1)) {
-    return Node::Error("listen.rest.idle_timeout", "must be at least 1s");
-  }
-  if (r.request_timeout < absl::Milliseconds(10)) {
-    return Node::Error("listen.rest.request_timeout", "must be at least 10ms");
-  }
-  if (r.tls.has_value() && r.allow_insecure) {
-    return Node::Error("listen.rest.allow_insecure", "and listen.rest.tls exclude each other");
-  }
-  c->rest = std::move(r);
-  return absl::OkStatus();
-}
-
-absl::Status ReadListen(Node& root, Config* c) {
-  if (!root.Has("listen")) return absl::OkStatus();
-  Node n(root.Get("listen"), "listen");
-  RETURN_IF_ERROR(n.CheckMap());
-  RETURN_IF_ERROR(n.String("api", &c->api_listen));
-  RETURN_IF_ERROR(n.String("health", &c->health_listen));
-  RETURN_IF_ERROR(n.String("metrics", &c->metrics_listen));
-  RETURN_IF_ERROR(n.Bool("allow_insecure", &c->allow_insecure));
-  RETURN_IF_ERROR(n.String("reflection", &c->reflection));
-  if (c->reflection != "api" && c->reflection != "off") {
-    return Node::Error("listen.reflection", "must be api or off");
-  }
-  RETURN_IF_ERROR(n.Duration("max_connection_age", &c->max_connection_age));
-  RETURN_IF_ERROR(n.Duration("max_connection_age_grace", &c->max_connection_age_grace));
-  if (c->max_connection_age != absl::ZeroDuration() &&
-      c->max_connection_age < absl::Seconds(10)) {
-    return Node::Error("listen.max_connection_age",
-                       "must be 0 (never) or at least 10s: every client reconnects that often");
-  }
-  RETURN_IF_ERROR(ReadTls(n, &c->tls));
-  RETURN_IF_ERROR(ReadRestListen(n, c));
-  return n.Finish();
-}
-
 absl::Status ReadClients(Node& root, Config* c) {
   if (!root.Has("clients")) return absl::OkStatus();
   YAML::Node list = root.Get("clients");
@@ -276,7 +90,25 @@ absl::Status ReadClients(Node& root, Config* c) {
     RETURN_IF_ERROR(n.String("identity", &rule.identity));
     RETURN_IF_ERROR(n.StringList("methods", &rule.methods));
     RETURN_IF_ERROR(n.StringList("profiles", &rule.profiles));
+    std::vector<std::string> sources;
+    RETURN_IF_ERROR(n.StringList("sources", &sources));
+    for (size_t j = 0; j < sources.size(); ++j) {
+      absl::StatusOr<stir::IpCidr> cidr = stir::ParseCidr(sources[j]);
+      if (!cidr.ok()) {
+        return Node::Error(absl::StrCat(n.Path("sources"), "[", j, "]"),
+                           ToStd(cidr.status().message()));
+      }
+      rule.sources.push_back(*cidr);
+    }
+    if (n.Has("sip_role")) {
+      SipRole role = SipRole::kAuto;
+      RETURN_IF_ERROR(ReadSipRole(n, "sip_role", &role));
+      rule.sip_role = role;
+    }
     RETURN_IF_ERROR(n.Finish());
+    if (rule.sip_role.has_value() && rule.sources.empty()) {
+      return Node::Error(n.Path("sip_role"), "applies to SIP clients only: set sources too");
+    }
     if (rule.identity.empty()) return Node::Error(n.Path("identity"), "is required");
     if (rule.methods.empty()) return Node::Error(n.Path("methods"), "needs at least one method");
     for (const auto& m : rule.methods) {
@@ -560,12 +392,19 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
   }
   if (!c.clients.empty() && c.tls.has_value() && c.tls->client_ca_file.empty()) {
     bool only_wildcard = true;
-    for (const auto& r : c.clients) only_wildcard &= r.identity == "*";
+    // Rules with sources name SIP clients by address, not by certificate.
+    for (const auto& r : c.clients) only_wildcard &= r.identity == "*" || !r.sources.empty();
     if (!only_wildcard) {
       return with_origin(absl::InvalidArgumentError(
           "clients name identities, which come from client certificates: set "
           "listen.tls.client_ca_file (mTLS)"));
     }
+  }
+  if (c.sip.has_value() && !c.sip->profile.empty() &&
+      std::none_of(c.profiles.begin(), c.profiles.end(),
+                   [&](const ProfileConfig& p) { return p.name == c.sip->profile; })) {
+    return with_origin(absl::InvalidArgumentError(absl::StrCat(
+        "listen.sip.profile names profile \"", c.sip->profile, "\", which is not in profiles")));
   }
   return c;
 }

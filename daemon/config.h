@@ -28,12 +28,22 @@ struct TlsConfig {
   friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
+// SipRole is what the SIP redirect server does with an INVITE (docs/sip-redirect.md): kAuto
+// verifies one that carries an Identity header and signs one that carries none.
+enum class SipRole { kAuto, kSign, kVerify };
+
 struct ClientRule {
   // identity: a client certificate's subjectAltName DNS/URI name or subject CN; "*" matches
-  // any authenticated client (and, on a listener without mTLS, any client).
+  // any authenticated client (and, on a listener without mTLS, any client). A rule with
+  // `sources` names a SIP client instead: certificates never match it.
   std::string identity;
   std::vector<std::string> methods;   // "Sign", "SignStream", "Verify", "ListProfiles" or "*"
   std::vector<std::string> profiles;  // profile names or "*"
+  // SIP redirect server (listen.sip): the source addresses of this client's requests; a SIP
+  // request from outside every rule's sources is answered 403 (when any rule is configured).
+  std::vector<stir::IpCidr> sources;
+  // SIP: what this client's INVITEs get; unset: listen.sip.role.
+  std::optional<SipRole> sip_role;
 
   friend bool operator==(const ClientRule&, const ClientRule&) = default;
 };
@@ -142,6 +152,26 @@ struct VerifierConfig {
   friend bool operator==(const VerifierConfig&, const VerifierConfig&) = default;
 };
 
+// SipConfig is listen.sip, the SIP redirect server (STI-AS / STI-VS answering 302s; see
+// docs/sip-redirect.md).
+struct SipConfig {
+  std::string udp;  // "host:port" to listen on over UDP; empty: no UDP
+  std::string tcp;  // "host:port" to listen on over TCP; empty: no TCP
+  SipRole role = SipRole::kAuto;
+  bool dest_from_request_uri = false;  // dest: to | request-uri (the called number's header)
+  // Headers that carry the attestation level, first present wins.
+  std::vector<std::string> attestation_headers = {"Attestation-Info", "P-Attestation-Info",
+                                                  "X-Attestation-Info", "Attestation"};
+  std::string default_attest;  // when no header has one; empty: such an INVITE gets 400
+  std::string profile;         // signing profile; empty: the default profile
+  bool decline_failed = false;  // verify_failure: forward (302) | decline (603)
+  absl::Duration timeout = absl::Seconds(2);      // a request's budget in the core
+  absl::Duration retry_after = absl::Seconds(5);  // Retry-After of a 503
+  size_t max_message_bytes = 64 * 1024;           // larger messages are refused by the stack
+
+  friend bool operator==(const SipConfig&, const SipConfig&) = default;
+};
+
 struct Config {
   // Listeners. `api` serves shaken.v1 (mTLS when tls.client_ca_file is set); `health` is a
   // plaintext gRPC listener with grpc.health.v1 only (Kubernetes probes); `metrics` serves
@@ -160,6 +190,7 @@ struct Config {
   absl::Duration max_connection_age = absl::Minutes(30);
   absl::Duration max_connection_age_grace = absl::Seconds(30);
   std::optional<RestListenConfig> rest;  // listen.rest; unset: no REST front end
+  std::optional<SipConfig> sip;  // listen.sip; unset: no SIP redirect server
 
   std::vector<ClientRule> clients;  // empty: every client may do everything
   std::optional<Pkcs11Config> pkcs11;

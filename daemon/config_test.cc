@@ -106,6 +106,77 @@ TEST(ConfigTest, ConnectionsAgeOutSoThatReplicasAddedLaterGetTheirShare) {
                        AllOf(HasSubstr("listen.max_connection_age"), HasSubstr("at least 10s"))));
 }
 
+TEST(ConfigTest, SipListenerAndClientSources) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("  allow_insecure"), 0,
+               "  sip:\n    udp: 0.0.0.0:5060\n    tcp: 127.0.0.1:0\n    role: sign\n"
+               "    dest: request-uri\n    attestation_headers: [X-Attestation-Info]\n"
+               "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n");
+  yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
+          "\"2001:db8::/32\"], sip_role: verify}\n";
+  auto c = ParseConfig(yaml, "t.yaml");
+  ASSERT_OK(c);
+  ASSERT_TRUE(c->sip.has_value());
+  EXPECT_EQ(c->sip->udp, "0.0.0.0:5060");
+  EXPECT_EQ(c->sip->tcp, "127.0.0.1:0");
+  EXPECT_EQ(c->sip->role, SipRole::kSign);
+  EXPECT_TRUE(c->sip->dest_from_request_uri);
+  EXPECT_EQ(c->sip->attestation_headers, std::vector<std::string>{"X-Attestation-Info"});
+  EXPECT_EQ(c->sip->default_attest, "C");
+  EXPECT_TRUE(c->sip->decline_failed);
+  EXPECT_EQ(c->sip->retry_after, absl::Seconds(30));
+  ASSERT_EQ(c->clients.size(), 1u);
+  EXPECT_EQ(c->clients[0].sources.size(), 2u);
+  EXPECT_EQ(c->clients[0].sip_role, SipRole::kVerify);
+  // Without listen.sip there is no SIP server; the defaults are the documented ones.
+  auto none = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->sip.has_value());
+  SipConfig defaults;
+  EXPECT_EQ(defaults.role, SipRole::kAuto);
+  EXPECT_EQ(defaults.attestation_headers.size(), 4u);
+  EXPECT_FALSE(defaults.decline_failed);
+}
+
+TEST(ConfigTest, SipErrorsNameTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"  sip: {}\n", "listen.sip.udp or tcp is required"},
+      {"  sip: {udp: 5060}\n", "listen.sip.udp"},
+      {"  sip: {tcp: \"127.0.0.1:99999\"}\n", "listen.sip.tcp"},
+      {"  sip: {udp: \"127.0.0.1:5060\", role: both}\n", "listen.sip.role"},
+      {"  sip: {udp: \"127.0.0.1:5060\", dest: from}\n", "listen.sip.dest"},
+      {"  sip: {udp: \"127.0.0.1:5060\", default_attest: D}\n", "listen.sip.default_attest"},
+      {"  sip: {udp: \"127.0.0.1:5060\", verify_failure: drop}\n", "listen.sip.verify_failure"},
+      {"  sip: {udp: \"127.0.0.1:5060\", attestation_headers: [\"A: B\"]}\n",
+       "listen.sip.attestation_headers"},
+      {"  sip: {udp: \"127.0.0.1:5060\", timeout: 1ms}\n", "listen.sip.timeout"},
+      {"  sip: {udp: \"127.0.0.1:5060\", retry_after: 0s}\n", "listen.sip.retry_after"},
+      {"  sip: {udp: \"127.0.0.1:5060\", max_message_bytes: 10}\n",
+       "listen.sip.max_message_bytes"},
+      {"  sip: {udp: \"127.0.0.1:5060\", tls: x}\n", "listen.sip.tls is not a known setting"},
+      {"  sip: {udp: \"127.0.0.1:5060\", profile: nope}\n", "listen.sip.profile names profile"},
+  };
+  for (const auto& [sip, key] : cases) {
+    std::string yaml = kMinimal;
+    yaml.replace(yaml.find("  allow_insecure"), 0, sip);
+    EXPECT_THAT(ParseConfig(yaml, "t.yaml"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
+        << sip;
+  }
+  const std::vector<std::pair<std::string, std::string>> rules = {
+      {"{identity: a, methods: [Sign], sources: [10.0.0.1/8]}", "clients[0].sources[0]"},
+      {"{identity: a, methods: [Sign], sources: [sbc.example]}", "clients[0].sources[0]"},
+      {"{identity: a, methods: [Sign], sip_role: verify}", "clients[0].sip_role"},
+      {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], sip_role: x}",
+       "clients[0].sip_role"},
+  };
+  for (const auto& [rule, key] : rules) {
+    EXPECT_THAT(ParseConfig(absl::StrCat(kMinimal, "clients:\n  - ", rule, "\n"), "t.yaml"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
+        << rule;
+  }
+}
+
 TEST(ConfigTest, WarnsAboutClientRulesNamingProfilesThatDoNotExist) {
   ASSERT_OK_AND_ASSIGN(Config c, ParseConfig(kMinimal, "t.yaml"));
   EXPECT_TRUE(ConfigWarnings(c).empty());

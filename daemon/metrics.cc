@@ -39,6 +39,12 @@ constexpr MetricSpec kMetrics[] = {
      "status (200, 400, ..., 503, or other)"},
     {"shaken_rest_duration_seconds", kHistogram, "endpoint",
      "REST request handling time, headers in to answer, by endpoint"},
+    // The SIP redirect server (listen.sip, daemon/sip/): role sign | verify | options | other;
+    // code: a final status code of kSipCodes, else "other".
+    {"shaken_sip_requests_total", kCounter, "role,code",
+     "SIP requests answered by the redirect server, by role and final status code"},
+    {"shaken_sip_duration_seconds", kHistogram, "role",
+     "SIP redirect server: request received to final answer, by role"},
     // Token pools and signing queues, per profile (collector in daemon/server.cc).
     {"shaken_hsm_sessions", kGauge, "profile,state", "Token sessions of a profile's pool"},
     {"shaken_hsm_health", kGauge, "profile", "0 serving, 1 degraded, 2 down"},
@@ -239,7 +245,27 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
   }
   fetch_ok_ = &fetch.Add({{"result", "ok"}}, LatencyBuckets());
   fetch_error_ = &fetch.Add({{"result", "error"}}, LatencyBuckets());
+  auto& sip = Counters("shaken_sip_requests_total", *registry_);
+  auto& sip_latency = Histograms("shaken_sip_duration_seconds", *registry_);
+  static const char* const kSipRoleNames[] = {"sign", "verify", "options", "other"};
+  for (size_t r = 0; r < kSipRoles; ++r) {
+    for (size_t c = 0; c <= std::size(kSipCodes); ++c) {
+      sip_[r][c] = &sip.Add({{"role", kSipRoleNames[r]},
+                             {"code", c < std::size(kSipCodes) ? std::to_string(kSipCodes[c])
+                                                               : std::string("other")}});
+    }
+    sip_latency_[r] = &sip_latency.Add({{"role", kSipRoleNames[r]}}, LatencyBuckets());
+  }
   AddCollector(AuditFamilies);
+}
+
+void Metrics::RecordSip(SipRequestRole role, int code, absl::Duration latency) {
+  const size_t r = static_cast<size_t>(role);
+  if (r >= kSipRoles) return;
+  size_t c = 0;
+  while (c < std::size(kSipCodes) && kSipCodes[c] != code) ++c;
+  sip_[r][c]->Increment();
+  sip_latency_[r]->Observe(absl::ToDoubleSeconds(latency));
 }
 
 void Metrics::RecordFetch(bool ok, absl::Duration latency) {

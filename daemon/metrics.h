@@ -30,6 +30,12 @@
 namespace shaken::daemon {
 
 enum class Method { kSign, kSignStream, kVerify, kListProfiles, kCount_ };
+
+// SipRequestRole is the `role` label of the SIP metrics.
+enum class SipRequestRole { kSign, kVerify, kOptions, kOther, kCount_ };
+// The final status codes the SIP redirect server answers; others are counted as "other".
+inline constexpr int kSipCodes[] = {200, 302, 400, 403, 405, 413, 416, 420,
+                                    480, 481, 483, 487, 500, 503, 603};
 std::string_view MethodName(Method m);
 
 // RestEndpoint is the `endpoint` label of the REST series.
@@ -79,6 +85,7 @@ class Metrics {
   void RecordFetch(bool ok, absl::Duration latency);
   // RecordRest counts one REST answer; a status outside the documented set counts as "other".
   void RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency);
+  void RecordSip(SipRequestRole role, int code, absl::Duration latency);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -106,6 +113,10 @@ class Metrics {
   std::array<prometheus::Histogram*, static_cast<size_t>(RestEndpoint::kCount_)> rest_latency_;
   prometheus::Histogram* fetch_ok_ = nullptr;
   prometheus::Histogram* fetch_error_ = nullptr;
+  static constexpr size_t kSipRoles = static_cast<size_t>(SipRequestRole::kCount_);
+  // [role][index in kSipCodes, or its size for "other"]
+  std::array<std::array<prometheus::Counter*, std::size(kSipCodes) + 1>, kSipRoles> sip_;
+  std::array<prometheus::Histogram*, kSipRoles> sip_latency_;
   std::shared_ptr<prometheus::Collectable> live_;
 };
 

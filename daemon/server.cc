@@ -19,6 +19,7 @@
 #include "daemon/profiles.h"
 #include "daemon/rest/rest_front.h"
 #include "daemon/service.h"
+#include "daemon/sip/redirect_server.h"
 #include "hsm/module.h"
 #include "stir/absl_compat.h"
 #include "stir/openssl_util.h"
@@ -41,6 +42,7 @@ struct Daemon::State {
   grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
   std::unique_ptr<grpc::Server> health;
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<sip::RedirectServer> sip;  // listen.sip
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
   // The verification stack in force (null: verifier.enabled is false); the core holds its
@@ -370,6 +372,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     auto ports = s.exposer->GetListeningPorts();
     d->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
+  if (config.sip.has_value()) {
+    ASSIGN_OR_RETURN(s.sip, sip::RedirectServer::Start(
+                                *config.sip, {s.core.get(), [raw = d.get()] { return raw->serving(); },
+                                              config.max_iat_skew}));
+    d->sip_udp_port_ = s.sip->udp_port();
+    d->sip_tcp_port_ = s.sip->tcp_port();
+  }
   d->MonitorHealth();  // set the first status before anyone probes
   d->monitor_ = std::thread([raw = d.get(), check = config.certificate_check_interval] {
     absl::Time next_check = absl::Now() + check;
@@ -389,6 +398,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                       {"health_port", absl::StrCat(d->health_port_)},
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
                       {"rest_port", absl::StrCat(d->rest_port_)},
+                      {"sip", absl::StrCat("udp ", d->sip_udp_port_, ", tcp ", d->sip_tcp_port_)},
                       {"reflection", config.reflection},
                       {"profiles", absl::StrCat(config.profiles.size())},
                       {"verifier", config.verifier.enabled ? "on" : "off"}});
@@ -463,6 +473,7 @@ void Daemon::Shutdown() {
   // cancels the rest. Meanwhile the health listener answers NOT_SERVING, so a load balancer or a
   // Kubernetes readiness probe moves traffic away; it stops last.
   if (state_->rest != nullptr) state_->rest->Drain();  // new REST requests: 503
+  if (state_->sip != nullptr) state_->sip->Shutdown(absl::FromChrono(deadline));
   state_->api->Shutdown(deadline);
   if (state_->rest != nullptr) state_->rest->Stop(absl::FromChrono(deadline));
   if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
@@ -491,7 +502,7 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
             cur.max_connection_age != next.max_connection_age ||
             cur.max_connection_age_grace != next.max_connection_age_grace ||
             cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen ||
-            cur.rest != next.rest,
+            cur.rest != next.rest || cur.sip != next.sip,
         "listen");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
   check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
@@ -581,7 +592,10 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
     s.verification = std::move(stack);
     applied.push_back("verifier");
   }
-  if (next.max_iat_skew != cur.max_iat_skew) applied.push_back("max_iat_skew");
+  if (next.max_iat_skew != cur.max_iat_skew) {
+    if (s.sip != nullptr) s.sip->SetMaxIatSkew(next.max_iat_skew);  // its 403 Stale Date
+    applied.push_back("max_iat_skew");
+  }
   // The configuration in force: the file, but for what waits for a restart.
   Config in_force = next;
   in_force.api_listen = cur.api_listen;
@@ -656,6 +670,7 @@ Daemon::~Daemon() {
   Shutdown();
   if (state_ == nullptr) return;
   // Servers before the service they call into; profiles (token pools) last.
+  state_->sip.reset();
   state_->api.reset();
   state_->rest.reset();
   state_->health.reset();

@@ -31,6 +31,8 @@ class Daemon {
   int health_port() const { return health_port_; }
   int metrics_port() const { return metrics_port_; }
   int rest_port() const { return rest_port_; }  // listen.rest
+  int sip_udp_port() const { return sip_udp_port_; }  // listen.sip
+  int sip_tcp_port() const { return sip_tcp_port_; }
 
   // Shutdown: health NOT_SERVING at once, refuse new calls, let in-flight calls finish for at
   // most drain_grace, then cancel what is left and stop. Idempotent. (SIGTERM)
@@ -74,6 +76,8 @@ class Daemon {
   int health_port_ = 0;
   int metrics_port_ = 0;
   int rest_port_ = 0;
+  int sip_udp_port_ = 0;
+  int sip_tcp_port_ = 0;
   std::atomic<bool> draining_{false};
   absl::Notification stop_;
   absl::Notification stopped_;

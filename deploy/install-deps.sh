@@ -14,6 +14,8 @@ PACKAGES=(
   libsystemd-dev
   # the REST front end's HTTP server (http/): libmicrohttpd, its TLS is GnuTLS
   libmicrohttpd-dev libgnutls28-dev
+  # SIP redirect server (listen.sip): sofia-sip's NTA stack
+  libsofia-sip-ua-dev
   # PKCS#11: software token, libp11's OpenSSL engine, OpenSC tools (pkcs11-tool, pkcs11-spy)
   softhsm2 libp11-dev libengine-pkcs11-openssl opensc
   # tests and benchmarks
@@ -22,6 +24,8 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm-14
   # interop peers (independent SHAKEN implementation)
   secsipidx libsecsipid-dev
+  # SIP peers of the listen.sip tests and benchmark: SIPp, and Kamailio as the SBC in front
+  sip-tester kamailio
   # helper tools used by scripts and tests
   curl ca-certificates python3 procps
 )

@@ -98,8 +98,12 @@ std::string DaemonEnv::ConfigYaml(const DaemonEnvOptions& options) const {
   const SoftHsmToken& token = SoftHsmToken::Shared();
   const std::string& p = dir_->path();
   const std::string tls_and_clients =
-      options.plaintext ? "  allow_insecure: true\n"
-                        : absl::StrCat(R"(  tls:
+      options.plaintext
+          ? absl::StrCat("  allow_insecure: true\n",
+                         options.clients_extra_yaml.empty()
+                             ? ""
+                             : absl::StrCat("clients:\n", options.clients_extra_yaml))
+          : absl::StrCat(R"(  tls:
     cert_file: )", p, R"(/server.pem
     key_file: )", p, R"(/server.key
     client_ca_file: )", p, R"(/tls-ca.pem
@@ -108,7 +112,7 @@ clients:
   - {identity: verify-only.test, methods: [Verify]}
   - {identity: file-only.test, methods: [Sign, SignStream, ListProfiles], profiles: [file]}
   - {identity: "spiffe://shaken.test/sbc", methods: [ListProfiles]}
-)");
+)", options.clients_extra_yaml);
   return absl::StrCat(R"(
 listen:
   api: 127.0.0.1:)", options.api_port, "\n",

@@ -36,6 +36,7 @@ struct DaemonEnvOptions {
   bool plaintext = false;
   std::string extra_yaml;  // appended to the generated configuration
   std::string listen_extra_yaml;  // lines added to the listen section ("  reflection: off\n")
+  std::string clients_extra_yaml;  // rules added to the clients list ("  - {identity: ...}\n")
   // The PKCS#11 module; empty: SoftHSM2's. E.g. the fault-injecting module (fault_pkcs11.h).
   std::string pkcs11_module;
   std::string pkcs11_extra_yaml;    // lines added to the pkcs11 section ("  queue_limit: 4\n")
