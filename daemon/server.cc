@@ -126,8 +126,11 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
                            std::shared_ptr<const stir::CertificateFetcher> fetcher) {
     return std::make_shared<MeteredFetcher>(std::move(fetcher), metrics);
   };
-  return stir::VerificationStack::New(VerifierSettingsFrom(c.verifier), state->clock,
-                                      std::move(parts));
+  stir::VerifierSettings settings = VerifierSettingsFrom(c.verifier);
+  settings.crl.on_soft_fail = [](std::string_view what) {
+    LogWarn("crl_soft_fail", {{"detail", what}});
+  };
+  return stir::VerificationStack::New(std::move(settings), state->clock, std::move(parts));
 }
 
 // InForce is what the core verifies with: the stack's verifier (sharing the stack's lifetime)
@@ -232,6 +235,25 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       auto bytes = Family("shaken_x5u_cache_bytes");
       AddSample(&bytes, static_cast<double>(cs.bytes));
       out.push_back(std::move(bytes));
+    }
+    const stir::CrlChecker* crl = verification != nullptr ? verification->crl_checker() : nullptr;
+    if (crl != nullptr) {
+      const stir::CrlStats rs = crl->Stats();
+      auto fetches = Family("shaken_crl_fetches_total");
+      AddSample(&fetches, static_cast<double>(rs.fetch_ok), {{"result", "ok"}});
+      AddSample(&fetches, static_cast<double>(rs.fetch_failed), {{"result", "failed"}});
+      AddSample(&fetches, static_cast<double>(rs.fetch_invalid), {{"result", "invalid"}});
+      out.push_back(std::move(fetches));
+      auto checks = Family("shaken_crl_unusable_checks_total");
+      AddSample(&checks, static_cast<double>(rs.soft_failed), {{"mode", "soft_fail"}});
+      AddSample(&checks, static_cast<double>(rs.hard_failed), {{"mode", "hard_fail"}});
+      out.push_back(std::move(checks));
+      auto revoked = Family("shaken_crl_revoked_total");
+      AddSample(&revoked, static_cast<double>(rs.revoked));
+      out.push_back(std::move(revoked));
+      auto cached = Family("shaken_crl_cache_entries");
+      AddSample(&cached, static_cast<double>(rs.cached));
+      out.push_back(std::move(cached));
     }
     return out;
   });
