@@ -264,6 +264,11 @@ absl::Status CheckVerifier(const VerifierConfig& v) {
   if (v.iat_window <= absl::ZeroDuration()) {
     return Node::Error("verifier.iat_window", "must be positive");
   }
+  if (v.crl_retry_after <= absl::ZeroDuration()) {
+    return Node::Error("verifier.crl_retry_after",
+                       "must be positive: how long an unusable CRL is remembered before the next "
+                       "fetch (e.g. 30s)");
+  }
   return absl::OkStatus();
 }
 
@@ -276,6 +281,14 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   RETURN_IF_ERROR(n.String("ca_file", &v.ca_file));
   RETURN_IF_ERROR(n.String("ca_dir", &v.ca_dir));
   RETURN_IF_ERROR(n.StringList("crl_files", &v.crl_files));
+  RETURN_IF_ERROR(n.Bool("crl_distribution_points", &v.crl_distribution_points));
+  RETURN_IF_ERROR(n.Choice<stir::CrlFailureMode>(
+      "crl_unavailable", {{"soft-fail", stir::CrlFailureMode::kSoftFail},
+                          {"hard-fail", stir::CrlFailureMode::kHardFail}},
+      &v.crl_unavailable, "must be soft-fail or hard-fail"));
+  RETURN_IF_ERROR(n.Number<size_t>("crl_max_bytes", &v.crl_max_bytes, 4096, 64 << 20));
+  RETURN_IF_ERROR(n.Number<size_t>("crl_cache_max_entries", &v.crl_cache_max_entries, 1, 100000));
+  RETURN_IF_ERROR(n.Duration("crl_retry_after", &v.crl_retry_after));
   RETURN_IF_ERROR(n.Choice<stir::ProfileStrictness>(
       "policy", {{"strict", stir::ProfileStrictness::kStrict},
                  {"lenient", stir::ProfileStrictness::kLenient}},
@@ -415,6 +428,11 @@ stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.validator.ca_file = v.ca_file;
   s.validator.ca_dir = v.ca_dir;
   s.validator.crl_files = v.crl_files;
+  s.follow_crl_distribution_points = v.crl_distribution_points;
+  s.crl.on_unavailable = v.crl_unavailable;
+  s.crl.max_entries = v.crl_cache_max_entries;
+  s.crl.retry_after = v.crl_retry_after;
+  s.fetcher.max_crl_bytes = v.crl_max_bytes;
   s.validator.strictness = v.policy;
   s.fetcher.connect_timeout = v.connect_timeout;
   s.fetcher.total_timeout = v.fetch_timeout;

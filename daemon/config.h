@@ -15,6 +15,7 @@
 #include "hsm/module.h"
 #include "hsm/secret.h"
 #include "stir/cert_validator.h"
+#include "stir/crl_checker.h"
 #include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 
@@ -121,6 +122,14 @@ struct VerifierConfig {
   std::string ca_file;                 // STI-CA trust anchors (PEM bundle)
   std::string ca_dir;                  // or a c_rehash directory
   std::vector<std::string> crl_files;
+  // Revocation through the signing certificate's CRL distribution point (stir::CrlChecker):
+  // verifier.crl_distribution_points (on by default), verifier.crl_unavailable (soft-fail |
+  // hard-fail), verifier.crl_max_bytes, verifier.crl_cache_max_entries, verifier.crl_retry_after.
+  bool crl_distribution_points = true;
+  stir::CrlFailureMode crl_unavailable = stir::CrlFailureMode::kSoftFail;
+  size_t crl_max_bytes = 1 << 20;
+  size_t crl_cache_max_entries = 1000;
+  absl::Duration crl_retry_after = absl::Seconds(30);
   // verifier.policy: strict | lenient (the SHAKEN certificate profile, stir::CertValidator).
   stir::ProfileStrictness policy = stir::ProfileStrictness::kStrict;
   absl::Duration iat_window = absl::Seconds(60);

@@ -485,3 +485,46 @@ TEST(ConfigTest, MissingFile) {
 
 }  // namespace
 }  // namespace shaken::daemon
+
+namespace shaken::daemon {
+namespace {
+
+TEST(ConfigTest, CrlDistributionPointsAreFollowedByDefaultWithSoftFail) {
+  auto c = ParseConfig(kMinimal, "t.yaml");
+  ASSERT_OK(c);
+  EXPECT_TRUE(c->verifier.crl_distribution_points);
+  EXPECT_EQ(c->verifier.crl_unavailable, stir::CrlFailureMode::kSoftFail);
+  stir::VerifierSettings s = VerifierSettingsFrom(c->verifier);
+  EXPECT_TRUE(s.follow_crl_distribution_points);
+  EXPECT_EQ(s.crl.on_unavailable, stir::CrlFailureMode::kSoftFail);
+  EXPECT_EQ(s.fetcher.max_crl_bytes, size_t{1} << 20);
+
+  std::string hard = std::string(kMinimal) +
+                     "  crl_unavailable: hard-fail\n  crl_max_bytes: 65536\n"
+                     "  crl_cache_max_entries: 10\n  crl_retry_after: 2m\n";
+  auto h = ParseConfig(hard, "t.yaml");
+  ASSERT_OK(h);
+  s = VerifierSettingsFrom(h->verifier);
+  EXPECT_EQ(s.crl.on_unavailable, stir::CrlFailureMode::kHardFail);
+  EXPECT_EQ(s.fetcher.max_crl_bytes, 65536u);
+  EXPECT_EQ(s.crl.max_entries, 10u);
+  EXPECT_EQ(s.crl.retry_after, absl::Minutes(2));
+}
+
+TEST(ConfigTest, CrlSettingErrorsNameTheKey) {
+  const std::string base = kMinimal;
+  EXPECT_THAT(ParseConfig(base + "  crl_unavailable: ignore\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.crl_unavailable must be soft-fail or hard-fail")));
+  EXPECT_THAT(ParseConfig(base + "  crl_max_bytes: 10\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("verifier.crl_max_bytes")));
+  EXPECT_THAT(ParseConfig(base + "  crl_retry_after: 0s\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.crl_retry_after must be positive")));
+  EXPECT_THAT(ParseConfig(base + "  crl_distribution_points: maybe\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.crl_distribution_points")));
+}
+
+}  // namespace
+}  // namespace shaken::daemon

@@ -24,6 +24,9 @@ class HealthPublisher {
   // Publish sets `serving` on the health service of each non-null server in `servers` if it
   // differs from what was last published (or nothing was).
   void Publish(bool serving, std::initializer_list<grpc::Server*> servers);
+  // PublishTo sets what was last published on `server`'s health service (a server started after
+  // the last change); nothing when nothing was published yet.
+  void PublishTo(grpc::Server* server);
 
  private:
   absl::Mutex mu_;

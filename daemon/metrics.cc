@@ -83,6 +83,12 @@ constexpr MetricSpec kMetrics[] = {
      "Fetched chains that failed validation"},
     {"shaken_x5u_cache_entries", kGauge, "", "Certificates cached"},
     {"shaken_x5u_cache_bytes", kGauge, "", "Approximate bytes cached"},
+    {"shaken_crl_fetches_total", kCounter, "result",
+     "CRL distribution point fetches: ok, failed (policy, network, HTTP), invalid (not a CRL)"},
+    {"shaken_crl_unusable_checks_total", kCounter, "mode",
+     "Revocation checks without a usable CRL: soft_fail (call went on), hard_fail (refused)"},
+    {"shaken_crl_revoked_total", kCounter, "", "Signing certificates found revoked by their CRL"},
+    {"shaken_crl_cache_entries", kGauge, "", "CRLs cached"},
     // The process.
     {"shaken_draining", kGauge, "", "1 while the server is shutting down"},
     {"shaken_audit_write_failures_total", kCounter, "",

@@ -18,6 +18,7 @@
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "daemon/rest/rest_front.h"
+#include "daemon/server_internal.h"
 #include "daemon/service.h"
 #include "daemon/sip/redirect_server.h"
 #include "hsm/module.h"
@@ -30,36 +31,6 @@ namespace shaken::daemon {
 
 constexpr char kServiceName[] = "shaken.v1.Shaken";
 
-struct Daemon::State {
-  Config config;
-  const stir::Clock* clock = nullptr;
-  std::unique_ptr<Authorizer> authorizer;
-  std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<ServiceCore> core;        // shared by every front end
-  std::unique_ptr<ShakenService> service;  // the gRPC front end
-  std::unique_ptr<rest::RestListener> rest;  // the REST front end (listen.rest), if configured
-  std::unique_ptr<grpc::Server> api;
-  grpc::CallbackGenericService health_unknown_methods;  // outlives the server that uses it
-  std::unique_ptr<grpc::Server> health;
-  std::unique_ptr<prometheus::Exposer> exposer;
-  std::unique_ptr<sip::RedirectServer> sip;  // listen.sip
-  absl::Mutex shutdown_mu;
-  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
-  // The verification stack in force (null: verifier.enabled is false); the core holds its
-  // verifier. Replaced by a reload.
-  absl::Mutex mu;
-  std::shared_ptr<stir::VerificationStack> verification ABSL_GUARDED_BY(mu);
-  // Replaced profile sets and stacks, kept until no call uses them (Reap): their last reference
-  // must not be dropped on one of their own threads (a pool worker, the fetch loop).
-  std::vector<std::shared_ptr<const ProfileSet>> retired_profiles ABSL_GUARDED_BY(mu);
-  std::vector<std::shared_ptr<stir::VerificationStack>> retired_verification ABSL_GUARDED_BY(mu);
-
-  std::shared_ptr<stir::VerificationStack> Verification() {
-    absl::MutexLock lock(&mu);
-    return verification;
-  }
-  HealthPublisher health_publisher;
-};
 
 namespace {
 
@@ -123,6 +94,38 @@ class ReflectionOption final : public grpc::ServerBuilderOption {
   const bool enabled_;
 };
 
+// StartApiServer starts the API server (shaken.v1 over `service`, reflection as configured, the
+// health service) on `address`; null when it cannot listen. The port it got goes to *port.
+std::unique_ptr<grpc::Server> StartApiServer(const Config& config, const std::string& address,
+                                             const std::shared_ptr<grpc::ServerCredentials>& creds,
+                                             ShakenService* service, int* port) {
+  grpc::ServerBuilder b;
+  b.AddListeningPort(address, creds, port);
+  b.RegisterService(service);
+  b.SetOption(std::make_unique<ReflectionOption>(config.reflection == "api"));
+  b.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
+  // SBC clients keep one long-lived connection and ping it every 30 s even when idle
+  // (client/include/shaken/client.h): accept that instead of answering GOAWAY too_many_pings.
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  // Two API servers share the port for a moment when MoveClientsAway replaces one (gRPC's
+  // default on Linux; said here because it is relied on).
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 1);
+  if (config.max_connection_age > absl::ZeroDuration()) {
+    // gRPC adds ±10 % jitter, so reconnections of clients that connected together spread out.
+    b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                         static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age)));
+    b.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age_grace)));
+  }
+  return b.BuildAndStart();
+}
+
+}  // namespace
+
+namespace server_internal {
+
 absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Config& c,
                                                                        Daemon::State* state) {
   stir::VerificationStackParts parts;
@@ -130,12 +133,13 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
                            std::shared_ptr<const stir::CertificateFetcher> fetcher) {
     return std::make_shared<MeteredFetcher>(std::move(fetcher), metrics);
   };
-  return stir::VerificationStack::New(VerifierSettingsFrom(c.verifier), state->clock,
-                                      std::move(parts));
+  stir::VerifierSettings settings = VerifierSettingsFrom(c.verifier);
+  settings.crl.on_soft_fail = [](std::string_view what) {
+    LogWarn("crl_soft_fail", {{"detail", what}});
+  };
+  return stir::VerificationStack::New(std::move(settings), state->clock, std::move(parts));
 }
 
-// InForce is what the core verifies with: the stack's verifier (sharing the stack's lifetime)
-// and the verifier section's bound on verifications in progress.
 VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
                         const VerifierConfig& v) {
   VerifierInForce out;
@@ -143,6 +147,10 @@ VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
   out.max_in_flight = v.max_in_flight;
   return out;
 }
+
+}  // namespace server_internal
+
+namespace {
 
 void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
   s->metrics->AddCollector([s, draining]() {
@@ -237,17 +245,33 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       AddSample(&bytes, static_cast<double>(cs.bytes));
       out.push_back(std::move(bytes));
     }
+    const stir::CrlChecker* crl = verification != nullptr ? verification->crl_checker() : nullptr;
+    if (crl != nullptr) {
+      const stir::CrlStats rs = crl->Stats();
+      auto fetches = Family("shaken_crl_fetches_total");
+      AddSample(&fetches, static_cast<double>(rs.fetch_ok), {{"result", "ok"}});
+      AddSample(&fetches, static_cast<double>(rs.fetch_failed), {{"result", "failed"}});
+      AddSample(&fetches, static_cast<double>(rs.fetch_invalid), {{"result", "invalid"}});
+      out.push_back(std::move(fetches));
+      auto checks = Family("shaken_crl_unusable_checks_total");
+      AddSample(&checks, static_cast<double>(rs.soft_failed), {{"mode", "soft_fail"}});
+      AddSample(&checks, static_cast<double>(rs.hard_failed), {{"mode", "hard_fail"}});
+      out.push_back(std::move(checks));
+      auto revoked = Family("shaken_crl_revoked_total");
+      AddSample(&revoked, static_cast<double>(rs.revoked));
+      out.push_back(std::move(revoked));
+      auto cached = Family("shaken_crl_cache_entries");
+      AddSample(&cached, static_cast<double>(rs.cached));
+      out.push_back(std::move(cached));
+    }
     return out;
   });
 }
 
 }  // namespace
 
-namespace {
+namespace server_internal {
 
-// OpenProfile opens profile `p` of `config` for start-up and reloads alike. A token that cannot be
-// reached now (an HSM outage) does not stop it: the key is opened in the background and the
-// profile is DOWN meanwhile (pkcs11.require_token_at_start: false).
 absl::StatusOr<std::shared_ptr<SigningProfile>> OpenProfile(const ProfileConfig& p,
                                                             const Config& config,
                                                             const stir::Clock* clock,
@@ -279,7 +303,11 @@ absl::StatusOr<std::shared_ptr<SigningProfile>> OpenProfile(const ProfileConfig&
   return std::shared_ptr<SigningProfile>(*std::move(profile));
 }
 
-}  // namespace
+}  // namespace server_internal
+
+using server_internal::BuildVerifier;
+using server_internal::InForce;
+using server_internal::OpenProfile;
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                                       const stir::Clock* clock) {
@@ -318,29 +346,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   grpc::EnableDefaultHealthCheckService(true);
   {
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, ApiCredentials(config));
-    grpc::ServerBuilder b;
-    b.AddListeningPort(config.api_listen, creds, &d->api_port_);
-    b.RegisterService(s.service.get());
-    b.SetOption(std::make_unique<ReflectionOption>(config.reflection == "api"));
-    b.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
-    // SBC clients keep one long-lived connection and ping it every 30 s even when idle
-    // (client/include/shaken/client.h): accept that instead of answering GOAWAY too_many_pings.
-    b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-    if (config.max_connection_age > absl::ZeroDuration()) {
-      // gRPC adds ±10 % jitter, so reconnections of clients that connected together spread out.
-      b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                           static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age)));
-      b.AddChannelArgument(
-          GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-          static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age_grace)));
-    }
-    s.api = b.BuildAndStart();
+    s.api = StartApiServer(config, config.api_listen, creds, s.service.get(), &d->api_port_);
     if (s.api == nullptr || d->api_port_ == 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on listen.api ", config.api_listen,
                        " (address in use, or not an address of this host?)"));
     }
+    // The same address with the port now known (listen.api may say port 0).
+    std::string address = config.api_listen;
+    if (const size_t colon = address.rfind(':'); colon != std::string::npos) {
+      address = absl::StrCat(address.substr(0, colon + 1), d->api_port_);
+    }
+    s.drain_grace = config.drain_grace;
+    s.restart_api = [config, creds, address](ShakenService* service, int* port) {
+      return StartApiServer(config, address, creds, service, port);
+    };
   }
   if (config.rest.has_value()) {
     ASSIGN_OR_RETURN(s.rest, rest::RestListener::Start(config, s.core.get()));
@@ -382,8 +402,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
   d->MonitorHealth();  // set the first status before anyone probes
   d->monitor_ = std::thread([raw = d.get(), check = config.certificate_check_interval] {
     absl::Time next_check = absl::Now() + check;
+    bool was_serving = raw->serving();
     while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
-      raw->MonitorHealth();
+      const bool serving = raw->MonitorHealth();
+      if (was_serving && !serving) raw->MoveClientsAway();
+      was_serving = serving;
       if (check > absl::ZeroDuration() && absl::Now() >= next_check) {
         raw->CheckCertificateFiles();
         next_check = absl::Now() + check;
@@ -413,9 +436,40 @@ bool Daemon::serving() const {
   return true;
 }
 
-void Daemon::MonitorHealth() {
-  state_->health_publisher.Publish(serving(), {state_->api.get(), state_->health.get()});
+bool Daemon::MonitorHealth() {
+  const bool now = serving();
+  state_->health_publisher.Publish(now, {state_->api.get(), state_->health.get()});
   Reap();
+  return now;
+}
+
+void Daemon::MoveClientsAway() {
+  State& s = *state_;
+  if (absl::Now() - s.last_goaway < absl::Seconds(10)) return;  // a flapping token
+  absl::MutexLock lock(&s.shutdown_mu);
+  if (s.shut_down) return;  // draining: Shutdown sends GOAWAY itself
+  s.last_goaway = absl::Now();
+  auto service = std::make_unique<ShakenService>(s.core.get());
+  int port = 0;
+  std::unique_ptr<grpc::Server> next = s.restart_api(service.get(), &port);
+  if (next == nullptr || port != api_port_) {
+    LogWarn("goaway_skipped", {{"detail", absl::StrCat("no second API server on port ", api_port_,
+                                                       "; clients stay connected")}});
+    return;
+  }
+  s.health_publisher.PublishTo(next.get());
+  std::swap(s.api, next);
+  std::swap(s.service, service);
+  s.api_closers.emplace_back(
+      [old = std::move(next), old_service = std::move(service), grace = s.drain_grace]() mutable {
+        old->Shutdown(absl::ToChronoTime(absl::Now() + grace));  // GOAWAY; calls finish
+        old->Wait();
+        old.reset();  // the server before the service it calls into
+        old_service.reset();
+      });
+  LogInfo("goaway_sent", {{"reason", "not serving (a profile is down)"},
+                          {"detail", "API connections told to reconnect; calls in progress "
+                                     "finish on the old server"}});
 }
 
 void Daemon::CheckCertificateFiles() {
@@ -475,6 +529,12 @@ void Daemon::Shutdown() {
   if (state_->rest != nullptr) state_->rest->Drain();  // new REST requests: 503
   if (state_->sip != nullptr) state_->sip->Shutdown(absl::FromChrono(deadline));
   state_->api->Shutdown(deadline);
+  std::vector<std::thread> closers;
+  {
+    absl::MutexLock lock(&state_->shutdown_mu);
+    closers.swap(state_->api_closers);
+  }
+  for (std::thread& t : closers) t.join();  // replaced API servers: their deadlines have passed
   if (state_->rest != nullptr) state_->rest->Stop(absl::FromChrono(deadline));
   if (state_->health != nullptr) state_->health->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
@@ -486,185 +546,6 @@ void Daemon::Shutdown() {
 }
 
 void Daemon::Wait() { stopped_.WaitForNotification(); }
-
-namespace {
-
-// RestartRequired names the sections of `next` that differ from `cur` and that a running daemon
-// does not change: the listeners, the PKCS#11 module section, limits fixed at start, the log
-// format and the audit destination.
-std::vector<std::string> RestartRequired(const Config& cur, const Config& next) {
-  std::vector<std::string> keys;
-  auto check = [&](bool changed, const char* key) {
-    if (changed) keys.push_back(key);
-  };
-  check(cur.api_listen != next.api_listen || cur.tls != next.tls ||
-            cur.allow_insecure != next.allow_insecure || cur.reflection != next.reflection ||
-            cur.max_connection_age != next.max_connection_age ||
-            cur.max_connection_age_grace != next.max_connection_age_grace ||
-            cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen ||
-            cur.rest != next.rest || cur.sip != next.sip,
-        "listen");
-  check(cur.pkcs11 != next.pkcs11, "pkcs11");
-  check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
-  check(cur.drain_grace != next.drain_grace, "drain_grace");
-  check(cur.certificate_check_interval != next.certificate_check_interval,
-        "certificate_check_interval");
-  check(cur.log_format != next.log_format || cur.audit_file != next.audit_file ||
-            cur.audit_on_failure != next.audit_on_failure,
-        "logging (format, audit_file, audit_on_failure)");
-  return keys;
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file) {
-  State& s = *state_;
-  Config& cur = s.config;
-  // What needs a restart stays as it is; profiles opened now use the pkcs11 section in force.
-  Config next = file;
-  next.pkcs11 = cur.pkcs11;
-
-  // First everything that can fail, into new objects; nothing is in force yet.
-  const std::shared_ptr<const ProfileSet> old_set = s.core->profiles();
-  absl::flat_hash_map<std::string, std::shared_ptr<SigningProfile>> old_by_name;
-  for (const auto& p : old_set->profiles) old_by_name[p->name()] = p;
-  // A profile is kept (not reopened) when nothing it was opened with changed.
-  const bool signing_policy_same = cur.max_iat_skew == next.max_iat_skew &&
-                                   cur.verifier.x5u_policy == next.verifier.x5u_policy;
-  std::vector<std::shared_ptr<SigningProfile>> profiles;
-  std::vector<std::string> added, changed, removed;
-  for (const ProfileConfig& p : next.profiles) {
-    auto old = old_by_name.find(p.name);
-    if (old != old_by_name.end() && old->second->config() == p && signing_policy_same) {
-      profiles.push_back(old->second);
-      continue;
-    }
-    ASSIGN_OR_RETURN(std::shared_ptr<SigningProfile> opened,
-                     OpenProfile(p, next, s.clock, s.metrics.get()));
-    profiles.push_back(std::move(opened));
-    (old != old_by_name.end() ? changed : added).push_back(p.name);
-  }
-  for (const auto& [name, p] : old_by_name) {
-    if (std::none_of(next.profiles.begin(), next.profiles.end(),
-                     [&](const ProfileConfig& c) { return c.name == name; })) {
-      removed.push_back(name);
-    }
-  }
-  const bool profiles_changed = !added.empty() || !changed.empty() || !removed.empty() ||
-                                cur.profiles != next.profiles;  // e.g. order or default
-  const bool verifier_changed = cur.verifier != next.verifier;
-  std::shared_ptr<stir::VerificationStack> stack;
-  if (verifier_changed && next.verifier.enabled) {
-    ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> built, BuildVerifier(next, &s));
-    stack = std::move(built);
-  }
-
-  // Then all of it in force at once. Calls in progress finish with what they started with.
-  std::vector<std::string> applied;
-  if (next.clients != cur.clients) {
-    s.authorizer->Replace(next.clients);
-    applied.push_back("clients");
-  }
-  if (next.log_level != cur.log_level) {
-    SetLogLevel(next.log_level);
-    applied.push_back("logging.level");
-  }
-  if (next.audit_tns != cur.audit_tns) {
-    s.core->SetAuditTns(next.audit_tns);
-    applied.push_back("logging.audit_tns");
-  }
-  if (profiles_changed) {
-    s.core->ReplaceProfiles(ProfileSet::Make(std::move(profiles), s.metrics.get()));
-    absl::MutexLock lock(&s.mu);
-    s.retired_profiles.push_back(old_set);
-    std::string what = "profiles";
-    std::vector<std::string> parts;
-    if (!added.empty()) parts.push_back(absl::StrCat("added ", absl::StrJoin(added, " ")));
-    if (!changed.empty()) parts.push_back(absl::StrCat("reopened ", absl::StrJoin(changed, " ")));
-    if (!removed.empty()) parts.push_back(absl::StrCat("removed ", absl::StrJoin(removed, " ")));
-    if (!parts.empty()) absl::StrAppend(&what, " (", absl::StrJoin(parts, "; "), ")");
-    applied.push_back(what);
-  }
-  if (verifier_changed) {
-    s.core->ReplaceVerifier(InForce(stack, next.verifier));
-    absl::MutexLock lock(&s.mu);
-    if (s.verification != nullptr) s.retired_verification.push_back(std::move(s.verification));
-    s.verification = std::move(stack);
-    applied.push_back("verifier");
-  }
-  if (next.max_iat_skew != cur.max_iat_skew) {
-    if (s.sip != nullptr) s.sip->SetMaxIatSkew(next.max_iat_skew);  // its 403 Stale Date
-    applied.push_back("max_iat_skew");
-  }
-  // The configuration in force: the file, but for what waits for a restart.
-  Config in_force = next;
-  in_force.api_listen = cur.api_listen;
-  in_force.tls = cur.tls;
-  in_force.allow_insecure = cur.allow_insecure;
-  in_force.reflection = cur.reflection;
-  in_force.max_connection_age = cur.max_connection_age;
-  in_force.max_connection_age_grace = cur.max_connection_age_grace;
-  in_force.health_listen = cur.health_listen;
-  in_force.metrics_listen = cur.metrics_listen;
-  in_force.rest = cur.rest;
-  in_force.max_request_bytes = cur.max_request_bytes;
-  in_force.drain_grace = cur.drain_grace;
-  in_force.certificate_check_interval = cur.certificate_check_interval;
-  in_force.log_format = cur.log_format;
-  in_force.audit_file = cur.audit_file;
-  in_force.audit_on_failure = cur.audit_on_failure;
-  cur = std::move(in_force);
-  return applied;
-}
-
-absl::Status Daemon::Reload(const Config& next) {
-  const std::vector<std::string> restart = RestartRequired(state_->config, next);
-  absl::StatusOr<std::vector<std::string>> applied = ApplyConfig(next);
-  if (!applied.ok()) {
-    LogError("reload_failed",
-             {{"what", "configuration"},
-              {"error", ToStd(applied.status().message())},
-              {"detail", "everything stays as it was (files are still reloaded)"}});
-  } else {
-    LogInfo("configuration_reloaded",
-            {{"applied", applied->empty() ? "nothing changed" : absl::StrJoin(*applied, ", ")},
-             {"unchanged_until_restart", restart.empty() ? "none" : absl::StrJoin(restart, ", ")}});
-    if (!restart.empty()) {
-      LogWarn("restart_required",
-              {{"settings", absl::StrJoin(restart, ", ")},
-               {"detail", "these settings changed in the file but stay as they were until "
-                          "shakend restarts"}});
-    }
-  }
-  absl::Status files = ReloadFiles();
-  return applied.ok() ? files : applied.status();
-}
-
-absl::Status Daemon::Reload() { return ReloadFiles(); }
-
-
-absl::Status Daemon::ReloadFiles() {
-  absl::Status result = ReopenAuditFile();
-  if (!result.ok()) {
-    LogError("reload_failed", {{"what", "audit file"}, {"error", std::string(result.message())}});
-  }
-  if (const auto verification = state_->Verification(); verification != nullptr) {
-    absl::Status s = verification->ReloadTrust();
-    if (!s.ok()) {
-      LogError("reload_failed", {{"what", "trust anchors"}, {"error", std::string(s.message())}});
-      result = s;
-    }
-  }
-  for (const auto& p : state_->core->profiles()->profiles) {
-    absl::Status s = p->ReloadCertificate();
-    if (!s.ok()) {
-      LogError("reload_failed", {{"what", "certificate"}, {"error", std::string(s.message())}});
-      if (result.ok()) result = s;
-    }
-  }
-  if (result.ok()) LogInfo("reloaded");
-  return result;
-}
 
 Daemon::~Daemon() {
   Shutdown();

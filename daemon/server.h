@@ -58,7 +58,18 @@ class Daemon {
 
  private:
   Daemon() = default;
-  void MonitorHealth();
+  // MonitorHealth publishes readiness on the health services and frees what Reap can; returns
+  // what it published (serving()).
+  bool MonitorHealth();
+  // MoveClientsAway sends GOAWAY on every API connection when this replica turns NOT_SERVING
+  // because a profile is down (token unreachable, certificate expired), so that clients that do not check health (pick_first behind a
+  // Service, an L4 balancer) reconnect at once, and land on a ready replica, instead of sending
+  // their next calls into this one. gRPC 1.51 has no call to send GOAWAY by itself; a server's
+  // Shutdown sends it. So a new API server starts on the same port first (gRPC listens with
+  // SO_REUSEPORT), takes over the listening socket's role, and the old one shuts down: its calls
+  // in progress finish (until drain_grace), its connections get GOAWAY. Monitor thread only; at
+  // most once per 10 s.
+  void MoveClientsAway();
   // ApplyConfig puts in force what of `next` a running daemon can change, all at once, and
   // returns what it changed; on error (a new profile that cannot be opened, a verifier that
   // cannot be built) nothing changes.

@@ -38,7 +38,7 @@ absl::string_view Key(std::string_view s) { return absl::string_view(s.data(), s
 absl::StatusOr<std::unique_ptr<X5uCertificateSource>> X5uCertificateSource::New(
     std::shared_ptr<const CertificateFetcher> fetcher,
     std::shared_ptr<const CertValidator> validator, CertCacheOptions options,
-    std::shared_ptr<CertificateStore> store) {
+    std::shared_ptr<CertificateStore> store, std::shared_ptr<CrlChecker> crl) {
   if (fetcher == nullptr || validator == nullptr) {
     return absl::InvalidArgumentError("the x5u certificate source needs a fetcher and a validator");
   }
@@ -52,17 +52,20 @@ absl::StatusOr<std::unique_ptr<X5uCertificateSource>> X5uCertificateSource::New(
         "x5u cache lifetimes must be non-negative and min_ttl must not exceed max_ttl");
   }
   return std::unique_ptr<X5uCertificateSource>(new X5uCertificateSource(
-      std::move(fetcher), std::move(validator), std::move(options), std::move(store)));
+      std::move(fetcher), std::move(validator), std::move(options), std::move(store),
+      std::move(crl)));
 }
 
 X5uCertificateSource::X5uCertificateSource(std::shared_ptr<const CertificateFetcher> fetcher,
                                            std::shared_ptr<const CertValidator> validator,
                                            CertCacheOptions options,
-                                           std::shared_ptr<CertificateStore> store)
+                                           std::shared_ptr<CertificateStore> store,
+                                           std::shared_ptr<CrlChecker> crl)
     : fetcher_(std::move(fetcher)),
       validator_(std::move(validator)),
       options_(std::move(options)),
-      store_(std::move(store)) {}
+      store_(std::move(store)),
+      crl_(std::move(crl)) {}
 
 X5uCertificateSource::~X5uCertificateSource() {
   // In-flight fetches call back into this object: wait for them (bounded by the fetch timeouts).
@@ -188,7 +191,7 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
     counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
     CertificateResult r = validator_->ValidatePem(stale->pem, now);
     if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
-    Land(url, Remember(gen, url, now, std::move(r), stale->pem, std::nullopt, stale->expires));
+    Conclude(gen, url, now, deadline, std::move(r), stale->pem, std::nullopt, stale->expires);
     return;
   }
   // 2. The operator's shared store.
@@ -201,8 +204,8 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
       counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
       CertificateResult r = validator_->ValidatePem((*stored)->pem, now);
       if (r.ok()) {
-        Land(url, Remember(gen, url, now, std::move(r), std::move((*stored)->pem), std::nullopt,
-                           (*stored)->expires));
+        Conclude(gen, url, now, deadline, std::move(r), std::move((*stored)->pem), std::nullopt,
+                 (*stored)->expires);
         return;
       }
       // A store entry that no longer validates: fetch a fresh copy below.
@@ -214,35 +217,67 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
     absl::MutexLock lock(&outstanding_->mu);
     ++outstanding_->fetches;
   }
-  fetcher_->FetchAsync(url, deadline, [this, url, now, gen,
+  fetcher_->FetchAsync(url, deadline, [this, url, now, deadline, gen,
                                        outstanding = outstanding_](FetchResult fetched) {
-    CertificateResult result;
     if (!fetched.ok()) {
       counters_.fetch_errors.fetch_add(1, std::memory_order_relaxed);
-      result = CertificateResult::Failure(fetched.reason, std::move(fetched.detail));
+      CertificateResult result =
+          CertificateResult::Failure(fetched.reason, std::move(fetched.detail));
       // Overload on our side says nothing about the server: never remembered.
       if (!fetched.shed) {
         result = Remember(gen, url, now, std::move(result), "", std::nullopt, std::nullopt);
       }
+      Land(url, result);
     } else {
       CertificateResult r = validator_->ValidatePem(fetched.body, now);
       if (!r.ok()) counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
       // P14: Cache-Control / Expires, else the default (24 h).
       std::optional<absl::Duration> fresh = fetched.FreshnessLifetime(now);
-      result = Remember(gen, url, now, std::move(r), std::move(fetched.body),
-                        fresh.value_or(options_.default_ttl), std::nullopt);
+      Conclude(gen, url, now, deadline, std::move(r), std::move(fetched.body),
+               fresh.value_or(options_.default_ttl), std::nullopt);
     }
-    Land(url, result);
     absl::MutexLock lock(&outstanding->mu);  // the last use of this source
     --outstanding->fetches;
   });
+}
+
+void X5uCertificateSource::Conclude(uint64_t generation, const std::string& url, absl::Time now,
+                                    absl::Time deadline, CertificateResult result, std::string pem,
+                                    std::optional<absl::Duration> fresh_for,
+                                    std::optional<absl::Time> store_expires) {
+  if (crl_ == nullptr || !result.ok()) {
+    Land(url, Remember(generation, url, now, std::move(result), std::move(pem), fresh_for,
+                       store_expires));
+    return;
+  }
+  {
+    absl::MutexLock lock(&outstanding_->mu);
+    ++outstanding_->fetches;
+  }
+  std::string checked = pem;
+  crl_->CheckAsync(
+      std::move(checked), now, deadline,
+      [this, generation, url, now, result = std::move(result), pem = std::move(pem), fresh_for,
+       store_expires, outstanding = outstanding_](RevocationResult revocation) mutable {
+        if (revocation.reason != Reason::kPassed) {
+          counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
+          result = CertificateResult::Failure(revocation.reason, std::move(revocation.detail));
+        }
+        // A hit must not outlive the revocation verdict: past it, the next lookup validates the
+        // cached chain again, which checks the CRL again (refetched once past its nextUpdate).
+        Land(url, Remember(generation, url, now, std::move(result), std::move(pem), fresh_for,
+                           store_expires, revocation.check_until));
+        absl::MutexLock lock(&outstanding->mu);  // the last use of this source
+        --outstanding->fetches;
+      });
 }
 
 CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std::string& url,
                                                  absl::Time now, CertificateResult result,
                                                  std::string pem,
                                                  std::optional<absl::Duration> fresh_for,
-                                                 std::optional<absl::Time> store_expires) {
+                                                 std::optional<absl::Time> store_expires,
+                                                 absl::Time not_after) {
   absl::Time expires;
   if (result.ok()) {
     if (fresh_for.has_value()) {
@@ -252,7 +287,7 @@ CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std:
       expires = std::min(store_expires.value_or(now), now + options_.max_ttl);
     }
     // P14: never beyond the chain's validity (earliest notAfter, CRL nextUpdate).
-    expires = std::min(expires, result.cert->valid_until);
+    expires = std::min({expires, result.cert->valid_until, not_after});
   } else {
     expires = now + options_.negative_ttl;
   }

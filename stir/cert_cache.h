@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "stir/cert_source.h"
 #include "stir/cert_validator.h"
+#include "stir/crl_checker.h"
 #include "stir/timer_queue.h"
 #include "stir/x5u_fetcher.h"
 
@@ -98,10 +99,13 @@ class X5uCertificateSource final : public CertificateSource {
   static constexpr size_t kEntryOverheadBytes = 2048;
 
   // New fails (INVALID_ARGUMENT) on missing collaborators or bad bounds. `store` may be null.
+  // `crl`, when given, checks every chain that validates against its leaf's CRL distribution
+  // point before the result is cached or answered; the cached result then lives no longer than
+  // that check's verdict (the CRL's nextUpdate), so a hit never needs the network.
   static absl::StatusOr<std::unique_ptr<X5uCertificateSource>> New(
       std::shared_ptr<const CertificateFetcher> fetcher,
       std::shared_ptr<const CertValidator> validator, CertCacheOptions options = {},
-      std::shared_ptr<CertificateStore> store = nullptr);
+      std::shared_ptr<CertificateStore> store = nullptr, std::shared_ptr<CrlChecker> crl = nullptr);
 
   CertificateResult Lookup(std::string_view x5u, absl::Time now) override;
   void LookupAsync(std::string_view x5u, absl::Time now, absl::Time deadline,
@@ -119,7 +123,12 @@ class X5uCertificateSource final : public CertificateSource {
   struct Waiter;
   X5uCertificateSource(std::shared_ptr<const CertificateFetcher> fetcher,
                        std::shared_ptr<const CertValidator> validator, CertCacheOptions options,
-                       std::shared_ptr<CertificateStore> store);
+                       std::shared_ptr<CertificateStore> store, std::shared_ptr<CrlChecker> crl);
+  // Conclude finishes a validation of `pem` for `url`: the CRL check when there is a checker and
+  // the chain validated, then Remember and Land.
+  void Conclude(uint64_t generation, const std::string& url, absl::Time now, absl::Time deadline,
+                CertificateResult result, std::string pem, std::optional<absl::Duration> fresh_for,
+                std::optional<absl::Time> store_expires);
 
   // Cached answers `x5u` from the map, or returns nullopt (and the stale entry to refresh).
   std::optional<CertificateResult> Cached(std::string_view x5u, absl::Time now,
@@ -132,7 +141,8 @@ class X5uCertificateSource final : public CertificateSource {
   CertificateResult Remember(uint64_t generation, const std::string& url, absl::Time now,
                              CertificateResult result, std::string pem,
                              std::optional<absl::Duration> fresh_for,
-                             std::optional<absl::Time> store_expires);
+                             std::optional<absl::Time> store_expires,
+                             absl::Time not_after = absl::InfiniteFuture());
   void Insert(std::shared_ptr<Entry> entry) ABSL_LOCKS_EXCLUDED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -140,6 +150,7 @@ class X5uCertificateSource final : public CertificateSource {
   const std::shared_ptr<const CertValidator> validator_;
   const CertCacheOptions options_;
   const std::shared_ptr<CertificateStore> store_;
+  const std::shared_ptr<CrlChecker> crl_;  // may be null
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Entry>> map_ ABSL_GUARDED_BY(mu_);

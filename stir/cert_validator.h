@@ -47,6 +47,13 @@ struct CertValidatorOptions {
   size_t max_pem_bytes = 64 * 1024;
 };
 
+// CrlCheck is the outcome of CertValidator::CheckCrl.
+struct CrlCheck {
+  enum Outcome { kGood, kRevoked, kUnusable };
+  Outcome outcome = kUnusable;
+  std::string detail;  // why, for kRevoked and kUnusable
+};
+
 // CertValidator validates x5u chains against a trust configuration. Build with New; Reload swaps
 // in new trust anchors and CRLs (SIGHUP) atomically: a validation in progress finishes with the
 // configuration it started with. Thread-safe; ValidatePem may be called from any thread.
@@ -60,6 +67,13 @@ class CertValidator {
   // kCertPolicy, kCertKeyUsage, kCertKeyType or kCertInvalid, with a detail sentence. Use this for
   // `--cert FILE` verification as well as for fetched bodies.
   CertificateResult ValidatePem(std::string_view pem, absl::Time now) const;
+
+  // CheckCrl checks the leaf of `pem` (a chain ValidatePem accepted) against `crl`, fetched from
+  // its CRL distribution point: OpenSSL builds the chain again under the current trust, finds the
+  // CRL's issuer (the leaf's issuer, or the DP's cRLIssuer for an indirect CRL), verifies the CRL's
+  // signature, its validity at `now` (thisUpdate / nextUpdate) and its scope, then looks the leaf
+  // up. kUnusable (with what is wrong) when any of that fails; kRevoked when listed.
+  CrlCheck CheckCrl(std::string_view pem, X509_CRL* crl, absl::Time now) const;
 
   // Reload re-reads the trust anchors and CRLs named by the current options (or by
   // `new_options`). On error the previous configuration stays in force.

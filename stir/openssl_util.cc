@@ -377,4 +377,27 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) 
   return data;
 }
 
+absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view data) {
+  std::vector<X509CrlPtr> crls;
+  if (data.empty() || data.size() > static_cast<size_t>(INT32_MAX)) {
+    return absl::InvalidArgumentError("no CRL: the data is empty or too large");
+  }
+  BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  if (!bio) return OpenSslError(absl::StatusCode::kInternal, "BIO_new_mem_buf");
+  while (true) {
+    X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (!crl) break;
+    crls.push_back(std::move(crl));
+  }
+  ERR_clear_error();
+  if (crls.empty()) {  // DER
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
+    X509CrlPtr crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(data.size())));
+    ERR_clear_error();
+    if (crl) crls.push_back(std::move(crl));
+  }
+  if (crls.empty()) return absl::InvalidArgumentError("holds no PEM or DER CRL");
+  return crls;
+}
+
 }  // namespace shaken::stir

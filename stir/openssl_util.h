@@ -136,6 +136,10 @@ std::string NameEntry(const X509_NAME* name, int nid);
 // CertificateDer is the DER encoding of `cert` ("" if OpenSSL cannot encode it).
 std::string CertificateDer(const X509* cert);
 
+// ParseCrls parses the CRLs in `data`: one or more PEM CRLs, else one DER CRL. INVALID_ARGUMENT
+// when it holds none. Bound the size of `data` before calling (untrusted input).
+absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view data);
+
 // ReadFile reads a whole (small) file, at most `max_bytes`.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 1 << 20);
 

@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<VerificationStack>> VerificationStack::New(
     stack->x5u_fetcher_ = f->get();
     fetcher = *std::move(f);
   }
+  const std::shared_ptr<const CertificateFetcher> unwrapped = fetcher;
   if (parts.wrap_fetcher) {
     fetcher = parts.wrap_fetcher(std::move(fetcher));
     if (fetcher == nullptr) return absl::InvalidArgumentError("wrap_fetcher returned no fetcher");
@@ -56,8 +57,15 @@ absl::StatusOr<std::unique_ptr<VerificationStack>> VerificationStack::New(
     if (*source == nullptr) return absl::InvalidArgumentError("make_source returned no source");
     stack->source_ = *std::move(source);
   } else {
+    if (settings.follow_crl_distribution_points && stack->validator_ != nullptr) {
+      // The fetcher as built or given, not wrapped: the wrappers count and rewrite x5u fetches.
+      absl::StatusOr<std::unique_ptr<CrlChecker>> crl =
+          CrlChecker::New(unwrapped, stack->validator_, settings.crl);
+      if (!crl.ok()) return InPart("CRL checker", crl.status());
+      stack->crl_checker_ = *std::move(crl);
+    }
     absl::StatusOr<std::unique_ptr<X5uCertificateSource>> cache = X5uCertificateSource::New(
-        fetcher, stack->validator_, settings.cache, std::move(parts.store));
+        fetcher, stack->validator_, settings.cache, std::move(parts.store), stack->crl_checker_);
     if (!cache.ok()) return InPart("certificate cache", cache.status());
     stack->cache_ = cache->get();
     stack->source_ = *std::move(cache);

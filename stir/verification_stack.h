@@ -14,6 +14,7 @@
 #include "stir/cert_source.h"
 #include "stir/cert_validator.h"
 #include "stir/clock.h"
+#include "stir/crl_checker.h"
 #include "stir/verifier.h"
 #include "stir/x5u_fetcher.h"
 
@@ -30,6 +31,11 @@ struct VerifierSettings {
   X5uFetcherOptions fetcher;       // timeouts, body cap, TLS trust, asynchronous fetch limits
   CertCacheOptions cache;
   VerifierOptions verifier;        // iat / Date windows, low-S
+  // Revocation through the signing certificate's CRL distribution point (crl_checker.h), fetched
+  // by the stack's fetcher under CrlPolicy(x5u_policy). On by default; it needs the stack's own
+  // certificate cache (not with parts.make_source).
+  bool follow_crl_distribution_points = true;
+  CrlCheckerOptions crl;
 };
 
 // VerificationStackParts replaces parts of the stack with the caller's own. Every member is
@@ -82,6 +88,8 @@ class VerificationStack {
   // The libcurl fetcher the stack built (its LoopStats for metrics); null when parts.fetcher
   // replaced it.
   const X5uFetcher* x5u_fetcher() const { return x5u_fetcher_; }
+  // The CRL distribution point checker (its Stats for metrics); null when not following CRLDPs.
+  const CrlChecker* crl_checker() const { return crl_checker_.get(); }
   // The validator; null with parts.without_validator.
   const CertValidator* validator() const { return validator_.get(); }
   // ReloadTrust re-reads the trust anchors and CRLs (SIGHUP); on error the previous ones stay.
@@ -95,6 +103,7 @@ class VerificationStack {
   std::shared_ptr<const CertValidator> validator_;
   std::shared_ptr<const CertificateFetcher> fetcher_;  // as the source uses it (wrapped)
   const X5uFetcher* x5u_fetcher_ = nullptr;             // owned through fetcher_
+  std::shared_ptr<CrlChecker> crl_checker_;  // also held by the source
   std::unique_ptr<Verifier> verifier_;       // declared before source_: destroyed after it
   std::unique_ptr<CertificateSource> source_;
   X5uCertificateSource* cache_ = nullptr;  // source_, when it is one

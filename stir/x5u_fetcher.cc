@@ -56,6 +56,7 @@ std::optional<std::string> GetPart(CURLU* url, CURLUPart part, unsigned flags = 
 // Transfer is the per-fetch state the libcurl callbacks see.
 struct Transfer {
   const X5uFetcherOptions* options = nullptr;
+  size_t max_body = 0;  // max_body_bytes, or max_crl_bytes for a CRL
   std::string body;
   bool too_large = false;
   bool address_blocked = false;
@@ -68,7 +69,7 @@ struct Transfer {
 size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * nmemb;
-  if (t->body.size() + n > t->options->max_body_bytes) {
+  if (t->body.size() + n > t->max_body) {
     t->too_large = true;
     return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
   }
@@ -265,6 +266,12 @@ std::optional<absl::Duration> FetchResult::FreshnessLifetime(absl::Time now) con
   return std::nullopt;
 }
 
+X5uPolicy CrlPolicy(const X5uPolicy& x5u) {
+  X5uPolicy crl = x5u;
+  crl.allow_http = true;
+  return crl;
+}
+
 FetchResult CheckX5uUrl(std::string_view url, const X5uPolicy& options) {
   CurlUrlPtr parsed;
   return ParseAllowedUrl(url, options, &parsed);
@@ -275,8 +282,8 @@ absl::StatusOr<std::unique_ptr<X5uFetcher>> X5uFetcher::New(X5uFetcherOptions op
       options.total_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("x5u fetch timeouts must be positive");
   }
-  if (options.max_body_bytes == 0) {
-    return absl::InvalidArgumentError("x5u max_body_bytes must be positive");
+  if (options.max_body_bytes == 0 || options.max_crl_bytes == 0) {
+    return absl::InvalidArgumentError("x5u max_body_bytes and max_crl_bytes must be positive");
   }
   if (options.max_in_flight < 1 || options.max_per_host < 1 || options.max_queued < 0) {
     return absl::InvalidArgumentError(
@@ -303,12 +310,15 @@ struct X5uFetcher::Request {
   char error[CURL_ERROR_SIZE] = "";
   bool waited_for_host = false;
   bool waited_for_slot = false;
+  bool crl = false;
 };
 
 absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
-    std::string_view url, FetchResult* refusal) const {
+    std::string_view url, bool crl, FetchResult* refusal) const {
   auto req = std::make_unique<Request>();
-  FetchResult policy = ParseAllowedUrl(url, options_, &req->parsed);
+  req->crl = crl;
+  const X5uPolicy policy_in_force = crl ? CrlPolicy(options_) : X5uPolicy(options_);
+  FetchResult policy = ParseAllowedUrl(url, policy_in_force, &req->parsed);
   if (!policy.ok()) {
     *refusal = std::move(policy);
     return absl::InvalidArgumentError("refused");
@@ -324,9 +334,10 @@ absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
   }
   Transfer& t = req->transfer;
   t.options = &options_;
+  t.max_body = crl ? options_.max_crl_bytes : options_.max_body_bytes;
   CURL* c = req->easy.get();
   curl_easy_setopt(c, CURLOPT_CURLU, req->parsed.get());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, options_.allow_http ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, policy_in_force.allow_http ? "http,https" : "https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
   curl_easy_setopt(c, CURLOPT_PROXY, "");     // ignore http_proxy & co: the guard checks peers
@@ -335,7 +346,7 @@ absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
                    static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(options_.total_timeout)));
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_body_bytes));
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t.max_body));
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
@@ -363,7 +374,8 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
     Reason reason = MapCurlError(rc, t);
     std::string detail;
     if (reason == Reason::kFetchTooLarge) {
-      detail = absl::StrCat("the x5u response is larger than ", options_.max_body_bytes, " bytes");
+      detail = absl::StrCat("the ", req.crl ? "CRL" : "x5u", " response is larger than ",
+                            t.max_body, " bytes");
     } else if (reason == Reason::kFetchAddressBlocked) {
       detail = absl::StrCat("the x5u host resolves to a non-public address (", t.blocked_address,
                             "); refused by the SSRF guard");
@@ -395,7 +407,9 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
     out.content_type = std::string(content_type).substr(0, 256);
   }
   // CE-13: the body is a PEM chain; the validator parses it strictly, this is the early check.
-  if (std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
+  // A CRL body is parsed (DER or PEM) by the CRL checker.
+  if (!req.crl &&
+      std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
     FetchResult f = FetchResult::Failure(Reason::kFetchNotPem,
                                          "the x5u response body is not a PEM certificate chain");
     f.http_status = out.http_status;
@@ -414,7 +428,7 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
 
 FetchResult X5uFetcher::Fetch(std::string_view url) const {
   FetchResult refusal;
-  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, /*crl=*/false, &refusal);
   if (!req.ok()) return refusal;
   const CURLcode rc = curl_easy_perform((*req)->easy.get());
   return Complete(rc, **req);
@@ -616,8 +630,17 @@ X5uFetcher::X5uFetcher(X5uFetcherOptions options) : options_(std::move(options))
 X5uFetcher::~X5uFetcher() = default;
 
 void X5uFetcher::FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+  Submit(url, /*crl=*/false, deadline, std::move(done));
+}
+
+void X5uFetcher::FetchCrlAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+  Submit(url, /*crl=*/true, deadline, std::move(done));
+}
+
+void X5uFetcher::Submit(std::string_view url, bool crl, absl::Time deadline,
+                        FetchDone done) const {
   FetchResult refusal;
-  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, crl, &refusal);
   if (!req.ok()) {
     std::move(done)(std::move(refusal));
     return;

@@ -59,6 +59,13 @@ struct X5uPolicy {
   friend bool operator==(const X5uPolicy&, const X5uPolicy&) = default;
 };
 
+// CrlPolicy is the URL policy for a certificate's CRL distribution point, derived from the x5u
+// policy so that the two cannot drift: the same SSRF guard, port rule, URL length and "no
+// userinfo / query / fragment", but http:// is always allowed (RFC 5280 §4.2.1.13: CRLs are
+// signed objects and are normally published over http; ATIS-1000080's CRLDP is an HTTP URL).
+// Port 80 then counts as a standard port, as for lab http x5u.
+X5uPolicy CrlPolicy(const X5uPolicy& x5u);
+
 // X5uFetcherOptions: the fetcher's x5u policy (the X5uPolicy it is) and its transfer limits.
 struct X5uFetcherOptions : X5uPolicy {
   // P12 (Asterisk curl_timeout 2 s): connect (TCP + TLS handshake start) and whole-transfer limits.
@@ -75,6 +82,9 @@ struct X5uFetcherOptions : X5uPolicy {
   int max_in_flight = 64;
   int max_per_host = 4;
   int max_queued = 4096;
+  // Body cap for CRL fetches (FetchCrlAsync): a CRL lists every revoked serial of its issuer, so
+  // it is allowed to be much larger than a certificate chain.
+  size_t max_crl_bytes = 1 << 20;
 };
 
 // FetchLoopStats is a snapshot of the asynchronous fetcher (metrics).
@@ -135,6 +145,15 @@ class CertificateFetcher {
     (void)deadline;
     std::move(done)(Fetch(url));
   }
+  // FetchCrlAsync fetches a CRL (DER or PEM) from a CRL distribution point, with the same
+  // contract as FetchAsync but under CrlPolicy and the CRL body cap, and without the PEM
+  // certificate check. The default answers kFetchFailed at once: a fetcher that does not fetch
+  // CRLs (test fetchers) makes every CRL "unavailable".
+  virtual void FetchCrlAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+    (void)url;
+    (void)deadline;
+    std::move(done)(FetchResult::Failure(Reason::kFetchFailed, "this fetcher does not fetch CRLs"));
+  }
 };
 
 // X5uFetcher is the libcurl CertificateFetcher. Every Fetch uses its own easy handle (no shared
@@ -161,6 +180,8 @@ class X5uFetcher final : public CertificateFetcher {
 
   FetchResult Fetch(std::string_view url) const override;
   void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
+  // FetchCrlAsync runs on the same event loop, under the same limits, as FetchAsync.
+  void FetchCrlAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
   const X5uFetcherOptions& options() const { return options_; }
   FetchLoopStats LoopStats() const;
 
@@ -168,9 +189,11 @@ class X5uFetcher final : public CertificateFetcher {
   struct Request;
   class Loop;
   explicit X5uFetcher(X5uFetcherOptions options);
-  // Prepare applies the URL policy and sets up the transfer; on refusal *refusal says why.
-  absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url,
+  // Prepare applies the URL policy (CrlPolicy when `crl`) and sets up the transfer; on refusal
+  // *refusal says why.
+  absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url, bool crl,
                                                    FetchResult* refusal) const;
+  void Submit(std::string_view url, bool crl, absl::Time deadline, FetchDone done) const;
   // Complete turns a finished transfer into its result.
   FetchResult Complete(int curl_code, Request& req) const;
 

@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+#include "shaken/v1/shaken.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/memory_signer.h"
@@ -19,6 +21,7 @@
 #include "tests/daemon_fixture.h"
 #include "tests/testing/fault_pkcs11_control.h"
 #include "tests/testing/softhsm_token.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/status_matchers.h"
 
 namespace shaken::testing {
@@ -230,6 +233,83 @@ TEST(DaemonFaultTest, StartsNotServingWhileTheTokenIsUnreachableThenServesWhenIt
     published = HealthStatus(health, "shaken.v1.Shaken");
   }
   EXPECT_THAT(published, IsOkAndHolds(1));
+}
+
+// A replica whose token goes down sends GOAWAY on its API connections, so that a client that does
+// not check health (pick_first, behind an L4 balancer or a Service) reconnects at once instead of
+// sending its next calls into a replica that cannot sign. Its reconnection still reaches this
+// replica (nothing else listens here), which answers.
+TEST(DaemonFaultTest, TokenDownSendsGoawayToApiConnections) {
+  void* dl = dlopen(SHAKEN_FAULT_P11_MODULE, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(dl, nullptr) << dlerror();
+  ASSERT_OK_AND_ASSIGN(FaultP11 fault, FaultP11::Attach(SHAKEN_FAULT_P11_MODULE));
+  ASSERT_OK(fault.Configure("token_gone=0"));
+  DaemonEnvOptions options;
+  options.pkcs11_module = SHAKEN_FAULT_P11_MODULE;
+  options.pkcs11_extra_yaml = "  backoff_initial: 100ms\n  backoff_max: 1s\n";
+  ASSERT_OK_AND_ASSIGN(auto env, DaemonEnv::Create(options));
+  ASSERT_OK_AND_ASSIGN(auto client, env->NewClient("sbc1.test"));
+
+  // A plain gRPC channel: pick_first, no health checking, mTLS as sbc1.test.
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFileOrEmpty(env->TlsCaFile());
+  tls.pem_cert_chain = ReadFileOrEmpty(env->ClientCertFile("sbc1.test"));
+  tls.pem_private_key = ReadFileOrEmpty(env->ClientKeyFile("sbc1.test"));
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto channel = grpc::CreateCustomChannel(env->ApiTarget(), grpc::SslCredentials(tls), args);
+  auto stub = shaken::v1::Shaken::NewStub(channel);
+  auto list = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    shaken::v1::ListProfilesResponse out;
+    grpc::Status s = stub->ListProfiles(&ctx, shaken::v1::ListProfilesRequest(), &out);
+    return std::make_pair(s, out);
+  };
+  ASSERT_TRUE(list().first.ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+
+  ASSERT_OK(fault.Configure("token_gone=1"));
+  // The pool notices at its next token call.
+  EXPECT_THAT(client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}}),
+              StatusIs(absl::StatusCode::kUnavailable));
+  bool down = false;
+  for (int i = 0; i < 100 && !down; ++i) {  // at most ~5 s
+    down = !env->daemon().serving();
+    if (!down) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(down) << "the daemon never left SERVING";
+
+  // GOAWAY: the idle connection leaves READY without any call of ours (at the monitor's next
+  // tick, every 250 ms). Without it the channel would stay READY on the unready replica.
+  bool left_ready = false;
+  for (int i = 0; i < 100 && !left_ready; ++i) {  // at most ~5 s
+    left_ready = channel->GetState(false) != GRPC_CHANNEL_READY;
+    if (!left_ready) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(left_ready) << "the API connection was not told to go away";
+
+  // The next call reconnects and reaches the replica's new API server, which answers with the
+  // token profile DOWN; signing with the file key still works there.
+  auto [status, profiles] = list();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  bool token_down = false;
+  for (const auto& p : profiles.profiles()) {
+    if (p.name() == "token") token_down = p.health() == shaken::v1::Profile::DOWN;
+  }
+  EXPECT_TRUE(token_down);
+  ASSERT_OK(
+      client->Sign({.profile = "file", .attest = "C", .orig_tn = kOrig, .dest_tns = {kDest}}));
+
+  // The token comes back: signing through the replaced server works again, and the replica is
+  // SERVING without another GOAWAY mattering.
+  ASSERT_OK(fault.Configure("token_gone=0"));
+  absl::StatusOr<client::SignResult> again = absl::UnavailableError("not yet");
+  for (int i = 0; i < 100 && !again.ok(); ++i) {  // at most ~10 s
+    absl::SleepFor(absl::Milliseconds(100));
+    again = client->Sign({.attest = "A", .orig_tn = kOrig, .dest_tns = {kDest}});
+  }
+  ASSERT_OK(again);
 }
 
 // pkcs11.require_token_at_start: true keeps the strict behaviour: no start without the token.

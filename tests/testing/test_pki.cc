@@ -139,6 +139,33 @@ absl::StatusOr<X509Ptr> BuildCert(const CertSpec& spec, EVP_PKEY* key, X509* iss
   return cert;
 }
 
+// AddCrlDistributionPoint adds one DP with `url`, naming `crl_issuer`'s subject as cRLIssuer
+// when given.
+absl::Status AddCrlDistributionPoint(X509* cert, const std::string& url, X509* crl_issuer) {
+  stir::CrlDistPointsPtr dps(sk_DIST_POINT_new_null());
+  DIST_POINT* dp = DIST_POINT_new();
+  if (!dps || dp == nullptr) return absl::InternalError("DIST_POINT_new");
+  sk_DIST_POINT_push(dps.get(), dp);
+  dp->distpoint = DIST_POINT_NAME_new();
+  dp->distpoint->type = 0;
+  dp->distpoint->name.fullname = sk_GENERAL_NAME_new_null();
+  GENERAL_NAME* uri = GENERAL_NAME_new();
+  ASN1_IA5STRING* text = ASN1_IA5STRING_new();
+  ASN1_STRING_set(text, url.data(), static_cast<int>(url.size()));
+  GENERAL_NAME_set0_value(uri, GEN_URI, text);
+  sk_GENERAL_NAME_push(dp->distpoint->name.fullname, uri);
+  if (crl_issuer != nullptr) {
+    dp->CRLissuer = sk_GENERAL_NAME_new_null();
+    GENERAL_NAME* dir = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(dir, GEN_DIRNAME, X509_NAME_dup(X509_get_subject_name(crl_issuer)));
+    sk_GENERAL_NAME_push(dp->CRLissuer, dir);
+  }
+  if (X509_add1_ext_i2d(cert, NID_crl_distribution_points, dps.get(), 0, X509V3_ADD_DEFAULT) != 1) {
+    return OpenSslError(absl::StatusCode::kInternal, "crlDistributionPoints");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TestCert> Finish(X509Ptr cert, EvpPkeyPtr key) {
   TestCert out;
   out.cert_pem = CertToPem(cert.get());
@@ -232,7 +259,9 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
           CERTIFICATEPOLICIES_free(pols);
           if (ok != 1) return OpenSslError(absl::StatusCode::kInternal, "certificatePolicies");
         }
-        RETURN_IF_ERROR(AddExt(c, iss, NID_crl_distribution_points, "URI:https://sti-pa.test/crl"));
+        if (!o.crl_url.empty()) {
+          RETURN_IF_ERROR(AddCrlDistributionPoint(c, o.crl_url, o.crl_issuer ? iss : nullptr));
+        }
         if (o.tn_auth_list) {
           std::string der;
           if (o.tn_auth_list_der.has_value()) {

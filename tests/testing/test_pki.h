@@ -50,6 +50,11 @@ struct LeafOptions {
   absl::Duration not_before_offset = -absl::Hours(1);
   absl::Duration not_after_offset = absl::Hours(24 * 90);
   std::string common_name = "SHAKEN 709J";
+  // The CRL distribution point's URL (ATIS-1000080 CE-9); "" leaves the extension out. With
+  // crl_issuer, the DP also names the intermediate as its cRLIssuer (the CRL that CrlPem signs
+  // with the intermediate).
+  std::string crl_url = "https://sti-pa.test/crl";
+  bool crl_issuer = false;
   // Certify this public key (e.g. one that lives in a PKCS#11 token) instead of generating a key
   // pair; key_type is ignored and the TestCert has no private key PEM.
   const EVP_PKEY* subject_public_key = nullptr;
