@@ -23,6 +23,7 @@
 #include "hsm/open_signer.h"
 #include "stir/absl_compat.h"
 #include "stir/memory_signer.h"
+#include "stir/openssl_util.h"
 #include "stir/status_macros.h"
 
 namespace shaken::cli {
@@ -141,54 +142,8 @@ absl::Status CheckWritable(const std::string& path, bool force) {
 absl::Status WriteFileAtomic(const std::string& path, std::string_view data,
                              const WriteOptions& options) {
   RETURN_IF_ERROR(CheckWritable(path, options.force));
-  std::string tmp = absl::StrCat(DirName(path), "/.", path.substr(path.rfind('/') + 1),
-                                 ".tmp-XXXXXX");
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create a temporary file beside ", path, ": ", Errno(errno)));
-  }
-  auto fail = [&](std::string what) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat(what, " ", path, ": ", Errno(err)));
-  };
-  // mkstemp creates 0600; public files are made world-readable explicitly.
-  if (!options.private_file && ::fchmod(fd, 0644) != 0) return fail("cannot chmod");
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("cannot write");
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("cannot fsync");
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot close ", path, ": ", Errno(err)));
-  }
-  if (options.force) {
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return absl::InternalError(absl::StrCat("cannot rename onto ", path, ": ", Errno(err)));
-    }
-  } else {
-    // link(2) fails with EEXIST when the name was taken since CheckWritable: never clobber.
-    if (::link(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      if (err == EEXIST) {
-        return absl::AlreadyExistsError(
-            absl::StrCat(path, " already exists; use --force to replace it"));
-      }
-      return absl::InternalError(absl::StrCat("cannot create ", path, ": ", Errno(err)));
-    }
-    ::unlink(tmp.c_str());
-  }
-  return absl::OkStatus();
+  // Public files (certificates, CSRs) world-readable; private ones 0600.
+  return stir::WriteFileAtomic(path, data, options.private_file ? 0600 : 0644, options.force);
 }
 
 absl::StatusOr<hsm::SecretString> PromptSecret(std::string_view prompt) {

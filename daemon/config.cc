@@ -256,10 +256,20 @@ absl::Status ReadCidrs(Node& n, const std::string& key, std::vector<stir::IpCidr
 }
 
 absl::Status CheckVerifier(const VerifierConfig& v) {
-  if (v.enabled && v.ca_file.empty() && v.ca_dir.empty()) {
+  if (v.enabled && v.ca_file.empty() && v.ca_dir.empty() && v.ca_list_url.empty()) {
     return Node::Error("verifier.ca_file",
-                       "or verifier.ca_dir is required: the STI-CA trust anchors (or set "
-                       "verifier.enabled: false)");
+                       "or verifier.ca_dir or verifier.ca_list_url is required: the STI-CA trust "
+                       "anchors (or set verifier.enabled: false)");
+  }
+  if (!v.ca_list_url.empty()) {
+    if (const stir::FetchResult r = stir::CheckX5uUrl(v.ca_list_url, v.x5u_policy); !r.ok()) {
+      return Node::Error("verifier.ca_list_url",
+                         absl::StrCat("is fetched with the x5u policy, which refuses it: ", r.detail));
+    }
+    if (v.ca_list_refresh < absl::Seconds(1) || v.ca_list_retry < absl::Milliseconds(100)) {
+      return Node::Error("verifier.ca_list_refresh",
+                         "must be at least 1s (and ca_list_retry at least 100ms)");
+    }
   }
   if (v.iat_window <= absl::ZeroDuration()) {
     return Node::Error("verifier.iat_window", "must be positive");
@@ -280,6 +290,11 @@ absl::Status ReadVerifier(Node& root, Config* c) {
   RETURN_IF_ERROR(n.Bool("enabled", &v.enabled));
   RETURN_IF_ERROR(n.String("ca_file", &v.ca_file));
   RETURN_IF_ERROR(n.String("ca_dir", &v.ca_dir));
+  RETURN_IF_ERROR(n.String("ca_list_url", &v.ca_list_url));
+  RETURN_IF_ERROR(n.Duration("ca_list_refresh", &v.ca_list_refresh));
+  RETURN_IF_ERROR(n.Duration("ca_list_retry", &v.ca_list_retry));
+  RETURN_IF_ERROR(n.Number<size_t>("ca_list_max_bytes", &v.ca_list_max_bytes, 4096, 64 << 20));
+  RETURN_IF_ERROR(n.String("ca_list_cache_file", &v.ca_list_cache_file));
   RETURN_IF_ERROR(n.StringList("crl_files", &v.crl_files));
   RETURN_IF_ERROR(n.Bool("crl_distribution_points", &v.crl_distribution_points));
   RETURN_IF_ERROR(n.Choice<stir::CrlFailureMode>(
@@ -427,6 +442,7 @@ stir::VerifierSettings VerifierSettingsFrom(const VerifierConfig& v) {
   s.x5u_policy = v.x5u_policy;  // the signing profiles' x5u passed the same policy
   s.validator.ca_file = v.ca_file;
   s.validator.ca_dir = v.ca_dir;
+  s.validator.anchors_may_be_empty = !v.ca_list_url.empty();  // until the first list
   s.validator.crl_files = v.crl_files;
   s.follow_crl_distribution_points = v.crl_distribution_points;
   s.crl.on_unavailable = v.crl_unavailable;

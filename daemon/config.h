@@ -121,6 +121,15 @@ struct VerifierConfig {
   bool enabled = true;
   std::string ca_file;                 // STI-CA trust anchors (PEM bundle)
   std::string ca_dir;                  // or a c_rehash directory
+  // An STI-PA CA list (a PEM bundle of approved STI-CA roots, stir/ca_list.h) fetched from
+  // ca_list_url with the x5u fetch policy every ca_list_refresh (ca_list_retry after a failure),
+  // added to ca_file / ca_dir; the last good list stays on failure and is kept in
+  // ca_list_cache_file (if set) for the next start. daemon/ca_list_refresher.h.
+  std::string ca_list_url;
+  absl::Duration ca_list_refresh = absl::Hours(24);
+  absl::Duration ca_list_retry = absl::Minutes(5);
+  size_t ca_list_max_bytes = 1 << 20;
+  std::string ca_list_cache_file;
   std::vector<std::string> crl_files;
   // Revocation through the signing certificate's CRL distribution point (stir::CrlChecker):
   // verifier.crl_distribution_points (on by default), verifier.crl_unavailable (soft-fail |

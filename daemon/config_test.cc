@@ -483,6 +483,32 @@ TEST(ConfigTest, MissingFile) {
   EXPECT_THAT(LoadConfig("/nonexistent/shakend.yaml"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST(ConfigTest, CaListUrlIsTheOnlyTrustSourceOrAnAddedOneUnderTheX5uPolicy) {
+  std::string no_ca_file = kMinimal;
+  no_ca_file.replace(no_ca_file.find("  ca_file: /etc/shakend/sti-ca.pem\n"),
+                     std::string("  ca_file: /etc/shakend/sti-ca.pem\n").size(), "");
+  EXPECT_THAT(ParseConfig(no_ca_file, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.ca_file or verifier.ca_dir or verifier.ca_list_url")));
+  auto c = ParseConfig(no_ca_file + "  ca_list_url: https://sti-pa.example/ca-list.pem\n"
+                                    "  ca_list_cache_file: /var/lib/shakend/ca-list.pem\n",
+                       "t.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->verifier.ca_list_refresh, absl::Hours(24));
+  EXPECT_EQ(c->verifier.ca_list_retry, absl::Minutes(5));
+  EXPECT_TRUE(VerifierSettingsFrom(c->verifier).validator.anchors_may_be_empty);
+  EXPECT_THAT(ParseConfig(std::string(kMinimal) + "  ca_list_url: http://sti-pa.example/l.pem\n",
+                          "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.ca_list_url is fetched with the x5u policy")));
+  EXPECT_THAT(ParseConfig(std::string(kMinimal) +
+                              "  ca_list_url: https://sti-pa.example/l.pem\n"
+                              "  ca_list_refresh: 0s\n",
+                          "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("verifier.ca_list_refresh must be at least 1s")));
+}
+
 }  // namespace
 }  // namespace shaken::daemon
 

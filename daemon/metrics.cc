@@ -89,6 +89,11 @@ constexpr MetricSpec kMetrics[] = {
      "Revocation checks without a usable CRL: soft_fail (call went on), hard_fail (refused)"},
     {"shaken_crl_revoked_total", kCounter, "", "Signing certificates found revoked by their CRL"},
     {"shaken_crl_cache_entries", kGauge, "", "CRLs cached"},
+    {"shaken_ca_list_fetches_total", kCounter, "result",
+     "STI-PA CA list fetches (verifier.ca_list_url): updated, unchanged, fetch_failed, refused"},
+    {"shaken_ca_list_anchors", kGauge, "", "Trust anchors of the CA list in force"},
+    {"shaken_ca_list_last_success_seconds", kGauge, "",
+     "When the CA list was last fetched and accepted, Unix seconds (0: never)"},
     // The process.
     {"shaken_draining", kGauge, "", "1 while the server is shutting down"},
     {"shaken_audit_write_failures_total", kCounter, "",

@@ -33,6 +33,12 @@ std::vector<std::string> RestartRequired(const Config& cur, const Config& next) 
             cur.health_listen != next.health_listen || cur.metrics_listen != next.metrics_listen ||
             cur.rest != next.rest || cur.sip != next.sip,
         "listen");
+  check(cur.verifier.ca_list_url != next.verifier.ca_list_url ||
+            cur.verifier.ca_list_refresh != next.verifier.ca_list_refresh ||
+            cur.verifier.ca_list_retry != next.verifier.ca_list_retry ||
+            cur.verifier.ca_list_max_bytes != next.verifier.ca_list_max_bytes ||
+            cur.verifier.ca_list_cache_file != next.verifier.ca_list_cache_file,
+        "verifier.ca_list_* (the CA list refresher)");
   check(cur.pkcs11 != next.pkcs11, "pkcs11");
   check(cur.max_request_bytes != next.max_request_bytes, "max_request_bytes");
   check(cur.drain_grace != next.drain_grace, "drain_grace");
@@ -121,6 +127,14 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
     s.verification = std::move(stack);
     applied.push_back("verifier");
   }
+  if (verifier_changed && s.ca_list != nullptr) {
+    // A list put in force while the new stack was being built reaches it too.
+    absl::Status listed = s.ca_list->PutInForce([&s](const std::string& pem) {
+      const std::shared_ptr<stir::VerificationStack> stack = s.Verification();
+      return stack != nullptr ? stack->SetListedAnchors(pem) : absl::OkStatus();
+    });
+    if (!listed.ok()) LogError("reload_failed", {{"what", "CA list"}, {"error", ToStd(listed.message())}});
+  }
   if (next.max_iat_skew != cur.max_iat_skew) {
     if (s.sip != nullptr) s.sip->SetMaxIatSkew(next.max_iat_skew);  // its 403 Stale Date
     applied.push_back("max_iat_skew");
@@ -128,6 +142,11 @@ absl::StatusOr<std::vector<std::string>> Daemon::ApplyConfig(const Config& file)
   // The configuration in force: the file, but for what waits for a restart.
   Config in_force = next;
   in_force.api_listen = cur.api_listen;
+  in_force.verifier.ca_list_url = cur.verifier.ca_list_url;
+  in_force.verifier.ca_list_refresh = cur.verifier.ca_list_refresh;
+  in_force.verifier.ca_list_retry = cur.verifier.ca_list_retry;
+  in_force.verifier.ca_list_max_bytes = cur.verifier.ca_list_max_bytes;
+  in_force.verifier.ca_list_cache_file = cur.verifier.ca_list_cache_file;
   in_force.tls = cur.tls;
   in_force.allow_insecure = cur.allow_insecure;
   in_force.reflection = cur.reflection;

@@ -134,6 +134,10 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
     return std::make_shared<MeteredFetcher>(std::move(fetcher), metrics);
   };
   stir::VerifierSettings settings = VerifierSettingsFrom(c.verifier);
+  if (state->ca_list != nullptr) {  // the STI-PA list in force (see also PutInForce)
+    settings.validator.listed_anchors_pem = state->ca_list->pem();
+    settings.validator.anchors_may_be_empty = true;
+  }
   settings.crl.on_soft_fail = [](std::string_view what) {
     LogWarn("crl_soft_fail", {{"detail", what}});
   };
@@ -264,6 +268,23 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       AddSample(&cached, static_cast<double>(rs.cached));
       out.push_back(std::move(cached));
     }
+    if (s->ca_list != nullptr) {
+      const CaListStats ls = s->ca_list->Stats();
+      auto fetches = Family("shaken_ca_list_fetches_total");
+      AddSample(&fetches, static_cast<double>(ls.updated), {{"result", "updated"}});
+      AddSample(&fetches, static_cast<double>(ls.unchanged), {{"result", "unchanged"}});
+      AddSample(&fetches, static_cast<double>(ls.fetch_failed), {{"result", "fetch_failed"}});
+      AddSample(&fetches, static_cast<double>(ls.refused), {{"result", "refused"}});
+      out.push_back(std::move(fetches));
+      auto anchors = Family("shaken_ca_list_anchors");
+      AddSample(&anchors, static_cast<double>(ls.anchors));
+      out.push_back(std::move(anchors));
+      auto last = Family("shaken_ca_list_last_success_seconds");
+      AddSample(&last, ls.last_success == absl::InfinitePast()
+                           ? 0.0
+                           : absl::ToDoubleSeconds(ls.last_success - absl::UnixEpoch()));
+      out.push_back(std::move(last));
+    }
     return out;
   });
 }
@@ -330,6 +351,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
     ASSIGN_OR_RETURN(std::unique_ptr<stir::VerificationStack> stack, BuildVerifier(config, &s));
     absl::MutexLock lock(&s.mu);
     s.verification = std::move(stack);
+  }
+  if (config.verifier.enabled && !config.verifier.ca_list_url.empty()) {
+    // After the stack: the cached list, then every fetched one, go into the stack in force.
+    ASSIGN_OR_RETURN(s.ca_list, CaListRefresher::Start(config.verifier, [state = &s](
+                                                                            const std::string& pem) {
+      const std::shared_ptr<stir::VerificationStack> stack = state->Verification();
+      return stack != nullptr ? stack->SetListedAnchors(pem) : absl::OkStatus();
+    }));
   }
   s.authorizer = std::make_unique<Authorizer>(config.clients);
   RegisterCollectors(&s, &d->draining_);
@@ -550,6 +579,8 @@ void Daemon::Wait() { stopped_.WaitForNotification(); }
 Daemon::~Daemon() {
   Shutdown();
   if (state_ == nullptr) return;
+  // The CA list refresher first: its thread puts lists into the verification stack in force.
+  state_->ca_list.reset();
   // Servers before the service they call into; profiles (token pools) last.
   state_->sip.reset();
   state_->api.reset();

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/authz.h"
+#include "daemon/ca_list_refresher.h"
 #include "daemon/config.h"
 #include "daemon/core.h"
 #include "daemon/health.h"
@@ -57,6 +58,8 @@ struct Daemon::State {
   // verifier. Replaced by a reload.
   absl::Mutex mu;
   std::shared_ptr<stir::VerificationStack> verification ABSL_GUARDED_BY(mu);
+  // verifier.ca_list_url (null without): keeps the listed trust anchors of the stack in force.
+  std::unique_ptr<CaListRefresher> ca_list;
   // Replaced profile sets and stacks, kept until no call uses them (Reap): their last reference
   // must not be dropped on one of their own threads (a pool worker, the fetch loop).
   std::vector<std::shared_ptr<const ProfileSet>> retired_profiles ABSL_GUARDED_BY(mu);

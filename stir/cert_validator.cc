@@ -78,7 +78,8 @@ Reason MapVerifyError(int err) {
 
 absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(
     CertValidatorOptions options) {
-  if (options.ca_file.empty() && options.ca_dir.empty()) {
+  if (options.ca_file.empty() && options.ca_dir.empty() && options.listed_anchors_pem.empty() &&
+      !options.anchors_may_be_empty) {
     return absl::InvalidArgumentError(
         "no trust anchors: set a CA file and/or a CA directory of hashed names (c_rehash)");
   }
@@ -100,6 +101,16 @@ absl::StatusOr<std::shared_ptr<const CertValidator::Trust>> LoadTrust(
     if (!X509_STORE_load_path(trust->store.get(), options.ca_dir.c_str())) {
       return OpenSslError(absl::StatusCode::kInvalidArgument,
                           absl::StrCat("cannot use CA directory ", options.ca_dir));
+    }
+  }
+  if (!options.listed_anchors_pem.empty()) {
+    ASSIGN_OR_RETURN(std::vector<X509Ptr> listed,
+                     ParsePemChain(options.listed_anchors_pem, 100000, 64 << 20));
+    for (const X509Ptr& cert : listed) {
+      if (!X509_STORE_add_cert(trust->store.get(), cert.get())) {
+        return OpenSslError(absl::StatusCode::kInvalidArgument,
+                            "cannot add a trust anchor of the CA list");
+      }
     }
   }
   for (const std::string& path : options.crl_files) {
@@ -151,6 +162,8 @@ std::shared_ptr<const CertValidator::Trust> CertValidator::CurrentTrust() const 
 }
 
 ProfileStrictness CertValidator::strictness() const { return CurrentTrust()->options.strictness; }
+
+CertValidatorOptions CertValidator::options() const { return CurrentTrust()->options; }
 
 absl::Status CertValidator::Reload() { return Reload(CurrentTrust()->options); }
 

@@ -32,6 +32,12 @@ struct CertValidatorOptions {
   // At least one is required.
   std::string ca_file;
   std::string ca_dir;
+  // More trust anchors, PEM text: the last good STI-PA CA list (stir/ca_list.h), which the daemon
+  // fetches and hands over (VerificationStack::SetListedAnchors).
+  std::string listed_anchors_pem;
+  // The anchors come from a CA list not fetched yet: no ca_file / ca_dir / listed anchors is not
+  // an error (every chain is untrusted until the list arrives).
+  bool anchors_may_be_empty = false;
   // CRL files (PEM or DER; a PEM file may hold several CRLs). When any CRL is configured, chain
   // validation checks revocation.
   std::vector<std::string> crl_files;
@@ -85,6 +91,8 @@ class CertValidator {
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   ProfileStrictness strictness() const;
+  // options is the configuration in force (for a Reload that changes one part of it).
+  CertValidatorOptions options() const;
 
   ~CertValidator();
 

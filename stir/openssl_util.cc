@@ -8,6 +8,10 @@
 #include <openssl/x509.h>
 #include <openssl/sha.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -398,6 +402,60 @@ absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view data) {
   }
   if (crls.empty()) return absl::InvalidArgumentError("holds no PEM or DER CRL");
   return crls;
+}
+
+absl::Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode,
+                             bool replace) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::string tmp = absl::StrCat(dir, "/.", path.substr(slash == std::string::npos ? 0 : slash + 1),
+                                 ".tmp-XXXXXX");
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create a temporary file beside ", path, ": ", strerror(errno)));
+  }
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(err)));
+  };
+  // mkstemp creates 0600; anything else is set explicitly (the umask does not apply to fchmod).
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail("cannot chmod");
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write");
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot close ", path, ": ", strerror(err)));
+  }
+  if (replace) {
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      return absl::InternalError(absl::StrCat("cannot rename onto ", path, ": ", strerror(err)));
+    }
+    return absl::OkStatus();
+  }
+  // link(2) fails with EEXIST when the name is taken: never clobber.
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) {
+      return absl::AlreadyExistsError(
+          absl::StrCat(path, " already exists; use --force to replace it"));
+    }
+    return absl::InternalError(absl::StrCat("cannot create ", path, ": ", strerror(err)));
+  }
+  ::unlink(tmp.c_str());
+  return absl::OkStatus();
 }
 
 }  // namespace shaken::stir

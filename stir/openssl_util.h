@@ -143,6 +143,13 @@ absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view data);
 // ReadFile reads a whole (small) file, at most `max_bytes`.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 1 << 20);
 
+// WriteFileAtomic writes `data` to a temporary file beside `path` (mode `mode`, whatever the
+// umask), fsyncs it, then renames it onto `path` when `replace`, or links it there when not (so
+// an existing file is never clobbered: ALREADY_EXISTS). Readers see the old file or the whole new
+// one, never a part. Blocks on the disk: never call it on a request or event-loop thread.
+absl::Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode,
+                             bool replace);
+
 }  // namespace shaken::stir
 
 #endif  // SHAKEN_STIR_OPENSSL_UTIL_H_

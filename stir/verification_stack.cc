@@ -89,4 +89,14 @@ absl::Status VerificationStack::ReloadTrust() {
   return owned_validator_->Reload();
 }
 
+absl::Status VerificationStack::SetListedAnchors(std::string pem) {
+  if (owned_validator_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "this verification stack does not own its validator: set the anchors where it was built");
+  }
+  CertValidatorOptions options = owned_validator_->options();
+  options.listed_anchors_pem = std::move(pem);
+  return owned_validator_->Reload(std::move(options));
+}
+
 }  // namespace shaken::stir

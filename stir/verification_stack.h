@@ -95,6 +95,10 @@ class VerificationStack {
   // ReloadTrust re-reads the trust anchors and CRLs (SIGHUP); on error the previous ones stay.
   // FAILED_PRECONDITION when the validator was given (parts.validator) or there is none.
   absl::Status ReloadTrust();
+  // SetListedAnchors puts `pem` (an accepted STI-PA CA list, stir/ca_list.h) in force as trust
+  // anchors next to ca_file / ca_dir, replacing the previous list, atomically (like ReloadTrust;
+  // cached validations made under the old anchors are redone). On error the old ones stay.
+  absl::Status SetListedAnchors(std::string pem);
 
  private:
   VerificationStack() = default;

@@ -172,6 +172,15 @@ absl::Status DaemonEnv::Restart() {
   return absl::OkStatus();
 }
 
+absl::Status DaemonEnv::RestartWith(const DaemonEnvOptions& options) {
+  StopDaemon();
+  options_ = options;
+  config_yaml_ = ConfigYaml(options);
+  config_path_ = dir_->Write("shakend.yaml", config_yaml_);
+  ASSIGN_OR_RETURN(config_, daemon::ParseConfig(config_yaml_, config_path_));
+  return Restart();
+}
+
 std::string DaemonEnv::ApiTarget() const {
   return absl::StrCat("127.0.0.1:", daemon_ != nullptr ? daemon_->api_port() : 0);
 }

@@ -86,6 +86,9 @@ class DaemonEnv {
 
   // Restart stops the daemon (if running) and starts a new one from the same configuration.
   absl::Status Restart();
+  // RestartWith rewrites the configuration from `options` (same files, keys and servers: e.g.
+  // verifier_extra_yaml naming a URL of x5u_server()) and restarts the daemon with it.
+  absl::Status RestartWith(const DaemonEnvOptions& options);
   // StopDaemon shuts the daemon down and destroys it.
   void StopDaemon();
 
