@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli/acme_cli.h"
 #include "cli/commands.h"
 #include "cli/pki_common.h"
 #include "cli/sp_cert.h"
@@ -312,6 +313,7 @@ void AddCaCommands(CLI::App& root, Registry& registry) {
                              TimeText(stir::Asn1TimeToTime(X509_CRL_get0_nextUpdate(c->get())))}};
                         return Made{CrlPem(c->get()), s};
                       })});
+  AddCaServeCommand(ca, registry);
 }
 
 }  // namespace shaken::cli

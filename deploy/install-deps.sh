@@ -14,6 +14,8 @@ PACKAGES=(
   libsystemd-dev
   # the REST front end's HTTP server (http/): libmicrohttpd, its TLS is GnuTLS
   libmicrohttpd-dev libgnutls28-dev
+  # the demo STI-CA's ACME state (shakenctl ca serve): embedded SQLite
+  libsqlite3-dev
   # PKCS#11: software token, libp11's OpenSSL engine, OpenSC tools (pkcs11-tool, pkcs11-spy)
   softhsm2 libp11-dev libengine-pkcs11-openssl opensc
   # tests and benchmarks
@@ -22,6 +24,8 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm-14
   # interop peers (independent SHAKEN implementation)
   secsipidx libsecsipid-dev
+  # an independent ACME (RFC 8555) server the ACME client is tested against
+  pebble
   # helper tools used by scripts and tests
   curl ca-certificates python3 procps
 )
