@@ -15,11 +15,11 @@ namespace shaken::cli {
 
 // PaTokenRequest is what the lab STI-PA needs to issue an Authority Token.
 struct PaTokenRequest {
-  std::string pa_key;        // the PA's signing key: pkcs11: URI or PEM file
-  std::string x5u;           // URL of the PA certificate (chain)
-  std::string spc;           // the SPC the token authorizes (TNAuthList of one SPC)
-  std::string account_key;   // the ACME account key (public half is enough) ...
-  std::string fingerprint;   // ... or its fingerprint "SHA256 AA:..." given directly
+  std::string pa_key;       // the PA's signing key: pkcs11: URI or PEM file
+  std::string x5u;          // URL of the PA certificate (chain)
+  std::string spc;          // the SPC the token authorizes (TNAuthList of one SPC)
+  std::string account_key;  // the ACME account key (public half is enough) ...
+  std::string fingerprint;  // ... or its fingerprint "SHA256 AA:..." given directly
   std::string iss = "shakenctl lab STI-PA";
   int64_t lifetime_seconds = 3600;
   std::optional<int64_t> iat;  // default now

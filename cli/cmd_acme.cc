@@ -32,8 +32,8 @@ struct OrderFlags {
   std::string account_key;
   std::string key;  // the certificate (SHAKEN) key
   std::string spc;
-  std::string identifier;  // "dns:NAME" (not SHAKEN: for RFC 8555 checks against other servers)
-  std::string pa_token;    // file holding the Authority Token
+  std::string identifier;      // "dns:NAME" (not SHAKEN: for RFC 8555 checks against other servers)
+  std::string pa_token;        // file holding the Authority Token
   std::string pa_key, pa_x5u;  // or: run the lab PA (pa token) with these
   std::string eab_kid, eab_key_source;
   std::string tls_ca_file;
@@ -75,7 +75,8 @@ absl::StatusOr<X509ReqPtr> DnsCsr(const std::string& name, const LoadedKey& key)
   X509NamePtr subject(X509_NAME_new());
   if (!req || !subject ||
       !X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_UTF8,
-                                  reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0) ||
+                                  reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1,
+                                  0) ||
       !X509_REQ_set_version(req.get(), 0) || !X509_REQ_set_subject_name(req.get(), subject.get()) ||
       !X509_REQ_set_pubkey(req.get(), key.public_key.get())) {
     return stir::OpenSslError(absl::StatusCode::kInternal, "CSR fields");
@@ -83,8 +84,8 @@ absl::StatusOr<X509ReqPtr> DnsCsr(const std::string& name, const LoadedKey& key)
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
-  X509ExtPtr san(X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name,
-                                     absl::StrCat("DNS:", name).c_str()));
+  X509ExtPtr san(
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, absl::StrCat("DNS:", name).c_str()));
   if (!san) return absl::InvalidArgumentError(absl::StrCat("bad DNS name: ", name));
   pki::ExtStackPtr exts(sk_X509_EXTENSION_new_null(), pki::FreeExts);
   sk_X509_EXTENSION_push(exts.get(), san.release());
@@ -112,30 +113,36 @@ absl::Status CheckIssued(const std::vector<stir::X509Ptr>& chain, const OrderFla
   }
   if (!f.ca_file.empty()) RETURN_IF_ERROR(VerifyChain(chain, f.ca_file));
   if (tn_der.empty()) return absl::OkStatus();
-  std::optional<std::string> got = FindExtensionDer(X509_get0_extensions(leaf), stir::kTnAuthListOid);
+  std::optional<std::string> got =
+      FindExtensionDer(X509_get0_extensions(leaf), stir::kTnAuthListOid);
   if (!got.has_value() || *got != tn_der) {
-    return absl::FailedPreconditionError("the issued certificate's TNAuthList is not the one ordered");
+    return absl::FailedPreconditionError(
+        "the issued certificate's TNAuthList is not the one ordered");
   }
   std::vector<LintRow> rows = LintCertificate(leaf, CertRole::kEndEntity, absl::Now());
   if (HasFailure(rows)) {
     std::vector<std::string> failed;
     for (const LintRow& r : rows) {
-      if (r.status == LintStatus::kFail) failed.push_back(absl::StrCat(r.id, " ", r.item, ": ", r.detail));
+      if (r.status == LintStatus::kFail)
+        failed.push_back(absl::StrCat(r.id, " ", r.item, ": ", r.detail));
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the issued certificate fails the SHAKEN profile (cert check): ", absl::StrJoin(failed, "; ")));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the issued certificate fails the SHAKEN profile (cert check): ",
+                     absl::StrJoin(failed, "; ")));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
   const bool dns = !f.identifier.empty();
-  if (dns == !f.spc.empty()) return absl::InvalidArgumentError("give --spc SPC or --identifier dns:NAME");
+  if (dns == !f.spc.empty())
+    return absl::InvalidArgumentError("give --spc SPC or --identifier dns:NAME");
   std::string dns_name;
   if (dns) {
     absl::string_view id = f.identifier;
     if (!absl::ConsumePrefix(&id, "dns:") || id.empty()) {
-      return absl::InvalidArgumentError("--identifier must be dns:NAME (TNAuthList orders use --spc)");
+      return absl::InvalidArgumentError(
+          "--identifier must be dns:NAME (TNAuthList orders use --spc)");
     }
     dns_name = std::string(id);
   } else {
@@ -162,7 +169,8 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
   }
   std::optional<acme::Eab> eab;
   if (!f.eab_kid.empty()) {
-    if (f.eab_key_source.empty()) return absl::InvalidArgumentError("--eab-kid needs --eab-key-source");
+    if (f.eab_key_source.empty())
+      return absl::InvalidArgumentError("--eab-kid needs --eab-key-source");
     ASSIGN_OR_RETURN(std::string b64, ReadSecretFrom(f.eab_key_source, "EAB key"));
     std::string mac;
     if (!absl::WebSafeBase64Unescape(absl::StripAsciiWhitespace(b64), &mac) || mac.empty()) {
@@ -176,14 +184,15 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
     identifiers = stir::Json::array({{{"type", "dns"}, {"value", dns_name}}});
   } else {
     ASSIGN_OR_RETURN(tn_der, stir::EncodeTnAuthList({{stir::TnAuthEntry::Kind::kSpc, f.spc}}));
-    identifiers = stir::Json::array({{{"type", "TNAuthList"}, {"value", acme::TnAuthListValue(tn_der)}}});
+    identifiers =
+        stir::Json::array({{{"type", "TNAuthList"}, {"value", acme::TnAuthListValue(tn_der)}}});
   }
   acme::ClientOptions co;
   co.tls_ca_file = f.tls_ca_file;
   co.poll_timeout = absl::Seconds(f.poll_timeout);
-  ASSIGN_OR_RETURN(std::unique_ptr<acme::AcmeClient> client,
-                   acme::AcmeClient::Connect(f.directory, account.signer.get(),
-                                             account.public_key.get(), co));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<acme::AcmeClient> client,
+      acme::AcmeClient::Connect(f.directory, account.signer.get(), account.public_key.get(), co));
   ASSIGN_OR_RETURN(std::string account_url, client->NewAccount(eab));
   Note(absl::StrCat("account ", account_url));
   ASSIGN_OR_RETURN(acme::AcmeClient::Order order, client->NewOrder(identifiers));
@@ -198,7 +207,8 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
       if (c.value("type", "") == want) chall_url = c.value("url", "");
     }
     if (chall_url.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(authz_url, " offers no ", want, " challenge"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(authz_url, " offers no ", want, " challenge"));
     }
     stir::Json answer = stir::Json::object();
     if (!dns) {
@@ -228,7 +238,8 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
     pki::SubjectFlags s = f.subject;
     if (s.cn.empty()) s.cn = absl::StrCat("SHAKEN ", f.spc);  // ATIS-1000080 v004+
     ASSIGN_OR_RETURN(X509NamePtr subject, pki::SubjectFrom(s));
-    ASSIGN_OR_RETURN(csr, BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, f.spc}}, subject.get(), key));
+    ASSIGN_OR_RETURN(csr,
+                     BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, f.spc}}, subject.get(), key));
   }
   if (ready.value("status", "") == "ready") {
     RETURN_IF_ERROR(client->Finalize(ready.value("finalize", ""), Der(csr.get())).status());
@@ -291,7 +302,8 @@ int RunRenew(OrderFlags f) {
 void AddOrderFlags(CLI::App* c, OrderFlags* f) {
   c->add_option("--directory", f->directory, "the CA's ACME directory URL")->required();
   c->add_option("--account-key", f->account_key,
-                "ACME account key (pkcs11: URI or PEM file), not the SHAKEN key")->required();
+                "ACME account key (pkcs11: URI or PEM file), not the SHAKEN key")
+      ->required();
   c->add_option("--key", f->key, "the certificate's (SHAKEN) key: pkcs11: URI or PEM file")
       ->required();
   c->add_option("--spc", f->spc, "the SPC to certify (TNAuthList identifier)");
@@ -320,30 +332,38 @@ void AddAcmeCommands(CLI::App& root, Registry& registry) {
   acme->require_subcommand(1);
   auto of = std::make_shared<OrderFlags>();
   CLI::App* o = acme->add_subcommand(
-      "order", "Order a certificate: account, order, tkauth-01 with the PA token, CSR signed by "
-               "--key, finalize, download, check, write the x5u chain");
+      "order",
+      "Order a certificate: account, order, tkauth-01 with the PA token, CSR signed by "
+      "--key, finalize, download, check, write the x5u chain");
   AddOrderFlags(o, of.get());
   o->add_option("--out,-o", of->out, "chain file to write (leaf first: the x5u body)")->required();
   o->add_flag("--force", of->force, "replace an existing output file");
-  o->footer(Examples(
-      {"shakenctl acme order --directory https://ca.lab:8555/acme/directory --tls-ca-file tls-ca.pem \\",
-       "    --account-key 'pkcs11:token=shaken;object=acme' --key 'pkcs11:token=shaken;object=sp' \\",
-       "    --pin-source file:/etc/shaken/pin --spc 709J --org 'Lab Telecom' --pa-token 709J.atc \\",
-       "    --ca-file sti-root.pem -o sp-chain.pem"}));
+  o->footer(
+      Examples({"shakenctl acme order --directory https://ca.lab:8555/acme/directory --tls-ca-file "
+                "tls-ca.pem \\",
+                "    --account-key 'pkcs11:token=shaken;object=acme' --key "
+                "'pkcs11:token=shaken;object=sp' \\",
+                "    --pin-source file:/etc/shaken/pin --spc 709J --org 'Lab Telecom' --pa-token "
+                "709J.atc \\",
+                "    --ca-file sti-root.pem -o sp-chain.pem"}));
   registry.push_back({o, [of] { return RunOrder(*of); }});
 
   auto rf = std::make_shared<OrderFlags>();
   CLI::App* r = acme->add_subcommand(
-      "renew", "Renew a certificate when it expires within --within-days (else do nothing, exit 0)");
+      "renew",
+      "Renew a certificate when it expires within --within-days (else do nothing, exit 0)");
   AddOrderFlags(r, rf.get());
   r->add_option("--cert", rf->cert, "the current chain (default: --out)");
   r->add_option("--out,-o", rf->out, "chain file to write (default: --cert)");
   r->add_option("--within-days", rf->within_days, "renew when fewer days than this are left")
-      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{3650}));
-  r->footer(Examples({"shakenctl acme renew --cert /var/www/x5u/sp-chain.pem --directory ... \\",
-                      "    --account-key ... --key ... --pa-token 709J.atc --ca-file sti-root.pem"}));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3650}));
+  r->footer(
+      Examples({"shakenctl acme renew --cert /var/www/x5u/sp-chain.pem --directory ... \\",
+                "    --account-key ... --key ... --pa-token 709J.atc --ca-file sti-root.pem"}));
   registry.push_back({r, [rf] {
-                        if (rf->cert.empty() && rf->out.empty()) return UsageError("give --cert or --out");
+                        if (rf->cert.empty() && rf->out.empty())
+                          return UsageError("give --cert or --out");
                         return RunRenew(*rf);
                       }});
 }

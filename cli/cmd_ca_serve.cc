@@ -113,8 +113,9 @@ int Serve(const ServeFlags& f) {
     return UsageError("--eab-required needs --eab-keys FILE");
   }
   const SpIssueOptions sp = f.sp;
-  config.issue = [issuer, sp, chain_pem](X509_REQ* csr, std::string_view order_der)
-      -> absl::StatusOr<acme::IssuedCertificate> {
+  config.issue = [issuer, sp, chain_pem](
+                     X509_REQ* csr,
+                     std::string_view order_der) -> absl::StatusOr<acme::IssuedCertificate> {
     ASSIGN_OR_RETURN(std::string csr_der, CheckSpRequest(csr, sp, "in finalize"));
     // Both sides re-encoded canonically before they are compared.
     absl::StatusOr<std::vector<stir::TnAuthEntry>> ordered = stir::ParseTnAuthList(order_der);
@@ -150,11 +151,12 @@ int Serve(const ServeFlags& f) {
       acme::AcmeServer::Start(std::move(so), std::move(config), db->get());
   if (!server.ok()) return Fail(server.status());
   if (!f.port_file.empty()) {
-    absl::Status st = WriteFileAtomic(f.port_file, absl::StrCat((*server)->port(), "\n"), {.force = true});
+    absl::Status st =
+        WriteFileAtomic(f.port_file, absl::StrCat((*server)->port(), "\n"), {.force = true});
     if (!st.ok()) return Fail(st);
   }
-  Note(absl::StrCat("shakenctl ca serve: ACME directory ", (*server)->directory_url(),
-                    " (state ", f.state, ")"));
+  Note(absl::StrCat("shakenctl ca serve: ACME directory ", (*server)->directory_url(), " (state ",
+                    f.state, ")"));
   int sig = 0;
   sigwait(&stop, &sig);
   Note(absl::StrCat("shakenctl ca serve: signal ", sig, ", stopping"));
@@ -177,8 +179,7 @@ void AddCaServeCommand(CLI::App* ca, Registry& registry) {
   s->add_option("--tls-key", f->tls_key, "its private key (PEM file)")->required();
   s->add_option("--ca-cert", f->ca_cert, "issuing CA certificate (PEM)")->required();
   s->add_option("--ca-key", f->ca_key, "issuing CA key: pkcs11: URI or PEM file")->required();
-  s->add_option("--chain", f->chain,
-                "certificates served after the leaf (default: --ca-cert)");
+  s->add_option("--chain", f->chain, "certificates served after the leaf (default: --ca-cert)");
   s->add_option("--state", f->state, "SQLite database holding the CA's ACME state")->required();
   s->add_option("--pa-trust", f->pa_trust,
                 "STI-PA trust anchors (PEM): Authority Token certificates must chain to one")
@@ -190,11 +191,13 @@ void AddCaServeCommand(CLI::App* ca, Registry& registry) {
   s->add_option("--eab-keys", f->eab_keys, "External Account Binding keys: lines \"KID KEY\"");
   s->add_flag("--eab-required", f->eab_required, "refuse new accounts without EAB");
   s->add_option("--crl-url", f->sp.crl_url, "CRL distribution point of issued certificates");
-  s->add_option("--policy", f->sp.policies, "certificate policy OIDs")->allow_extra_args(false)
+  s->add_option("--policy", f->sp.policies, "certificate policy OIDs")
+      ->allow_extra_args(false)
       ->capture_default_str();
   pki::AddValidityFlags(s, &f->sp.validity, 365);
-  s->add_option("--workers", f->workers, "worker threads")->capture_default_str()->check(
-      CLI::Range(1, 16));
+  s->add_option("--workers", f->workers, "worker threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   s->add_option("--port-file", f->port_file, "write the bound port here (for --listen :0)");
   AddTokenFlags(s, &f->token);
   s->footer(Examples(

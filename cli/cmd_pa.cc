@@ -28,10 +28,12 @@ absl::StatusOr<std::string> ReadSecretFrom(const std::string& source, std::strin
 
 absl::StatusOr<std::string> MakePaToken(const PaTokenRequest& r) {
   RETURN_IF_ERROR(stir::ValidateSpc(r.spc));
-  ASSIGN_OR_RETURN(std::string der, stir::EncodeTnAuthList({{stir::TnAuthEntry::Kind::kSpc, r.spc}}));
+  ASSIGN_OR_RETURN(std::string der,
+                   stir::EncodeTnAuthList({{stir::TnAuthEntry::Kind::kSpc, r.spc}}));
   std::string fingerprint = r.fingerprint;
   if (fingerprint.empty() == r.account_key.empty()) {
-    return absl::InvalidArgumentError("give the ACME account key (--account-key) or its --fingerprint");
+    return absl::InvalidArgumentError(
+        "give the ACME account key (--account-key) or its --fingerprint");
   }
   if (fingerprint.empty()) {
     ASSIGN_OR_RETURN(stir::EvpPkeyPtr account, LoadPublicKey(r.account_key, r.token));
@@ -46,7 +48,8 @@ absl::StatusOr<std::string> MakePaToken(const PaTokenRequest& r) {
   c.fingerprint = fingerprint;
   c.ca = r.ca;
   c.iss = r.iss;
-  c.iat = r.iat.has_value() ? absl::FromUnixSeconds(*r.iat) : absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  c.iat = r.iat.has_value() ? absl::FromUnixSeconds(*r.iat)
+                            : absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
   c.exp = c.iat + absl::Seconds(r.lifetime_seconds);
   return acme::SignAuthorityToken(*pa.signer, r.x5u, c);
 }
@@ -61,14 +64,16 @@ void AddPaCommands(CLI::App& root, Registry& registry) {
       "Issue an Authority Token (RFC 9448 TNAuthList \"atc\") binding an SPC to an ACME account "
       "key, signed ES256 by the PA key with x5u = the PA certificate");
   t->add_option("--key", f->pa_key, "the PA's key: pkcs11: URI or PEM file")->required();
-  t->add_option("--x5u", f->x5u, "https URL where the PA certificate (chain) is published")->required();
+  t->add_option("--x5u", f->x5u, "https URL where the PA certificate (chain) is published")
+      ->required();
   t->add_option("--spc", f->spc, "the Service Provider Code the token authorizes")->required();
   t->add_option("--account-key", f->account_key,
                 "the SP's ACME account key: pkcs11: URI, PEM private or public key");
   t->add_option("--fingerprint", f->fingerprint,
                 "instead of --account-key: its fingerprint, \"SHA256 AA:BB:...\"");
   t->add_option("--iss", f->iss, "issuer name (iss)")->capture_default_str();
-  t->add_option("--lifetime", f->lifetime_seconds, "seconds from iat to exp")->capture_default_str();
+  t->add_option("--lifetime", f->lifetime_seconds, "seconds from iat to exp")
+      ->capture_default_str();
   t->add_option("--iat", f->iat, "issued-at as a Unix time (default now)");
   t->add_flag("--ca", f->ca, "atc ca: true (the holder may get a CA certificate)");
   t->add_option("--out,-o", out->out, "token file (default: stdout)");
@@ -87,8 +92,8 @@ void AddPaCommands(CLI::App& root, Registry& registry) {
                           std::cout << *token << "\n";
                           return kExitOk;
                         }
-                        absl::Status st = WriteFileAtomic(out->out, *token + "\n",
-                                                          {.force = out->force});
+                        absl::Status st =
+                            WriteFileAtomic(out->out, *token + "\n", {.force = out->force});
                         return st.ok() ? kExitOk : Fail(st);
                       }});
 }

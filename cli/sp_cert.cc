@@ -44,8 +44,8 @@ absl::StatusOr<std::string> CheckSpRequest(X509_REQ* req, const SpIssueOptions& 
   EVP_PKEY* pub = X509_REQ_get0_pubkey(req);
   if (pub == nullptr || X509_REQ_verify(req, pub) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed CSR ", ToAbsl(what), ": its signature does not verify with its key"));
+    return absl::InvalidArgumentError(absl::StrCat("malformed CSR ", ToAbsl(what),
+                                                   ": its signature does not verify with its key"));
   }
   if (!stir::IsP256Key(pub)) {
     return absl::InvalidArgumentError("the CSR key is not EC P-256 (ATIS-1000080 §6.4.1)");
@@ -61,16 +61,16 @@ absl::StatusOr<std::string> CheckSpRequest(X509_REQ* req, const SpIssueOptions& 
   }
   if (single_spc) RETURN_IF_ERROR(stir::ValidateSpc(entries[0].value));
   if (!f.spc.empty() && (!single_spc || entries[0].value != f.spc)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the CSR asks for ", pki::TnAuthText(entries), ", not SPC ", f.spc, " (--spc)"));
+    return absl::FailedPreconditionError(absl::StrCat("the CSR asks for ", pki::TnAuthText(entries),
+                                                      ", not SPC ", f.spc, " (--spc)"));
   }
   const X509_NAME* subject = X509_REQ_get_subject_name(req);
   if (single_spc) {
     std::string cn = stir::NameEntry(subject, NID_commonName);
     if (cn != absl::StrCat("SHAKEN ", entries[0].value)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the CSR subject CN is \"", cn, "\"; ATIS-1000080 v004+ requires \"SHAKEN ",
-          entries[0].value, "\""));
+      return absl::FailedPreconditionError(absl::StrCat("the CSR subject CN is \"", cn,
+                                                        "\"; ATIS-1000080 v004+ requires \"SHAKEN ",
+                                                        entries[0].value, "\""));
     }
   }
   if (stir::NameEntry(subject, NID_countryName).empty() ||

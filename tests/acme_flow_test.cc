@@ -48,7 +48,8 @@ std::string Stdout(std::vector<std::string> argv) {
 TEST_F(AcmeFlowTest, FullSpFlowWithBothKeysInTheToken) {
   ASSERT_TRUE(lab_->StartCa());
   const std::string token = lab_->PaToken("709J.atc", "709J", lab_->AccountKey());
-  RunResult order = lab_->Order(P("sp-chain.pem"), {"--spc", "709J", "--pa-token", token, "--json"});
+  RunResult order =
+      lab_->Order(P("sp-chain.pem"), {"--spc", "709J", "--pa-token", token, "--json"});
   ASSERT_EQ(order.exit_code, 0) << order.output() << lab_->CaLog();
   auto summary = nlohmann::json::parse(order.out);
   EXPECT_EQ(summary["subject"], "CN=SHAKEN 709J,O=Lab Telecom,C=US");
@@ -58,12 +59,13 @@ TEST_F(AcmeFlowTest, FullSpFlowWithBothKeysInTheToken) {
   RunResult verify = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root.pem"),
                                  "-untrusted", P("ica.pem"), P("sp-chain.pem")});
   EXPECT_EQ(verify.exit_code, 0) << verify.output();
-  const std::string leaf_pub = Stdout({"openssl", "x509", "-in", P("sp-chain.pem"), "-noout", "-pubkey"});
+  const std::string leaf_pub =
+      Stdout({"openssl", "x509", "-in", P("sp-chain.pem"), "-noout", "-pubkey"});
   const std::string token_pub = Stdout({SHAKENCTL_PATH, "key", "export-public", "--key",
                                         lab_->SpKey(), "--pin-source", lab_->Pin()});
   EXPECT_EQ(leaf_pub, token_pub);
-  EXPECT_NE(leaf_pub, Stdout({SHAKENCTL_PATH, "key", "export-public", "--key",
-                              lab_->AccountKey(), "--pin-source", lab_->Pin()}));
+  EXPECT_NE(leaf_pub, Stdout({SHAKENCTL_PATH, "key", "export-public", "--key", lab_->AccountKey(),
+                              "--pin-source", lab_->Pin()}));
   RunResult check = Shakenctl({"cert", "check", P("sp-chain.pem")});
   EXPECT_EQ(check.exit_code, 0) << check.output();
 
@@ -73,15 +75,15 @@ TEST_F(AcmeFlowTest, FullSpFlowWithBothKeysInTheToken) {
                        {.headers = {{"Content-Type", "application/pem-certificate-chain"}},
                         .body = ReadFileOrEmpty(P("sp-chain.pem"))});
   const std::string x5u = absl::StrCat("https://127.0.0.1:", lab_->web_port(), "/sp-chain.pem");
-  RunResult created = Shakenctl({"passport", "create", "--key", lab_->SpKey(), "--pin-source",
-                                 lab_->Pin(), "--x5u", x5u, "--x5u-any-port", "--attest", "A",
-                                 "--orig", "12155550121", "--dest", "12155550131", "--print",
-                                 "identity"});
+  RunResult created =
+      Shakenctl({"passport", "create", "--key", lab_->SpKey(), "--pin-source", lab_->Pin(), "--x5u",
+                 x5u, "--x5u-any-port", "--attest", "A", "--orig", "12155550121", "--dest",
+                 "12155550131", "--print", "identity"});
   ASSERT_EQ(created.exit_code, 0) << created.output();
   const std::string identity(absl::StripAsciiWhitespace(created.out));
-  RunResult by_file = Shakenctl({"passport", "verify", "--cert", P("sp-chain.pem"), "--ca-file",
-                                 P("root.pem"), "--from", "12155550121", "--to", "12155550131",
-                                 identity});
+  RunResult by_file =
+      Shakenctl({"passport", "verify", "--cert", P("sp-chain.pem"), "--ca-file", P("root.pem"),
+                 "--from", "12155550121", "--to", "12155550131", identity});
   EXPECT_EQ(by_file.exit_code, 0) << by_file.output();
   RunResult by_x5u = Shakenctl({"passport", "verify", "--ca-file", P("root.pem"), "--tls-ca-file",
                                 P("tls-ca.pem"), "--allow-private-x5u", identity});
@@ -94,10 +96,28 @@ TEST_F(AcmeFlowTest, FullSpFlowWithBothKeysInTheToken) {
   }
 
   // The same key as account and certificate key is refused before anything is sent.
-  RunResult same = Shakenctl({"acme", "order", "--directory", lab_->Directory(), "--tls-ca-file",
-                              P("tls-ca.pem"), "--account-key", lab_->SpKey(), "--key",
-                              lab_->SpKey(), "--pin-source", lab_->Pin(), "--spc", "709J", "--org",
-                              "X", "--pa-token", token, "--ca-file", P("root.pem"), "-o", P("x.pem")});
+  RunResult same = Shakenctl({"acme",
+                              "order",
+                              "--directory",
+                              lab_->Directory(),
+                              "--tls-ca-file",
+                              P("tls-ca.pem"),
+                              "--account-key",
+                              lab_->SpKey(),
+                              "--key",
+                              lab_->SpKey(),
+                              "--pin-source",
+                              lab_->Pin(),
+                              "--spc",
+                              "709J",
+                              "--org",
+                              "X",
+                              "--pa-token",
+                              token,
+                              "--ca-file",
+                              P("root.pem"),
+                              "-o",
+                              P("x.pem")});
   EXPECT_EQ(same.exit_code, 1);
   EXPECT_THAT(same.err, HasSubstr("separate ACME account key"));
   // The token was used: presenting it again is a replay.
@@ -181,17 +201,19 @@ TEST_F(AcmeFlowTest, CaKilledBetweenOrderAndFinalizeKeepsItsStateAndTheFlowCompl
 
 TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameKey) {
   ASSERT_TRUE(lab_->StartCa());
-  RunResult first = lab_->Order(P("chain.pem"), {"--spc", "709J", "--pa-key", P("pa.key"),
-                                                 "--pa-x5u", lab_->PaX5u()});
+  RunResult first = lab_->Order(
+      P("chain.pem"), {"--spc", "709J", "--pa-key", P("pa.key"), "--pa-x5u", lab_->PaX5u()});
   ASSERT_EQ(first.exit_code, 0) << first.output();
   const std::string before = ReadFileOrEmpty(P("chain.pem"));
   const std::string serial_before =
       Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-serial"});
   std::vector<std::string> renew = {
-      "acme", "renew", "--directory", lab_->Directory(), "--tls-ca-file", P("tls-ca.pem"),
-      "--account-key", lab_->AccountKey(), "--key", lab_->SpKey(), "--pin-source", lab_->Pin(),
-      "--org", "Lab Telecom", "--ca-file", P("root.pem"), "--cert", P("chain.pem"), "--pa-key",
-      P("pa.key"), "--pa-x5u", lab_->PaX5u()};
+      "acme",          "renew",         "--directory",   lab_->Directory(),
+      "--tls-ca-file", P("tls-ca.pem"), "--account-key", lab_->AccountKey(),
+      "--key",         lab_->SpKey(),   "--pin-source",  lab_->Pin(),
+      "--org",         "Lab Telecom",   "--ca-file",     P("root.pem"),
+      "--cert",        P("chain.pem"),  "--pa-key",      P("pa.key"),
+      "--pa-x5u",      lab_->PaX5u()};
   RunResult not_due = Shakenctl(renew);
   EXPECT_EQ(not_due.exit_code, 0) << not_due.output();
   EXPECT_THAT(not_due.err, HasSubstr("not due"));
@@ -203,8 +225,8 @@ TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameKey) {
   const std::string after = ReadFileOrEmpty(P("chain.pem"));
   EXPECT_NE(after, before);
   EXPECT_EQ(Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-pubkey"}),
-            Stdout({SHAKENCTL_PATH, "key", "export-public", "--key", lab_->SpKey(),
-                    "--pin-source", lab_->Pin()}));
+            Stdout({SHAKENCTL_PATH, "key", "export-public", "--key", lab_->SpKey(), "--pin-source",
+                    lab_->Pin()}));
   EXPECT_NE(Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-serial"}), serial_before);
 }
 
@@ -213,8 +235,8 @@ TEST_F(AcmeFlowTest, ExternalAccountBindingWhenRequired) {
   std::ofstream(P("eab.key")) << "c2hha2VuLWxhYi1lYWIta2V5LTAwMDE\n";
   std::ofstream(P("bad-eab.key")) << "c2hha2VuLWxhYi1lYWIta2V5LTk5OTk\n";
   ASSERT_TRUE(lab_->StartCa(0, {"--eab-keys", P("eab-keys"), "--eab-required"}));
-  std::vector<std::string> base = {"--spc", "709J", "--pa-key", P("pa.key"), "--pa-x5u",
-                                   lab_->PaX5u()};
+  std::vector<std::string> base = {"--spc",     "709J",     "--pa-key",
+                                   P("pa.key"), "--pa-x5u", lab_->PaX5u()};
   RunResult none = lab_->Order(P("c0.pem"), base);
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_THAT(none.err, HasSubstr("externalAccountRequired"));
@@ -234,7 +256,8 @@ TEST_F(AcmeFlowTest, ExternalAccountBindingWhenRequired) {
 // validation off (PEBBLE_VA_ALWAYS_VALID): the client's JWS, nonces (pebble rejects 5% of good
 // nonces: badNonce retries), account, order, finalize, polling and download against it.
 TEST(AcmePebbleTest, ClientCompletesADnsOrderAgainstPebble) {
-  if (access("/usr/bin/pebble", X_OK) != 0) GTEST_SKIP() << "pebble is not installed (deploy/install-deps.sh)";
+  if (access("/usr/bin/pebble", X_OK) != 0)
+    GTEST_SKIP() << "pebble is not installed (deploy/install-deps.sh)";
   TempDir dir;
   auto tls = TlsServerPki::Create(absl::Now());
   ASSERT_OK(tls);
@@ -252,8 +275,9 @@ TEST(AcmePebbleTest, ClientCompletesADnsOrderAgainstPebble) {
                              {"ocspResponderURL", ""},
                              {"externalAccountBindingRequired", false}}}};
   const std::string config_file = dir.Write("pebble.json", config.dump());
-  auto pebble = Child::Start({"/usr/bin/pebble", "-config", config_file}, dir.path() + "/pebble.log",
-                             {{"PEBBLE_VA_ALWAYS_VALID", "1"}, {"PEBBLE_VA_NOSLEEP", "1"}});
+  auto pebble =
+      Child::Start({"/usr/bin/pebble", "-config", config_file}, dir.path() + "/pebble.log",
+                   {{"PEBBLE_VA_ALWAYS_VALID", "1"}, {"PEBBLE_VA_NOSLEEP", "1"}});
   ASSERT_OK(pebble);
   const std::string directory = absl::StrCat("https://127.0.0.1:", port, "/dir");
   bool up = false;
@@ -268,21 +292,21 @@ TEST(AcmePebbleTest, ClientCompletesADnsOrderAgainstPebble) {
   ASSERT_EQ(root.exit_code, 0) << root.output();
   ASSERT_EQ(Shakenctl({"key", "generate", "--key", dir.path() + "/acct.key"}).exit_code, 0);
   ASSERT_EQ(Shakenctl({"key", "generate", "--key", dir.path() + "/cert.key"}).exit_code, 0);
-  RunResult order = Shakenctl({"acme", "order", "--directory", directory, "--tls-ca-file", ca,
-                               "--account-key", dir.path() + "/acct.key", "--key",
-                               dir.path() + "/cert.key", "--identifier", "dns:example.test",
-                               "--ca-file", dir.path() + "/pebble-root.pem", "-o",
-                               dir.path() + "/dns-chain.pem", "--json", "--poll-timeout", "30"});
+  RunResult order =
+      Shakenctl({"acme", "order", "--directory", directory, "--tls-ca-file", ca, "--account-key",
+                 dir.path() + "/acct.key", "--key", dir.path() + "/cert.key", "--identifier",
+                 "dns:example.test", "--ca-file", dir.path() + "/pebble-root.pem", "-o",
+                 dir.path() + "/dns-chain.pem", "--json", "--poll-timeout", "30"});
   ASSERT_EQ(order.exit_code, 0) << order.output() << pebble->Log();
   EXPECT_EQ(nlohmann::json::parse(order.out)["subject"], "CN=example.test");
   RunResult san = RunProgram({"openssl", "x509", "-in", dir.path() + "/dns-chain.pem", "-noout",
                               "-ext", "subjectAltName"});
   EXPECT_THAT(san.out, HasSubstr("DNS:example.test"));
   // A CA other than pebble's root does not verify pebble's chain: the check is real.
-  RunResult wrong = Shakenctl({"acme", "order", "--directory", directory, "--tls-ca-file", ca,
-                               "--account-key", dir.path() + "/acct.key", "--key",
-                               dir.path() + "/cert.key", "--identifier", "dns:example.test",
-                               "--ca-file", ca, "-o", dir.path() + "/x.pem"});
+  RunResult wrong =
+      Shakenctl({"acme", "order", "--directory", directory, "--tls-ca-file", ca, "--account-key",
+                 dir.path() + "/acct.key", "--key", dir.path() + "/cert.key", "--identifier",
+                 "dns:example.test", "--ca-file", ca, "-o", dir.path() + "/x.pem"});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_THAT(wrong.err, HasSubstr("does not verify"));
   pebble->Signal(SIGTERM);

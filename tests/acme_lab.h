@@ -46,12 +46,30 @@ class AcmeLab {
   // anchors plus `extra` flags, and waits (10 s at most) for its port file.
   bool StartCa(int port = 0, std::vector<std::string> extra = {}) {
     std::remove(P("ca.port").c_str());
-    std::vector<std::string> argv = {
-        SHAKENCTL_PATH, "ca", "serve", "--listen", absl::StrCat("127.0.0.1:", port),
-        "--port-file", P("ca.port"), "--tls-cert", P("tls.pem"), "--tls-key", P("tls.key"),
-        "--ca-cert", P("ica.pem"), "--ca-key", P("ica.key"), "--state", P("acme.db"),
-        "--pa-trust", P("pa-root.pem"), "--x5u-tls-ca-file", P("tls-ca.pem"),
-        "--allow-private-x5u", "--crl-url", "http://crl.lab.test/sti.crl"};
+    std::vector<std::string> argv = {SHAKENCTL_PATH,
+                                     "ca",
+                                     "serve",
+                                     "--listen",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "--port-file",
+                                     P("ca.port"),
+                                     "--tls-cert",
+                                     P("tls.pem"),
+                                     "--tls-key",
+                                     P("tls.key"),
+                                     "--ca-cert",
+                                     P("ica.pem"),
+                                     "--ca-key",
+                                     P("ica.key"),
+                                     "--state",
+                                     P("acme.db"),
+                                     "--pa-trust",
+                                     P("pa-root.pem"),
+                                     "--x5u-tls-ca-file",
+                                     P("tls-ca.pem"),
+                                     "--allow-private-x5u",
+                                     "--crl-url",
+                                     "http://crl.lab.test/sti.crl"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child = Child::Start(argv, P("ca.log"));
     if (!child.ok()) {
@@ -87,9 +105,9 @@ class AcmeLab {
   // `extra` adds flags. Returns the token file.
   std::string PaToken(const std::string& name, const std::string& spc,
                       const std::string& account_key, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"pa", "token", "--key", P("pa.key"), "--x5u", PaX5u(),
-                                     "--spc", spc, "--account-key", account_key, "--pin-source",
-                                     Pin(), "-o", P(name), "--force"};
+    std::vector<std::string> args = {"pa",           "token", "--key", P("pa.key"),     "--x5u",
+                                     PaX5u(),        "--spc", spc,     "--account-key", account_key,
+                                     "--pin-source", Pin(),   "-o",    P(name),         "--force"};
     args.insert(args.end(), extra.begin(), extra.end());
     RunResult r = Shakenctl(args);
     EXPECT_EQ(r.exit_code, 0) << r.output();
@@ -98,10 +116,26 @@ class AcmeLab {
 
   // Order runs `shakenctl acme order` with the token keys against the running CA.
   RunResult Order(const std::string& out, std::vector<std::string> extra) {
-    std::vector<std::string> args = {
-        "acme", "order", "--directory", Directory(), "--tls-ca-file", P("tls-ca.pem"),
-        "--account-key", AccountKey(), "--key", SpKey(), "--pin-source", Pin(), "--org",
-        "Lab Telecom", "--ca-file", P("root.pem"), "-o", out, "--poll-timeout", "20"};
+    std::vector<std::string> args = {"acme",
+                                     "order",
+                                     "--directory",
+                                     Directory(),
+                                     "--tls-ca-file",
+                                     P("tls-ca.pem"),
+                                     "--account-key",
+                                     AccountKey(),
+                                     "--key",
+                                     SpKey(),
+                                     "--pin-source",
+                                     Pin(),
+                                     "--org",
+                                     "Lab Telecom",
+                                     "--ca-file",
+                                     P("root.pem"),
+                                     "-o",
+                                     out,
+                                     "--poll-timeout",
+                                     "20"};
     args.insert(args.end(), extra.begin(), extra.end());
     return Shakenctl(args);
   }
@@ -144,12 +178,13 @@ class AcmeLab {
              "Lab STI-PA", "-o", P("pa-root.pem")}) &&
         Run({"key", "generate", "--key", P("pa.key")}) &&
         Run({"ca", "issue-intermediate", "--ca-cert", P("pa-root.pem"), "--ca-key",
-             P("pa-root.key"), "--subject-key", P("pa.key"), "--cn", "Lab STI-PA tokens",
-             "--org", "Lab STI-PA", "-o", P("pa.pem")}) &&
+             P("pa-root.key"), "--subject-key", P("pa.key"), "--cn", "Lab STI-PA tokens", "--org",
+             "Lab STI-PA", "-o", P("pa.pem")}) &&
         Run({"key", "generate", "--key", AccountKey(), "--pin-source", Pin()}) &&
         Run({"key", "generate", "--key", SpKey(), "--pin-source", Pin()});
     if (!ok) return false;
-    auto web = HttpsServer::Start({.cert_pem = tls->server.cert_pem, .key_pem = tls->server.key_pem});
+    auto web =
+        HttpsServer::Start({.cert_pem = tls->server.cert_pem, .key_pem = tls->server.key_pem});
     if (!web.ok()) {
       ADD_FAILURE() << web.status();
       return false;

@@ -25,8 +25,8 @@
 namespace shaken::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using acme::Json;
+using ::testing::HasSubstr;
 
 class AcmeProblemTest : public ::testing::Test {
  protected:
@@ -67,8 +67,8 @@ class AcmeProblemTest : public ::testing::Test {
   // Token signs an Authority Token; by default a good one for this account and `spc`.
   struct TokenSpec {
     std::string spc = "709J";
-    const stir::Signer* signer = nullptr;   // default: the PA key
-    const EVP_PKEY* account = nullptr;      // default: this test's account key
+    const stir::Signer* signer = nullptr;  // default: the PA key
+    const EVP_PKEY* account = nullptr;     // default: this test's account key
     absl::Duration from_now = absl::ZeroDuration();
     absl::Duration lifetime = absl::Minutes(5);
   };
@@ -107,7 +107,8 @@ class AcmeProblemTest : public ::testing::Test {
     stir::EvpPkeyPtr pub(EVP_PKEY_dup(const_cast<EVP_PKEY*>(key->key())));
     cli::LoadedKey k{std::move(key), std::move(pub), "memory"};
     auto subject = cli::ShakenSubject("US", "Lab Telecom", "SHAKEN " + spc).value();
-    auto csr = cli::BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, spc}}, subject.get(), k).value();
+    auto csr =
+        cli::BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, spc}}, subject.get(), k).value();
     unsigned char* p = nullptr;
     int n = i2d_X509_REQ(csr.get(), &p);
     std::string der(reinterpret_cast<char*>(p), n);
@@ -115,7 +116,8 @@ class AcmeProblemTest : public ::testing::Test {
     return der;
   }
   // ExpectProblem checks the ACME type and a piece of the detail.
-  static void ExpectProblem(const absl::Status& s, const std::string& type, const std::string& detail) {
+  static void ExpectProblem(const absl::Status& s, const std::string& type,
+                            const std::string& detail) {
     EXPECT_FALSE(s.ok());
     EXPECT_EQ(acme::ProblemType(s), type) << s;
     EXPECT_THAT(std::string(s.message()), HasSubstr(detail));
@@ -155,8 +157,9 @@ TEST_F(AcmeProblemTest, ForgedTokenIsUnauthorized) {
 }
 
 TEST_F(AcmeProblemTest, ExpiredTokenIsUnauthorized) {
-  ExpectProblem(Answer(NewOrder(), Token({.from_now = -absl::Hours(2), .lifetime = absl::Minutes(5)})),
-                "unauthorized", "expired");
+  ExpectProblem(
+      Answer(NewOrder(), Token({.from_now = -absl::Hours(2), .lifetime = absl::Minutes(5)})),
+      "unauthorized", "expired");
 }
 
 TEST_F(AcmeProblemTest, WrongFingerprintIsUnauthorized) {
@@ -171,12 +174,14 @@ TEST_F(AcmeProblemTest, TokenForAnotherSpcIsUnauthorized) {
 }
 
 TEST_F(AcmeProblemTest, ChallengeWithoutAtcIsMalformed) {
-  ExpectProblem(client_->Respond(NewOrder().chall_url, Json::object()).status(), "malformed", "atc");
+  ExpectProblem(client_->Respond(NewOrder().chall_url, Json::object()).status(), "malformed",
+                "atc");
 }
 
 TEST_F(AcmeProblemTest, FinalizeTooEarlyThenCsrForAnotherSpcThenTheRightOne) {
   Pending p = NewOrder();
-  ExpectProblem(client_->Finalize(p.finalize_url, Csr("709J")).status(), "orderNotReady", "pending");
+  ExpectProblem(client_->Finalize(p.finalize_url, Csr("709J")).status(), "orderNotReady",
+                "pending");
   ASSERT_OK(Answer(p, Token({})));
   ASSERT_OK(client_->WaitFor(p.order_url, {"ready"}));
   ExpectProblem(client_->Finalize(p.finalize_url, Csr("123A")).status(), "badCSR",
@@ -269,7 +274,8 @@ TEST_F(AcmeProblemTest, UnknownAccountsAndIdentifiers) {
   ASSERT_OK(nonce);
   std::string kid = client_->account_url();
   kid.back() = kid.back() == 'A' ? 'B' : 'A';
-  auto body = acme::FlattenedJws(*account_, {{"alg", "ES256"}, {"kid", kid}, {"nonce", *nonce}, {"url", url}},
+  auto body = acme::FlattenedJws(*account_,
+                                 {{"alg", "ES256"}, {"kid", kid}, {"nonce", *nonce}, {"url", url}},
                                  Json{{"identifiers", Identifiers("709J")}}.dump());
   auto r = client_->Send("POST", url, *body);
   ASSERT_OK(r);
@@ -279,23 +285,28 @@ TEST_F(AcmeProblemTest, UnknownAccountsAndIdentifiers) {
   ASSERT_OK(stranger);
   acme::ClientOptions co;
   co.tls_ca_file = lab_->P("tls-ca.pem");
-  auto other = acme::AcmeClient::Connect(lab_->Directory(), stranger->get(), (*stranger)->key(), co);
+  auto other =
+      acme::AcmeClient::Connect(lab_->Directory(), stranger->get(), (*stranger)->key(), co);
   ASSERT_OK(other);
   ExpectProblem((*other)->NewAccount(std::nullopt, /*only_return_existing=*/true).status(),
                 "accountDoesNotExist", "no account");
   // Identifiers: another type, an SPC a SHAKEN certificate may not hold, two of them.
-  ExpectProblem(client_->NewOrder(Json::array({{{"type", "dns"}, {"value", "example.test"}}})).status(),
-                "unsupportedIdentifier", "TNAuthList");
-  const std::string lower = stir::EncodeTnAuthListUnchecked({{stir::TnAuthEntry::Kind::kSpc, "709j"}});
-  ExpectProblem(client_->NewOrder(Json::array({{{"type", "TNAuthList"},
-                                                {"value", acme::TnAuthListValue(lower)}}}))
+  ExpectProblem(
+      client_->NewOrder(Json::array({{{"type", "dns"}, {"value", "example.test"}}})).status(),
+      "unsupportedIdentifier", "TNAuthList");
+  const std::string lower =
+      stir::EncodeTnAuthListUnchecked({{stir::TnAuthEntry::Kind::kSpc, "709j"}});
+  ExpectProblem(client_
+                    ->NewOrder(Json::array(
+                        {{{"type", "TNAuthList"}, {"value", acme::TnAuthListValue(lower)}}}))
                     .status(),
                 "rejectedIdentifier", "SPC");
   Json two = Identifiers("709J");
   two.push_back(Identifiers("123A")[0]);
   ExpectProblem(client_->NewOrder(two).status(), "rejectedIdentifier", "exactly one");
-  ExpectProblem(client_->NewOrder(Json::array({{{"type", "TNAuthList"}, {"value", "!!"}}})).status(),
-                "malformed", "base64");
+  ExpectProblem(
+      client_->NewOrder(Json::array({{{"type", "TNAuthList"}, {"value", "!!"}}})).status(),
+      "malformed", "base64");
   // Another account's order is not readable.
   ASSERT_OK((*other)->NewAccount(std::nullopt));
   Pending mine = NewOrder();

@@ -164,8 +164,8 @@ TEST(AcmeAuthorityToken, SignedTokenVerifiesAndEachCheckFails) {
 
   auto denied = [&](const std::string& t, const TokenExpectations& x, const char* why) {
     auto r = VerifyAuthorityToken(t, x);
-    EXPECT_THAT(r.status(), ::shaken::testing::StatusIs(absl::StatusCode::kPermissionDenied,
-                                                         HasSubstr(why)));
+    EXPECT_THAT(r.status(),
+                ::shaken::testing::StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr(why)));
   };
   TokenExpectations late = e;
   late.now = now + absl::Minutes(6);

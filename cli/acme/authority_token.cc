@@ -33,8 +33,9 @@ std::string TnAuthListValue(std::string_view der) { return absl::Base64Escape(To
 
 absl::StatusOr<std::string> DecodeTnAuthListValue(std::string_view value) {
   std::string der;
-  if (!value.empty() && (absl::Base64Unescape(ToAbsl(value), &der) ||
-                         absl::WebSafeBase64Unescape(ToAbsl(value), &der)) &&
+  if (!value.empty() &&
+      (absl::Base64Unescape(ToAbsl(value), &der) ||
+       absl::WebSafeBase64Unescape(ToAbsl(value), &der)) &&
       !der.empty()) {
     return der;
   }
@@ -90,20 +91,22 @@ absl::StatusOr<VerifiedToken> VerifyAuthorityToken(std::string_view token,
   std::unique_ptr<STACK_OF(X509), X509StackFree> untrusted(sk_X509_new_null());
   for (size_t i = 1; i < chain->size(); ++i) sk_X509_push(untrusted.get(), (*chain)[i].get());
   stir::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), e.pa_anchors, (*chain)[0].get(), untrusted.get()) != 1) {
+  if (!ctx ||
+      X509_STORE_CTX_init(ctx.get(), e.pa_anchors, (*chain)[0].get(), untrusted.get()) != 1) {
     return stir::OpenSslError(absl::StatusCode::kInternal, "X509_STORE_CTX_init");
   }
   X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(absl::ToUnixSeconds(e.now)));
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return Denied(absl::StrCat("the PA certificate at ", x5u,
-                               " does not chain to a trusted STI-PA anchor: ",
-                               X509_verify_cert_error_string(err)));
+    return Denied(absl::StrCat(
+        "the PA certificate at ", x5u,
+        " does not chain to a trusted STI-PA anchor: ", X509_verify_cert_error_string(err)));
   }
   EVP_PKEY* pa_key = X509_get0_pubkey((*chain)[0].get());
   if (pa_key == nullptr || !VerifyEs256Raw(jws->signing_input, jws->signature, pa_key).ok()) {
-    return Denied("the signature does not verify with the PA certificate's key (forged or altered)");
+    return Denied(
+        "the signature does not verify with the PA certificate's key (forged or altered)");
   }
   const Json& p = jws->payload;
   auto exp = p.find("exp");

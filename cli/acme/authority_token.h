@@ -46,10 +46,10 @@ absl::StatusOr<std::string> DecodeTnAuthListValue(std::string_view value);
 
 // TokenExpectations are what the token must say for one tkauth-01 challenge.
 struct TokenExpectations {
-  std::string tnauthlist_der;   // the order's identifier
-  std::string fingerprint;      // of the account answering the challenge
+  std::string tnauthlist_der;  // the order's identifier
+  std::string fingerprint;     // of the account answering the challenge
   absl::Time now;
-  X509_STORE* pa_anchors = nullptr;            // trust anchors of the STI-PA certificates
+  X509_STORE* pa_anchors = nullptr;                   // trust anchors of the STI-PA certificates
   const stir::CertificateFetcher* fetcher = nullptr;  // dereferences x5u
 };
 

@@ -70,8 +70,8 @@ absl::Status ProblemFromResponse(const HttpResult& r, std::string_view what) {
     std::string detail = j.value("detail", std::string());
     return Problem(type, absl::StrCat(ToAbsl(what), ": ", type, ": ", detail));
   }
-  return absl::UnavailableError(absl::StrCat(ToAbsl(what), ": HTTP ", r.status, " ",
-                                             r.body.substr(0, 200)));
+  return absl::UnavailableError(
+      absl::StrCat(ToAbsl(what), ": HTTP ", r.status, " ", r.body.substr(0, 200)));
 }
 
 absl::StatusOr<std::unique_ptr<AcmeClient>> AcmeClient::Connect(std::string directory_url,
@@ -109,17 +109,20 @@ absl::StatusOr<HttpResult> AcmeClient::Send(const std::string& method, const std
   Collect collect{&out};
   std::unique_ptr<curl_slist, SlistFree> headers;
   if (!content_type.empty()) {
-    headers.reset(curl_slist_append(nullptr, absl::StrCat("Content-Type: ", ToAbsl(content_type)).c_str()));
+    headers.reset(
+        curl_slist_append(nullptr, absl::StrCat("Content-Type: ", ToAbsl(content_type)).c_str()));
   }
   CURL* h = curl.get();
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(options_.request_timeout)));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(options_.request_timeout)));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "shakenctl-acme/1");
-  if (!options_.tls_ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.tls_ca_file.c_str());
+  if (!options_.tls_ca_file.empty())
+    curl_easy_setopt(h, CURLOPT_CAINFO, options_.tls_ca_file.c_str());
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &collect);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
@@ -133,12 +136,12 @@ absl::StatusOr<HttpResult> AcmeClient::Send(const std::string& method, const std
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   }
   CURLcode rc = curl_easy_perform(h);
-  if (collect.too_large) return absl::ResourceExhaustedError(absl::StrCat(url, ": answer over 1 MiB"));
+  if (collect.too_large)
+    return absl::ResourceExhaustedError(absl::StrCat(url, ": answer over 1 MiB"));
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(url, ": ", curl_easy_strerror(rc),
-                                               rc == CURLE_PEER_FAILED_VERIFICATION
-                                                   ? " (give the server's CA with --tls-ca-file)"
-                                                   : ""));
+    return absl::UnavailableError(absl::StrCat(
+        url, ": ", curl_easy_strerror(rc),
+        rc == CURLE_PEER_FAILED_VERIFICATION ? " (give the server's CA with --tls-ca-file)" : ""));
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out.status);
   std::string nonce = out.Header("replay-nonce");
@@ -153,8 +156,7 @@ absl::StatusOr<std::string> AcmeClient::FreshNonce() {
   return std::exchange(nonce_, std::string());
 }
 
-absl::StatusOr<std::string> AcmeClient::SignedBody(const std::string& url,
-                                                   std::string_view payload,
+absl::StatusOr<std::string> AcmeClient::SignedBody(const std::string& url, std::string_view payload,
                                                    const std::string& nonce, bool use_jwk) {
   Json header = {{"alg", "ES256"}, {"nonce", nonce}, {"url", url}};
   if (use_jwk || kid_.empty()) {
@@ -196,7 +198,8 @@ absl::StatusOr<std::string> AcmeClient::NewAccount(const std::optional<Eab>& eab
 
 absl::StatusOr<AcmeClient::Order> AcmeClient::NewOrder(const Json& identifiers) {
   if (kid_.empty()) return absl::FailedPreconditionError("no account: call NewAccount first");
-  ASSIGN_OR_RETURN(HttpResult r, Post(DirectoryUrl("newOrder"), Json{{"identifiers", identifiers}}.dump()));
+  ASSIGN_OR_RETURN(HttpResult r,
+                   Post(DirectoryUrl("newOrder"), Json{{"identifiers", identifiers}}.dump()));
   Order o{r.Header("location"), Json::parse(r.body, nullptr, false)};
   if (o.url.empty() || !o.body.is_object()) {
     return absl::InvalidArgumentError("newOrder answered without a Location or an order object");
@@ -233,7 +236,8 @@ absl::StatusOr<Json> AcmeClient::WaitFor(const std::string& url,
     // RFC 8555 §7.4: honour Retry-After (seconds), within bounds.
     int64_t seconds = 1;
     if (!absl::SimpleAtoi(r.Header("retry-after"), &seconds)) seconds = 1;
-    absl::Duration wait = std::clamp(absl::Seconds(seconds), absl::Seconds(1), options_.max_retry_after);
+    absl::Duration wait =
+        std::clamp(absl::Seconds(seconds), absl::Seconds(1), options_.max_retry_after);
     if (absl::Now() + wait > deadline) {
       return absl::DeadlineExceededError(absl::StrCat(url, " is still \"", status, "\" after ",
                                                       absl::FormatDuration(options_.poll_timeout)));

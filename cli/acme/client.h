@@ -47,9 +47,9 @@ class AcmeClient {
   // Connect reads the directory. `signer` and `account_key` (its public half) must outlive the
   // client.
   static absl::StatusOr<std::unique_ptr<AcmeClient>> Connect(std::string directory_url,
-                                                              const stir::Signer* signer,
-                                                              const EVP_PKEY* account_key,
-                                                              ClientOptions options);
+                                                             const stir::Signer* signer,
+                                                             const EVP_PKEY* account_key,
+                                                             ClientOptions options);
   ~AcmeClient();
 
   const Json& directory() const { return directory_; }

@@ -31,7 +31,9 @@ namespace {
 
 constexpr char kJose[] = "application/jose+json";
 
-std::string Rfc3339(absl::Time t) { return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone()); }
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
+}
 
 http::Response JsonResponse(int status, const Json& body) {
   http::Response r;
@@ -75,7 +77,9 @@ Route SplitPath(std::string_view path) {
 
 }  // namespace
 
-std::string Engine::Url(std::string_view path) const { return absl::StrCat(config_.base_url, ToAbsl(path)); }
+std::string Engine::Url(std::string_view path) const {
+  return absl::StrCat(config_.base_url, ToAbsl(path));
+}
 
 http::Response Engine::Handle(const http::Request& request) {
   absl::StatusOr<http::Response> out;
@@ -148,18 +152,21 @@ absl::StatusOr<Engine::Auth> Engine::Authenticate(const http::Request& r, bool n
   }
   const bool has_jwk = h.contains("jwk"), has_kid = h.contains("kid");
   if (has_jwk == has_kid) {
-    return Problem("malformed", "the JWS header must hold exactly one of jwk and kid (RFC 8555 §6.2)");
+    return Problem("malformed",
+                   "the JWS header must hold exactly one of jwk and kid (RFC 8555 §6.2)");
   }
   Auth a;
   if (new_account) {
-    if (!has_jwk) return Problem("malformed", "newAccount is signed with a jwk, not a kid (RFC 8555 §7.3)");
+    if (!has_jwk)
+      return Problem("malformed", "newAccount is signed with a jwk, not a kid (RFC 8555 §7.3)");
     absl::StatusOr<stir::EvpPkeyPtr> key = KeyFromJwk(h["jwk"]);
     if (!key.ok()) return Problem("badPublicKey", key.status().message());
     a.key = *std::move(key);
     ASSIGN_OR_RETURN(a.jwk, JwkOf(a.key.get()));
   } else {
     if (!has_kid || !h["kid"].is_string()) {
-      return Problem("malformed", "this request is signed with the account URL in kid (RFC 8555 §6.2)");
+      return Problem("malformed",
+                     "this request is signed with the account URL in kid (RFC 8555 §6.2)");
     }
     absl::string_view kid = h["kid"].get_ref<const std::string&>();
     const std::string prefix = Url("/acme/acct/");
@@ -197,9 +204,10 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
     const std::string id = Str(*index, "account");
     ASSIGN_OR_RETURN(std::optional<Json> acct, store_->Get("account", id));
     if (!acct.has_value()) return Problem("serverInternal", "account index is inconsistent");
-    http::Response r = JsonResponse(200, {{"status", (*acct)["status"]},
-                                          {"contact", (*acct)["contact"]},
-                                          {"orders", Url(absl::StrCat("/acme/acct/", id, "/orders"))}});
+    http::Response r =
+        JsonResponse(200, {{"status", (*acct)["status"]},
+                           {"contact", (*acct)["contact"]},
+                           {"orders", Url(absl::StrCat("/acme/acct/", id, "/orders"))}});
     r.headers.emplace_back("Location", Url(absl::StrCat("/acme/acct/", id)));
     return r;
   }
@@ -212,7 +220,8 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
   if (p.contains("externalAccountBinding")) {
     const Json& eab = p["externalAccountBinding"];
     absl::StatusOr<ParsedJws> e = ParseFlattenedJws(eab.is_object() ? eab.dump() : "");
-    if (!e.ok()) return Problem("malformed", absl::StrCat("externalAccountBinding: ", e.status().message()));
+    if (!e.ok())
+      return Problem("malformed", absl::StrCat("externalAccountBinding: ", e.status().message()));
     eab_kid = Str(e->header, "kid");
     auto key = config_.eab_keys.find(eab_kid);
     if (Str(e->header, "alg") != "HS256") {
@@ -231,7 +240,8 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
     absl::StatusOr<std::string> bound_thumb =
         bound.ok() ? JwkThumbprint(*bound) : absl::StatusOr<std::string>(bound.status());
     if (!bound_thumb.ok() || *bound_thumb != thumb) {
-      return Problem("unauthorized", "externalAccountBinding binds another key than this account's");
+      return Problem("unauthorized",
+                     "externalAccountBinding binds another key than this account's");
     }
   } else if (config_.eab_required) {
     return Problem("externalAccountRequired", "this CA requires an External Account Binding");
@@ -244,9 +254,10 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
                {"created", absl::ToUnixSeconds(config_.now())}};
   RETURN_IF_ERROR(store_->Put("account", id, acct));
   RETURN_IF_ERROR(store_->Put("account-key", thumb, {{"account", id}}));
-  http::Response r = JsonResponse(201, {{"status", "valid"},
-                                        {"contact", contact},
-                                        {"orders", Url(absl::StrCat("/acme/acct/", id, "/orders"))}});
+  http::Response r =
+      JsonResponse(201, {{"status", "valid"},
+                         {"contact", contact},
+                         {"orders", Url(absl::StrCat("/acme/acct/", id, "/orders"))}});
   r.headers.emplace_back("Location", Url(absl::StrCat("/acme/acct/", id)));
   return r;
 }
@@ -286,13 +297,14 @@ absl::StatusOr<http::Response> Engine::NewOrder(const Auth& a) {
   const absl::Time now = config_.now();
   const std::string order_id = RandomToken(12), authz_id = RandomToken(12);
   Json identifier = {{"type", "TNAuthList"}, {"value", Str(ident, "value")}};
-  Json authz = {{"account", a.account_id},
-                {"order", order_id},
-                {"identifier", identifier},
-                {"tnauthlist_der_b64", stir::Base64UrlEncode(*der)},
-                {"status", "pending"},
-                {"expires", absl::ToUnixSeconds(now + config_.order_lifetime)},
-                {"challenge", {{"type", "tkauth-01"}, {"status", "pending"}, {"token", RandomToken(16)}}}};
+  Json authz = {
+      {"account", a.account_id},
+      {"order", order_id},
+      {"identifier", identifier},
+      {"tnauthlist_der_b64", stir::Base64UrlEncode(*der)},
+      {"status", "pending"},
+      {"expires", absl::ToUnixSeconds(now + config_.order_lifetime)},
+      {"challenge", {{"type", "tkauth-01"}, {"status", "pending"}, {"token", RandomToken(16)}}}};
   Json order = {{"account", a.account_id},
                 {"status", "pending"},
                 {"expires", absl::ToUnixSeconds(now + config_.order_lifetime)},
@@ -313,7 +325,8 @@ absl::StatusOr<Json> Engine::Load(std::string_view kind, std::string_view id, co
   ASSIGN_OR_RETURN(std::optional<Json> obj, store_->Get(kind, id));
   if (!obj.has_value()) return NotFoundProblem(absl::StrCat("no such ", ToAbsl(kind)));
   if (Str(*obj, "account") != a.account_id) {
-    return Problem("unauthorized", absl::StrCat("this ", ToAbsl(kind), " belongs to another account"));
+    return Problem("unauthorized",
+                   absl::StrCat("this ", ToAbsl(kind), " belongs to another account"));
   }
   return *std::move(obj);
 }
@@ -386,13 +399,15 @@ absl::StatusOr<http::Response> Engine::Challenge(const Auth& a, std::string_view
   if (Str(authz, "status") != "pending" || Str(c, "status") != "pending") {
     // RFC 8555 §7.5.1: answering a challenge that is no longer pending changes nothing.
     http::Response r = JsonResponse(200, AuthzView(id, authz)["challenges"][0]);
-    r.headers.emplace_back("Link", absl::StrCat("<", Url(absl::StrCat("/acme/authz/", id)), ">;rel=\"up\""));
+    r.headers.emplace_back(
+        "Link", absl::StrCat("<", Url(absl::StrCat("/acme/authz/", id)), ">;rel=\"up\""));
     return r;
   }
   ASSIGN_OR_RETURN(Json p, PayloadObject(a.payload));
   const std::string token = Str(p, "atc");
   if (token.empty()) {
-    return Problem("malformed", "a tkauth-01 response is {\"atc\": \"<Authority Token>\"} (RFC 9447 §5)");
+    return Problem("malformed",
+                   "a tkauth-01 response is {\"atc\": \"<Authority Token>\"} (RFC 9447 §5)");
   }
   absl::StatusOr<std::string> der = stir::Base64UrlDecode(Str(authz, "tnauthlist_der_b64"));
   if (!der.ok()) return Problem("serverInternal", "stored identifier is damaged");
@@ -401,7 +416,8 @@ absl::StatusOr<http::Response> Engine::Challenge(const Auth& a, std::string_view
   absl::StatusOr<VerifiedToken> verified = VerifyAuthorityToken(token, expect);
   absl::Status failure = verified.status();
   if (verified.ok()) {
-    ASSIGN_OR_RETURN(bool first_use, store_->RecordJti(verified->iss, verified->jti, verified->exp));
+    ASSIGN_OR_RETURN(bool first_use,
+                     store_->RecordJti(verified->iss, verified->jti, verified->exp));
     if (!first_use) {
       failure = Problem("unauthorized", "Authority Token: this jti was already used (replay)");
     }
@@ -430,7 +446,8 @@ absl::StatusOr<http::Response> Engine::Challenge(const Auth& a, std::string_view
   authz["status"] = "valid";
   RETURN_IF_ERROR(store_->Put("authz", id, authz));
   http::Response r = JsonResponse(200, AuthzView(id, authz)["challenges"][0]);
-  r.headers.emplace_back("Link", absl::StrCat("<", Url(absl::StrCat("/acme/authz/", id)), ">;rel=\"up\""));
+  r.headers.emplace_back("Link",
+                         absl::StrCat("<", Url(absl::StrCat("/acme/authz/", id)), ">;rel=\"up\""));
   return r;
 }
 
@@ -468,7 +485,8 @@ absl::StatusOr<http::Response> Engine::Finalize(const Auth& a, std::string_view 
   absl::StatusOr<IssuedCertificate> issued = config_.issue(req.get(), *tn_der);
   if (!issued.ok()) {
     const absl::StatusCode code = issued.status().code();
-    if (code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kFailedPrecondition) {
+    if (code == absl::StatusCode::kInvalidArgument ||
+        code == absl::StatusCode::kFailedPrecondition) {
       return Problem("badCSR", issued.status().message());
     }
     return Problem("serverInternal", absl::StrCat("issuing failed: ", issued.status().message()));
@@ -478,10 +496,11 @@ absl::StatusOr<http::Response> Engine::Finalize(const Auth& a, std::string_view 
   if (!new_serial) {
     return Problem("serverInternal", "the CA drew a serial it already issued; finalize again");
   }
-  RETURN_IF_ERROR(store_->Put("cert", cert_id, {{"account", a.account_id},
-                                                {"order", id},
-                                                {"serial", issued->serial_hex},
-                                                {"pem", issued->chain_pem}}));
+  RETURN_IF_ERROR(store_->Put("cert", cert_id,
+                              {{"account", a.account_id},
+                               {"order", id},
+                               {"serial", issued->serial_hex},
+                               {"pem", issued->chain_pem}}));
   order["status"] = "valid";
   order["certificate"] = cert_id;
   RETURN_IF_ERROR(store_->Put("order", id, order));

@@ -39,8 +39,8 @@ struct IssuedCertificate {
 // IssueFunction issues a certificate for a CSR whose signature and TNAuthList the engine has
 // checked against the order. INVALID_ARGUMENT / FAILED_PRECONDITION become badCSR (the message
 // says why the CSR is refused); any other error serverInternal. Called on a worker thread.
-using IssueFunction =
-    std::function<absl::StatusOr<IssuedCertificate>(X509_REQ* csr, std::string_view tnauthlist_der)>;
+using IssueFunction = std::function<absl::StatusOr<IssuedCertificate>(
+    X509_REQ* csr, std::string_view tnauthlist_der)>;
 
 struct EngineConfig {
   std::string base_url;  // "https://127.0.0.1:8443", no trailing '/'

@@ -84,15 +84,18 @@ absl::StatusOr<std::string> AccountKeyFingerprint(const EVP_PKEY* key) {
   ASSIGN_OR_RETURN(std::string spki, stir::PublicKeyToDer(key));
   stir::Sha256Digest d = stir::Sha256(spki);
   std::vector<std::string> pairs;
-  for (uint8_t b : d) pairs.push_back(absl::AsciiStrToUpper(absl::BytesToHexString(
-                          absl::string_view(reinterpret_cast<const char*>(&b), 1))));
+  for (uint8_t b : d)
+    pairs.push_back(absl::AsciiStrToUpper(
+        absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(&b), 1))));
   return absl::StrCat("SHA256 ", absl::StrJoin(pairs, ":"));
 }
 
 absl::StatusOr<std::string> SignEs256(const stir::Signer& signer, std::string_view signing_input,
                                       absl::Time deadline) {
-  ASSIGN_OR_RETURN(stir::Es256Signature sig, signer.SignDigest(stir::Sha256(signing_input), deadline));
-  return stir::Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()));
+  ASSIGN_OR_RETURN(stir::Es256Signature sig,
+                   signer.SignDigest(stir::Sha256(signing_input), deadline));
+  return stir::Base64UrlEncode(
+      std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()));
 }
 
 absl::StatusOr<std::string> FlattenedJws(const stir::Signer& signer, const Json& protected_header,
@@ -101,7 +104,8 @@ absl::StatusOr<std::string> FlattenedJws(const stir::Signer& signer, const Json&
   RETURN_IF_ERROR(stir::AppendCanonicalJson(protected_header, &header));
   std::string protected_b64 = stir::Base64UrlEncode(header);
   std::string payload_b64 = stir::Base64UrlEncode(payload);
-  ASSIGN_OR_RETURN(std::string sig, SignEs256(signer, absl::StrCat(protected_b64, ".", payload_b64)));
+  ASSIGN_OR_RETURN(std::string sig,
+                   SignEs256(signer, absl::StrCat(protected_b64, ".", payload_b64)));
   Json out = {{"protected", protected_b64}, {"payload", payload_b64}, {"signature", sig}};
   return out.dump();
 }
@@ -118,7 +122,8 @@ absl::StatusOr<Json> ExternalAccountBinding(std::string_view kid, std::string_vi
                                             std::string_view new_account_url,
                                             const Json& account_jwk) {
   if (mac_key.empty()) return Bad("the External Account Binding MAC key is empty");
-  Json header = {{"alg", "HS256"}, {"kid", std::string(kid)}, {"url", std::string(new_account_url)}};
+  Json header = {
+      {"alg", "HS256"}, {"kid", std::string(kid)}, {"url", std::string(new_account_url)}};
   std::string header_text, jwk_text;
   RETURN_IF_ERROR(stir::AppendCanonicalJson(header, &header_text));
   RETURN_IF_ERROR(stir::AppendCanonicalJson(account_jwk, &jwk_text));
@@ -132,7 +137,9 @@ absl::StatusOr<ParsedJws> ParseFlattenedJws(std::string_view body) {
   stir::JsonLimits limits;
   limits.max_bytes = 64 * 1024;
   absl::StatusOr<Json> j = stir::ParseStrictJson(body, limits);
-  if (!j.ok()) return Bad(absl::StrCat("the body is not a JWS in flattened JSON form: ", j.status().message()));
+  if (!j.ok())
+    return Bad(
+        absl::StrCat("the body is not a JWS in flattened JSON form: ", j.status().message()));
   for (auto it = j->begin(); it != j->end(); ++it) {
     if (it.key() != "protected" && it.key() != "payload" && it.key() != "signature") {
       return Bad(absl::StrCat("unexpected JWS member \"", it.key(),
@@ -158,7 +165,7 @@ absl::StatusOr<ParsedJws> ParseFlattenedJws(std::string_view body) {
 }
 
 absl::Status VerifyEs256Raw(std::string_view signing_input, std::string_view signature,
-                       const EVP_PKEY* key) {
+                            const EVP_PKEY* key) {
   if (signature.size() != 64) return Bad("the ES256 signature is not 64 bytes (r||s)");
   stir::Es256Signature sig;
   std::memcpy(sig.data(), signature.data(), 64);

@@ -34,14 +34,15 @@ void Bind(sqlite3_stmt* s, int i, std::string_view v) {
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
   const mode_t old = umask(077);  // the database holds account keys and order history: 0600
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   umask(old);
   if (rc != SQLITE_OK) {
     std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("cannot open the ACME state database ", path, ": ", why));
+    return absl::UnavailableError(
+        absl::StrCat("cannot open the ACME state database ", path, ": ", why));
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<Store> store(new Store(db));
@@ -59,8 +60,8 @@ Store::~Store() {
 }
 
 absl::Status Store::Error(std::string_view what) {
-  return absl::UnavailableError(absl::StrCat("ACME state database: ", ToAbsl(what), ": ",
-                                             sqlite3_errmsg(db_)));
+  return absl::UnavailableError(
+      absl::StrCat("ACME state database: ", ToAbsl(what), ": ", sqlite3_errmsg(db_)));
 }
 
 absl::Status Store::Exec(const char* sql) {
@@ -126,8 +127,11 @@ absl::StatusOr<std::optional<stir::Json>> Store::Get(std::string_view kind, std:
   if (rc == SQLITE_DONE) return std::optional<stir::Json>();
   if (rc != SQLITE_ROW) return Error(absl::StrCat("read ", ToAbsl(kind)));
   const char* text = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0));
-  stir::Json j = stir::Json::parse(text != nullptr ? text : "", nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::DataLossError(absl::StrCat("ACME state: ", ToAbsl(kind), " ", ToAbsl(id), " is not JSON"));
+  stir::Json j =
+      stir::Json::parse(text != nullptr ? text : "", nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    return absl::DataLossError(
+        absl::StrCat("ACME state: ", ToAbsl(kind), " ", ToAbsl(id), " is not JSON"));
   return std::optional<stir::Json>(std::move(j));
 }
 
