@@ -4,8 +4,12 @@
 // checked (path to --ca-file, the leaf's key is the SHAKEN key, the `cert check` profile, the
 // TNAuthList asked for) before it is written for x5u hosting. A DNS identifier (for a check
 // against pebble, any RFC 8555 server) skips the SHAKEN checks.
+#include <openssl/err.h>
+
+#include <algorithm>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -49,19 +53,25 @@ struct OrderFlags {
   int64_t within_days = 30;
 };
 
+struct X509StackFree {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // not the certificates
+};
+
 // VerifyChain checks that `chain` (leaf first) reaches an anchor of `ca_file` now.
 absl::Status VerifyChain(const std::vector<stir::X509Ptr>& chain, const std::string& ca_file) {
   ASSIGN_OR_RETURN(std::string pem, ReadInput(ca_file));
   ASSIGN_OR_RETURN(std::vector<stir::X509Ptr> anchors, ReadCertificates(pem, ca_file));
   stir::X509StorePtr store(X509_STORE_new());
   for (const stir::X509Ptr& a : anchors) X509_STORE_add_cert(store.get(), a.get());
-  STACK_OF(X509)* untrusted = sk_X509_new_null();
-  for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted, chain[i].get());
+  std::unique_ptr<STACK_OF(X509), X509StackFree> untrusted(sk_X509_new_null());
+  for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
   stir::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  X509_STORE_CTX_init(ctx.get(), store.get(), chain[0].get(), untrusted);
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), chain[0].get(), untrusted.get()) != 1) {
+    return stir::OpenSslError(absl::StatusCode::kInternal, "X509_STORE_CTX_init");
+  }
   const bool ok = X509_verify_cert(ctx.get()) == 1;
   const int err = X509_STORE_CTX_get_error(ctx.get());
-  sk_X509_free(untrusted);
+  ERR_clear_error();
   if (!ok) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the issued chain does not verify to ", ca_file, ": ", X509_verify_cert_error_string(err)));
@@ -71,6 +81,12 @@ absl::Status VerifyChain(const std::vector<stir::X509Ptr>& chain, const std::str
 
 // DnsCsr is a plain CSR for a DNS name (CN and subjectAltName), for non-SHAKEN orders.
 absl::StatusOr<X509ReqPtr> DnsCsr(const std::string& name, const LoadedKey& key) {
+  // RFC 1123 host name characters only: the name goes into an OpenSSL configuration string.
+  if (name.size() > 253 || !std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+      })) {
+    return absl::InvalidArgumentError(absl::StrCat("not a DNS name: ", name));
+  }
   X509ReqPtr req(X509_REQ_new());
   X509NamePtr subject(X509_NAME_new());
   if (!req || !subject ||
@@ -197,14 +213,16 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
   Note(absl::StrCat("account ", account_url));
   ASSIGN_OR_RETURN(acme::AcmeClient::Order order, client->NewOrder(identifiers));
   Note(absl::StrCat("order ", order.url));
-  for (const stir::Json& az : order.body.value("authorizations", stir::Json::array())) {
+  for (const stir::Json& az : acme::ArrayMember(order.body, "authorizations")) {
+    if (!az.is_string())
+      return absl::InvalidArgumentError("the order lists a non-string authorization");
     const std::string authz_url = az.get<std::string>();
     ASSIGN_OR_RETURN(stir::Json authz, client->PostAsGet(authz_url));
-    if (authz.value("status", "") == "valid") continue;
+    if (acme::StringMember(authz, "status") == "valid") continue;
     const char* want = dns ? "http-01" : "tkauth-01";
     std::string chall_url;
-    for (const stir::Json& c : authz.value("challenges", stir::Json::array())) {
-      if (c.value("type", "") == want) chall_url = c.value("url", "");
+    for (const stir::Json& c : acme::ArrayMember(authz, "challenges")) {
+      if (acme::StringMember(c, "type") == want) chall_url = acme::StringMember(c, "url");
     }
     if (chall_url.empty()) {
       return absl::FailedPreconditionError(
@@ -241,11 +259,13 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
     ASSIGN_OR_RETURN(csr,
                      BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, f.spc}}, subject.get(), key));
   }
-  if (ready.value("status", "") == "ready") {
-    RETURN_IF_ERROR(client->Finalize(ready.value("finalize", ""), Der(csr.get())).status());
+  if (acme::StringMember(ready, "status") == "ready") {
+    RETURN_IF_ERROR(
+        client->Finalize(acme::StringMember(ready, "finalize"), Der(csr.get())).status());
   }
   ASSIGN_OR_RETURN(stir::Json done, client->WaitFor(order.url, {"valid"}));
-  ASSIGN_OR_RETURN(std::string pem, client->DownloadCertificate(done.value("certificate", "")));
+  ASSIGN_OR_RETURN(std::string pem,
+                   client->DownloadCertificate(acme::StringMember(done, "certificate")));
   absl::StatusOr<std::vector<stir::X509Ptr>> chain = stir::ParsePemChain(pem);
   if (!chain.ok()) return stir::WithPrefix(chain.status(), "the downloaded chain: ");
   RETURN_IF_ERROR(CheckIssued(*chain, f, key, tn_der));

@@ -144,8 +144,8 @@ int Serve(const ServeFlags& f) {
   if (!tls_cert.ok()) return Fail(tls_cert.status());
   absl::StatusOr<std::string> tls_key = stir::ReadFile(f.tls_key, 64 * 1024);
   if (!tls_key.ok()) return Fail(tls_key.status());
-  tls.cert_pem = *tls_cert;
-  tls.key_pem = *tls_key;
+  tls.cert_pem = *std::move(tls_cert);
+  tls.key_pem = *std::move(tls_key);  // the server wipes its copy when it stops
   so.http.tls = std::move(tls);
   absl::StatusOr<std::unique_ptr<acme::AcmeServer>> server =
       acme::AcmeServer::Start(std::move(so), std::move(config), db->get());

@@ -22,11 +22,6 @@ struct X509StackFree {
   void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // not the certificates
 };
 
-std::string StringMember(const Json& j, const char* name) {
-  auto it = j.find(name);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 }  // namespace
 
 std::string TnAuthListValue(std::string_view der) { return absl::Base64Escape(ToAbsl(der)); }

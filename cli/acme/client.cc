@@ -67,7 +67,7 @@ absl::Status ProblemFromResponse(const HttpResult& r, std::string_view what) {
   if (j.is_object() && j.contains("type") && j["type"].is_string()) {
     absl::string_view type = j["type"].get_ref<const std::string&>();
     absl::ConsumePrefix(&type, kProblemPrefix);
-    std::string detail = j.value("detail", std::string());
+    std::string detail = StringMember(j, "detail");
     return Problem(type, absl::StrCat(ToAbsl(what), ": ", type, ": ", detail));
   }
   return absl::UnavailableError(
@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<AcmeClient>> AcmeClient::Connect(std::string dire
 AcmeClient::~AcmeClient() = default;
 
 std::string AcmeClient::DirectoryUrl(const char* name) const {
-  return directory_.value(name, std::string());
+  return StringMember(directory_, name);
 }
 
 absl::StatusOr<HttpResult> AcmeClient::Send(const std::string& method, const std::string& url,
@@ -225,7 +225,7 @@ absl::StatusOr<Json> AcmeClient::WaitFor(const std::string& url,
   for (int polls = 0; polls < 1000; ++polls) {
     ASSIGN_OR_RETURN(HttpResult r, Post(url, ""));
     Json j = Json::parse(r.body, nullptr, false);
-    const std::string status = j.is_object() ? j.value("status", std::string()) : "";
+    const std::string status = StringMember(j, "status");
     for (const char* d : done) {
       if (status == d) return j;
     }

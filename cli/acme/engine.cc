@@ -43,10 +43,7 @@ http::Response JsonResponse(int status, const Json& body) {
   return r;
 }
 
-std::string Str(const Json& j, const char* name) {
-  auto it = j.find(name);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+std::string Str(const Json& j, const char* name) { return StringMember(j, name); }
 
 absl::StatusOr<Json> PayloadObject(const std::string& payload) {
   if (payload.empty()) return Problem("malformed", "this request needs a JSON object payload");
@@ -211,7 +208,8 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
     r.headers.emplace_back("Location", Url(absl::StrCat("/acme/acct/", id)));
     return r;
   }
-  if (p.value("onlyReturnExisting", false)) {
+  auto only = p.find("onlyReturnExisting");
+  if (only != p.end() && only->is_boolean() && only->get<bool>()) {
     return Problem("accountDoesNotExist", "no account exists for this key");
   }
   Json contact = p.contains("contact") ? p["contact"] : Json::array();
@@ -252,8 +250,8 @@ absl::StatusOr<http::Response> Engine::NewAccount(const Auth& a) {
                {"jwk", a.jwk},
                {"eab_kid", eab_kid},
                {"created", absl::ToUnixSeconds(config_.now())}};
-  RETURN_IF_ERROR(store_->Put("account", id, acct));
-  RETURN_IF_ERROR(store_->Put("account-key", thumb, {{"account", id}}));
+  RETURN_IF_ERROR(
+      store_->PutAll({{"account", id, acct}, {"account-key", thumb, {{"account", id}}}}));
   http::Response r =
       JsonResponse(201, {{"status", "valid"},
                          {"contact", contact},
@@ -313,8 +311,7 @@ absl::StatusOr<http::Response> Engine::NewOrder(const Auth& a) {
   for (const char* k : {"notBefore", "notAfter"}) {
     if (p.contains(k)) order[k] = p[k];
   }
-  RETURN_IF_ERROR(store_->Put("authz", authz_id, authz));
-  RETURN_IF_ERROR(store_->Put("order", order_id, order));
+  RETURN_IF_ERROR(store_->PutAll({{"authz", authz_id, authz}, {"order", order_id, order}}));
   ASSIGN_OR_RETURN(Json view, OrderView(order_id, order));
   http::Response r = JsonResponse(201, view);
   r.headers.emplace_back("Location", Url(absl::StrCat("/acme/order/", order_id)));
@@ -432,13 +429,14 @@ absl::StatusOr<http::Response> Engine::Challenge(const Auth& a, std::string_view
     c["status"] = "invalid";
     c["error"] = err;
     authz["status"] = "invalid";
-    RETURN_IF_ERROR(store_->Put("authz", id, authz));
+    std::vector<Store::Object> writes = {{"authz", id, authz}};
     ASSIGN_OR_RETURN(std::optional<Json> order, store_->Get("order", Str(authz, "order")));
     if (order.has_value()) {
       (*order)["status"] = "invalid";
       (*order)["error"] = err;
-      RETURN_IF_ERROR(store_->Put("order", Str(authz, "order"), *order));
+      writes.push_back({"order", Str(authz, "order"), *order});
     }
+    RETURN_IF_ERROR(store_->PutAll(writes));
     return failure;
   }
   c["status"] = "valid";
@@ -496,14 +494,13 @@ absl::StatusOr<http::Response> Engine::Finalize(const Auth& a, std::string_view 
   if (!new_serial) {
     return Problem("serverInternal", "the CA drew a serial it already issued; finalize again");
   }
-  RETURN_IF_ERROR(store_->Put("cert", cert_id,
-                              {{"account", a.account_id},
-                               {"order", id},
-                               {"serial", issued->serial_hex},
-                               {"pem", issued->chain_pem}}));
   order["status"] = "valid";
   order["certificate"] = cert_id;
-  RETURN_IF_ERROR(store_->Put("order", id, order));
+  Json cert = {{"account", a.account_id},
+               {"order", id},
+               {"serial", issued->serial_hex},
+               {"pem", issued->chain_pem}};
+  RETURN_IF_ERROR(store_->PutAll({{"cert", cert_id, cert}, {"order", id, order}}));
   ASSIGN_OR_RETURN(view, OrderView(id, order));
   http::Response r = JsonResponse(200, view);
   r.headers.emplace_back("Location", Url(absl::StrCat("/acme/order/", id)));

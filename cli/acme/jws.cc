@@ -53,10 +53,7 @@ absl::StatusOr<Json> JwkOf(const EVP_PKEY* key) {
 absl::StatusOr<stir::EvpPkeyPtr> KeyFromJwk(const Json& jwk) {
   if (!jwk.is_object()) return Bad("jwk is not a JSON object");
   if (jwk.contains("d")) return Bad("jwk holds a private key (\"d\")");
-  auto str = [&](const char* name) -> std::string {
-    auto it = jwk.find(name);
-    return it != jwk.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  auto str = [&](const char* name) { return StringMember(jwk, name); };
   if (str("kty") != "EC" || str("crv") != "P-256") {
     return Bad("jwk must be an EC P-256 key (kty \"EC\", crv \"P-256\")");
   }
@@ -191,6 +188,18 @@ absl::StatusOr<CompactJws> ParseCompactJws(std::string_view jws) {
   out.signature = *std::move(s);
   out.signing_input = absl::StrCat(parts[0], ".", parts[1]);
   return out;
+}
+
+std::string StringMember(const Json& j, std::string_view name) {
+  if (!j.is_object()) return "";
+  auto it = j.find(std::string(name));
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+Json ArrayMember(const Json& j, std::string_view name) {
+  if (!j.is_object()) return Json::array();
+  auto it = j.find(std::string(name));
+  return it != j.end() && it->is_array() ? *it : Json::array();
 }
 
 std::string RandomToken(size_t bytes) {

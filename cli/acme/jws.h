@@ -80,6 +80,12 @@ struct CompactJws {
 };
 absl::StatusOr<CompactJws> ParseCompactJws(std::string_view jws);
 
+// StringMember is the string member `name` of `j`, or "" when `j` is not an object or the member
+// is absent or not a string. ArrayMember is the array member, or an empty array. Neither throws:
+// they read JSON from the network (a client's payload, a server's answer).
+std::string StringMember(const Json& j, std::string_view name);
+Json ArrayMember(const Json& j, std::string_view name);
+
 // RandomToken is `bytes` random bytes from OpenSSL's CSPRNG, base64url (nonces, ids, tokens).
 std::string RandomToken(size_t bytes = 16);
 

@@ -86,12 +86,18 @@ http::Response AcmeServer::Unavailable() {
 }
 
 void AcmeServer::OnRequest(std::unique_ptr<http::Exchange> exchange) {
+  bool stopping;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_ && queue_.size() < max_queue_) {
+    stopping = stopping_;
+    if (!stopping && queue_.size() < max_queue_) {
       queue_.push_back(std::move(exchange));
       return;
     }
+  }
+  if (stopping) {
+    exchange->Respond(Unavailable());
+    return;
   }
   http::Response r = ProblemResponse(Problem("rateLimited", "the CA is busy; retry shortly"));
   r.headers.emplace_back("Retry-After", "1");

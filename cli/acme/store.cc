@@ -102,6 +102,23 @@ absl::StatusOr<bool> Store::ConsumeNonce(std::string_view nonce, absl::Time now)
 
 absl::Status Store::Put(std::string_view kind, std::string_view id, const stir::Json& value) {
   absl::MutexLock lock(&mu_);
+  return PutLocked(kind, id, value);
+}
+
+absl::Status Store::PutAll(const std::vector<Object>& objects) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const Object& o : objects) {
+    absl::Status st = PutLocked(o.kind, o.id, o.value);
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status Store::PutLocked(std::string_view kind, std::string_view id, const stir::Json& value) {
   Stmt st;
   if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO objects (kind, id, json) VALUES (?, ?, ?)",
                          -1, &st.s, nullptr) != SQLITE_OK) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -39,6 +40,13 @@ class Store {
 
   // Put writes an object; Get reads one (nullopt when absent).
   absl::Status Put(std::string_view kind, std::string_view id, const stir::Json& value);
+  // PutAll writes several objects in one transaction: all of them or none (an account and its
+  // key index, an order and its authorization, a certificate and its order).
+  struct Object {
+    std::string kind, id;
+    stir::Json value;
+  };
+  absl::Status PutAll(const std::vector<Object>& objects);
   absl::StatusOr<std::optional<stir::Json>> Get(std::string_view kind, std::string_view id);
 
   // RecordJti records an Authority Token id used by `issuer` until `exp`: false when it was
@@ -54,6 +62,8 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(std::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutLocked(std::string_view kind, std::string_view id, const stir::Json& value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
