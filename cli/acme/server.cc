@@ -48,6 +48,11 @@ AcmeServer::~AcmeServer() { Stop(); }
 
 int AcmeServer::port() const { return http_ ? http_->port() : 0; }
 
+size_t AcmeServer::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
 void AcmeServer::Stop() {
   std::deque<std::unique_ptr<http::Exchange>> left;
   {

@@ -41,6 +41,8 @@ class AcmeServer final : public http::Handler {
   std::string directory_url() const { return base_url() + "/acme/directory"; }
   // Stop answers what is queued with 503, then stops the HTTP server and joins the workers.
   void Stop();
+  // queued: requests waiting for a worker (not counting those being handled).
+  size_t queued() const;
 
   // http::Handler (HTTP event threads).
   std::optional<http::Response> OnHeaders(const http::Request& request) override;
@@ -55,7 +57,7 @@ class AcmeServer final : public http::Handler {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<http::Server> http_;
   size_t max_queue_ = 64;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<http::Exchange>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // workers may run (base_url known)
