@@ -79,14 +79,16 @@ absl::Status VerifyChain(const std::vector<stir::X509Ptr>& chain, const std::str
   return absl::OkStatus();
 }
 
+// IsDnsName: RFC 1123 host name characters only (the name goes into an OpenSSL configuration
+// string for the subjectAltName).
+bool IsDnsName(std::string_view name) {
+  return !name.empty() && name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  });
+}
+
 // DnsCsr is a plain CSR for a DNS name (CN and subjectAltName), for non-SHAKEN orders.
 absl::StatusOr<X509ReqPtr> DnsCsr(const std::string& name, const LoadedKey& key) {
-  // RFC 1123 host name characters only: the name goes into an OpenSSL configuration string.
-  if (name.size() > 253 || !std::all_of(name.begin(), name.end(), [](char c) {
-        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
-      })) {
-    return absl::InvalidArgumentError(absl::StrCat("not a DNS name: ", name));
-  }
   X509ReqPtr req(X509_REQ_new());
   X509NamePtr subject(X509_NAME_new());
   if (!req || !subject ||
@@ -161,6 +163,9 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
           "--identifier must be dns:NAME (TNAuthList orders use --spc)");
     }
     dns_name = std::string(id);
+    if (!IsDnsName(dns_name)) {
+      return absl::InvalidArgumentError(absl::StrCat("not a DNS name: ", dns_name));
+    }
   } else {
     RETURN_IF_ERROR(stir::ValidateSpc(f.spc));
     if (f.ca_file.empty()) {
@@ -175,6 +180,13 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
     if (f.subject.org.empty() && f.subject.subject.empty()) {
       return absl::InvalidArgumentError("give the subject organization with --org");
     }
+  }
+  // RFC 8555 §6.1: ACME runs over HTTPS; plain http only to this host (tests, a local proxy).
+  if (!absl::StartsWith(f.directory, "https://") &&
+      !absl::StartsWith(f.directory, "http://127.0.0.1:") &&
+      !absl::StartsWith(f.directory, "http://localhost:") &&
+      !absl::StartsWith(f.directory, "http://[::1]:")) {
+    return absl::InvalidArgumentError("--directory must be an https:// URL (RFC 8555 §6.1)");
   }
   RETURN_IF_ERROR(CheckWritable(f.out, f.force));
   ASSIGN_OR_RETURN(LoadedKey account, LoadSigningKey(f.account_key, f.token));

@@ -252,6 +252,72 @@ TEST_F(AcmeFlowTest, ExternalAccountBindingWhenRequired) {
   EXPECT_EQ(ok.exit_code, 0) << ok.output() << lab_->CaLog();
 }
 
+// Bad command lines fail before any network or token work, and say what to give.
+TEST(AcmeCliTest, BadInputIsAClearErrorNotAHang) {
+  TempDir dir;
+  ASSERT_EQ(Shakenctl({"key", "generate", "--key", dir.path() + "/a.key"}).exit_code, 0);
+  ASSERT_EQ(Shakenctl({"key", "generate", "--key", dir.path() + "/b.key"}).exit_code, 0);
+  const std::vector<std::string> base = {"acme",
+                                         "order",
+                                         "--account-key",
+                                         dir.path() + "/a.key",
+                                         "--key",
+                                         dir.path() + "/b.key",
+                                         "-o",
+                                         dir.path() + "/out.pem"};
+  auto order = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Shakenctl(args);
+  };
+  const std::string dir_url = absl::StrCat("https://127.0.0.1:", FreeLoopbackPort(), "/dir");
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string says;
+  } cases[] = {
+      {{"--directory", dir_url}, 1, "--spc SPC or --identifier"},
+      {{"--directory", dir_url, "--spc", "709J", "--identifier", "dns:x.test"}, 1, "--spc SPC or"},
+      {{"--directory", dir_url, "--spc", "709j"}, 1, "upper-case"},
+      {{"--directory", dir_url, "--spc", "709J"}, 1, "--ca-file"},
+      {{"--directory", dir_url, "--spc", "709J", "--ca-file", "x"}, 1, "--pa-token"},
+      {{"--directory", dir_url, "--identifier", "ftp:x"}, 1, "dns:NAME"},
+      {{"--directory", dir_url, "--identifier", "dns:a,IP:1.2.3.4"}, 1, "not a DNS name"},
+      {{"--directory", "http://ca.example/dir", "--identifier", "dns:x.test"}, 1, "https://"},
+      {{"--directory", dir_url, "--identifier", "dns:x.test"}, 1, "Couldn't connect"},
+      {{"--directory", dir_url, "--identifier", "dns:x.test", "--eab-kid", "k"},
+       1,
+       "--eab-key-source"},
+      {{"--identifier", "dns:x.test"}, 2, "--directory"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = order(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << absl::StrJoin(c.args, " ") << ": " << r.output();
+    EXPECT_THAT(r.err, HasSubstr(c.says)) << absl::StrJoin(c.args, " ");
+    EXPECT_FALSE(FileExists(dir.path() + "/out.pem"));
+  }
+  RunResult same = Shakenctl({"acme", "order", "--directory", dir_url, "--account-key",
+                              dir.path() + "/a.key", "--key", dir.path() + "/a.key", "--identifier",
+                              "dns:x.test", "-o", dir.path() + "/out.pem"});
+  EXPECT_EQ(same.exit_code, 1);
+  EXPECT_THAT(same.err, HasSubstr("separate ACME account key"));
+  RunResult pa = Shakenctl({"pa", "token", "--key", dir.path() + "/a.key", "--x5u",
+                            "https://pa.test/pa.pem", "--spc", "709J"});
+  EXPECT_EQ(pa.exit_code, 1);
+  EXPECT_THAT(pa.err, HasSubstr("--account-key"));
+  RunResult pa_url = Shakenctl({"pa", "token", "--key", dir.path() + "/a.key", "--x5u", "pa.pem",
+                                "--spc", "709J", "--account-key", dir.path() + "/b.key"});
+  EXPECT_EQ(pa_url.exit_code, 1);
+  EXPECT_THAT(pa_url.err, HasSubstr("x5u"));
+  RunResult serve = Shakenctl({"ca", "serve", "--tls-cert", "x"});
+  EXPECT_EQ(serve.exit_code, 2);
+  RunResult renew =
+      Shakenctl({"acme", "renew", "--directory", dir_url, "--account-key", dir.path() + "/a.key",
+                 "--key", dir.path() + "/b.key", "--cert", dir.path() + "/missing.pem"});
+  EXPECT_EQ(renew.exit_code, 1);
+  EXPECT_THAT(renew.err, HasSubstr("missing.pem"));
+}
+
 // pebble (Debian package `pebble`), an RFC 8555 server written elsewhere, with challenge
 // validation off (PEBBLE_VA_ALWAYS_VALID): the client's JWS, nonces (pebble rejects 5% of good
 // nonces: badNonce retries), account, order, finalize, polling and download against it.
