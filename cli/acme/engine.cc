@@ -79,8 +79,10 @@ std::string Engine::Url(std::string_view path) const {
 }
 
 http::Response Engine::Handle(const http::Request& request) {
-  absl::StatusOr<http::Response> out;
-  {
+  // Only authenticated POSTs take the state lock: the directory and nonces never wait behind
+  // a slow token fetch or signature.
+  absl::StatusOr<http::Response> out = Public(request);
+  if (out.ok() && out->status == 0) {
     absl::MutexLock lock(&mu_);
     out = Route(request);
   }
@@ -103,7 +105,7 @@ http::Response Engine::Handle(const http::Request& request) {
   return r;
 }
 
-absl::StatusOr<http::Response> Engine::Route(const http::Request& r) {
+absl::StatusOr<http::Response> Engine::Public(const http::Request& r) const {
   const ::shaken::acme::Route route = SplitPath(r.path);
   if (r.method == "GET" && route.what == "directory" && route.id.empty()) {
     Json d = {{"newNonce", Url("/acme/new-nonce")},
@@ -120,6 +122,11 @@ absl::StatusOr<http::Response> Engine::Route(const http::Request& r) {
   if (r.method != "POST") {
     return NotFoundProblem(absl::StrCat(r.method, " ", r.path, " is not an ACME resource"));
   }
+  return http::Response{.status = 0};  // for Route
+}
+
+absl::StatusOr<http::Response> Engine::Route(const http::Request& r) {
+  const ::shaken::acme::Route route = SplitPath(r.path);
   const bool new_account = route.what == "new-account" && route.id.empty();
   ASSIGN_OR_RETURN(Auth a, Authenticate(r, new_account));
   if (new_account) return NewAccount(a);

@@ -62,14 +62,18 @@ class Engine {
   Engine(EngineConfig config, Store* store) : config_(std::move(config)), store_(store) {}
 
   // Handle answers one request. Every refusal is an application/problem+json document; every
-  // answer carries a fresh Replay-Nonce (RFC 8555 §6.5). Thread-safe: requests that change
-  // state are serialised (a lab CA: simplicity over throughput).
+  // answer carries a fresh Replay-Nonce (RFC 8555 §6.5). Thread-safe: authenticated requests are
+  // handled one at a time under one lock (a lab CA: simplicity over throughput); the directory
+  // and newNonce are not.
   http::Response Handle(const http::Request& request);
 
   const EngineConfig& config() const { return config_; }
 
  private:
   struct Auth;  // an authenticated JWS request
+  // Public answers the unauthenticated resources (directory, newNonce) and refuses methods
+  // other than POST elsewhere; status 0 means "an authenticated POST: Route it".
+  absl::StatusOr<http::Response> Public(const http::Request& r) const;
   absl::StatusOr<http::Response> Route(const http::Request& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Auth> Authenticate(const http::Request& r, bool new_account)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "stir/absl_compat.h"
 #include "stir/base64url.h"
+#include "stir/fingerprint.h"
 #include "stir/status_macros.h"
 
 namespace shaken::acme {
@@ -79,12 +80,7 @@ absl::StatusOr<std::string> JwkThumbprint(const Json& jwk) {
 absl::StatusOr<std::string> AccountKeyFingerprint(const EVP_PKEY* key) {
   if (key == nullptr || !stir::IsP256Key(key)) return Bad("the account key is not EC P-256");
   ASSIGN_OR_RETURN(std::string spki, stir::PublicKeyToDer(key));
-  stir::Sha256Digest d = stir::Sha256(spki);
-  std::vector<std::string> pairs;
-  for (uint8_t b : d)
-    pairs.push_back(absl::AsciiStrToUpper(
-        absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(&b), 1))));
-  return absl::StrCat("SHA256 ", absl::StrJoin(pairs, ":"));
+  return absl::StrCat("SHA256 ", stir::Sha256Fingerprint(spki));
 }
 
 absl::StatusOr<std::string> SignEs256(const stir::Signer& signer, std::string_view signing_input,
