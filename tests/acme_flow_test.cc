@@ -199,7 +199,7 @@ TEST_F(AcmeFlowTest, CaKilledBetweenOrderAndFinalizeKeepsItsStateAndTheFlowCompl
   EXPECT_THAT(std::string(replay.status().message()), HasSubstr("already used"));
 }
 
-TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameKey) {
+TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameOrANewKey) {
   ASSERT_TRUE(lab_->StartCa());
   RunResult first = lab_->Order(
       P("chain.pem"), {"--spc", "709J", "--pa-key", P("pa.key"), "--pa-x5u", lab_->PaX5u()});
@@ -228,6 +228,42 @@ TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameKey) {
             Stdout({SHAKENCTL_PATH, "key", "export-public", "--key", lab_->SpKey(), "--pin-source",
                     lab_->Pin()}));
   EXPECT_NE(Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-serial"}), serial_before);
+
+  // A renewal may roll the key: another token key, the same account.
+  RunResult gen = Shakenctl(
+      {"key", "generate", "--key", lab_->TokenKey("sp-2027"), "--pin-source", lab_->Pin()});
+  ASSERT_EQ(gen.exit_code, 0) << gen.output();
+  std::vector<std::string> roll = renew;
+  for (size_t i = 0; i + 1 < roll.size(); ++i) {
+    if (roll[i] == "--key") roll[i + 1] = lab_->TokenKey("sp-2027");
+  }
+  RunResult rolled = Shakenctl(roll);
+  ASSERT_EQ(rolled.exit_code, 0) << rolled.output();
+  EXPECT_EQ(Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-pubkey"}),
+            Stdout({SHAKENCTL_PATH, "key", "export-public", "--key", lab_->TokenKey("sp-2027"),
+                    "--pin-source", lab_->Pin()}));
+}
+
+// The STI-CA's own key in the token: every certificate is signed there, on a worker thread.
+TEST_F(AcmeFlowTest, CaKeyInTheToken) {
+  const std::string ca_key = lab_->TokenKey("sti-ca");
+  ASSERT_EQ(Shakenctl({"key", "generate", "--key", ca_key, "--pin-source", lab_->Pin()}).exit_code,
+            0);
+  RunResult ica =
+      Shakenctl({"ca", "issue-intermediate", "--ca-cert", P("root.pem"), "--ca-key", P("root.key"),
+                 "--subject-key", ca_key, "--pin-source", lab_->Pin(), "--cn",
+                 "Lab STI-CA in a token", "--org", "Lab STI-CA", "-o", P("ica-token.pem")});
+  ASSERT_EQ(ica.exit_code, 0) << ica.output();
+  ASSERT_TRUE(lab_->StartCa(
+      0, {"--ca-cert", P("ica-token.pem"), "--ca-key", ca_key, "--pin-source", lab_->Pin()}));
+  RunResult order = lab_->Order(
+      P("chain.pem"), {"--spc", "709J", "--pa-key", P("pa.key"), "--pa-x5u", lab_->PaX5u()});
+  ASSERT_EQ(order.exit_code, 0) << order.output() << lab_->CaLog();
+  RunResult verify = RunProgram({"openssl", "verify", "-CAfile", P("root.pem"), "-untrusted",
+                                 P("ica-token.pem"), P("chain.pem")});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output();
+  EXPECT_THAT(Stdout({"openssl", "x509", "-in", P("chain.pem"), "-noout", "-issuer"}),
+              HasSubstr("Lab STI-CA in a token"));
 }
 
 TEST_F(AcmeFlowTest, ExternalAccountBindingWhenRequired) {

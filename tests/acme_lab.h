@@ -38,6 +38,7 @@ class AcmeLab {
   std::string Pin() const { return "file:" + token_->pin_file(); }
   std::string AccountKey() const { return token_->KeyUri("acme-account", "acme-sp"); }
   std::string SpKey() const { return token_->KeyUri("sp-2026", "acme-sp"); }
+  std::string TokenKey(const std::string& label) const { return token_->KeyUri(label, "acme-sp"); }
   std::string PaX5u() const { return absl::StrCat("https://127.0.0.1:", web_->port(), "/pa.pem"); }
   HttpsServer& web() { return *web_; }
   int web_port() const { return web_->port(); }
@@ -70,6 +71,15 @@ class AcmeLab {
                                      "--allow-private-x5u",
                                      "--crl-url",
                                      "http://crl.lab.test/sti.crl"};
+    // A flag in `extra` replaces the default one (its value follows it).
+    for (size_t i = 0; i + 1 < extra.size(); ++i) {
+      for (size_t j = 3; j + 1 < argv.size(); ++j) {
+        if (argv[j] == extra[i] && argv[j].rfind("--", 0) == 0) {
+          argv.erase(argv.begin() + j, argv.begin() + j + 2);
+          break;
+        }
+      }
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child = Child::Start(argv, P("ca.log"));
     if (!child.ok()) {
