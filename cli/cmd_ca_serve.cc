@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cli/acme/engine.h"
+#include "cli/acme/jws.h"
 #include "cli/acme/server.h"
 #include "cli/acme/store.h"
 #include "cli/acme_cli.h"
@@ -139,6 +140,17 @@ int Serve(const ServeFlags& f) {
   so.http.address = f.listen;
   so.workers = f.workers;
   so.external_base_url = f.external_url;
+  // An access line per answer on stderr: method, path, status and, for a refusal, the problem
+  // type (never a body: tokens and CSRs stay out of logs).
+  so.on_answer = [](const http::Request& req, const http::Response& resp) {
+    std::string problem;
+    for (const auto& [k, v] : resp.headers) {
+      if (k == "Content-Type" && v == "application/problem+json") {
+        problem = " " + acme::StringMember(acme::Json::parse(resp.body, nullptr, false), "type");
+      }
+    }
+    Note(absl::StrCat(req.peer, " ", req.method, " ", req.path, " ", resp.status, problem));
+  };
   http::TlsFiles tls;
   absl::StatusOr<std::string> tls_cert = ReadInput(f.tls_cert);
   if (!tls_cert.ok()) return Fail(tls_cert.status());

@@ -85,6 +85,10 @@ http::Response Engine::Handle(const http::Request& request) {
   if (out.ok() && out->status == 0) {
     absl::MutexLock lock(&mu_);
     out = Route(request);
+    if (const absl::Time now = config_.now(); now - last_prune_ > kPruneInterval) {
+      last_prune_ = now;
+      (void)store_->Prune(now);  // best effort: a failure only leaves rows for the next prune
+    }
   }
   http::Response r;
   if (out.ok()) {

@@ -101,6 +101,9 @@ class Engine {
   const EngineConfig config_;
   Store* const store_;
   absl::Mutex mu_;
+  // Expired nonces and used jti past their exp are deleted every prune_interval (on a worker).
+  static constexpr absl::Duration kPruneInterval = absl::Minutes(10);
+  absl::Time last_prune_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace shaken::acme

@@ -21,6 +21,7 @@ absl::StatusOr<std::unique_ptr<AcmeServer>> AcmeServer::Start(AcmeServerOptions 
                                                               EngineConfig config, Store* store) {
   std::unique_ptr<AcmeServer> s(new AcmeServer());
   s->max_queue_ = options.max_queue;
+  s->on_answer_ = options.on_answer;
   const bool tls = options.http.tls.has_value();
   const std::string address = options.http.address;
   absl::StatusOr<std::unique_ptr<http::Server>> http = http::Server::Start(options.http, s.get());
@@ -123,7 +124,9 @@ void AcmeServer::Work() {
       e = std::move(queue_.front());
       queue_.pop_front();
     }
-    e->Respond(engine_->Handle(e->request()));
+    http::Response r = engine_->Handle(e->request());
+    if (on_answer_) on_answer_(e->request(), r);
+    e->Respond(std::move(r));
   }
 }
 

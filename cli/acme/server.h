@@ -7,6 +7,7 @@
 #define SHAKEN_CLI_ACME_SERVER_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -26,6 +27,9 @@ struct AcmeServerOptions {
   // external_base_url: the URL clients use ("https://ca.example.net:8443"); empty: https://
   // (or http:// without TLS) + the listen host and the bound port.
   std::string external_base_url;
+  // on_answer, when set, is told of every answer (on the worker that made it): an access log.
+  // It must not block for long and must not log request bodies (tokens, CSRs).
+  std::function<void(const http::Request&, const http::Response&)> on_answer;
 };
 
 class AcmeServer final : public http::Handler {
@@ -57,6 +61,7 @@ class AcmeServer final : public http::Handler {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<http::Server> http_;
   size_t max_queue_ = 64;
+  std::function<void(const http::Request&, const http::Response&)> on_answer_;
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<http::Exchange>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
