@@ -11,8 +11,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli/acme_cli.h"
 #include "cli/commands.h"
 #include "cli/pki_common.h"
+#include "cli/sp_cert.h"
 #include "cli/x509.h"
 #include "stir/absl_compat.h"
 #include "stir/cert_profile.h"
@@ -113,13 +115,7 @@ struct IssueFlags {
   std::string ca_cert;
   std::string ca_key;
   std::string csr;
-  std::string spc;
-  std::string crl_url;
-  std::string crl_issuer;
-  bool no_crl_issuer = false;
-  std::vector<std::string> policies = {stir::kShakenPolicyV13};
-  bool allow_delegate = false;
-  ValidityFlags validity;
+  SpIssueOptions sp = {.policies = {stir::kShakenPolicyV13}};
   OutFlags out;
   TokenOptions token;
 };
@@ -129,70 +125,10 @@ absl::StatusOr<stir::X509Ptr> CaIssue(const IssueFlags& f) {
   absl::StatusOr<X509ReqPtr> req_or = ReadRequest(data, f.csr);
   if (!req_or.ok()) return absl::InvalidArgumentError(absl::StrCat("malformed CSR: ", req_or.status().message()));
   X509ReqPtr req = *std::move(req_or);
-  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
-  if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed CSR ", f.csr, ": its signature does not verify with its key"));
-  }
-  if (!stir::IsP256Key(pub)) {
-    return absl::InvalidArgumentError("the CSR key is not EC P-256 (ATIS-1000080 §6.4.1)");
-  }
-  std::string csr_der;
-  ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, CsrTnAuthList(req.get(), &csr_der));
-  const bool single_spc = entries.size() == 1 && entries[0].kind == stir::TnAuthEntry::Kind::kSpc;
-  if (!single_spc && !f.allow_delegate) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the CSR's TNAuthList is ", TnAuthText(entries),
-        "; a SHAKEN certificate holds exactly one SPC (ATIS-1000080 v005); use --allow-delegate "
-        "for a delegate certificate"));
-  }
-  if (single_spc) RETURN_IF_ERROR(stir::ValidateSpc(entries[0].value));
-  if (!f.spc.empty() && (!single_spc || entries[0].value != f.spc)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the CSR asks for ", TnAuthText(entries), ", not SPC ", f.spc, " (--spc)"));
-  }
-  // Re-encoded canonically (ParseTnAuthList also accepts implicit tags some tools produce).
-  ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(entries));
-  const X509_NAME* subject = X509_REQ_get_subject_name(req.get());
-  if (single_spc) {
-    std::string cn = stir::NameEntry(subject, NID_commonName);
-    if (cn != absl::StrCat("SHAKEN ", entries[0].value)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the CSR subject CN is \"", cn, "\"; ATIS-1000080 v004+ requires \"SHAKEN ",
-          entries[0].value, "\""));
-    }
-  }
-  if (stir::NameEntry(subject, NID_countryName).empty() ||
-      stir::NameEntry(subject, NID_organizationName).empty()) {
-    return absl::FailedPreconditionError("the CSR subject lacks C or O (ATIS-1000080 v004+)");
-  }
+  // The CSR is checked before the CA key (maybe in a token) is opened.
+  ASSIGN_OR_RETURN(std::string tn_der, CheckSpRequest(req.get(), f.sp, f.csr));
   ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.ca_key, f.token));
-  ASSIGN_OR_RETURN(auto window, Window(f.validity, issuer.cert.get()));
-  ASSIGN_OR_RETURN(stir::X509Ptr cert,
-                   NewCertificate(subject, X509_get_subject_name(issuer.cert.get()), pub, window));
-  X509* c = cert.get();
-  X509* iss = issuer.cert.get();
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_key_usage, "critical,digitalSignature"));
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_subject_key_identifier, "hash"));
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_authority_key_identifier, "keyid:always"));
-  if (!f.policies.empty()) {
-    RETURN_IF_ERROR(AddPolicies(c, f.policies));
-  }
-  if (!f.crl_url.empty()) {
-    X509NamePtr crl_issuer;
-    if (!f.crl_issuer.empty()) {
-      ASSIGN_OR_RETURN(crl_issuer, ParseName(f.crl_issuer));
-    } else if (!f.no_crl_issuer) {
-      crl_issuer.reset(X509_NAME_dup(X509_get_subject_name(iss)));
-    }
-    RETURN_IF_ERROR(AddCrlDistributionPoint(c, f.crl_url, crl_issuer.get()));
-  } else {
-    Note("note: no --crl-url: the certificate has no CRL distribution point (CE-9)");
-  }
-  RETURN_IF_ERROR(AddRawExtension(c, stir::kTnAuthListOid, tn_der, false));
-  return SignCertificate(c, *issuer.key.signer, issuer.key.public_key.get());
+  return IssueSpCertificate(req.get(), tn_der, issuer, f.sp);
 }
 
 struct CrlFlags {
@@ -315,16 +251,16 @@ void AddCaCommands(CLI::App& root, Registry& registry) {
   c_issue->add_option("--ca-key", issue->ca_key, "issuing CA key: pkcs11: URI or PEM file")
       ->required();
   c_issue->add_option("--csr", issue->csr, "the SP's CSR (PEM or DER)")->required();
-  c_issue->add_option("--spc", issue->spc, "expected SPC: the CSR's TNAuthList must be exactly it");
-  c_issue->add_option("--crl-url", issue->crl_url, "CRL distribution point URL (CE-9)");
-  c_issue->add_option("--crl-issuer", issue->crl_issuer,
+  c_issue->add_option("--spc", issue->sp.spc, "expected SPC: the CSR's TNAuthList must be exactly it");
+  c_issue->add_option("--crl-url", issue->sp.crl_url, "CRL distribution point URL (CE-9)");
+  c_issue->add_option("--crl-issuer", issue->sp.crl_issuer,
                       "cRLIssuer DN (default: the issuing CA's subject)");
-  c_issue->add_flag("--no-crl-issuer", issue->no_crl_issuer, "omit cRLIssuer");
-  c_issue->add_option("--policy", issue->policies, "certificate policy OIDs")->allow_extra_args(false)
+  c_issue->add_flag("--no-crl-issuer", issue->sp.no_crl_issuer, "omit cRLIssuer");
+  c_issue->add_option("--policy", issue->sp.policies, "certificate policy OIDs")->allow_extra_args(false)
       ->capture_default_str();
-  c_issue->add_flag("--allow-delegate", issue->allow_delegate,
+  c_issue->add_flag("--allow-delegate", issue->sp.allow_delegate,
                     "accept TN / TN-range entries (delegate certificate) instead of one SPC");
-  AddValidityFlags(c_issue, &issue->validity, 365);
+  AddValidityFlags(c_issue, &issue->sp.validity, 365);
   AddOutFlags(c_issue, &issue->out, "certificate file (PEM)");
   AddTokenFlags(c_issue, &issue->token);
   c_issue->footer(Examples(
@@ -377,6 +313,7 @@ void AddCaCommands(CLI::App& root, Registry& registry) {
                              TimeText(stir::Asn1TimeToTime(X509_CRL_get0_nextUpdate(c->get())))}};
                         return Made{CrlPem(c->get()), s};
                       })});
+  AddCaServeCommand(ca, registry);
 }
 
 }  // namespace shaken::cli

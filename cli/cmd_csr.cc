@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/pki_common.h"
+#include "cli/sp_cert.h"
 #include "cli/x509.h"
 #include "stir/absl_compat.h"
 #include "stir/cert_profile.h"
@@ -35,7 +36,7 @@ struct CsrFlags {
 
 absl::StatusOr<X509ReqPtr> CsrCreate(const CsrFlags& f) {
   ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, TnAuthEntries(f.tn));
-  ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(entries));
+  RETURN_IF_ERROR(stir::EncodeTnAuthList(entries).status());  // bad entries before the key
   X509NamePtr subject;
   if (!f.subject.subject.empty()) {
     ASSIGN_OR_RETURN(subject, ParseName(f.subject.subject));
@@ -53,26 +54,7 @@ absl::StatusOr<X509ReqPtr> CsrCreate(const CsrFlags& f) {
     ASSIGN_OR_RETURN(subject, ShakenSubject(f.subject.country, f.subject.org, cn));
   }
   ASSIGN_OR_RETURN(LoadedKey key, LoadSigningKey(f.key, f.token));
-  X509ReqPtr req(X509_REQ_new());
-  if (!req || !X509_REQ_set_version(req.get(), 0) ||
-      !X509_REQ_set_subject_name(req.get(), subject.get()) ||
-      !X509_REQ_set_pubkey(req.get(), key.public_key.get())) {
-    return stir::OpenSslError(absl::StatusCode::kInternal, "CSR fields");
-  }
-  ExtStackPtr exts(sk_X509_EXTENSION_new_null(), FreeExts);
-  // RFC 8226 §9: TNAuthList, non-critical; BasicConstraints CA:FALSE, critical (CE-10, CE-5).
-  ASSIGN_OR_RETURN(X509ExtPtr tn_ext, MakeRawExtension(stir::kTnAuthListOid, tn_der, false));
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
-  X509ExtPtr bc(X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
-  if (!bc) return stir::OpenSslError(absl::StatusCode::kInternal, "BasicConstraints");
-  sk_X509_EXTENSION_push(exts.get(), bc.release());
-  sk_X509_EXTENSION_push(exts.get(), tn_ext.release());
-  if (!X509_REQ_add_extensions(req.get(), exts.get())) {
-    return stir::OpenSslError(absl::StatusCode::kInternal, "CSR extensions");
-  }
-  return SignRequest(req.get(), *key.signer);
+  return BuildShakenCsr(entries, subject.get(), key);
 }
 
 int CsrShow(const CsrFlags& f) {

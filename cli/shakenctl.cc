@@ -3,6 +3,7 @@
 // and never throw.
 #include <iostream>
 
+#include "cli/acme_cli.h"
 #include "cli/commands.h"
 
 namespace shaken::cli {
@@ -47,6 +48,8 @@ int RunShakenctl(int argc, char** argv) {
   AddCertCommands(app, registry);
   AddCaDirCommands(app, registry);
   AddPassportCommands(app, registry);
+  AddPaCommands(app, registry);
+  AddAcmeCommands(app, registry);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

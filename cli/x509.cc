@@ -379,14 +379,4 @@ absl::StatusOr<stir::BignumPtr> ParseSerial(std::string_view hex) {
   return stir::BignumPtr(bn);
 }
 
-std::string Sha256Fingerprint(std::string_view der) {
-  stir::Sha256Digest d = stir::Sha256(der);
-  std::string out;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i) out += ':';
-    absl::StrAppend(&out, absl::Hex(d[i], absl::kZeroPad2));
-  }
-  return absl::AsciiStrToUpper(out);
-}
-
 }  // namespace shaken::cli

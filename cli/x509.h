@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "stir/cert_source.h"
+#include "stir/fingerprint.h"
 #include "stir/openssl_util.h"
 #include "stir/signer.h"
 
@@ -87,8 +88,8 @@ bool SameKey(const EVP_PKEY* a, const EVP_PKEY* b);
 // ParseSerial reads a serial given in hex ("0x" optional), as stir::SerialHex writes it.
 absl::StatusOr<stir::BignumPtr> ParseSerial(std::string_view hex);
 
-// Sha256Fingerprint is SHA-256 of `der` as colon-separated upper-case hex.
-std::string Sha256Fingerprint(std::string_view der);
+// Sha256Fingerprint is SHA-256 of `der` as colon-separated upper-case hex (stir/fingerprint.h).
+using stir::Sha256Fingerprint;
 
 }  // namespace shaken::cli
 

@@ -16,6 +16,8 @@ PACKAGES=(
   libmicrohttpd-dev libgnutls28-dev
   # SIP redirect server (listen.sip): sofia-sip's NTA stack
   libsofia-sip-ua-dev
+  # the demo STI-CA's ACME state (shakenctl ca serve): embedded SQLite
+  libsqlite3-dev
   # PKCS#11: software token, libp11's OpenSSL engine, OpenSC tools (pkcs11-tool, pkcs11-spy)
   softhsm2 libp11-dev libengine-pkcs11-openssl opensc
   # tests and benchmarks
@@ -26,6 +28,8 @@ PACKAGES=(
   secsipidx libsecsipid-dev
   # SIP peers of the listen.sip tests and benchmark: SIPp, and Kamailio as the SBC in front
   sip-tester kamailio
+  # an independent ACME (RFC 8555) server the ACME client is tested against
+  pebble
   # helper tools used by scripts and tests
   curl ca-certificates python3 procps
 )
