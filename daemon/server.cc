@@ -80,6 +80,14 @@ class MeteredFetcher final : public stir::CertificateFetcher {
                          std::move(done)(std::move(r));
                        });
   }
+  // Rich call data content (RFC 9795 icn, jcl) goes through the same fetcher, not timed as x5u.
+  stir::FetchResult FetchContent(std::string_view url) const override {
+    return inner_->FetchContent(url);
+  }
+  void FetchContentAsync(std::string_view url, absl::Time deadline,
+                         FetchDone done) const override {
+    inner_->FetchContentAsync(url, deadline, std::move(done));
+  }
 
  private:
   std::shared_ptr<const stir::CertificateFetcher> inner_;

@@ -303,6 +303,7 @@ struct X5uFetcher::Request {
   char error[CURL_ERROR_SIZE] = "";
   bool waited_for_host = false;
   bool waited_for_slot = false;
+  bool expect_pem = true;  // false for rich call data content (FetchContent)
 };
 
 absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
@@ -395,7 +396,7 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
     out.content_type = std::string(content_type).substr(0, 256);
   }
   // CE-13: the body is a PEM chain; the validator parses it strictly, this is the early check.
-  if (std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
+  if (req.expect_pem && std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
     FetchResult f = FetchResult::Failure(Reason::kFetchNotPem,
                                          "the x5u response body is not a PEM certificate chain");
     f.http_status = out.http_status;
@@ -412,10 +413,17 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
   return out;
 }
 
-FetchResult X5uFetcher::Fetch(std::string_view url) const {
+FetchResult X5uFetcher::Fetch(std::string_view url) const { return FetchBody(url, true); }
+
+FetchResult X5uFetcher::FetchContent(std::string_view url) const {
+  return FetchBody(url, false);
+}
+
+FetchResult X5uFetcher::FetchBody(std::string_view url, bool expect_pem) const {
   FetchResult refusal;
   absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
   if (!req.ok()) return refusal;
+  (*req)->expect_pem = expect_pem;
   const CURLcode rc = curl_easy_perform((*req)->easy.get());
   return Complete(rc, **req);
 }
@@ -616,12 +624,23 @@ X5uFetcher::X5uFetcher(X5uFetcherOptions options) : options_(std::move(options))
 X5uFetcher::~X5uFetcher() = default;
 
 void X5uFetcher::FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
+  FetchBodyAsync(url, true, deadline, std::move(done));
+}
+
+void X5uFetcher::FetchContentAsync(std::string_view url, absl::Time deadline,
+                                   FetchDone done) const {
+  FetchBodyAsync(url, false, deadline, std::move(done));
+}
+
+void X5uFetcher::FetchBodyAsync(std::string_view url, bool expect_pem, absl::Time deadline,
+                                FetchDone done) const {
   FetchResult refusal;
   absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, &refusal);
   if (!req.ok()) {
     std::move(done)(std::move(refusal));
     return;
   }
+  (*req)->expect_pem = expect_pem;
   (*req)->deadline = deadline;
   (*req)->done = std::move(done);
   std::call_once(loop_once_, [this] {

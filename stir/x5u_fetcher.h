@@ -135,6 +135,16 @@ class CertificateFetcher {
     (void)deadline;
     std::move(done)(Fetch(url));
   }
+
+  // FetchContent and FetchContentAsync are Fetch and FetchAsync for content that is not a
+  // certificate chain: the rich call data a PASSporT references (RFC 9795 icn, jcl). Same URL
+  // policy, limits and transfer; only the PEM check is left out. The defaults call Fetch and
+  // FetchAsync (test fetchers answer any body); a fetcher that wraps another forwards them.
+  virtual FetchResult FetchContent(std::string_view url) const { return Fetch(url); }
+  virtual void FetchContentAsync(std::string_view url, absl::Time deadline,
+                                 FetchDone done) const {
+    FetchAsync(url, deadline, std::move(done));
+  }
 };
 
 // X5uFetcher is the libcurl CertificateFetcher. Every Fetch uses its own easy handle (no shared
@@ -161,6 +171,9 @@ class X5uFetcher final : public CertificateFetcher {
 
   FetchResult Fetch(std::string_view url) const override;
   void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
+  FetchResult FetchContent(std::string_view url) const override;
+  void FetchContentAsync(std::string_view url, absl::Time deadline,
+                         FetchDone done) const override;
   const X5uFetcherOptions& options() const { return options_; }
   FetchLoopStats LoopStats() const;
 
@@ -171,6 +184,9 @@ class X5uFetcher final : public CertificateFetcher {
   // Prepare applies the URL policy and sets up the transfer; on refusal *refusal says why.
   absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url,
                                                    FetchResult* refusal) const;
+  FetchResult FetchBody(std::string_view url, bool expect_pem) const;
+  void FetchBodyAsync(std::string_view url, bool expect_pem, absl::Time deadline,
+                      FetchDone done) const;
   // Complete turns a finished transfer into its result.
   FetchResult Complete(int curl_code, Request& req) const;
 
