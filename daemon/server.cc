@@ -145,7 +145,10 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
 VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
                         const VerifierConfig& v) {
   VerifierInForce out;
-  if (stack != nullptr) out.verifier = std::shared_ptr<const stir::Verifier>(stack, &stack->verifier());
+  if (stack != nullptr) {
+    out.verifier = std::shared_ptr<const stir::Verifier>(stack, &stack->verifier());
+    out.fetcher = std::shared_ptr<const stir::CertificateFetcher>(stack, &stack->fetcher());
+  }
   out.max_in_flight = v.max_in_flight;
   return out;
 }

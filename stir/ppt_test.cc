@@ -200,7 +200,7 @@ TEST_F(PptTest, VerifiesRphAgainstTheResourcePriorityHeader) {
   // A malformed Resource-Priority value is a malformed request.
   EXPECT_THAT(verifier_.Verify({shaken}, {.from_tn = kA, .to_tns = {kB},
                                           .resource_priority = {"ets"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("resource priority")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("resource_priority")));
 }
 
 TEST_F(PptTest, AnRphPassportAloneDecidesTheCallWhenNothingElseIsThere) {

@@ -302,7 +302,7 @@ absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
   out.date = call.date;
   absl::StatusOr<std::vector<std::string>> rp = ParseResourcePriority(call.resource_priority);
   if (!rp.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("resource priority: ", rp.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("resource_priority: ", rp.status().message()));
   }
   out.resource_priority = *std::move(rp);
   if (!call.from_tn.empty()) {
