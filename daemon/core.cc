@@ -233,8 +233,8 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     return;
   }
   // ATIS-1000094: rich call data in the shaken PASSporT, its rcdi digests first.
-  claims.rcd = RcdFrom(req.rcd());
-  WithRcdi(std::move(call), std::move(claims.rcd), deadline,
+  stir::RcdSigning rcd = RcdFrom(req.rcd());  // apart: `claims` moves into the continuation
+  WithRcdi(std::move(call), std::move(rcd), deadline,
            [this, claims = std::move(claims), deadline](std::unique_ptr<SignCall> call,
                                                         stir::RcdSigning rcd) mutable {
              claims.rcd = std::move(rcd);
