@@ -360,5 +360,45 @@ TEST_F(PptTest, AsyncVerificationFetchesRichCallDataToo) {
   EXPECT_EQ((*got)->rcds[0].nam, "Acme Pharmacy");
 }
 
+// Several Identity headers of every kind in one diverted call: a shaken PASSporT with its rph and
+// rcd companions, a div forwarding the call, and a div-o header this verifier does not handle.
+TEST_F(PptTest, EveryKindInOneDivertedCall) {
+  constexpr char kC[] = "12155550141";
+  const std::string shaken = Shaken();
+  const std::string rph = Rph({"ets.0"});
+  auto rcd = passports_->SignRcd({.orig_tn = kA, .dest_tns = {kB}, .rcd = {.nam = "Acme"}});
+  ASSERT_OK(rcd);
+  auto div = passports_->SignDiv({.original = shaken, .dest_tns = {kC}});
+  ASSERT_OK(div);
+  const std::string div_o = shaken.substr(0, shaken.find(';')) + ";info=<" + kX5u + ">;ppt=div-o";
+  // The div first: it may come in any order, and must link to the shaken PASSporT, not the rph
+  // or rcd one with the same dest.
+  auto r = verifier_.Verify({div->identity, rph, rcd->identity, div_o, shaken},
+                            {.from_tn = kA, .to_tns = {kC}, .resource_priority = {"ets.0"}});
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->overall.passed) << r->overall.detail;
+  EXPECT_EQ(r->overall.ppt, "shaken");
+  std::vector<Reason> reasons;
+  for (const Verdict& v : r->headers) reasons.push_back(v.reason);
+  EXPECT_THAT(reasons, ElementsAre(Reason::kPassed, Reason::kPassed, Reason::kPassed,
+                                   Reason::kPptUnsupported, Reason::kPassed));
+  EXPECT_EQ(r->headers[0].diverts, 4u);
+  ASSERT_EQ(r->divs.size(), 1u);
+  EXPECT_TRUE(r->divs[0].passed);
+  EXPECT_EQ(r->verstat_priority, PriorityVerstat::kPassed);
+  ASSERT_EQ(r->rcds.size(), 1u);
+  EXPECT_TRUE(r->rcds[0].passed);
+  EXPECT_EQ(r->rcds[0].header, 2u);
+  // An rph PASSporT for another call does not ride along.
+  auto other = passports_->SignRph({.orig_tn = kA, .dest_tns = {"12155550199"}, .auth = {"ets.0"}});
+  ASSERT_OK(other);
+  r = verifier_.Verify({shaken, div->identity, other->identity},
+                       {.from_tn = kA, .to_tns = {kC}, .resource_priority = {"ets.0"}});
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->overall.passed);
+  EXPECT_EQ(r->headers[2].reason, Reason::kDestMismatch);
+  EXPECT_EQ(r->verstat_priority, PriorityVerstat::kFailed);
+}
+
 }  // namespace
 }  // namespace shaken::stir
