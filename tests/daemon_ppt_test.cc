@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shaken/client.h"
+#include "shaken/shaken_client.h"
 #include "stir/rcd.h"
 #include "tests/daemon_fixture.h"
 #include "tests/daemon_test_base.h"
@@ -156,6 +157,79 @@ TEST_F(DaemonTest, RichCallDataReachesTheCallerOnlyWhenItVerifies) {
   ASSERT_EQ(v.rcds.size(), 1u);
   EXPECT_EQ(v.rcds[0].reason, "orig_mismatch");
   EXPECT_EQ(v.display_name, "");
+}
+
+// The C ABI 1.2 functions against the real daemon: an rph PASSporT and an rcd one signed with
+// shaken_sign_ppt, both verified with shaken_verify_ppt and the call's Resource-Priority.
+TEST_F(DaemonTest, CAbiSignsAndVerifiesRphAndRcd) {
+  const std::string target = env_->ApiTarget(), ca = env_->TlsCaFile(),
+                    cert = env_->ClientCertFile("sbc1.test"), key = env_->ClientKeyFile("sbc1.test");
+  shaken_client_options o;
+  shaken_client_options_init(&o);
+  o.target = target.c_str();
+  o.root_ca_file = ca.c_str();
+  o.client_cert_file = cert.c_str();
+  o.client_key_file = key.c_str();
+  o.server_name_override = "localhost";
+  o.default_timeout_ms = 5000;
+  shaken_error err;
+  shaken_client* c = nullptr;
+  ASSERT_EQ(shaken_client_new(&o, &c, &err), 0) << err.message;
+
+  const char* dest[] = {kDest};
+  shaken_sign_request req = {};
+  req.orig_tn = kOrig;
+  req.dest_tns = dest;
+  req.num_dest_tns = 1;
+  const char* auth[] = {"ets.0"};
+  shaken_ppt_request ppt = {};
+  ppt.rph_auth = auth;
+  ppt.num_rph_auth = 1;
+  shaken_sign_result rph = {};
+  ASSERT_EQ(shaken_sign_ppt(c, &req, &ppt, &rph, &err), 0) << err.message;
+  EXPECT_THAT(rph.identity, HasSubstr(";ppt=rph"));
+  shaken_ppt_request rcd_ppt = {};
+  rcd_ppt.ppt = "rcd";
+  rcd_ppt.rcd_nam = "Acme";
+  rcd_ppt.rcd_crn = "Refill";
+  shaken_sign_result rcd = {};
+  ASSERT_EQ(shaken_sign_ppt(c, &req, &rcd_ppt, &rcd, &err), 0) << err.message;
+  // Errors come back named as the API names them.
+  const char* bad_auth[] = {"ets"};
+  ppt.rph_auth = bad_auth;
+  shaken_sign_result none = {};
+  EXPECT_EQ(shaken_sign_ppt(c, &req, &ppt, &none, &err), 3);
+  EXPECT_THAT(err.message, HasSubstr("rph.auth"));
+  EXPECT_EQ(shaken_sign_ppt(c, &req, nullptr, &none, &err), 3);
+  EXPECT_THAT(err.message, HasSubstr("ppt is NULL"));
+
+  const char* identities[] = {rph.identity, rcd.identity};
+  shaken_verify_request vr = {};
+  vr.identities = identities;
+  vr.num_identities = 2;
+  vr.from_tn = kOrig;
+  vr.to_tns = dest;
+  vr.num_to_tns = 1;
+  const char* priority[] = {"ets.0"};
+  shaken_verify_ppt_result v = {};
+  ASSERT_EQ(shaken_verify_ppt(c, &vr, priority, 1, &v, &err), 0) << err.message;
+  EXPECT_EQ(v.call.overall.passed, 1) << v.call.overall.detail;
+  EXPECT_STREQ(v.call.overall.ppt, "rph");
+  ASSERT_EQ(v.call.num_identities, 2u);
+  EXPECT_STREQ(v.verstat_priority, "RPH-Validation-Passed");
+  EXPECT_STREQ(v.display_name, "Acme");
+  ASSERT_EQ(v.num_rcds, 1u);
+  EXPECT_EQ(v.rcds[0].identity, 1u);
+  EXPECT_EQ(v.rcds[0].passed, 1);
+  EXPECT_STREQ(v.rcds[0].crn, "Refill");
+  shaken_verify_ppt_result_free(&v);
+  EXPECT_EQ(v.rcds, nullptr);
+  EXPECT_EQ(shaken_verify_ppt(c, &vr, nullptr, 1, &v, &err), 3);
+  EXPECT_THAT(err.message, HasSubstr("resource_priority is NULL"));
+  EXPECT_EQ(shaken_verify_ppt(c, &vr, priority, 1, nullptr, &err), 3);
+  shaken_sign_result_free(&rph);
+  shaken_sign_result_free(&rcd);
+  shaken_client_free(c);
 }
 
 }  // namespace
