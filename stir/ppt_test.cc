@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stir/base64url.h"
@@ -398,6 +400,42 @@ TEST_F(PptTest, EveryKindInOneDivertedCall) {
   EXPECT_TRUE(r->overall.passed);
   EXPECT_EQ(r->headers[2].reason, Reason::kDestMismatch);
   EXPECT_EQ(r->verstat_priority, PriorityVerstat::kFailed);
+}
+
+// A content server slower than the caller's deadline: the answer comes at the deadline with the
+// rich call data dropped (fetch_timeout), and the late fetch changes nothing.
+TEST_F(PptTest, ContentFetchesEndAtTheDeadline) {
+  class HeldFetcher : public ContentFetcher {
+   public:
+    void FetchAsync(std::string_view url, absl::Time, FetchDone done) const override {
+      absl::MutexLock lock(&mu);
+      held.emplace_back(std::string(url), std::move(done));
+    }
+    mutable absl::Mutex mu;
+    mutable std::vector<std::pair<std::string, FetchDone>> held;
+  };
+  HeldFetcher slow;
+  slow.bodies = content_.bodies;
+  Verifier verifier(&certs_, &clock_, {}, &slow);
+  const std::string identity = Shaken(Brand());
+  absl::Notification done;
+  std::optional<absl::StatusOr<VerifyResult>> got;
+  const absl::Time start = absl::Now();
+  verifier.VerifyAsync({identity}, {.from_tn = kA, .to_tns = {kB}},
+                       start + absl::Milliseconds(100), [&](absl::StatusOr<VerifyResult> r) {
+                         got = std::move(r);
+                         done.Notify();
+                       });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(90));
+  ASSERT_OK(*got);
+  EXPECT_TRUE((*got)->overall.passed);
+  ASSERT_EQ((*got)->rcds.size(), 1u);
+  EXPECT_EQ((*got)->rcds[0].reason, Reason::kFetchTimeout);
+  EXPECT_EQ((*got)->rcds[0].nam, "");
+  absl::MutexLock lock(&slow.mu);
+  ASSERT_EQ(slow.held.size(), 2u);
+  for (auto& [url, fetch_done] : slow.held) std::move(fetch_done)(slow.Fetch(url));
 }
 
 }  // namespace

@@ -489,11 +489,26 @@ void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers
           state->outstanding.fetch_add(static_cast<int>(rcd->references.size()),
                                        std::memory_order_relaxed);
           for (size_t k = 0; k < rcd->references.size(); ++k) {
-            content_->FetchContentAsync(rcd->references[k].url, deadline,
-                                        [state, i, k, land](FetchResult f) {
-                                          state->rcd[i]->fetched[k] = std::move(f);
-                                          land(state);
-                                        });
+            // The fetch or the deadline, whichever comes first, lands this reference: the
+            // caller's answer never waits for a slow content server past its deadline.
+            auto answered = std::make_shared<std::atomic<bool>>(false);
+            std::optional<TimerQueue::Id> timer;
+            if (deadline < absl::InfiniteFuture()) {
+              timer = content_timers_.Schedule(deadline, [state, i, k, land, answered]() {
+                if (answered->exchange(true)) return;
+                state->rcd[i]->fetched[k] = FetchResult::Failure(
+                    Reason::kFetchTimeout, "the content was not fetched before the deadline");
+                land(state);
+              });
+            }
+            content_->FetchContentAsync(
+                rcd->references[k].url, deadline,
+                [this, state, i, k, land, answered, timer](FetchResult f) {
+                  if (answered->exchange(true)) return;
+                  if (timer.has_value()) content_timers_.Cancel(*timer);
+                  state->rcd[i]->fetched[k] = std::move(f);
+                  land(state);
+                });
           }
         }
       }

@@ -52,6 +52,7 @@
 #include "stir/cert_source.h"
 #include "stir/clock.h"
 #include "stir/rcd.h"
+#include "stir/timer_queue.h"
 #include "stir/verdict.h"
 #include "stir/x5u_fetcher.h"
 
@@ -178,6 +179,7 @@ class Verifier {
   const Clock* clock_;
   VerifierOptions options_;
   const CertificateFetcher* content_;
+  mutable TimerQueue content_timers_;  // deadlines of rich call data content fetches
 };
 
 }  // namespace shaken::stir
