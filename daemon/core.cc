@@ -18,6 +18,21 @@
 #include "stir/status_macros.h"
 
 namespace shaken::daemon {
+
+absl::Status internal::OrigDestError(const shaken::v1::SignRequest& req) {
+  if (req.orig().tn().empty()) return Invalid("orig.tn is required: the calling number");
+  if (req.orig().tn().size() > kMaxTnInputBytes) return Invalid("orig.tn is too long");
+  if (req.dest().tn().empty()) return Invalid("dest.tn needs at least one called number");
+  if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
+    return Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
+                                stir::kMaxDestTns));
+  }
+  for (const std::string& tn : req.dest().tn()) {
+    if (tn.size() > kMaxTnInputBytes) return Invalid("dest.tn has a number that is too long");
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 using shaken::v1::SignRequest;
@@ -201,15 +216,8 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     invalid = Invalid(absl::StrCat("profile ", profile->name(), " signs attest ",
                                    absl::StrJoin(profile->config().attest, ", "), " only; got ",
                                    req.attest()));
-  } else if (req.orig().tn().empty()) {
-    invalid = Invalid("orig.tn is required: the calling number");
-  } else if (req.orig().tn().size() > kMaxTnInputBytes) {
-    invalid = Invalid("orig.tn is too long");
-  } else if (req.dest().tn().empty()) {
-    invalid = Invalid("dest.tn needs at least one called number");
-  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
-    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
-                                   stir::kMaxDestTns));
+  } else {
+    invalid = internal::OrigDestError(req);
   }
   if (!invalid.ok()) {
     CompleteSign(std::move(call), std::move(invalid));
@@ -218,14 +226,7 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
   stir::ShakenClaims claims;
   claims.attest = req.attest();
   claims.orig_tn = req.orig().tn();
-  claims.dest_tns.reserve(req.dest().tn_size());
-  for (const std::string& tn : req.dest().tn()) {
-    if (tn.size() > kMaxTnInputBytes) {
-      CompleteSign(std::move(call), Invalid("dest.tn has a number that is too long"));
-      return;
-    }
-    claims.dest_tns.push_back(tn);
-  }
+  claims.dest_tns.assign(req.dest().tn().begin(), req.dest().tn().end());
   if (req.has_iat()) claims.iat = req.iat();
   if (!req.origid().empty()) claims.origid = req.origid();
   if (!req.has_rcd()) {

@@ -22,6 +22,10 @@ inline absl::Status Invalid(std::string_view message) {
   return absl::InvalidArgumentError(ToAbsl(message));
 }
 
+// OrigDestError: why a signing request's orig.tn and dest.tn cannot be signed (required, length,
+// count), or OK. What a number may hold is stir's to say (CanonicalizeTn).
+absl::Status OrigDestError(const shaken::v1::SignRequest& req);
+
 }  // namespace shaken::daemon::internal
 
 namespace shaken::daemon {

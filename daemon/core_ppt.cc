@@ -17,7 +17,6 @@
 namespace shaken::daemon {
 
 using internal::Invalid;
-using internal::kMaxTnInputBytes;
 using shaken::v1::SignRequest;
 
 absl::Status ServiceCore::CheckPptFields(const SignRequest& req, std::string_view ppt) {
@@ -111,22 +110,11 @@ void ServiceCore::StartSignRphOrRcd(std::unique_ptr<SignCall> call, std::string_
                                    "\": only a shaken PASSporT attests"));
   } else if (!req.origid().empty()) {
     invalid = Invalid(absl::StrCat("origid must be empty with ppt \"", ToAbsl(ppt), "\""));
-  } else if (req.orig().tn().empty()) {
-    invalid = Invalid("orig.tn is required: the calling number");
-  } else if (req.orig().tn().size() > kMaxTnInputBytes) {
-    invalid = Invalid("orig.tn is too long");
-  } else if (req.dest().tn().empty()) {
-    invalid = Invalid("dest.tn needs at least one called number");
-  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
-    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
-                                   stir::kMaxDestTns));
-  } else if (ppt == stir::kPptRph && static_cast<size_t>(req.rph().auth_size()) > stir::kMaxRphValues) {
+  } else if (ppt == stir::kPptRph &&
+             static_cast<size_t>(req.rph().auth_size()) > stir::kMaxRphValues) {
     invalid = Invalid(absl::StrCat("rph.auth has more than ", stir::kMaxRphValues, " values"));
-  }
-  for (const std::string& tn : req.dest().tn()) {
-    if (invalid.ok() && tn.size() > kMaxTnInputBytes) {
-      invalid = Invalid("dest.tn has a number that is too long");
-    }
+  } else {
+    invalid = internal::OrigDestError(req);
   }
   if (!invalid.ok()) {
     CompleteSign(std::move(call), std::move(invalid));
