@@ -15,6 +15,7 @@
 #include "stir/clock.h"
 #include "stir/identity_header.h"
 #include "stir/passport.h"
+#include "stir/rcd.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
@@ -49,15 +50,51 @@ struct CreateFlags {
   std::string div_of;   // --ppt div: the Identity header (or JWS) of the PASSporT diverted
   std::string div_tn;
   std::string hi;
+  std::vector<std::string> rph;  // --ppt rph: Resource-Priority r-values
+  std::string sph;
+  std::string nam, apn, icn, jcl, jcd, crn;  // rich call data (RFC 9795)
+  std::string tls_ca_file;                   // CA bundle for fetching icn / jcl
   std::string print = "both";
   bool json = false;
   bool x5u_any_port = false;  // lab: as verifier.lab.allow_any_port
+  bool allow_private = false;  // lab: fetch icn / jcl from loopback (tests)
   TokenOptions token;
 };
+
+// RichCallData collects the rcd flags (empty: absent) and computes their rcdi digests by
+// fetching icn and jcl with the x5u fetcher under `policy`.
+absl::StatusOr<stir::RcdSigning> RichCallData(const CreateFlags& f, const stir::X5uPolicy& policy) {
+  auto opt = [](const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
+  };
+  stir::RcdSigning rcd{.nam = opt(f.nam), .apn = opt(f.apn), .icn = opt(f.icn),
+                       .jcl = opt(f.jcl), .jcd = opt(f.jcd), .crn = opt(f.crn)};
+  if (rcd.icn || rcd.jcl) {
+    stir::X5uFetcherOptions options;
+    static_cast<stir::X5uPolicy&>(options) = policy;
+    options.tls_ca_file = f.tls_ca_file;
+    options.max_body_bytes = 64 * 1024;
+    ASSIGN_OR_RETURN(std::unique_ptr<stir::X5uFetcher> fetcher, stir::X5uFetcher::New(options));
+    RETURN_IF_ERROR(stir::ComputeRcdi(*fetcher, rcd));
+  }
+  return rcd;
+}
 
 int Create(const CreateFlags& f) {
   stir::X5uPolicy x5u_policy;  // the production x5u policy (CE-12)
   x5u_policy.allow_any_port = f.x5u_any_port;
+  x5u_policy.allow_private_addresses = f.allow_private;
+  const bool has_rcd = !f.nam.empty() || !f.apn.empty() || !f.icn.empty() || !f.jcl.empty() ||
+                       !f.jcd.empty() || !f.crn.empty();
+  if ((f.ppt == "rph") != !f.rph.empty() || (!f.sph.empty() && f.ppt != "rph")) {
+    return UsageError("--ppt rph goes with --rph (and optionally --sph), and they with it");
+  }
+  if (has_rcd && f.ppt != "shaken" && f.ppt != "rcd") {
+    return UsageError("--nam, --apn, --icn, --jcl, --jcd and --crn go with --ppt shaken or rcd");
+  }
+  if ((f.ppt == "rph" || f.ppt == "rcd") && (!f.attest.empty() || !f.origid.empty())) {
+    return UsageError("--ppt rph and rcd take no --attest or --origid (only shaken attests)");
+  }
   if (absl::Status st = stir::ValidateX5uForSigning(f.x5u, x5u_policy); !st.ok()) {
     return UsageError(absl::StrCat("bad --x5u: ", st.message()));
   }
@@ -86,6 +123,16 @@ int Create(const CreateFlags& f) {
     if (!f.hi.empty()) claims.hi = f.hi;
     claims.iat = f.iat;
     signed_passport = (*signer)->SignDiv(claims, absl::Now() + absl::Seconds(30));
+  } else if (f.ppt == "rph") {
+    stir::RphClaims claims{.orig_tn = f.orig, .dest_tns = f.dest, .auth = f.rph, .iat = f.iat};
+    if (!f.sph.empty()) claims.sph = f.sph;
+    signed_passport = (*signer)->SignRph(claims, absl::Now() + absl::Seconds(30));
+  } else if (f.ppt == "rcd") {
+    absl::StatusOr<stir::RcdSigning> rcd = RichCallData(f, x5u_policy);
+    if (!rcd.ok()) return Fail(rcd.status());
+    stir::RcdClaims claims{.orig_tn = f.orig, .dest_tns = f.dest, .rcd = *std::move(rcd),
+                           .iat = f.iat};
+    signed_passport = (*signer)->SignRcd(claims, absl::Now() + absl::Seconds(30));
   } else {
     if (!f.div_of.empty() || !f.div_tn.empty() || !f.hi.empty()) {
       return UsageError("--div-of, --div-tn and --hi go with --ppt div");
@@ -99,6 +146,11 @@ int Create(const CreateFlags& f) {
     claims.dest_tns = f.dest;
     claims.iat = f.iat;
     if (!f.origid.empty()) claims.origid = f.origid;
+    if (has_rcd) {
+      absl::StatusOr<stir::RcdSigning> rcd = RichCallData(f, x5u_policy);
+      if (!rcd.ok()) return Fail(rcd.status());
+      claims.rcd = *std::move(rcd);
+    }
     signed_passport = (*signer)->Sign(claims, absl::Now() + absl::Seconds(30));
   }
   if (!signed_passport.ok()) return Fail(signed_passport.status());
@@ -141,6 +193,7 @@ struct VerifyFlags {
   std::string from;
   std::vector<std::string> to;
   std::optional<int64_t> at;
+  std::vector<std::string> resource_priority;
   bool json = false;
 };
 
@@ -179,6 +232,8 @@ void PrintVerdict(const stir::Verdict& v, std::string_view indent) {
   line("x5u:      ", v.x5u);
   line("cert:     ", v.cert_subject);
   line("cert spc: ", v.cert_spc);
+  line("rph:      ", absl::StrJoin(v.rph_auth, ", "));
+  line("sph:      ", v.sph);
 }
 
 // MakeStack builds the verification stack of `passport verify`: the x5u fetched and validated
@@ -254,6 +309,7 @@ int Verify(const VerifyFlags& f) {
   stir::CallInfo call;
   call.from_tn = f.from;
   call.to_tns = f.to;
+  call.resource_priority = f.resource_priority;
   absl::StatusOr<stir::VerifyResult> result = verifier.Verify(identities, call);
   if (!result.ok()) return UsageError(ToStd(result.status().message()));
   const stir::Verdict& v = result->overall;
@@ -270,6 +326,19 @@ int Verify(const VerifyFlags& f) {
       for (size_t i = 0; i < result->headers.size(); ++i) {
         std::cout << "header " << i << ":\n";
         PrintVerdict(result->headers[i], "  ");
+      }
+    }
+    if (result->verstat_priority != stir::PriorityVerstat::kNone) {
+      std::cout << "priority: " << stir::PriorityVerstatName(result->verstat_priority) << "\n";
+    }
+    for (const stir::RcdResult& r : result->rcds) {
+      std::cout << "rich call data of header " << r.header << ": "
+                << (r.passed ? "SHOWN" : "DROPPED (") << (r.passed ? "" : stir::ReasonName(r.reason))
+                << (r.passed ? "" : ")") << "\n";
+      for (const auto& [k, val] : {std::pair{"  name:   ", &r.nam}, {"  apn:    ", &r.apn},
+                                   {"  icon:   ", &r.icn}, {"  jcard:  ", &r.jcl},
+                                   {"  reason: ", &r.crn}, {"  detail: ", &r.detail}}) {
+        if (!val->empty()) std::cout << k << *val << "\n";
       }
     }
   }
@@ -350,13 +419,15 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
 
   auto c = std::make_shared<CreateFlags>();
   CLI::App* create = pp->add_subcommand(
-      "create", "Sign a SHAKEN (RFC 8588) or div (RFC 8946) PASSporT and print the JWS and "
+      "create", "Sign a SHAKEN (RFC 8588), div (RFC 8946), rph (RFC 8443) or rcd (RFC 9795) "
+      "PASSporT and print the JWS and "
                 "Identity header");
   create->add_option("--key", c->key, "signing key: pkcs11: URI or PEM file")->required();
   create->add_option("--x5u", c->x5u, "https URL of the certificate chain")->required();
-  create->add_option("--ppt", c->ppt, "PASSporT type: shaken, or div for a retargeted call "
-                                      "(RFC 8946)")
-      ->check(CLI::IsMember({"shaken", "div"}))
+  create->add_option("--ppt", c->ppt, "PASSporT type: shaken, div for a retargeted call "
+                                      "(RFC 8946), rph for a priority call (RFC 8443), rcd for "
+                                      "rich call data (RFC 9795)")
+      ->check(CLI::IsMember({"shaken", "div", "rph", "rcd"}))
       ->capture_default_str();
   create->add_option("--attest", c->attest, "attestation level (shaken)")
       ->check(CLI::IsMember({"A", "B", "C"}));
@@ -367,6 +438,20 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   create->add_option("--div-tn", c->div_tn,
                      "div: the diverted number, when the original has several dest TNs");
   create->add_option("--hi", c->hi, "div: History-Info index, e.g. 1.2 (RFC 7044)");
+  create->add_option("--rph", c->rph,
+                     "rph: a Resource-Priority r-value such as ets.0 (repeatable; RFC 8443)")
+      ->allow_extra_args(false);
+  create->add_option("--sph", c->sph, "rph: the sph claim, e.g. psap-callback (RFC 9027)");
+  create->add_option("--nam", c->nam, "rich call data: display name (shaken or rcd; RFC 9795)");
+  create->add_option("--apn", c->apn, "rich call data: alternate presentation number");
+  create->add_option("--icn", c->icn, "rich call data: icon URL, fetched for its rcdi digest");
+  create->add_option("--jcl", c->jcl, "rich call data: jCard URL, fetched for its rcdi digest");
+  create->add_option("--jcd", c->jcd, "rich call data: inline jCard (JSON array text)");
+  create->add_option("--crn", c->crn, "rich call data: call reason");
+  create->add_option("--tls-ca-file", c->tls_ca_file,
+                     "CA bundle trusted when fetching --icn / --jcl (default: the system's)");
+  create->add_flag("--allow-private-rcd", c->allow_private,
+                   "lab: fetch --icn / --jcl from loopback addresses");
   create->add_option("--dest", c->dest, "called TN, for div the new target (repeatable)")->allow_extra_args(false)->required();
   create->add_option("--origid", c->origid, "origination identifier UUID (default: a new one)");
   create->add_option("--iat", c->iat, "issued-at Unix time (default: now; given: no skew check)");
@@ -416,6 +501,9 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   verify->add_option("--from", v->from, "calling TN to match orig.tn");
   verify->add_option("--to", v->to, "called TN(s) to match dest.tn")->allow_extra_args(false);
   verify->add_option("--at", v->at, "verify at this Unix time (test vectors)");
+  verify->add_option("--resource-priority", v->resource_priority,
+                     "the call's Resource-Priority value(s), checked against ppt=rph headers")
+      ->allow_extra_args(false);
   verify->add_flag("--json", v->json,
                    "print the shaken.v1.VerifyResponse of the public API as JSON (proto3 mapping, "
                    "field names as in shaken.proto)");

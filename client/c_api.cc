@@ -163,9 +163,9 @@ void FillOrFree(Result* result, void (*free_fn)(Result*), Fill&& fill) {
 // ToSignParams checks `request` for the C function `fn` and converts it; returns 0 or the code
 // (with `err` filled).
 int ToSignParams(const char* fn, const shaken_sign_request* request,
-                 shaken::client::SignParams* p, shaken_error* err) {
+                 shaken::client::SignParams* p, shaken_error* err, bool attest_optional = false) {
   if (request == nullptr) return InvalidArgument(err, absl::StrCat(fn, ": request is NULL"));
-  if (request->attest == nullptr) {
+  if (request->attest == nullptr && !attest_optional) {
     return InvalidArgument(err, absl::StrCat(fn, ": request->attest is NULL"));
   }
   if (request->orig_tn == nullptr) {
@@ -176,7 +176,7 @@ int ToSignParams(const char* fn, const shaken_sign_request* request,
     return err != nullptr ? err->code : kInvalidArgument;
   }
   p->profile = Str(request->profile);
-  p->attest = request->attest;
+  p->attest = Str(request->attest);
   p->orig_tn = request->orig_tn;
   if (request->has_iat != 0) p->iat = request->iat;
   p->origid = Str(request->origid);
@@ -194,6 +194,49 @@ void FillSignResult(const shaken::client::SignResult& r, shaken_sign_result* res
     result->profile = Dup(r.profile);
     result->request_id = Dup(r.request_id);
   });
+}
+
+// VerifyCall checks `request` for the C function `fn` and verifies it with `resource_priority`;
+// on failure `err` is filled and the status returned.
+absl::StatusOr<shaken::client::VerifyResult> VerifyCall(const char* fn, shaken_client* client,
+                                                        const shaken_verify_request* request,
+                                                        std::vector<std::string> resource_priority,
+                                                        shaken_error* err) {
+  auto invalid = [&](const std::string& why) {
+    InvalidArgument(err, absl::StrCat(fn, ": ", why));
+    return absl::InvalidArgumentError(why);
+  };
+  if (client == nullptr) return invalid("client is NULL");
+  if (request == nullptr) return invalid("request is NULL");
+  if (request->from_tn == nullptr) return invalid("request->from_tn is NULL");
+  shaken::client::VerifyParams p;
+  if (!Strings(request->identities, request->num_identities,
+               absl::StrCat(fn, ": request->identities").c_str(), &p.identities, err) ||
+      !Strings(request->to_tns, request->num_to_tns, absl::StrCat(fn, ": request->to_tns").c_str(),
+               &p.to_tns, err)) {
+    return absl::InvalidArgumentError(err != nullptr ? err->message : "invalid request");
+  }
+  p.from_tn = request->from_tn;
+  if (request->has_date != 0) p.date = request->date;
+  p.request_id = Str(request->request_id);
+  p.resource_priority = std::move(resource_priority);
+  absl::StatusOr<shaken::client::VerifyResult> r =
+      client->client->Verify(p, Timeout(request->timeout_ms));
+  if (!r.ok()) SetStatus(err, r.status());
+  return r;
+}
+
+// FillVerifyResult fills a zeroed `result` (bad_alloc goes on; the caller frees).
+void FillVerifyResult(const shaken::client::VerifyResult& r, shaken_verify_result* result) {
+  FillVerdict(r.overall, &result->overall);
+  if (r.identities.empty()) return;
+  result->identities =
+      static_cast<shaken_verdict*>(calloc(r.identities.size(), sizeof(shaken_verdict)));
+  if (result->identities == nullptr) throw std::bad_alloc();
+  result->num_identities = r.identities.size();
+  for (size_t i = 0; i < r.identities.size(); ++i) {
+    FillVerdict(r.identities[i], &result->identities[i]);
+  }
 }
 
 }  // namespace
@@ -269,39 +312,12 @@ void shaken_sign_result_free(shaken_sign_result* result) {
 int shaken_verify(shaken_client* client, const shaken_verify_request* request,
                   shaken_verify_result* result, shaken_error* err) {
   if (result != nullptr) memset(result, 0, sizeof *result);
-  if (client == nullptr) return InvalidArgument(err, "shaken_verify: client is NULL");
-  if (request == nullptr) return InvalidArgument(err, "shaken_verify: request is NULL");
   if (result == nullptr) return InvalidArgument(err, "shaken_verify: result is NULL");
-  if (request->from_tn == nullptr) {
-    return InvalidArgument(err, "shaken_verify: request->from_tn is NULL");
-  }
   return Guarded("shaken_verify", err, [&] {
-    shaken::client::VerifyParams p;
-    if (!Strings(request->identities, request->num_identities, "shaken_verify: request->identities",
-                 &p.identities, err) ||
-        !Strings(request->to_tns, request->num_to_tns, "shaken_verify: request->to_tns",
-                 &p.to_tns, err)) {
-      return err != nullptr ? err->code : kInvalidArgument;
-    }
-    p.from_tn = request->from_tn;
-    if (request->has_date != 0) p.date = request->date;
-    p.request_id = Str(request->request_id);
-
     absl::StatusOr<shaken::client::VerifyResult> r =
-        client->client->Verify(p, Timeout(request->timeout_ms));
-    if (!r.ok()) return SetStatus(err, r.status());
-    FillOrFree(result, shaken_verify_result_free, [&] {
-      FillVerdict(r->overall, &result->overall);
-      if (!r->identities.empty()) {
-        result->identities = static_cast<shaken_verdict*>(
-            calloc(r->identities.size(), sizeof(shaken_verdict)));
-        if (result->identities == nullptr) throw std::bad_alloc();
-        result->num_identities = r->identities.size();
-        for (size_t i = 0; i < r->identities.size(); ++i) {
-          FillVerdict(r->identities[i], &result->identities[i]);
-        }
-      }
-    });
+        VerifyCall("shaken_verify", client, request, {}, err);
+    if (!r.ok()) return err != nullptr ? err->code : static_cast<int>(r.status().code());
+    FillOrFree(result, shaken_verify_result_free, [&] { FillVerifyResult(*r, result); });
     return Ok(err);
   });
 }
@@ -448,6 +464,88 @@ const char* shaken_code_name(int code) {
   }();
   if (code < 0 || code > 16) return "UNKNOWN_CODE";
   return names[static_cast<size_t>(code)].c_str();
+}
+
+// ABI 1.2: rph and rcd.
+int shaken_sign_ppt(shaken_client* client, const shaken_sign_request* request,
+                    const shaken_ppt_request* ppt, shaken_sign_result* result, shaken_error* err) {
+  if (result != nullptr) memset(result, 0, sizeof *result);
+  if (client == nullptr) return InvalidArgument(err, "shaken_sign_ppt: client is NULL");
+  if (ppt == nullptr) return InvalidArgument(err, "shaken_sign_ppt: ppt is NULL");
+  if (result == nullptr) return InvalidArgument(err, "shaken_sign_ppt: result is NULL");
+  return Guarded("shaken_sign_ppt", err, [&] {
+    shaken::client::SignParams p;
+    if (int code = ToSignParams("shaken_sign_ppt", request, &p, err, /*attest_optional=*/true);
+        code != 0) {
+      return code;
+    }
+    if (!Strings(ppt->rph_auth, ppt->num_rph_auth, "shaken_sign_ppt: ppt->rph_auth", &p.rph_auth,
+                 err)) {
+      return err != nullptr ? err->code : kInvalidArgument;
+    }
+    p.ppt = Str(ppt->ppt);
+    p.rph_sph = Str(ppt->rph_sph);
+    p.rcd = {Str(ppt->rcd_nam), Str(ppt->rcd_apn), Str(ppt->rcd_icn),
+             Str(ppt->rcd_jcl), Str(ppt->rcd_jcd), Str(ppt->rcd_crn)};
+    absl::StatusOr<shaken::client::SignResult> r =
+        client->client->Sign(p, Timeout(request->timeout_ms));
+    if (!r.ok()) return SetStatus(err, r.status());
+    FillSignResult(*r, result);
+    return Ok(err);
+  });
+}
+
+int shaken_verify_ppt(shaken_client* client, const shaken_verify_request* request,
+                      const char* const* resource_priority, size_t num_resource_priority,
+                      shaken_verify_ppt_result* result, shaken_error* err) {
+  if (result != nullptr) memset(result, 0, sizeof *result);
+  if (result == nullptr) return InvalidArgument(err, "shaken_verify_ppt: result is NULL");
+  return Guarded("shaken_verify_ppt", err, [&] {
+    std::vector<std::string> rp;
+    if (!Strings(resource_priority, num_resource_priority, "shaken_verify_ppt: resource_priority",
+                 &rp, err)) {
+      return err != nullptr ? err->code : kInvalidArgument;
+    }
+    absl::StatusOr<shaken::client::VerifyResult> r =
+        VerifyCall("shaken_verify_ppt", client, request, std::move(rp), err);
+    if (!r.ok()) return err != nullptr ? err->code : static_cast<int>(r.status().code());
+    FillOrFree(result, shaken_verify_ppt_result_free, [&] {
+      FillVerifyResult(*r, &result->call);
+      result->verstat_priority = Dup(r->verstat_priority);
+      result->display_name = Dup(r->display_name);
+      if (r->rcds.empty()) return;
+      result->rcds =
+          static_cast<shaken_rcd_result*>(calloc(r->rcds.size(), sizeof(shaken_rcd_result)));
+      if (result->rcds == nullptr) throw std::bad_alloc();
+      result->num_rcds = r->rcds.size();
+      for (size_t i = 0; i < r->rcds.size(); ++i) {
+        const shaken::client::RcdResult& c = r->rcds[i];
+        shaken_rcd_result& out = result->rcds[i];
+        out.identity = static_cast<size_t>(c.identity);
+        out.passed = c.passed ? 1 : 0;
+        for (auto [field, value] : {std::pair{&out.reason, &c.reason}, {&out.detail, &c.detail},
+                                    {&out.nam, &c.rcd.nam}, {&out.apn, &c.rcd.apn},
+                                    {&out.icn, &c.rcd.icn}, {&out.jcl, &c.rcd.jcl},
+                                    {&out.jcd, &c.rcd.jcd}, {&out.crn, &c.rcd.crn}}) {
+          *field = Dup(*value);
+        }
+      }
+    });
+    return Ok(err);
+  });
+}
+
+void shaken_verify_ppt_result_free(shaken_verify_ppt_result* result) {
+  if (result == nullptr) return;
+  shaken_verify_result_free(&result->call);
+  free(result->verstat_priority);
+  free(result->display_name);
+  for (size_t i = 0; i < result->num_rcds && result->rcds != nullptr; ++i) {
+    shaken_rcd_result& c = result->rcds[i];
+    for (char* p : {c.reason, c.detail, c.nam, c.apn, c.icn, c.jcl, c.jcd, c.crn}) free(p);
+  }
+  free(result->rcds);
+  memset(result, 0, sizeof *result);
 }
 
 }  // extern "C"

@@ -96,6 +96,23 @@ void ToProto(const SignParams& p, pb::SignRequest* r) {
     div->set_tn(p.div_tn);
     div->set_hi(p.div_hi);
   }
+  r->set_ppt(p.ppt);
+  if (!p.rph_auth.empty() || !p.rph_sph.empty()) {
+    pb::Rph* rph = r->mutable_rph();
+    for (const std::string& a : p.rph_auth) rph->add_auth(a);
+    rph->set_sph(p.rph_sph);
+  }
+  const RichCallData& c = p.rcd;
+  if (!c.nam.empty() || !c.apn.empty() || !c.icn.empty() || !c.jcl.empty() || !c.jcd.empty() ||
+      !c.crn.empty()) {
+    pb::Rcd* rcd = r->mutable_rcd();
+    rcd->set_nam(c.nam);
+    rcd->set_apn(c.apn);
+    rcd->set_icn(c.icn);
+    rcd->set_jcl(c.jcl);
+    rcd->set_jcd(c.jcd);
+    rcd->set_crn(c.crn);
+  }
 }
 
 SignResult FromProto(pb::SignResponse&& r) {
@@ -132,6 +149,18 @@ Verdict FromProto(const pb::Verdict& v) {
   out.div_tn = v.div_tn();
   out.div_hi = v.div_hi();
   if (v.has_diverts()) out.diverts = v.diverts();
+  out.rph_auth.assign(v.rph_auth().begin(), v.rph_auth().end());
+  out.sph = v.sph();
+  return out;
+}
+
+RcdResult FromProto(const pb::RcdResult& r) {
+  RcdResult out;
+  out.identity = r.identity();
+  out.passed = r.passed();
+  out.reason = r.reason();
+  out.detail = r.detail();
+  out.rcd = {r.nam(), r.apn(), r.icn(), r.jcl(), r.jcd(), r.crn()};
   return out;
 }
 
@@ -459,6 +488,7 @@ absl::StatusOr<VerifyResult> Client::Verify(const VerifyParams& params,
   for (const std::string& tn : params.to_tns) request.mutable_to()->add_tn(tn);
   if (params.date.has_value()) request.set_time(*params.date);
   request.set_request_id(params.request_id);
+  for (const std::string& rp : params.resource_priority) request.add_resource_priority(rp);
   pb::VerifyResponse response;
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineAfter(t));
@@ -469,6 +499,9 @@ absl::StatusOr<VerifyResult> Client::Verify(const VerifyParams& params,
   out.identities.reserve(response.identities_size());
   for (const pb::Verdict& v : response.identities()) out.identities.push_back(FromProto(v));
   for (const pb::DivResult& d : response.divs()) out.divs.push_back(FromProto(d));
+  out.verstat_priority = response.verstat_priority();
+  for (const pb::RcdResult& r : response.rcds()) out.rcds.push_back(FromProto(r));
+  out.display_name = response.display_name();
   out.request_id = response.request_id();
   return out;
 }

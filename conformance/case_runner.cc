@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "conformance/recipe.h"
 #include "stir/clock.h"
+#include "stir/rcd.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
 #include "tests/testing/subprocess.h"
@@ -31,7 +32,29 @@ Outcome FromStir(const stir::VerifyResult& r) {
   o.reason = std::string(stir::ReasonName(r.overall.reason));
   o.detail = r.overall.detail;
   for (const stir::Verdict& v : r.headers) o.header_reasons.emplace_back(stir::ReasonName(v.reason));
+  o.verstat_priority = std::string(stir::PriorityVerstatName(r.verstat_priority));
+  for (const stir::RcdResult& c : r.rcds) {
+    o.rcd_reasons.emplace_back(stir::ReasonName(c.reason));
+    if (c.passed && o.display_name.empty()) o.display_name = c.nam;
+  }
   return o;
+}
+
+// ExpandCaseValues replaces the case-level placeholders the recipe does not know: the rich call
+// data content route ($content_url) and the rcdi digest of its signed body ($content_digest).
+Json ExpandCaseValues(const Json& v, const std::string& url, const std::string& digest) {
+  if (v.is_string()) {
+    if (v == "$content_url") return url;
+    if (v == "$content_digest") return digest;
+    return v;
+  }
+  Json out = v;
+  if (v.is_object()) {
+    for (auto& [k, item] : out.items()) item = ExpandCaseValues(v[k], url, digest);
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) out[i] = ExpandCaseValues(v[i], url, digest);
+  }
+  return out;
 }
 
 std::string ErrorName(absl::StatusCode code) {
@@ -61,6 +84,21 @@ void Compare(const Json& expect, Outcome* o) {
     }
     if (expect.contains("reason") && Str(expect, "reason") != o->reason) {
       diffs.push_back(absl::StrCat("reason: expected ", Str(expect, "reason"), ", got ", o->reason));
+    }
+    for (const char* key : {"verstat_priority", "display_name"}) {
+      const std::string got = std::string_view(key) == "display_name" ? o->display_name
+                                                                      : o->verstat_priority;
+      if (expect.contains(key) && Str(expect, key) != got) {
+        diffs.push_back(absl::StrCat(key, ": expected '", Str(expect, key), "', got '", got, "'"));
+      }
+    }
+    if (expect.contains("rcd_reasons")) {
+      std::vector<std::string> want;
+      for (const Json& r : expect["rcd_reasons"]) want.push_back(r.is_string() ? r.get<std::string>() : r.dump());
+      if (want != o->rcd_reasons) {
+        diffs.push_back(absl::StrCat("rcd_reasons: expected [", absl::StrJoin(want, ", "),
+                                     "], got [", absl::StrJoin(o->rcd_reasons, ", "), "]"));
+      }
     }
     // header_reasons: each Identity header's own reason, in input order.
     if (expect.contains("header_reasons")) {
@@ -160,7 +198,17 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
   rc.keys.p384 = h->p384.get();
   rc.keys.rsa = h->rsa.get();
   rc.vectors = h->vectors;
-  ASSIGN_OR_RETURN(std::vector<std::string> identities, BuildIdentities(input, rc));
+  // Rich call data content by reference (RFC 9795): served at /c/<id>.content ("serve", or the
+  // signed "body"; "status" for an error), its rcdi digest computed from "body".
+  const Json& content = Member(ctx, "rcd_content");
+  const std::string content_path = absl::StrCat("/c/", out->id, ".content");
+  const std::string content_body = Str(content, "body", "rich call data content");
+  h->env->x5u_server().SetRoute(
+      content_path, {.status = static_cast<int>(Int(content, "status", 200)),
+                     .body = Str(content, "serve", content_body)});
+  const Json expanded = ExpandCaseValues(input, h->env->x5u_server().Url(content_path),
+                                         stir::RcdiDigest(content_body));
+  ASSIGN_OR_RETURN(std::vector<std::string> identities, BuildIdentities(expanded, rc));
 
   // The call.
   stir::CallInfo call;
@@ -171,6 +219,9 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
     for (const Json& t : *it) call.to_tns.push_back(t.get<std::string>());
   }
   if (ctx.contains("date_offset")) call.date = now + absl::Seconds(Int(ctx, "date_offset"));
+  if (auto it = ctx.find("resource_priority"); it != ctx.end() && it->is_array()) {
+    for (const Json& v : *it) call.resource_priority.push_back(v.get<std::string>());
+  }
 
   // Path 1: stir's Verifier with a real X5uCertificateSource.
   std::string crl_file;
@@ -208,6 +259,7 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
     p.to_tns = call.to_tns;
     if (call.date) p.date = absl::ToUnixSeconds(*call.date);
     p.request_id = out->id;
+    p.resource_priority = call.resource_priority;
     absl::StatusOr<client::VerifyResult> d = h->client->Verify(p, absl::Seconds(10));
     out->daemon.ran = true;
     if (d.ok()) {
@@ -217,6 +269,9 @@ absl::Status RunCase(Harness* h, const Json& c, CaseResult* out) {
       out->daemon.reason = d->overall.reason;
       out->daemon.detail = d->overall.detail;
       for (const auto& v : d->identities) out->daemon.header_reasons.push_back(v.reason);
+      out->daemon.verstat_priority = d->verstat_priority;
+      for (const auto& r : d->rcds) out->daemon.rcd_reasons.push_back(r.reason);
+      out->daemon.display_name = d->display_name;
     } else {
       out->daemon.error = ErrorName(d.status().code());
       out->daemon.detail = std::string(d.status().message());

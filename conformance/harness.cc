@@ -23,6 +23,9 @@ class RewritingFetcher final : public stir::CertificateFetcher {
   stir::FetchResult Fetch(std::string_view url) const override {
     return inner_->Fetch(url == from_ ? std::string_view(to_) : url);
   }
+  stir::FetchResult FetchContent(std::string_view url) const override {
+    return inner_->FetchContent(url);
+  }
 
  private:
   std::shared_ptr<const stir::CertificateFetcher> inner_;

@@ -18,6 +18,7 @@
 #include "stir/identity_header.h"
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
+#include "stir/rcd.h"
 #include "stir/status_macros.h"
 #include "stir/verification_stack.h"
 #include "tests/testing/lab_verifier.h"
@@ -238,6 +239,77 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
           absl::StrCat(label, ": ", d.ok() ? d->identities.back().detail : d.status().ToString()));
   }
 
+  // secsipidx -> shakend, rph (RFC 8443) and rcd (RFC 9795): made the same way with -sign (a
+  // given header and payload), next to stir's shaken PASSporT for the same call. The other way
+  // is not possible for the same reason as div.
+  auto secsipidx_sign = [&](std::string_view ppt, const stir::Json& payload,
+                            std::string* identity) {
+    std::string text;
+    if (!stir::AppendCanonicalJson(payload, &text).ok()) return std::string("bad payload");
+    testing::RunResult ps = testing::RunCommand(
+        {deps.secsipidx, "-sign", "-header", stir::CanonicalHeader(ppt, env.file_x5u()),
+         "-payload", text, "-k", file_key});
+    const std::string jws = Trim(ps.out);
+    if (ps.exit_code != 0 || jws.empty()) return absl::StrCat("signing failed: ", ps.output());
+    *identity = stir::BuildIdentityHeader(jws, env.file_x5u(), ppt);
+    return std::string();
+  };
+  InteropCount ppt_to_stir{"secsipidx -> shakend, rph and rcd (stir Verifier)",
+                           "secsipidx -sign -header <ppt=rph|rcd header> -payload <claims> -k "
+                           "<file key>, paired with stir's shaken PASSporT: the rph header checked "
+                           "against Resource-Priority, the rcd's icon fetched and its rcdi digest "
+                           "matched"};
+  InteropCount ppt_to_daemon{"secsipidx -> shakend, rph and rcd (daemon Verify RPC)",
+                             "the same pairs through shakend's Verify RPC"};
+  const std::string icon_body = "interop icon";
+  env.x5u_server().SetRoute("/interop/icon.png", {.body = icon_body});
+  const std::string icon = env.x5u_server().Url("/interop/icon.png");
+  for (int i = 0; i < 10; ++i) {
+    const bool rph = i % 2 == 0;
+    const std::string orig = absl::StrCat(12155594000 + i);
+    const std::string dest = absl::StrCat(12155595000 + i);
+    const std::string label = absl::StrCat("secsipidx ", rph ? "rph" : "rcd", " #", i);
+    absl::StatusOr<stir::SignedPassport> shaken = file_passport->Sign(
+        {.attest = "A", .orig_tn = orig, .dest_tns = {dest}}, absl::Now() + absl::Seconds(5));
+    stir::Json payload = {{"dest", {{"tn", {dest}}}},
+                          {"iat", absl::ToUnixSeconds(absl::Now())},
+                          {"orig", {{"tn", orig}}}};
+    if (rph) {
+      payload["rph"] = {{"auth", {"ets.0"}}};
+    } else {
+      payload["rcd"] = {{"nam", "Interop Inc"}, {"icn", icon}};
+      payload["rcdi"] = {{"/icn", stir::RcdiDigest(icon_body)}};
+    }
+    std::string identity;
+    const std::string failed = secsipidx_sign(rph ? stir::kPptRph : stir::kPptRcd, payload,
+                                              &identity);
+    if (!shaken.ok() || !failed.empty()) {
+      Count(&ppt_to_stir, false, absl::StrCat(label, ": ", failed));
+      Count(&ppt_to_daemon, false, absl::StrCat(label, ": ", failed));
+      continue;
+    }
+    stir::CallInfo call{.from_tn = orig, .to_tns = {dest}};
+    if (rph) call.resource_priority = {"ets.0"};
+    auto good = [rph](bool overall, bool second, std::string_view priority, size_t rcds,
+                      bool rcd_passed) {
+      return overall && second &&
+             (rph ? priority == "RPH-Validation-Passed" : rcds == 1 && rcd_passed);
+    };
+    absl::StatusOr<stir::VerifyResult> r = verifier.Verify({shaken->identity, identity}, call);
+    Count(&ppt_to_stir,
+          r.ok() && good(r->overall.passed, r->headers[1].passed,
+                         stir::PriorityVerstatName(r->verstat_priority), r->rcds.size(),
+                         !r->rcds.empty() && r->rcds[0].passed),
+          absl::StrCat(label, ": ", r.ok() ? r->headers.back().detail : r.status().ToString()));
+    client::VerifyParams p{.identities = {shaken->identity, identity}, .from_tn = orig,
+                           .to_tns = {dest}, .resource_priority = call.resource_priority};
+    absl::StatusOr<client::VerifyResult> d = deps.client->Verify(p, absl::Seconds(10));
+    Count(&ppt_to_daemon,
+          d.ok() && good(d->overall.passed, d->identities[1].passed, d->verstat_priority,
+                         d->rcds.size(), !d->rcds.empty() && d->rcds[0].passed),
+          absl::StrCat(label, ": ", d.ok() ? d->identities.back().detail : d.status().ToString()));
+  }
+
   // Certificates: openssl verify agrees with shakend's trust decisions.
   InteropCount certs{"certificates: openssl verify",
                      "openssl verify -CAfile <STI root> -untrusted <intermediate> <leaf>: token "
@@ -256,7 +328,7 @@ absl::Status RunInterop(const InteropDeps& deps, Report* report) {
   Count(&certs, pr.started && pr.exit_code != 0, "untrusted leaf accepted by openssl verify");
 
   for (InteropCount* c : {&by_cert, &by_x5u, &by_evp, &by_cli, &to_stir, &to_daemon,
-                          &div_to_stir, &div_to_daemon, &certs}) {
+                          &div_to_stir, &div_to_daemon, &ppt_to_stir, &ppt_to_daemon, &certs}) {
     report->interop.push_back(std::move(*c));
   }
   return absl::OkStatus();

@@ -22,6 +22,9 @@ struct Outcome {
   std::string reason;
   std::string detail;
   std::vector<std::string> header_reasons;
+  std::string verstat_priority;           // "RPH-Validation-Passed", ... or ""
+  std::vector<std::string> rcd_reasons;   // each RcdResult's reason, in header order
+  std::string display_name;               // from the first verified rich call data
   std::string mismatch;     // empty when the outcome matches the expectation
 };
 

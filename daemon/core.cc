@@ -1,4 +1,5 @@
 #include "daemon/core.h"
+#include "daemon/core_internal.h"
 
 #include <algorithm>
 #include <memory>
@@ -13,19 +14,34 @@
 #include "proto/verdict.h"
 #include "stir/absl_compat.h"
 #include "stir/passport.h"
+#include "stir/rph.h"
 #include "stir/status_macros.h"
 
 namespace shaken::daemon {
+
+absl::Status internal::OrigDestError(const shaken::v1::SignRequest& req) {
+  if (req.orig().tn().empty()) return Invalid("orig.tn is required: the calling number");
+  if (req.orig().tn().size() > kMaxTnInputBytes) return Invalid("orig.tn is too long");
+  if (req.dest().tn().empty()) return Invalid("dest.tn needs at least one called number");
+  if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
+    return Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
+                                stir::kMaxDestTns));
+  }
+  for (const std::string& tn : req.dest().tn()) {
+    if (tn.size() > kMaxTnInputBytes) return Invalid("dest.tn has a number that is too long");
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 using shaken::v1::SignRequest;
 using shaken::v1::SignResponse;
 
-constexpr size_t kMaxRequestIdBytes = 128;
-constexpr size_t kMaxProfileNameBytes = 128;
-constexpr size_t kMaxTnInputBytes = 64;
-
-absl::Status Invalid(std::string_view message) { return absl::InvalidArgumentError(ToAbsl(message)); }
+using internal::Invalid;
+using internal::kMaxProfileNameBytes;
+using internal::kMaxRequestIdBytes;
+using internal::kMaxTnInputBytes;
 
 std::string Micros(absl::Duration d) { return absl::StrCat(absl::ToInt64Microseconds(d)); }
 
@@ -66,19 +82,6 @@ ServiceCore::ServiceCore(ServiceDeps deps)
       audit_tns_(deps_.audit_tns) {}
 
 // SignCall is one signature in progress: what its audit record and its completion need.
-struct ServiceCore::SignCall {
-  const Caller* caller = nullptr;
-  Front front = Front::kGrpc;
-  Method method = Method::kSign;
-  absl::Time start;
-  const SignRequest* req = nullptr;
-  SignResponse* resp = nullptr;
-  std::shared_ptr<const ProfileSet> set;  // the profiles in force when the call started
-  const SigningProfile* profile = nullptr;
-  size_t index = 0;
-  Done done;
-};
-
 void ServiceCore::AuditSign(const SignCall& c, const absl::Status& status) const {
   const SignRequest& req = *c.req;
   const absl::Duration latency = absl::Now() - c.start;
@@ -188,8 +191,21 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     CompleteSign(std::move(call), std::move(validity));
     return;
   }
-  if (req.has_div()) {
+  // The PASSporT type: given (3GPP Ms "ppt"), or told by the fields set.
+  const std::string_view ppt = !req.ppt().empty() ? std::string_view(req.ppt())
+                               : req.has_div()    ? stir::kPptDiv
+                               : req.has_rph()    ? stir::kPptRph
+                                                  : stir::kPptShaken;
+  if (absl::Status s = CheckPptFields(req, ppt); !s.ok()) {
+    CompleteSign(std::move(call), std::move(s));
+    return;
+  }
+  if (ppt == stir::kPptDiv) {
     StartSignDiv(std::move(call), deadline);
+    return;
+  }
+  if (ppt == stir::kPptRph || ppt == stir::kPptRcd) {
+    StartSignRphOrRcd(std::move(call), ppt, deadline);
     return;
   }
   absl::Status invalid;
@@ -200,15 +216,8 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     invalid = Invalid(absl::StrCat("profile ", profile->name(), " signs attest ",
                                    absl::StrJoin(profile->config().attest, ", "), " only; got ",
                                    req.attest()));
-  } else if (req.orig().tn().empty()) {
-    invalid = Invalid("orig.tn is required: the calling number");
-  } else if (req.orig().tn().size() > kMaxTnInputBytes) {
-    invalid = Invalid("orig.tn is too long");
-  } else if (req.dest().tn().empty()) {
-    invalid = Invalid("dest.tn needs at least one called number");
-  } else if (static_cast<size_t>(req.dest().tn_size()) > stir::kMaxDestTns) {
-    invalid = Invalid(absl::StrCat("dest.tn has ", req.dest().tn_size(), " numbers; at most ",
-                                   stir::kMaxDestTns));
+  } else {
+    invalid = internal::OrigDestError(req);
   }
   if (!invalid.ok()) {
     CompleteSign(std::move(call), std::move(invalid));
@@ -217,18 +226,22 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
   stir::ShakenClaims claims;
   claims.attest = req.attest();
   claims.orig_tn = req.orig().tn();
-  claims.dest_tns.reserve(req.dest().tn_size());
-  for (const std::string& tn : req.dest().tn()) {
-    if (tn.size() > kMaxTnInputBytes) {
-      CompleteSign(std::move(call), Invalid("dest.tn has a number that is too long"));
-      return;
-    }
-    claims.dest_tns.push_back(tn);
-  }
+  claims.dest_tns.assign(req.dest().tn().begin(), req.dest().tn().end());
   if (req.has_iat()) claims.iat = req.iat();
   if (!req.origid().empty()) claims.origid = req.origid();
-
-  profile->SignAsync(claims, deadline, SignDone(std::move(call), /*is_div=*/false));
+  if (!req.has_rcd()) {
+    profile->SignAsync(claims, deadline, SignDone(std::move(call), stir::kPptShaken));
+    return;
+  }
+  // ATIS-1000094: rich call data in the shaken PASSporT, its rcdi digests first.
+  stir::RcdSigning rcd = RcdFrom(req.rcd());  // apart: `claims` moves into the continuation
+  WithRcdi(std::move(call), std::move(rcd), deadline,
+           [this, claims = std::move(claims), deadline](std::unique_ptr<SignCall> call,
+                                                        stir::RcdSigning rcd) mutable {
+             claims.rcd = std::move(rcd);
+             const SigningProfile* profile = call->profile;
+             profile->SignAsync(claims, deadline, SignDone(std::move(call), stir::kPptShaken));
+           });
 }
 
 void ServiceCore::StartSignDiv(std::unique_ptr<SignCall> call, absl::Time deadline) const {
@@ -274,30 +287,23 @@ void ServiceCore::StartSignDiv(std::unique_ptr<SignCall> call, absl::Time deadli
   if (!div.hi().empty()) claims.hi = div.hi();
   if (req.has_iat()) claims.iat = req.iat();
   const SigningProfile* profile = call->profile;
-  profile->SignDivAsync(claims, deadline, SignDone(std::move(call), /*is_div=*/true));
+  profile->SignDivAsync(claims, deadline, SignDone(std::move(call), stir::kPptDiv));
 }
 
 stir::PassportSigner::SignDone ServiceCore::SignDone(std::unique_ptr<SignCall> call,
-                                                     bool is_div) const {
-  return [this, call = std::move(call), is_div](
+                                                     std::string_view ppt) const {
+  return [this, call = std::move(call), ppt](
              absl::StatusOr<stir::SignedPassport> signed_passport) mutable {
         const SigningProfile* profile = call->profile;
         if (!signed_passport.ok()) {
           absl::Status status = signed_passport.status();
-          // A div request's own fields (DivClaims: original, div_tn, hi) are named as in the
-          // API (div.original, div.tn, div.hi); a stale original is the request's fault too.
+          // A request's own fields are named as in the API (stir's DivClaims original, div_tn,
+          // hi are div.original, div.tn, div.hi; RphClaims auth is rph.auth; ...); a stale
+          // original is the request's fault too.
           bool request_error = status.code() == absl::StatusCode::kInvalidArgument;
-          if (is_div) {
-            for (const auto& [stir_name, api_name] :
-                 {std::pair{"original", "div.original"}, std::pair{"div_tn", "div.tn"},
-                  std::pair{"hi ", "div.hi "}}) {
-              absl::string_view m = status.message();
-              if (absl::ConsumePrefix(&m, stir_name)) {
-                status = absl::Status(status.code(), absl::StrCat(api_name, m));
-                request_error = true;
-                break;
-              }
-            }
+          if (std::optional<absl::Status> renamed = ApiFieldError(status, ppt)) {
+            status = *std::move(renamed);
+            request_error = true;
           }
           if (!request_error) {
             status = stir::WithPrefix(status, absl::StrCat("profile ", profile->name(), ": "));
@@ -341,6 +347,13 @@ absl::Status ServiceCore::VerifyRequestError(const shaken::v1::VerifyRequest& re
   for (const std::string& tn : req.to().tn()) {
     if (tn.size() > kMaxTnInputBytes) return Invalid("to.tn has a number that is too long");
   }
+  if (static_cast<size_t>(req.resource_priority_size()) > stir::kMaxRphValues) {
+    return Invalid(absl::StrCat("resource_priority has more than ", stir::kMaxRphValues,
+                                " values"));
+  }
+  for (const std::string& rp : req.resource_priority()) {
+    if (rp.size() > 1024) return Invalid("resource_priority has a value longer than 1024 bytes");
+  }
   // An Identity value over stir::kMaxIdentityHeaderBytes is not refused here: it gets its 438
   // verdict (identity_malformed) like any other malformed header.
   if (req.request_id().size() > kMaxRequestIdBytes) {
@@ -380,6 +393,7 @@ void ServiceCore::StartVerify(const CallContext& ctx, const shaken::v1::VerifyRe
   call.from_tn = req.from().tn();
   call.to_tns.assign(req.to().tn().begin(), req.to().tn().end());
   if (req.has_time()) call.date = absl::FromUnixSeconds(req.time());
+  call.resource_priority.assign(req.resource_priority().begin(), req.resource_priority().end());
   std::vector<std::string_view> identities(req.identity().begin(), req.identity().end());
   // Answer before the caller's deadline, so that a certificate still being fetched becomes a 436
   // verdict the caller receives rather than its own DEADLINE_EXCEEDED: at 90 % of the caller's

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,8 @@ struct ProfileSet {
 // VerifierInForce is the verification settings in force, replaced as a whole by a reload.
 struct VerifierInForce {
   std::shared_ptr<const stir::Verifier> verifier;  // null: verification disabled
+  // The verifier's x5u fetcher, also what fetches rich call data to sign (rcdi); null with it.
+  std::shared_ptr<const stir::CertificateFetcher> fetcher;
   // Verifications in progress at most, all front ends together (beyond: RESOURCE_EXHAUSTED).
   int max_in_flight = 4096;
 };
@@ -135,8 +138,29 @@ class ServiceCore {
   // StartSignDiv is StartSign's path for a request with div (RFC 8946): its own field checks,
   // then the profile's div signer.
   void StartSignDiv(std::unique_ptr<SignCall> call, absl::Time deadline) const;
-  // SignDone completes `call` with the signer's result (is_div: name div fields as the API does).
-  stir::PassportSigner::SignDone SignDone(std::unique_ptr<SignCall> call, bool is_div) const;
+  // StartSignRphOrRcd is StartSign's path for an rph PASSporT (RFC 8443) or an rcd one (RFC
+  // 9795): field checks, rcdi digests for rcd, then the profile's signer (core_ppt.cc).
+  void StartSignRphOrRcd(std::unique_ptr<SignCall> call, std::string_view ppt,
+                         absl::Time deadline) const;
+  // CheckPptFields: INVALID_ARGUMENT when the request's ppt is unknown or disagrees with the
+  // div, rph and rcd fields set.
+  static absl::Status CheckPptFields(const shaken::v1::SignRequest& req, std::string_view ppt);
+  // RcdFrom maps the API's rich call data (empty fields absent) to stir's.
+  static stir::RcdSigning RcdFrom(const shaken::v1::Rcd& rcd);
+  // WithRcdi computes the rcdi digests of `rcd` (its content by reference fetched by the
+  // verifier's x5u fetcher, never on the calling thread) and continues with `next`, on the
+  // fetcher's thread or inline when nothing is fetched; a failure completes `call`.
+  using RcdNext = absl::AnyInvocable<void(std::unique_ptr<SignCall>, stir::RcdSigning) &&>;
+  void WithRcdi(std::unique_ptr<SignCall> call, stir::RcdSigning rcd, absl::Time deadline,
+                RcdNext next) const;
+  // ApiFieldError renames a stir signing error that names a request field ("auth: ...") as the
+  // API does ("rph.auth: ..."); nullopt when `status` names none.
+  static std::optional<absl::Status> ApiFieldError(const absl::Status& status,
+                                                   std::string_view ppt);
+  // SignDone completes `call` with the signer's result (errors on the fields of `ppt` named as
+  // the API names them).
+  stir::PassportSigner::SignDone SignDone(std::unique_ptr<SignCall> call,
+                                          std::string_view ppt) const;
   static std::string ProfilesFor(const ProfileSet& set, const Caller& caller,
                                  std::string_view method);
   // VerifyRequestError: why `request` cannot be verified, or OK.

@@ -71,6 +71,15 @@ class SigningProfile {
                     stir::PassportSigner::SignDone done) const {
     passport_signer_->SignDivAsync(claims, deadline, std::move(done));
   }
+  // SignRphAsync and SignRcdAsync are SignAsync for rph (RFC 8443) and rcd (RFC 9795) PASSporTs.
+  void SignRphAsync(const stir::RphClaims& claims, absl::Time deadline,
+                    stir::PassportSigner::SignDone done) const {
+    passport_signer_->SignRphAsync(claims, deadline, std::move(done));
+  }
+  void SignRcdAsync(const stir::RcdClaims& claims, absl::Time deadline,
+                    stir::PassportSigner::SignDone done) const {
+    passport_signer_->SignRcdAsync(claims, deadline, std::move(done));
+  }
 
   // health: kDown while the profile certificate is outside its validity period (see
   // CheckCertificateValidity); otherwise kServing for a file key, the pool's health for a token

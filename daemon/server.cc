@@ -53,6 +53,14 @@ class MeteredFetcher final : public stir::CertificateFetcher {
                          std::move(done)(std::move(r));
                        });
   }
+  // Rich call data content (RFC 9795 icn, jcl) goes through the same fetcher, not timed as x5u.
+  stir::FetchResult FetchContent(std::string_view url) const override {
+    return inner_->FetchContent(url);
+  }
+  void FetchContentAsync(std::string_view url, absl::Time deadline,
+                         FetchDone done) const override {
+    inner_->FetchContentAsync(url, deadline, std::move(done));
+  }
 
  private:
   std::shared_ptr<const stir::CertificateFetcher> inner_;
@@ -147,7 +155,10 @@ absl::StatusOr<std::unique_ptr<stir::VerificationStack>> BuildVerifier(const Con
 VerifierInForce InForce(const std::shared_ptr<stir::VerificationStack>& stack,
                         const VerifierConfig& v) {
   VerifierInForce out;
-  if (stack != nullptr) out.verifier = std::shared_ptr<const stir::Verifier>(stack, &stack->verifier());
+  if (stack != nullptr) {
+    out.verifier = std::shared_ptr<const stir::Verifier>(stack, &stack->verifier());
+    out.fetcher = std::shared_ptr<const stir::CertificateFetcher>(stack, &stack->fetcher());
+  }
   out.max_in_flight = v.max_in_flight;
   return out;
 }

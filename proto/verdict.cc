@@ -31,6 +31,8 @@ void FillVerdict(const stir::Verdict& v, shaken::v1::Verdict* out) {
   out->set_div_tn(v.div_tn);
   out->set_div_hi(v.div_hi);
   if (v.diverts.has_value()) out->set_diverts(static_cast<int32_t>(*v.diverts));
+  for (const std::string& r : v.rph_auth) out->add_rph_auth(r);
+  out->set_sph(v.sph);
 }
 
 void FillVerifyResponse(const stir::VerifyResult& result, shaken::v1::VerifyResponse* out) {
@@ -45,6 +47,21 @@ void FillVerifyResponse(const stir::VerifyResult& result, shaken::v1::VerifyResp
     r->set_reason(std::string(stir::ReasonName(d.reason)));
     r->set_detail(d.detail);
     if (d.diverts.has_value()) r->set_diverts(static_cast<int32_t>(*d.diverts));
+  }
+  out->set_verstat_priority(std::string(stir::PriorityVerstatName(result.verstat_priority)));
+  for (const stir::RcdResult& c : result.rcds) {
+    shaken::v1::RcdResult* r = out->add_rcds();
+    r->set_identity(static_cast<int32_t>(c.header));
+    r->set_passed(c.passed);
+    r->set_reason(std::string(stir::ReasonName(c.reason)));
+    r->set_detail(c.detail);
+    r->set_nam(c.nam);
+    r->set_apn(c.apn);
+    r->set_icn(c.icn);
+    r->set_jcl(c.jcl);
+    r->set_jcd(c.jcd);
+    r->set_crn(c.crn);
+    if (c.passed && out->display_name().empty()) out->set_display_name(c.nam);
   }
 }
 

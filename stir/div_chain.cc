@@ -27,6 +27,10 @@ bool SameTnSet(const std::vector<std::string>& a, const std::vector<std::string>
 
 bool Counted(const Verdict& v) { return !v.ppt_not_supported; }
 bool IsDiv(const Verdict& v) { return Counted(v) && v.ppt == kPptDiv; }
+// A div diverts a call's shaken or div PASSporT; rph and rcd ones travel beside them.
+bool Divertable(const Verdict& v) {
+  return Counted(v) && (v.ppt == kPptShaken || v.ppt == kPptDiv);
+}
 
 // Link finds the PASSporT that div verdict `i` diverts, or fails `i` with why not. Returns
 // whether `i`'s verdict changed.
@@ -39,7 +43,7 @@ bool Link(std::vector<Verdict>& h, size_t i) {
   }
   std::optional<size_t> same_dest;
   for (size_t j = 0; j < h.size(); ++j) {
-    if (j == i || !h[j].passed || !Counted(h[j]) || !Contains(h[j].dest_tns, d.div_tn)) continue;
+    if (j == i || !h[j].passed || !Divertable(h[j]) || !Contains(h[j].dest_tns, d.div_tn)) continue;
     if (h[j].orig_tn == d.orig_tn) {
       d.diverts = j;
       return false;
@@ -111,6 +115,15 @@ std::vector<DivResult> LinkDivChain(std::vector<Verdict>& h,
     if (IsDiv(h[i]) && h[i].diverts.has_value() && !reaches[*h[i].diverts]) {
       reaches[*h[i].diverts] = true;
       todo.push_back(*h[i].diverts);
+    }
+  }
+  // An rph or rcd PASSporT signed for the call before it was diverted reaches the call with the
+  // PASSporT it travels beside: one of the chain with the same orig and dest.
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (reaches[i] || !h[i].passed || !Counted(h[i]) || Divertable(h[i])) continue;
+    for (size_t j = 0; j < h.size() && !reaches[i]; ++j) {
+      reaches[i] = reaches[j] && Divertable(h[j]) && h[j].orig_tn == h[i].orig_tn &&
+                   SameTnSet(h[j].dest_tns, h[i].dest_tns);
     }
   }
   for (size_t i = 0; i < h.size(); ++i) {

@@ -24,6 +24,8 @@ bool IsDivIdentity(std::string_view identity);
 //   2. a PASSporT that passed must reach the call: its dest is the call's To (`to_tns`, canonical;
 //      empty means unchecked), or a div that reaches the call diverts it. Otherwise 438
 //      dest_mismatch: the To matches the last div's dest, and the PASSporTs before it by the chain.
+//      A div diverts shaken and div PASSporTs only; an rph or rcd one reaches the call beside a
+//      shaken or div PASSporT of the chain with its orig and dest.
 // Fills each div verdict's `diverts`, and returns one DivResult per div header, in input order.
 std::vector<DivResult> LinkDivChain(std::vector<Verdict>& headers,
                                     const std::vector<std::string>& to_tns);

@@ -328,7 +328,7 @@ TEST_F(DivTest, DivsThatDivertEachOtherAreUnlinked) {
 TEST_F(DivTest, UnsupportedPptHeadersStayIgnored) {
   const std::string shaken = Shaken();
   const std::string div = Div(shaken, kC);
-  const std::string rph = shaken.substr(0, shaken.find(';')) + ";info=<" + kX5u + ">;ppt=rph";
+  const std::string rph = shaken.substr(0, shaken.find(';')) + ";info=<" + kX5u + ">;ppt=div-o";
   VerifyResult r = Verify({rph, shaken, div}, kC);
   EXPECT_TRUE(r.overall.passed) << r.overall.detail;
   EXPECT_EQ(r.headers[0].reason, Reason::kPptUnsupported);

@@ -10,6 +10,8 @@
 #include "stir/base64url.h"
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
+#include "stir/rcd.h"
+#include "stir/rph.h"
 #include "stir/status_macros.h"
 #include "stir/time_text.h"
 #include "stir/tn.h"
@@ -164,9 +166,10 @@ absl::Status ReadDivClaim(const Json& v, PassportClaims* c) {
   return absl::OkStatus();
 }
 
-// CheckDivClaims applies RFC 8946 to typed claims: TNs only for orig and dest, as for shaken
-// (the chain is linked by TN), and a div claim.
-absl::Status CheckDivClaims(const PassportClaims& c) {
+// CheckTnClaims applies what div, rph and rcd PASSporTs share here: TNs only for orig and dest,
+// canonical as for shaken (a div chain is linked by TN; rph and rcd are checked against the
+// call's From and To like shaken).
+absl::Status CheckTnClaims(const PassportClaims& c) {
   if (!c.orig_tn) return ClaimMissing("orig.tn");
   if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
   if (!IsCanonicalTn(*c.orig_tn)) {
@@ -280,7 +283,32 @@ absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_vi
       RETURN_IF_ERROR(ReadDivClaim(value, &c));
       continue;
     }
+    if (name == "rph" && ppt == kPptRph) {
+      ASSIGN_OR_RETURN(c.rph_auth, ReadRphClaim(value));
+      continue;
+    }
+    if (name == "sph" && ppt == kPptRph) {
+      if (!value.is_string()) return ClaimInvalid("claim sph must be a string (RFC 9027)");
+      c.sph = value.get<std::string>();
+      continue;
+    }
+    // RFC 9795 rich call data in an rcd PASSporT, or in a shaken one (ATIS-1000094).
+    if ((name == "rcd" || name == "rcdi" || name == "crn") && (ppt == kPptRcd || ppt == kPptShaken)) {
+      if (name == "rcd") {
+        c.rcd = value;
+      } else if (name == "rcdi") {
+        c.rcdi = value;
+      } else if (!value.is_string()) {
+        return ClaimInvalid("claim crn must be a string (RFC 9795)");
+      } else {
+        c.crn = value.get<std::string>();
+      }
+      continue;
+    }
     c.other[name] = value;
+  }
+  if (c.rcd.has_value() || c.rcdi.has_value() || c.crn.has_value()) {
+    RETURN_IF_ERROR(CheckRcdClaims(c));
   }
 
   if (ppt == kPptShaken) {
@@ -289,12 +317,27 @@ absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_vi
   }
   if (ppt == kPptDiv) {
     if (!c.div_tn && !c.div_uri) return ClaimMissing("div");
-    RETURN_IF_ERROR(CheckDivClaims(c));
+    RETURN_IF_ERROR(CheckTnClaims(c));
+    return c;
+  }
+  if (ppt == kPptRph) {
+    if (c.rph_auth.empty()) return ClaimMissing("rph");
+    RETURN_IF_ERROR(CheckTnClaims(c));
+    return c;
+  }
+  if (ppt == kPptRcd) {
+    if (!c.rcd.has_value()) return ClaimMissing("rcd");
+    RETURN_IF_ERROR(CheckTnClaims(c));
     return c;
   }
   return ReasonError(Reason::kPptUnsupported,
                      absl::StrCat("PASSporT type ppt=\"", ToAbsl(ppt.substr(0, 16)),
-                                  "\" is not supported; shakend verifies ppt=shaken and div"));
+                                  "\" is not supported; shakend verifies ppt=shaken, div, rph "
+                                  "and rcd"));
+}
+
+bool IsSupportedPpt(std::string_view ppt) {
+  return ppt == kPptShaken || ppt == kPptDiv || ppt == kPptRph || ppt == kPptRcd;
 }
 
 std::string CanonicalShakenHeader(std::string_view x5u) { return CanonicalHeader(kPptShaken, x5u); }
@@ -357,6 +400,44 @@ PassportSigner::PassportSigner(const Signer* signer, std::string x5u, const Cloc
     : signer_(signer), x5u_(std::move(x5u)), clock_(clock), options_(options) {
   header_b64_ = Base64UrlEncode(CanonicalShakenHeader(x5u_));
   div_header_b64_ = Base64UrlEncode(CanonicalHeader(kPptDiv, x5u_));
+  rph_header_b64_ = Base64UrlEncode(CanonicalHeader(kPptRph, x5u_));
+  rcd_header_b64_ = Base64UrlEncode(CanonicalHeader(kPptRcd, x5u_));
+}
+
+absl::StatusOr<std::pair<std::string, std::vector<std::string>>> PassportSigner::PrepareOrigDest(
+    std::string_view orig_tn, const std::vector<std::string>& dest_tns) const {
+  absl::StatusOr<std::string> orig = CanonicalizeTn(orig_tn);
+  if (!orig.ok()) return absl::InvalidArgumentError(absl::StrCat("orig tn: ", orig.status().message()));
+  if (dest_tns.empty()) {
+    return absl::InvalidArgumentError("dest needs at least one telephone number");
+  }
+  if (dest_tns.size() > kMaxDestTns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest has ", dest_tns.size(), " numbers; at most ", kMaxDestTns));
+  }
+  std::vector<std::string> dest;
+  dest.reserve(dest_tns.size());
+  for (size_t i = 0; i < dest_tns.size(); ++i) {
+    absl::StatusOr<std::string> tn = CanonicalizeTn(dest_tns[i]);
+    if (!tn.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dest tn #", i + 1, ": ", tn.status().message()));
+    }
+    dest.push_back(*std::move(tn));
+  }
+  return std::pair{*std::move(orig), std::move(dest)};
+}
+
+void PassportSigner::Assemble(std::string_view ppt, const std::string& payload,
+                              SignedPassport& out) const {
+  const std::string& header = ppt == kPptShaken ? header_b64_
+                              : ppt == kPptDiv  ? div_header_b64_
+                              : ppt == kPptRph  ? rph_header_b64_
+                                                : rcd_header_b64_;
+  out.jws.reserve(header.size() + payload.size() * 4 / 3 + 96);
+  out.jws.append(header);
+  out.jws.push_back('.');
+  Base64UrlEncodeAppend(payload, &out.jws);
 }
 
 absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Signer* signer,
@@ -376,25 +457,9 @@ absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claim
     return absl::InvalidArgumentError(absl::StrCat(
         "attest \"", claims.attest.substr(0, 16), "\" must be A, B or C (RFC 8588 §4)"));
   }
-  absl::StatusOr<std::string> orig = CanonicalizeTn(claims.orig_tn);
-  if (!orig.ok()) return absl::InvalidArgumentError(absl::StrCat("orig tn: ", orig.status().message()));
-  if (claims.dest_tns.empty()) {
-    return absl::InvalidArgumentError("dest needs at least one telephone number");
-  }
-  if (claims.dest_tns.size() > kMaxDestTns) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dest has ", claims.dest_tns.size(), " numbers; at most ", kMaxDestTns));
-  }
-  std::vector<std::string> dest;
-  dest.reserve(claims.dest_tns.size());
-  for (size_t i = 0; i < claims.dest_tns.size(); ++i) {
-    absl::StatusOr<std::string> tn = CanonicalizeTn(claims.dest_tns[i]);
-    if (!tn.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dest tn #", i + 1, ": ", tn.status().message()));
-    }
-    dest.push_back(*std::move(tn));
-  }
+  ASSIGN_OR_RETURN(auto orig_dest, PrepareOrigDest(claims.orig_tn, claims.dest_tns));
+  const std::string& orig = orig_dest.first;
+  const std::vector<std::string>& dest = orig_dest.second;
   SignedPassport out;
   ASSIGN_OR_RETURN(out.iat, CheckIat(claims.iat));
   if (claims.origid.has_value()) {
@@ -407,12 +472,17 @@ absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claim
     out.origid = NewUuidV4();
   }
 
-  std::string payload = CanonicalShakenPayload(claims.attest, dest, out.iat, *orig, out.origid);
-  std::string& jws = out.jws;
-  jws.reserve(header_b64_.size() + payload.size() * 4 / 3 + 96);
-  jws.append(header_b64_);
-  jws.push_back('.');
-  Base64UrlEncodeAppend(payload, &jws);
+  std::string payload = CanonicalShakenPayload(claims.attest, dest, out.iat, orig, out.origid);
+  if (!claims.rcd.empty()) {
+    // ATIS-1000094: rich call data inside the shaken PASSporT; the payload is then built as a
+    // whole and serialized canonically (the plain shaken payload keeps its fast path).
+    absl::StatusOr<Json> parsed = ParseStrictJson(payload);
+    if (!parsed.ok()) return parsed.status();
+    RETURN_IF_ERROR(AddRcdClaims(claims.rcd, options_.x5u_policy, &*parsed));
+    payload.clear();
+    RETURN_IF_ERROR(AppendCanonicalJson(*parsed, &payload));
+  }
+  Assemble(kPptShaken, payload, out);
   return out;
 }
 

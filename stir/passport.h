@@ -1,4 +1,5 @@
-// passport.h: PASSporT (RFC 8225) with the SHAKEN (RFC 8588) and div (RFC 8946) extensions:
+// passport.h: PASSporT (RFC 8225) with the SHAKEN (RFC 8588), div (RFC 8946), rph (RFC 8443)
+// and rcd (RFC 9795) extensions:
 // canonical building and signing on one side, strict decoding on the other.
 //
 // Decoding is split in the order the verifier checks (stir/verifier.h): DecodePassport
@@ -28,6 +29,12 @@ inline constexpr std::string_view kAlgEs256 = "ES256";
 inline constexpr std::string_view kTypPassport = "passport";
 inline constexpr std::string_view kPptShaken = "shaken";
 inline constexpr std::string_view kPptDiv = "div";
+inline constexpr std::string_view kPptRph = "rph";
+inline constexpr std::string_view kPptRcd = "rcd";
+
+// IsSupportedPpt tells whether this code signs and verifies PASSporTs of type `ppt` (shaken,
+// div, rph, rcd). Other types (div-o, ...) are ignored by the verifier (RFC 8224, 428).
+bool IsSupportedPpt(std::string_view ppt);
 
 // Limits on untrusted PASSporTs. A SHAKEN PASSporT is ~400 bytes; rich call data can be larger.
 inline constexpr size_t kMaxPassportBytes = 6144;
@@ -59,8 +66,9 @@ struct DecodedPassport {
 absl::StatusOr<DecodedPassport> DecodePassport(std::string_view jws);
 
 // PassportClaims are the typed claims. SHAKEN (RFC 8588) uses orig.tn, dest.tn, attest and
-// origid; div (RFC 8946) uses orig.tn, dest.tn and div; other ppt values (rph, rcd) add their
-// claims, kept in `other` until typed.
+// origid; div (RFC 8946) uses orig.tn, dest.tn and div; rph (RFC 8443) orig.tn, dest.tn, rph and
+// sph; rcd (RFC 9795) orig.tn, dest.tn, rcd, rcdi and crn, which a shaken PASSporT may carry too
+// (ATIS-1000094). Claims of no type handled here are kept in `other`.
 struct PassportClaims {
   std::optional<int64_t> iat;
   std::optional<std::string> orig_tn;
@@ -74,7 +82,15 @@ struct PassportClaims {
   std::optional<std::string> div_tn;
   std::optional<std::string> div_uri;
   std::optional<std::string> div_hi;
-  Json other = Json::object();  // every claim not named above, e.g. "rph", "rcd"
+  // ppt=rph (RFC 8443 §3): the rph.auth r-values, and the sph claim (RFC 9027) when present.
+  std::vector<std::string> rph_auth;
+  std::optional<std::string> sph;
+  // Rich call data (RFC 9795): the rcd claim object, the rcdi digests and the call reason crn,
+  // typed by ReadRcdClaims (stir/rcd.h); rcd absent when the PASSporT carries none.
+  std::optional<Json> rcd;
+  std::optional<Json> rcdi;
+  std::optional<std::string> crn;
+  Json other = Json::object();  // every claim not named above
 };
 
 // ExtractClaims types the claims of `payload` for the PASSporT type `ppt`, in this order:
@@ -87,6 +103,20 @@ struct PassportClaims {
 // kOrigidInvalid or kPptUnsupported.
 absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_view ppt);
 
+// RcdSigning is rich call data to sign (RFC 9795): the rcd claim members, the call reason, and the
+// rcdi digests of the content they reference (ComputeRcdi in stir/rcd.h fetches it).
+struct RcdSigning {
+  std::optional<std::string> nam;   // display name
+  std::optional<std::string> apn;   // alternate presentation number
+  std::optional<std::string> icn;   // icon URL (content by reference)
+  std::optional<std::string> jcl;   // jCard URL (content by reference)
+  std::optional<std::string> jcd;   // inline jCard, JSON text of a jCard array
+  std::optional<std::string> crn;   // call reason
+  // JSON pointer -> "sha256-<base64>", for every URL above ("/icn", "/jcl"); ComputeRcdi fills it.
+  std::vector<std::pair<std::string, std::string>> rcdi;
+  bool empty() const { return !nam && !apn && !icn && !jcl && !jcd && !crn; }
+};
+
 // ShakenClaims are what an authentication service (STI-AS) is asked to sign.
 struct ShakenClaims {
   std::string attest;                  // "A", "B" or "C" (RFC 8588 §4)
@@ -94,6 +124,29 @@ struct ShakenClaims {
   std::vector<std::string> dest_tns;   // one or more, any form CanonicalizeTn accepts
   std::optional<int64_t> iat;          // default: the signer's clock
   std::optional<std::string> origid;   // default: a fresh UUIDv4
+  // Rich call data carried in the shaken PASSporT (ATIS-1000094); none when empty.
+  RcdSigning rcd;
+};
+
+// RphClaims are what an authority for priority calls asks to sign: an rph PASSporT (RFC 8443)
+// asserting the Resource-Priority values of the call. No attest or origid.
+struct RphClaims {
+  std::string orig_tn;                 // any form CanonicalizeTn accepts
+  std::vector<std::string> dest_tns;   // one or more
+  // The Resource-Priority r-values (RFC 4412 §3.1: namespace "." priority, e.g. "ets.0"), one
+  // or more; the header's comma-separated text may be given as one entry.
+  std::vector<std::string> auth;
+  std::optional<std::string> sph;      // the sph claim (e.g. "psap-callback"), when given
+  std::optional<int64_t> iat;          // default: the signer's clock
+};
+
+// RcdClaims are what a ppt=rcd PASSporT (RFC 9795) is signed from: the call's numbers and its
+// rich call data. No attest or origid.
+struct RcdClaims {
+  std::string orig_tn;
+  std::vector<std::string> dest_tns;
+  RcdSigning rcd;                      // at least one of nam, apn, icn, jcl, jcd
+  std::optional<int64_t> iat;
 };
 
 // DivClaims are what a retargeting entity asks to sign: a div PASSporT (RFC 8946 §3-4) for a
@@ -174,6 +227,18 @@ class PassportSigner {
   // SignDivAsync is SignDiv as SignAsync is Sign.
   void SignDivAsync(const DivClaims& claims, absl::Time deadline, SignDone done) const;
 
+  // SignRph signs an rph PASSporT (ppt=rph, RFC 8443); the Identity header carries ppt=rph.
+  // INVALID_ARGUMENT names the field: orig, a dest, an auth value that is not an RFC 4412
+  // r-value, an sph that is not a token. SignRphAsync is SignRph as SignAsync is Sign.
+  absl::StatusOr<SignedPassport> SignRph(const RphClaims& claims,
+                                         absl::Time deadline = absl::InfiniteFuture()) const;
+  void SignRphAsync(const RphClaims& claims, absl::Time deadline, SignDone done) const;
+  // SignRcd signs an rcd PASSporT (ppt=rcd, RFC 9795); INVALID_ARGUMENT names the rcd field at
+  // fault (see CheckRcdSigning in stir/rcd.h). SignRcdAsync is SignRcd as SignAsync is Sign.
+  absl::StatusOr<SignedPassport> SignRcd(const RcdClaims& claims,
+                                         absl::Time deadline = absl::InfiniteFuture()) const;
+  void SignRcdAsync(const RcdClaims& claims, absl::Time deadline, SignDone done) const;
+
   const std::string& x5u() const { return x5u_; }
 
  private:
@@ -181,6 +246,13 @@ class PassportSigner {
   // Prepare checks and serializes `claims`: out.jws holds the signing input (header.payload).
   absl::StatusOr<SignedPassport> Prepare(const ShakenClaims& claims) const;
   absl::StatusOr<SignedPassport> PrepareDiv(const DivClaims& claims) const;
+  absl::StatusOr<SignedPassport> PrepareRph(const RphClaims& claims) const;
+  absl::StatusOr<SignedPassport> PrepareRcd(const RcdClaims& claims) const;
+  // PrepareOrigDest canonicalizes an orig and dest TNs (INVALID_ARGUMENT naming them).
+  absl::StatusOr<std::pair<std::string, std::vector<std::string>>> PrepareOrigDest(
+      std::string_view orig, const std::vector<std::string>& dest) const;
+  // Assemble is the signing input of a PASSporT of type `ppt` with canonical `payload`.
+  void Assemble(std::string_view ppt, const std::string& payload, SignedPassport& out) const;
   // CheckIat resolves the iat to sign (given or now) under the ID-4 skew policy.
   absl::StatusOr<int64_t> CheckIat(std::optional<int64_t> iat) const;
   // Finish signs a prepared PASSporT through the Signer, synchronously or not.
@@ -196,7 +268,9 @@ class PassportSigner {
   const Clock* clock_;
   const Options options_;
   std::string header_b64_;      // base64url of the canonical shaken header, computed once
-  std::string div_header_b64_;  // and of the div header
+  std::string div_header_b64_;  // and of the div, rph and rcd headers
+  std::string rph_header_b64_;
+  std::string rcd_header_b64_;
 };
 
 // CanonicalShakenHeader returns {"alg":"ES256","ppt":"shaken","typ":"passport","x5u":...};

@@ -143,10 +143,7 @@ absl::StatusOr<SignedPassport> PassportSigner::PrepareDiv(const DivClaims& claim
   std::optional<std::string_view> hi;
   if (claims.hi.has_value()) hi = *claims.hi;
   const std::string payload = CanonicalDivPayload(dest, div_tn, hi, out.iat, *original.orig_tn);
-  out.jws.reserve(div_header_b64_.size() + payload.size() * 4 / 3 + 96);
-  out.jws.append(div_header_b64_);
-  out.jws.push_back('.');
-  Base64UrlEncodeAppend(payload, &out.jws);
+  Assemble(kPptDiv, payload, out);
   return out;
 }
 

@@ -219,10 +219,10 @@ TEST(ExtractClaimsTest, TypesShakenClaims) {
 
 TEST(ExtractClaimsTest, KeepsOtherClaimsForFuturePpts) {
   Json p = Json::parse(kPayload);
-  p["rcd"] = {{"nam", "Alice"}};
+  p["x-future"] = {{"nam", "Alice"}};
   auto c = ExtractClaims(p, "shaken");
   ASSERT_OK(c);
-  EXPECT_EQ(c->other["rcd"]["nam"], "Alice");
+  EXPECT_EQ(c->other["x-future"]["nam"], "Alice");
 }
 
 TEST(ExtractClaimsTest, EveryRejection) {
@@ -265,7 +265,7 @@ TEST(ExtractClaimsTest, EveryRejection) {
 }
 
 TEST(ExtractClaimsTest, OtherPptsAreNotYetSupported) {
-  EXPECT_EQ(ReasonOfResult(ExtractClaims(Json::parse(kPayload), "rph").status()),
+  EXPECT_EQ(ReasonOfResult(ExtractClaims(Json::parse(kPayload), "div-o").status()),
             Reason::kPptUnsupported);
 }
 

@@ -43,6 +43,9 @@ constexpr std::array<ReasonRow, static_cast<size_t>(Reason::kCount_)> kReasonTab
     {Reason::kDestMismatch, "dest_mismatch", 438, kNo},
     {Reason::kDivUnlinked, "div_unlinked", 438, kNo},
     {Reason::kDivOrigMismatch, "div_orig_mismatch", 438, kNo},
+    {Reason::kRphMismatch, "rph_mismatch", 438, kNo},
+    {Reason::kRcdiMissing, "rcdi_missing", 438, kNo},
+    {Reason::kRcdiMismatch, "rcdi_mismatch", 438, kNo},
     // Failed, as for a bad signature: the PASSporT was checked and its orig is not vouched for.
     {Reason::kOrigNotInTnAuthList, "orig_not_in_tnauthlist", 438, kFail},
     {Reason::kSignatureInvalid, "signature_invalid", 438, kFail},
@@ -102,6 +105,18 @@ std::string_view VerstatName(Verstat v) {
       break;
   }
   return "No-TN-Validation";
+}
+
+std::string_view PriorityVerstatName(PriorityVerstat v) {
+  switch (v) {
+    case PriorityVerstat::kPassed:
+      return "RPH-Validation-Passed";
+    case PriorityVerstat::kFailed:
+      return "RPH-Validation-Failed";
+    case PriorityVerstat::kNone:
+      break;
+  }
+  return "";
 }
 
 std::string_view ReasonName(Reason r) { return Row(r).name; }

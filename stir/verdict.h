@@ -19,6 +19,12 @@ namespace shaken::stir {
 enum class Verstat { kPassed, kFailed, kNoValidation };
 std::string_view VerstatName(Verstat v);  // "TN-Validation-Passed", ...
 
+// PriorityVerstat is the outcome of validating a call's Resource-Priority against its rph
+// PASSporTs (RFC 8443; the 3GPP Ms API's verstatPriority): none when the call carries no ppt=rph
+// Identity header.
+enum class PriorityVerstat { kNone, kPassed, kFailed };
+std::string_view PriorityVerstatName(PriorityVerstat v);  // "", "RPH-Validation-Passed", ...
+
 // Reason is why a verification ended as it did. Each has a stable name (the machine-readable
 // reason in logs, metrics and the gRPC API), a SIP code and a verstat; see kReasonTable in
 // verdict.cc. The codes follow the ATIS-1000082 error cases E1-E19 (docs/standards.md#reasons).
@@ -43,6 +49,9 @@ enum class Reason : uint8_t {
   kDestMismatch,            // E16
   kDivUnlinked,             // DIV-4: a div's div.tn is the dest of no verified PASSporT of the call
   kDivOrigMismatch,         // DIV-4: a div's orig differs from the orig of the PASSporT it diverts
+  kRphMismatch,             // RPH-3: a Resource-Priority value of the call is not in rph.auth
+  kRcdiMissing,             // RCD-3: rich call data by reference without its rcdi digest
+  kRcdiMismatch,            // RCD-3: fetched content does not match its rcdi digest
   kOrigNotInTnAuthList,     // DL-2: orig.tn outside a delegate certificate's TNs and ranges
   kSignatureInvalid,        // E18 (TN-Validation-Failed)
   // 436: the credential cannot be obtained.
@@ -119,6 +128,9 @@ struct Verdict {
   std::string div_tn;
   std::string div_hi;
   std::optional<size_t> diverts;
+  // ppt=rph (RFC 8443): the rph.auth r-values and the sph claim, as signed.
+  std::vector<std::string> rph_auth;
+  std::string sph;
 
   // From the signing certificate, when it was obtained.
   std::string cert_subject;
@@ -141,6 +153,23 @@ struct DivResult {
   Reason reason = Reason::kNoIdentity;
   Verstat verstat = Verstat::kNoValidation;
   std::string detail;
+};
+
+// RcdResult is the rich call data (RFC 9795) of one Identity header that carries it (a ppt=rcd
+// PASSporT, or rcd claims in a shaken one): passed when that header verified and every rcdi
+// digest matched the content fetched; only then are the texts set. Otherwise `reason` says why
+// they were dropped: the header's own failure, kRcdiMissing, kRcdiMismatch or a fetch reason.
+struct RcdResult {
+  size_t header = 0;                // index of the Identity header in the call
+  bool passed = false;
+  Reason reason = Reason::kNoIdentity;
+  std::string detail;
+  std::string nam;                  // display name
+  std::string apn;                  // alternate presentation number
+  std::string icn;                  // icon URL, its content checked against rcdi
+  std::string jcl;                  // jCard URL, its content checked against rcdi
+  std::string jcd;                  // inline jCard, JSON text as signed
+  std::string crn;                  // call reason
 };
 
 }  // namespace shaken::stir

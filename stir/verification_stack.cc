@@ -71,7 +71,8 @@ absl::StatusOr<std::unique_ptr<VerificationStack>> VerificationStack::New(
     stack->source_ = *std::move(cache);
   }
   stack->verifier_ = std::make_unique<Verifier>(
-      stack->source_.get(), clock != nullptr ? clock : &SystemClock::Shared(), settings.verifier);
+      stack->source_.get(), clock != nullptr ? clock : &SystemClock::Shared(), settings.verifier,
+      stack->fetcher_.get());
   return stack;
 }
 

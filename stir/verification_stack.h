@@ -90,6 +90,9 @@ class VerificationStack {
   const X5uFetcher* x5u_fetcher() const { return x5u_fetcher_; }
   // The CRL distribution point checker (its Stats for metrics); null when not following CRLDPs.
   const CrlChecker* crl_checker() const { return crl_checker_.get(); }
+  // The fetcher the stack fetches with (wrapped, as the certificate source uses it): also what
+  // fetches rich call data content (CertificateFetcher::FetchContent).
+  const CertificateFetcher& fetcher() const { return *fetcher_; }
   // The validator; null with parts.without_validator.
   const CertValidator* validator() const { return validator_.get(); }
   // ReloadTrust re-reads the trust anchors and CRLs (SIGHUP); on error the previous ones stay.

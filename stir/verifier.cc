@@ -15,6 +15,7 @@
 #include "stir/identity_header.h"
 #include "stir/openssl_util.h"
 #include "stir/passport.h"
+#include "stir/rph.h"
 #include "stir/status_macros.h"
 #include "stir/time_text.h"
 #include "stir/tn.h"
@@ -44,8 +45,9 @@ bool SameTnSet(const std::vector<std::string>& a, const std::vector<std::string>
 
 }  // namespace
 
-Verifier::Verifier(CertificateSource* certs, const Clock* clock, VerifierOptions options)
-    : certs_(certs), clock_(clock), options_(options) {}
+Verifier::Verifier(CertificateSource* certs, const Clock* clock, VerifierOptions options,
+                   const CertificateFetcher* content)
+    : certs_(certs), clock_(clock), options_(options), content_(content) {}
 
 // Pending is a header that passed every local check (steps 1-10) and needs its certificate.
 struct Verifier::Pending {
@@ -59,7 +61,7 @@ Verdict Verifier::VerifyOne(std::string_view identity, std::string_view from_tn,
                             const std::vector<std::string>& to_tns,
                             std::optional<absl::Time> date) const {
   const absl::Time now = clock_->Now();
-  std::variant<Verdict, Pending> local = Prepare(identity, from_tn, to_tns, date, now);
+  std::variant<Verdict, Pending> local = Prepare(identity, from_tn, to_tns, date, {}, now, nullptr);
   if (Verdict* done = std::get_if<Verdict>(&local)) return std::move(*done);
   Pending& p = std::get<Pending>(local);
   return Finish(p, certs_->Lookup(p.x5u, now));
@@ -69,7 +71,9 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
                                                           std::string_view from_tn,
                                                           const std::vector<std::string>& to_tns,
                                                           std::optional<absl::Time> date,
-                                                          absl::Time now) const {
+                                                          const std::vector<std::string>& rp,
+                                                          absl::Time now,
+                                                          std::optional<RcdCheck>* rcd) const {
   Verdict v;
   auto fail = [&v](const absl::Status& s, Reason fallback) {
     v.SetReason(ReasonOf(s, fallback), std::string(s.message()));
@@ -80,11 +84,12 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   absl::StatusOr<IdentityHeader> header = ParseIdentityHeader(identity);
   if (!header.ok()) return fail(header.status(), Reason::kIdentityMalformed);
   if (header->ppt.has_value()) v.ppt = *header->ppt;
-  if (header->ppt.has_value() && *header->ppt != kPptShaken && *header->ppt != kPptDiv) {
+  if (header->ppt.has_value() && !IsSupportedPpt(*header->ppt)) {
     v.ppt_not_supported = true;
     v.SetReason(Reason::kPptUnsupported,
                 absl::StrCat("Identity ppt=", Truncated(*header->ppt, 16),
-                             " is not handled; this verifier handles ppt=shaken and ppt=div"));
+                             " is not handled; this verifier handles ppt=shaken, div, rph and "
+                             "rcd"));
     return v;
   }
   if (!header->info.has_value()) {
@@ -108,9 +113,10 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   }
   v.ppt = *h.ppt;
   v.x5u = *h.x5u;
-  if (*h.ppt != kPptShaken && *h.ppt != kPptDiv) {
+  if (!IsSupportedPpt(*h.ppt)) {
     v.SetReason(Reason::kPptUnsupported,
-                absl::StrCat("PASSporT ppt \"", Truncated(*h.ppt, 16), "\" is neither shaken nor div"));
+                absl::StrCat("PASSporT ppt \"", Truncated(*h.ppt, 16),
+                             "\" is none of shaken, div, rph and rcd"));
     return v;
   }
   if (header->ppt.has_value() && *header->ppt != *h.ppt) {
@@ -118,10 +124,12 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
     return v;
   }
   // A div PASSporT is linked to the call's others through its Identity ppt=div (RFC 8224 §4: the
-  // ppt parameter names a PASSporT extension); without it the call is not seen as diverted.
-  if (!header->ppt.has_value() && *h.ppt == kPptDiv) {
+  // ppt parameter names a PASSporT extension); without it the call is not seen as diverted. The
+  // same holds for rph and rcd: only shaken may leave the parameter out.
+  if (!header->ppt.has_value() && *h.ppt != kPptShaken) {
     v.SetReason(Reason::kPptMismatch,
-                "a div PASSporT's Identity header must carry ppt=div (RFC 8224 §4, RFC 8946)");
+                absl::StrCat("a ", Truncated(*h.ppt, 16), " PASSporT's Identity header must "
+                             "carry ppt=", Truncated(*h.ppt, 16), " (RFC 8224 §4)"));
     return v;
   }
   if (*h.x5u != *header->info) {
@@ -164,6 +172,9 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   v.orig_tn = *claims->orig_tn;
   v.dest_tns = claims->dest_tns;
   v.iat = claims->iat;
+  v.rph_auth = claims->rph_auth;
+  v.sph = claims->sph.value_or("");
+  if (rcd != nullptr) *rcd = StartRcdCheck(*claims, 0);
 
   // 9. Freshness.
   if (date.has_value() && absl::AbsDuration(now - *date) > options_.date_window) {
@@ -197,6 +208,18 @@ std::variant<Verdict, Verifier::Pending> Verifier::Prepare(std::string_view iden
   }
   if (!to_tns.empty() && !SameTnSet(claims->dest_tns, to_tns)) {
     v.SetReason(Reason::kDestMismatch, "dest.tn does not match the called number(s)");
+    return v;
+  }
+  // RFC 8443: the rph PASSporT vouches for the call's Resource-Priority; every r-value the
+  // request asks for must be among rph.auth.
+  std::string missing;
+  if (*h.ppt == kPptRph && !RphCovers(claims->rph_auth, rp, &missing)) {
+    v.SetReason(Reason::kRphMismatch,
+                rp.empty() ? std::string("the call carries no Resource-Priority header for its "
+                                         "rph PASSporT to vouch for (RFC 8443)")
+                           : absl::StrCat("the call's Resource-Priority value ",
+                                          Truncated(missing, 64), " is not in rph.auth "
+                                          "(RFC 8443)"));
     return v;
   }
 
@@ -277,6 +300,11 @@ absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
   }
   CanonicalCall out;
   out.date = call.date;
+  absl::StatusOr<std::vector<std::string>> rp = ParseResourcePriority(call.resource_priority);
+  if (!rp.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("resource_priority: ", rp.status().message()));
+  }
+  out.resource_priority = *std::move(rp);
   if (!call.from_tn.empty()) {
     absl::StatusOr<std::string> f = CanonicalizeTn(call.from_tn);
     if (!f.ok()) {
@@ -293,8 +321,24 @@ absl::StatusOr<Verifier::CanonicalCall> Verifier::Canonicalize(size_t headers,
   return out;
 }
 
-void Verifier::Conclude(VerifyResult& result, bool diverted, const std::vector<std::string>& to) {
+void Verifier::Conclude(VerifyResult& result, bool diverted, const std::vector<std::string>& to,
+                        RcdChecks& rcd) {
   if (diverted) result.divs = LinkDivChain(result.headers, to);
+  for (size_t i = 0; i < rcd.size(); ++i) {
+    if (!rcd[i].has_value()) continue;
+    rcd[i]->content.header = i;
+    result.rcds.push_back(JudgeRcd(*rcd[i], result.headers[i]));
+  }
+  bool any_rph = false;
+  bool rph_passed = false;
+  for (const Verdict& v : result.headers) {
+    if (v.ppt_not_supported || v.ppt != kPptRph) continue;
+    any_rph = true;
+    rph_passed = rph_passed || v.passed;
+  }
+  result.verstat_priority = !any_rph     ? PriorityVerstat::kNone
+                            : rph_passed ? PriorityVerstat::kPassed
+                                         : PriorityVerstat::kFailed;
   ChooseOverall(result);
 }
 
@@ -320,21 +364,18 @@ void Verifier::ChooseOverall(VerifyResult& result) {
           Reason::kNoIdentity,
           absl::StrCat("the call carries no Identity header with a supported ppt (",
                        absl::StrJoin(ignored, ", "), result.headers.size() > ignored.size() ? ", ..." : "",
-                       " not handled; this verifier handles ppt=shaken and ppt=div)"));
+                       " not handled; this verifier handles ppt=shaken, div, rph and rcd)"));
     }
     return;
   }
   // A passing div links to a passing PASSporT it diverts (LinkDivChain), so a shaken one
-  // speaks for the call when one passes: its orig and attest are the caller's.
+  // speaks for the call when one passes: its orig and attest are the caller's. Then a div, then
+  // an rph or rcd PASSporT (they vouch for orig too, but not with an attestation).
   const Verdict* chosen = nullptr;
-  for (const Verdict* v : counted) {
-    if (v->passed && v->ppt != kPptDiv) {
-      chosen = v;
-      break;
+  for (std::string_view ppt : {kPptShaken, kPptDiv, std::string_view()}) {
+    for (const Verdict* v : counted) {
+      if (chosen == nullptr && v->passed && (ppt.empty() || v->ppt == ppt)) chosen = v;
     }
-  }
-  for (const Verdict* v : counted) {
-    if (chosen == nullptr && v->passed) chosen = v;
   }
   if (chosen == nullptr) {
     for (const Verdict* v : counted) {
@@ -357,10 +398,30 @@ absl::StatusOr<VerifyResult> Verifier::VerifyAll(const Strings& identity_headers
   const std::vector<std::string> no_to;
   VerifyResult result;
   result.headers.reserve(identity_headers.size());
+  RcdChecks rcd(identity_headers.size());
+  const absl::Time now = clock_->Now();
+  size_t i = 0;
   for (std::string_view identity : identity_headers) {
-    result.headers.push_back(VerifyOne(identity, c.from, diverted ? no_to : c.to, c.date));
+    std::variant<Verdict, Pending> local = Prepare(
+        identity, c.from, diverted ? no_to : c.to, c.date, c.resource_priority, now, &rcd[i]);
+    if (Verdict* done = std::get_if<Verdict>(&local)) {
+      result.headers.push_back(std::move(*done));
+    } else {
+      Pending& p = std::get<Pending>(local);
+      result.headers.push_back(Finish(p, certs_->Lookup(p.x5u, now)));
+    }
+    // 15. The rich call data's content, for a header that passed (blocking: tools).
+    if (rcd[i].has_value() && result.headers[i].passed) {
+      for (size_t k = 0; k < rcd[i]->references.size(); ++k) {
+        rcd[i]->fetched[k] = content_ != nullptr
+                                 ? content_->FetchContent(rcd[i]->references[k].url)
+                                 : FetchResult::Failure(Reason::kFetchFailed,
+                                                        "this verifier has no content fetcher");
+      }
+    }
+    ++i;
   }
-  Conclude(result, diverted, c.to);
+  Conclude(result, diverted, c.to, rcd);
   return result;
 }
 
@@ -373,6 +434,7 @@ struct Verifier::AsyncCall {
   VerifyDone done;
   bool diverted = false;
   std::vector<std::string> to;
+  RcdChecks rcd;  // by header index
 };
 
 void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers,
@@ -391,10 +453,12 @@ void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers
   const std::vector<std::string> no_to;
   state->result.headers.resize(identity_headers.size());
   state->pending.resize(identity_headers.size());
+  state->rcd.resize(identity_headers.size());
   std::vector<size_t> awaiting;
   for (size_t i = 0; i < identity_headers.size(); ++i) {
     std::variant<Verdict, Pending> local =
-        Prepare(identity_headers[i], c->from, state->diverted ? no_to : c->to, c->date, now);
+        Prepare(identity_headers[i], c->from, state->diverted ? no_to : c->to, c->date,
+                c->resource_priority, now, &state->rcd[i]);
     if (Verdict* v = std::get_if<Verdict>(&local)) {
       state->result.headers[i] = std::move(*v);
     } else {
@@ -404,14 +468,50 @@ void Verifier::VerifyAsync(const std::vector<std::string_view>& identity_headers
   }
   auto land = [this](const std::shared_ptr<AsyncCall>& s) {
     if (s->outstanding.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    Conclude(s->result, s->diverted, s->to);
+    Conclude(s->result, s->diverted, s->to, s->rcd);
     std::move(s->done)(std::move(s->result));
   };
   state->outstanding.fetch_add(static_cast<int>(awaiting.size()), std::memory_order_relaxed);
   for (size_t i : awaiting) {
     const std::string x5u = state->pending[i].x5u;
-    certs_->LookupAsync(x5u, now, deadline, [this, state, i, land](CertificateResult cert) {
+    certs_->LookupAsync(x5u, now, deadline, [this, state, i, land,
+                                             deadline](CertificateResult cert) {
       state->result.headers[i] = Finish(state->pending[i], std::move(cert));
+      // 15. The rich call data's content, fetched on the fetcher's thread; each fetch holds
+      // the call open (outstanding) until it lands.
+      std::optional<RcdCheck>& rcd = state->rcd[i];
+      if (rcd.has_value() && state->result.headers[i].passed && !rcd->references.empty()) {
+        if (content_ == nullptr) {
+          for (FetchResult& f : rcd->fetched) {
+            f = FetchResult::Failure(Reason::kFetchFailed, "this verifier has no content fetcher");
+          }
+        } else {
+          state->outstanding.fetch_add(static_cast<int>(rcd->references.size()),
+                                       std::memory_order_relaxed);
+          for (size_t k = 0; k < rcd->references.size(); ++k) {
+            // The fetch or the deadline, whichever comes first, lands this reference: the
+            // caller's answer never waits for a slow content server past its deadline.
+            auto answered = std::make_shared<std::atomic<bool>>(false);
+            std::optional<TimerQueue::Id> timer;
+            if (deadline < absl::InfiniteFuture()) {
+              timer = content_timers_.Schedule(deadline, [state, i, k, land, answered]() {
+                if (answered->exchange(true)) return;
+                state->rcd[i]->fetched[k] = FetchResult::Failure(
+                    Reason::kFetchTimeout, "the content was not fetched before the deadline");
+                land(state);
+              });
+            }
+            content_->FetchContentAsync(
+                rcd->references[k].url, deadline,
+                [this, state, i, k, land, answered, timer](FetchResult f) {
+                  if (answered->exchange(true)) return;
+                  if (timer.has_value()) content_timers_.Cancel(*timer);
+                  state->rcd[i]->fetched[k] = std::move(f);
+                  land(state);
+                });
+          }
+        }
+      }
       land(state);
     });
   }

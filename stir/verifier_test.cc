@@ -150,9 +150,9 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(".." + jws.substr(jws.rfind('.') + 1));
                       },
                       Reason::kCompactForm, 438, kNo},
-        RejectionCase{"identity_ppt_rph",
+        RejectionCase{"identity_ppt_div_o",
                       [](VerifierTest& t) {
-                        return t.Sign(t.Header(), t.Payload()) + ";info=<" + kX5u + ">;ppt=rph";
+                        return t.Sign(t.Header(), t.Payload()) + ";info=<" + kX5u + ">;ppt=div-o";
                       },
                       Reason::kPptUnsupported, 438, kNo},
         RejectionCase{"identity_ppt_div_over_shaken",
@@ -198,9 +198,9 @@ INSTANTIATE_TEST_SUITE_P(
                         return t.Identity(t.Sign(Without(t.Header(), "alg"), t.Payload()));
                       },
                       Reason::kHeaderParamMissing, 436, kNo},
-        RejectionCase{"header_ppt_rph",
+        RejectionCase{"header_ppt_div_o",
                       [](VerifierTest& t) {
-                        return t.Sign(With(t.Header(), "ppt", "rph"), t.Payload()) + ";info=<" +
+                        return t.Sign(With(t.Header(), "ppt", "div-o"), t.Payload()) + ";info=<" +
                                kX5u + ">";
                       },
                       Reason::kPptUnsupported, 438, kNo},
@@ -453,7 +453,7 @@ TEST_F(VerifierTest, OverallVerdictAcrossSeveralHeaders) {
   std::string good = Identity(Sign(Header(), Payload()));
   std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
   std::string no_info = Sign(Header(), Payload()) + ";ppt=shaken";
-  std::string rph = "ZGl2.ZGl2.ZGl2;info=<https://x.example/d>;ppt=rph";
+  std::string rph = "ZGl2.ZGl2.ZGl2;info=<https://x.example/d>;ppt=div-o";
   CallInfo call{.from_tn = kOrig, .to_tns = {kDest}};
 
   auto r = verifier_.Verify({rph, bad_sig, good}, call);
@@ -525,8 +525,9 @@ TEST_F(VerifierTest, DelegateCertificateCoversOnlyItsTnsAndRanges) {
 // header whose ppt this verifier does not handle counts as absent for the call (ID-7, P21).
 TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
   const std::string info = std::string(";info=<") + kX5u + ">";
-  const std::string rph = Sign(With(Header(), "ppt", "rph"), Payload()) + info + ";ppt=rph";
-  const std::string rcd = Sign(Header(), Payload()) + info + ";alg=ES256;ppt=rcd";
+  // div-o (RFC 8946 §5) and a private type: PASSporT types this verifier does not handle.
+  const std::string rph = Sign(With(Header(), "ppt", "div-o"), Payload()) + info + ";ppt=div-o";
+  const std::string rcd = Sign(Header(), Payload()) + info + ";alg=ES256;ppt=x-private";
   const std::string good = Identity(Sign(Header(), Payload()));
   const std::string bad_sig = Identity(Sign(Header(), Payload(), MemorySigner::Generate()->get()));
   const std::string no_info = Sign(Header(), Payload()) + ";ppt=shaken";
@@ -551,7 +552,7 @@ TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
   }
   auto r = verifier_.Verify({rph}, call);
   ASSERT_OK(r);
-  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=rph"));
+  EXPECT_THAT(r->overall.detail, HasSubstr("ppt=div-o"));
 
   // Next to shaken headers they are ignored: the shaken headers alone decide.
   r = verifier_.Verify({rph, no_info}, call);
@@ -577,10 +578,10 @@ TEST_F(VerifierTest, UnsupportedPptHeadersCountAsAbsentForTheCall) {
   ASSERT_OK(*async);
   EXPECT_EQ((*async)->overall.reason, Reason::kInfoMissing);
 
-  // An rph PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that claims
-  // a supported type (or none): it counts, and it is invalid.
+  // A div-o PASSporT under Identity ppt=shaken, or under no ppt parameter, is a header that
+  // claims a supported type (or none): it counts, and it is invalid.
   for (const std::string& params : {info + ";ppt=shaken", info}) {
-    r = verifier_.Verify({Sign(With(Header(), "ppt", "rph"), Payload()) + params}, call);
+    r = verifier_.Verify({Sign(With(Header(), "ppt", "div-o"), Payload()) + params}, call);
     ASSERT_OK(r);
     EXPECT_EQ(r->overall.sip_code, 438) << params;
     EXPECT_EQ(r->overall.reason, Reason::kPptUnsupported);

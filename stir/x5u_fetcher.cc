@@ -310,13 +310,14 @@ struct X5uFetcher::Request {
   char error[CURL_ERROR_SIZE] = "";
   bool waited_for_host = false;
   bool waited_for_slot = false;
-  bool crl = false;
+  BodyKind kind = BodyKind::kCertificates;
 };
 
 absl::StatusOr<std::unique_ptr<X5uFetcher::Request>> X5uFetcher::Prepare(
-    std::string_view url, bool crl, FetchResult* refusal) const {
+    std::string_view url, BodyKind kind, FetchResult* refusal) const {
   auto req = std::make_unique<Request>();
-  req->crl = crl;
+  req->kind = kind;
+  const bool crl = kind == BodyKind::kCrl;
   const X5uPolicy policy_in_force = crl ? CrlPolicy(options_) : X5uPolicy(options_);
   FetchResult policy = ParseAllowedUrl(url, policy_in_force, &req->parsed);
   if (!policy.ok()) {
@@ -374,7 +375,11 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
     Reason reason = MapCurlError(rc, t);
     std::string detail;
     if (reason == Reason::kFetchTooLarge) {
-      detail = absl::StrCat("the ", req.crl ? "CRL" : "x5u", " response is larger than ",
+      detail = absl::StrCat("the ",
+                            req.kind == BodyKind::kCrl       ? "CRL"
+                            : req.kind == BodyKind::kContent ? "content"
+                                                             : "x5u",
+                            " response is larger than ",
                             t.max_body, " bytes");
     } else if (reason == Reason::kFetchAddressBlocked) {
       detail = absl::StrCat("the x5u host resolves to a non-public address (", t.blocked_address,
@@ -407,8 +412,7 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
     out.content_type = std::string(content_type).substr(0, 256);
   }
   // CE-13: the body is a PEM chain; the validator parses it strictly, this is the early check.
-  // A CRL body is parsed (DER or PEM) by the CRL checker.
-  if (!req.crl &&
+  if (req.kind == BodyKind::kCertificates &&
       std::string_view(t.body).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
     FetchResult f = FetchResult::Failure(Reason::kFetchNotPem,
                                          "the x5u response body is not a PEM certificate chain");
@@ -427,8 +431,16 @@ FetchResult X5uFetcher::Complete(int curl_code, Request& req) const {
 }
 
 FetchResult X5uFetcher::Fetch(std::string_view url) const {
+  return FetchBody(url, BodyKind::kCertificates);
+}
+
+FetchResult X5uFetcher::FetchContent(std::string_view url) const {
+  return FetchBody(url, BodyKind::kContent);
+}
+
+FetchResult X5uFetcher::FetchBody(std::string_view url, BodyKind kind) const {
   FetchResult refusal;
-  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, /*crl=*/false, &refusal);
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, kind, &refusal);
   if (!req.ok()) return refusal;
   const CURLcode rc = curl_easy_perform((*req)->easy.get());
   return Complete(rc, **req);
@@ -630,17 +642,22 @@ X5uFetcher::X5uFetcher(X5uFetcherOptions options) : options_(std::move(options))
 X5uFetcher::~X5uFetcher() = default;
 
 void X5uFetcher::FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
-  Submit(url, /*crl=*/false, deadline, std::move(done));
+  Submit(url, BodyKind::kCertificates, deadline, std::move(done));
 }
 
 void X5uFetcher::FetchCrlAsync(std::string_view url, absl::Time deadline, FetchDone done) const {
-  Submit(url, /*crl=*/true, deadline, std::move(done));
+  Submit(url, BodyKind::kCrl, deadline, std::move(done));
 }
 
-void X5uFetcher::Submit(std::string_view url, bool crl, absl::Time deadline,
+void X5uFetcher::FetchContentAsync(std::string_view url, absl::Time deadline,
+                                   FetchDone done) const {
+  Submit(url, BodyKind::kContent, deadline, std::move(done));
+}
+
+void X5uFetcher::Submit(std::string_view url, BodyKind kind, absl::Time deadline,
                         FetchDone done) const {
   FetchResult refusal;
-  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, crl, &refusal);
+  absl::StatusOr<std::unique_ptr<Request>> req = Prepare(url, kind, &refusal);
   if (!req.ok()) {
     std::move(done)(std::move(refusal));
     return;

@@ -154,6 +154,16 @@ class CertificateFetcher {
     (void)deadline;
     std::move(done)(FetchResult::Failure(Reason::kFetchFailed, "this fetcher does not fetch CRLs"));
   }
+
+  // FetchContent and FetchContentAsync are Fetch and FetchAsync for content that is not a
+  // certificate chain: the rich call data a PASSporT references (RFC 9795 icn, jcl). Same URL
+  // policy, limits and transfer; only the PEM check is left out. The defaults call Fetch and
+  // FetchAsync (test fetchers answer any body); a fetcher that wraps another forwards them.
+  virtual FetchResult FetchContent(std::string_view url) const { return Fetch(url); }
+  virtual void FetchContentAsync(std::string_view url, absl::Time deadline,
+                                 FetchDone done) const {
+    FetchAsync(url, deadline, std::move(done));
+  }
 };
 
 // X5uFetcher is the libcurl CertificateFetcher. Every Fetch uses its own easy handle (no shared
@@ -182,6 +192,9 @@ class X5uFetcher final : public CertificateFetcher {
   void FetchAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
   // FetchCrlAsync runs on the same event loop, under the same limits, as FetchAsync.
   void FetchCrlAsync(std::string_view url, absl::Time deadline, FetchDone done) const override;
+  FetchResult FetchContent(std::string_view url) const override;
+  void FetchContentAsync(std::string_view url, absl::Time deadline,
+                         FetchDone done) const override;
   const X5uFetcherOptions& options() const { return options_; }
   FetchLoopStats LoopStats() const;
 
@@ -189,11 +202,15 @@ class X5uFetcher final : public CertificateFetcher {
   struct Request;
   class Loop;
   explicit X5uFetcher(X5uFetcherOptions options);
-  // Prepare applies the URL policy (CrlPolicy when `crl`) and sets up the transfer; on refusal
+  // What a fetch expects: a PEM certificate chain (x5u), a CRL (CrlPolicy, the CRL body cap, no
+  // PEM check) or other content (rich call data: no PEM check).
+  enum class BodyKind { kCertificates, kCrl, kContent };
+  // Prepare applies the URL policy (CrlPolicy for a CRL) and sets up the transfer; on refusal
   // *refusal says why.
-  absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url, bool crl,
+  absl::StatusOr<std::unique_ptr<Request>> Prepare(std::string_view url, BodyKind kind,
                                                    FetchResult* refusal) const;
-  void Submit(std::string_view url, bool crl, absl::Time deadline, FetchDone done) const;
+  FetchResult FetchBody(std::string_view url, BodyKind kind) const;
+  void Submit(std::string_view url, BodyKind kind, absl::Time deadline, FetchDone done) const;
   // Complete turns a finished transfer into its result.
   FetchResult Complete(int curl_code, Request& req) const;
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -214,6 +215,46 @@ TEST_F(CeremonyTest, FullCeremonyAndPassportsOverHttpsAndCaDir) {
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
   EXPECT_THAT(ok.out, HasSubstr("TN-Validation-Passed"));
   EXPECT_GE(server->RequestCount("/sp.pem"), 1);
+
+  // rph (RFC 8443) and rcd (RFC 9795) PASSporTs: created, then verified together with the
+  // call's Resource-Priority; the icon is fetched for its rcdi digest on both sides.
+  server->SetRoute("/logo.png", {.body = "PNG logo"});
+  const std::vector<std::string> create = {"passport", "create", "--key", key_uri, "--pin-source",
+                                           Pin(), "--x5u", x5u, "--x5u-any-port", "--orig",
+                                           "12155550121", "--dest", "12155550131", "--print",
+                                           "identity"};
+  auto rph = Shakenctl(with(create, {"--ppt", "rph", "--rph", "ets.0", "--sph", "psap-callback"}));
+  ASSERT_EQ(rph.exit_code, 0) << rph.err;
+  auto rcd = Shakenctl(with(create, {"--ppt", "rcd", "--nam", "Acme", "--icn",
+                                     server->Url("/logo.png"), "--tls-ca-file", tls_ca,
+                                     "--allow-private-rcd", "--crn", "Refill"}));
+  ASSERT_EQ(rcd.exit_code, 0) << rcd.err;
+  EXPECT_EQ(server->RequestCount("/logo.png"), 1);
+  const std::string rph_identity(absl::StripAsciiWhitespace(rph.out));
+  const std::string rcd_identity(absl::StripAsciiWhitespace(rcd.out));
+  auto both = Shakenctl(with(https, {"--from", "12155550121", "--to", "12155550131",
+                                     "--resource-priority", "ets.0", "--json", identity,
+                                     rph_identity, rcd_identity}));
+  ASSERT_EQ(both.exit_code, 0) << both.out << both.err;
+  auto bj = nlohmann::json::parse(both.out);
+  EXPECT_EQ(bj["verstat_priority"], "RPH-Validation-Passed") << both.out;
+  EXPECT_EQ(bj["display_name"], "Acme") << both.out;
+  EXPECT_EQ(bj["rcds"][0]["crn"], "Refill") << both.out;
+  EXPECT_EQ(server->RequestCount("/logo.png"), 2);
+  // The text form says the priority and shows the rich call data.
+  auto failed = Shakenctl(with(https, {"--from", "12155550121", "--to", "12155550131",
+                                     "--resource-priority", "wps.1", identity, rph_identity,
+                                     rcd_identity}));
+  EXPECT_EQ(failed.exit_code, 0) << failed.err;
+  EXPECT_THAT(failed.out, HasSubstr("priority: RPH-Validation-Failed"));
+  EXPECT_THAT(failed.out, HasSubstr("name:   Acme"));
+  // Rich call data whose icon cannot be fetched is not signed.
+  auto gone = Shakenctl(with(create, {"--ppt", "rcd", "--nam", "Acme", "--icn",
+                                      server->Url("/gone.png"), "--tls-ca-file", tls_ca,
+                                      "--allow-private-rcd"}));
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_THAT(gone.err, HasSubstr("icn: fetching the content"));
+  EXPECT_EQ(Shakenctl(with(create, {"--ppt", "rph"})).exit_code, 2);
 
   // 0: a bare JWS (info = its x5u).
   EXPECT_EQ(Shakenctl(with(https, {jws})).exit_code, 0);

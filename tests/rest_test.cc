@@ -242,6 +242,67 @@ TEST_F(RestTest, ThreeGppMsNamesAreAcceptedAndAnsweredInKind) {
   EXPECT_EQ(e.json["error"], "SVC4001: Missing mandatory parameter 'orig'") << e.body;
 }
 
+// rph (RFC 8443) in the Ms dialect: a signingRequest with ppt "rph", then a verificationRequest
+// whose protectedHeaders carry the Resource-Priority: verstatPriority; and divResult for a div.
+TEST_F(RestTest, ThreeGppRphAndDivResults) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  Answer shaken = Post("/stir/v1/signing", SignBody());
+  ASSERT_EQ(shaken.status, 200) << shaken.body;
+  Answer rph = Post("/stir/v1/signing",
+                    Json{{"signingRequest",
+                          {{"ppt", "rph"}, {"rph", {{"auth", {"ets.0"}}}},
+                           {"orig", {{"tn", kOrig}}}, {"dest", {{"tn", {kDest}}}},
+                           {"iat", now}, {"requestId", "rph-1"}}}}
+                        .dump());
+  ASSERT_EQ(rph.status, 200) << rph.body;
+  const std::string rph_identity = rph.json["signingResponse"]["identityHeader"];
+  EXPECT_NE(rph_identity.find(";ppt=rph"), std::string::npos);
+  auto verify = [&](const std::string& priority) {
+    return Post("/stir/v1/verification",
+                Json{{"verificationRequest",
+                      {{"identityHeader", shaken.json["signingResponse"]["identity"]},
+                       {"identityHeaders", {rph_identity}},
+                       {"protectedHeaders", {"Via: SIP/2.0/TLS x", "resource-priority: " + priority}},
+                       {"from", {{"tn", kOrig}}},
+                       {"to", {{"tn", kDest}}},
+                       {"time", now}}}}
+                    .dump());
+  };
+  Answer v = verify("ets.0");
+  ASSERT_EQ(v.status, 200) << v.body;
+  const Json& r = v.json["verificationResponse"];
+  EXPECT_EQ(r["verstatValue"], "TN-Validation-Passed");
+  EXPECT_EQ(r["verstatPriority"], "RPH-Validation-Passed") << v.body;
+  EXPECT_EQ(r["verifyResults"][1]["verifyResult"]["ppt"], "rph");
+  EXPECT_FALSE(r.contains("divResult"));
+  EXPECT_FALSE(r.contains("displayName"));
+  v = verify("wps.1");
+  EXPECT_EQ(v.json["verificationResponse"]["verstatPriority"], "RPH-Validation-Failed") << v.body;
+  EXPECT_EQ(v.json["verificationResponse"]["verifyResults"][1]["verifyResult"]["status"], "fail");
+  v = verify("ets");
+  EXPECT_EQ(v.status, 400) << v.body;
+
+  // A div signed through gRPC, verified through REST: one divResult.
+  auto c = env_->NewClient("sbc1.test");
+  ASSERT_OK(c);
+  absl::StatusOr<client::SignResult> div =
+      (*c)->Sign({.dest_tns = {"12155550141"},
+                  .div_original = shaken.json["signingResponse"]["identity"].get<std::string>()});
+  ASSERT_OK(div);
+  v = Post("/stir/v1/verification",
+           Json{{"verificationRequest",
+                 {{"identityHeader", shaken.json["signingResponse"]["identity"]},
+                  {"identityHeaders", {div->identity}},
+                  {"from", {{"tn", kOrig}}},
+                  {"to", {{"tn", "12155550141"}}},
+                  {"time", now}}}}
+               .dump());
+  ASSERT_EQ(v.status, 200) << v.body;
+  EXPECT_EQ(v.json["verificationResponse"]["divResult"],
+            Json::parse(R"([{"div":{"tn":"12155550131"},"verstatValue":"TN-Validation-Passed"}])"))
+      << v.body;
+}
+
 TEST_F(RestTest, EveryErrorDocument) {
   const std::string ok = SignBody();
   const std::vector<std::string> json = {"Content-Type: application/json"};

@@ -156,6 +156,10 @@ void RestFrontEnd::Sign(std::shared_ptr<Call> call) {
   if (in.iat.has_value()) req.set_iat(*in.iat);
   req.set_origid(std::move(in.origid));
   req.set_profile(std::move(in.profile));
+  if (!in.rph_auth.empty()) {
+    for (auto& a : in.rph_auth) req.mutable_rph()->add_auth(std::move(a));
+    req.mutable_rph()->set_sph(std::move(in.sph));
+  }
   call->body_request_id = std::move(in.request_id);
   req.set_request_id(call->body_request_id.value_or(call->header_request_id));
 
@@ -201,6 +205,7 @@ void RestFrontEnd::Verify(std::shared_ptr<Call> call) {
   req.mutable_from()->set_tn(std::move(in.from_tn));
   for (auto& tn : in.to_tns) req.mutable_to()->add_tn(std::move(tn));
   req.set_time(in.time);
+  for (auto& rp : in.resource_priority) req.add_resource_priority(std::move(rp));
   req.set_request_id(call->body_request_id.value_or(call->header_request_id));
 
   Call& c = *call;
@@ -216,10 +221,15 @@ void RestFrontEnd::Verify(std::shared_ptr<Call> call) {
         for (const shaken::v1::Verdict& h : call->verify_response.identities()) {
           headers.push_back(TextOf(h));
         }
+        const shaken::v1::VerifyResponse& r = call->verify_response;
+        CallExtras extras{.verstat_priority = r.verstat_priority(),
+                          .display_name = r.display_name()};
+        for (const shaken::v1::DivResult& d : r.divs()) {
+          extras.div_results.emplace_back(d.tn(), d.verstat());
+        }
         Finish(call, JsonResponse(200,
-                                  VerificationAnswer(call->dialect,
-                                                     TextOf(call->verify_response.verdict()),
-                                                     headers, call->body_request_id),
+                                  VerificationAnswer(call->dialect, TextOf(r.verdict()), headers,
+                                                     call->body_request_id, extras),
                                   call->header_request_id));
       });
 }

@@ -299,7 +299,7 @@ SigningInput ParseSigningRequest(std::string_view body) {
   for (const char* key : {"requestId", "profileId", "ppt", "rph", "sph", "div"}) {
     if (f.Has(key)) in.dialect = Dialect::k3gpp;
   }
-  std::optional<std::string> attest = f.String("attest", true);
+  std::optional<std::string> attest = f.String("attest", !f.Has("rph"));
   if (attest.has_value() && *attest != "A" && *attest != "B" && *attest != "C") {
     f.Fail(InvalidValue("attest", "must be A, B or C"));
   }
@@ -308,12 +308,28 @@ SigningInput ParseSigningRequest(std::string_view body) {
   in.iat = f.Integer("iat", false);
   std::optional<std::string> origid = f.String("origid", false);
   if (origid.has_value() && !IsUuid(*origid)) f.Fail(InvalidValue("origid", "must be a UUID"));
-  if (std::optional<std::string> ppt = f.String("ppt", false);
-      ppt.has_value() && !ppt->empty() && *ppt != "shaken") {
-    f.Fail(InvalidValue("ppt", "shakend signs shaken PASSporTs only"));
+  // 3GPP ppt: empty (shaken) or "rph" (RFC 8443). A div needs the PASSporT it diverts, which the
+  // Ms signingRequest does not carry: div is signed through the gRPC API (SignRequest.div).
+  const std::string ppt = f.String("ppt", false).value_or("");
+  if (!ppt.empty() && ppt != "shaken" && ppt != "rph") {
+    f.Fail(InvalidValue("ppt", "shakend signs ppt shaken and rph here (div and rcd through the "
+                               "gRPC API)"));
   }
-  for (const char* key : {"rph", "sph", "div"}) {
-    if (f.Has(key)) f.Fail(InvalidValue(key, "shakend signs shaken PASSporTs only"));
+  if (f.Has("div")) {
+    f.Fail(InvalidValue("div", "a div PASSporT needs the PASSporT it diverts: sign it through the "
+                               "gRPC API (SignRequest.div)"));
+  }
+  if ((ppt == "rph") != f.Has("rph") || (f.Has("sph") && ppt != "rph")) {
+    f.Fail(InvalidValue(f.Has("rph") || f.Has("sph") ? "ppt" : "rph",
+                        "rph (and sph) go with ppt \"rph\", and it with them"));
+  }
+  if (ppt == "rph" && !f.error().has_value()) {
+    if (const Json* rph_object = f.Object("rph", true); rph_object != nullptr) {
+      Fields rph(*rph_object, "rph.");
+      in.rph_auth = rph.Strings("auth", true);
+      if (rph.error().has_value()) f.Fail(*rph.error());
+    }
+    in.sph = f.String("sph", false).value_or("");
   }
   std::optional<std::string> profile = f.String("profileId", false);
   in.request_id = f.String("requestId", false);
@@ -324,7 +340,7 @@ SigningInput ParseSigningRequest(std::string_view body) {
     in.error = f.error();
     return in;
   }
-  in.attest = *attest;
+  in.attest = attest.value_or("");
   in.orig_tn = orig.front();
   in.dest_tns = std::move(dest);
   in.origid = origid.value_or("");
@@ -351,6 +367,17 @@ VerificationInput ParseVerificationRequest(std::string_view body) {
   in.request_id = f.String("requestId", false);
   if (in.request_id.has_value() && !ValidRequestId(*in.request_id)) {
     f.Fail(InvalidValue("requestId", "must be 1 to 128 visible ASCII characters"));
+  }
+  // 3GPP protectedHeaders: "Name: value" strings; Resource-Priority is the one verified here.
+  for (const std::string& h : f.Strings("protectedHeaders", false)) {
+    const size_t colon = h.find(':');
+    if (colon == std::string::npos) {
+      f.Fail(InvalidValue("protectedHeaders", "entries are \"Name: value\" header fields"));
+      break;
+    }
+    if (Lower(Trim(std::string_view(h).substr(0, colon))) == "resource-priority") {
+      in.resource_priority.emplace_back(Trim(std::string_view(h).substr(colon + 1)));
+    }
   }
   if (f.error().has_value()) {
     in.error = f.error();
@@ -387,10 +414,20 @@ std::string SigningAnswer(Dialect dialect, std::string_view identity,
 
 std::string VerificationAnswer(Dialect dialect, const VerdictText& call,
                                const std::vector<VerdictText>& headers,
-                               const std::optional<std::string>& request_id) {
+                               const std::optional<std::string>& request_id,
+                               const CallExtras& extras) {
   Json answer;
   if (dialect == Dialect::k3gpp) {
     answer["verstatValue"] = call.verstat;
+    if (!extras.verstat_priority.empty()) answer["verstatPriority"] = extras.verstat_priority;
+    if (!extras.div_results.empty()) {
+      Json divs = Json::array();
+      for (const auto& [tn, verstat] : extras.div_results) {
+        divs.push_back(Json{{"div", {{"tn", tn}}}, {"verstatValue", verstat}});
+      }
+      answer["divResult"] = std::move(divs);
+    }
+    if (!extras.display_name.empty()) answer["displayName"] = extras.display_name;
     Json results = Json::array();
     for (const VerdictText& h : headers) results.push_back(MsResult(h));
     answer["verifyResults"] = std::move(results);

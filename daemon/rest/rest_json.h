@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,6 +58,9 @@ struct SigningInput {
   std::string origid;
   std::string profile;                    // 3GPP profileId
   std::optional<std::string> request_id;  // 3GPP requestId
+  // 3GPP ppt "rph": rph.auth (RFC 8443) and sph; attest then absent.
+  std::vector<std::string> rph_auth;
+  std::string sph;
 };
 SigningInput ParseSigningRequest(std::string_view body);
 
@@ -71,6 +75,8 @@ struct VerificationInput {
   std::vector<std::string> to_tns;
   int64_t time = 0;
   std::optional<std::string> request_id;  // 3GPP requestId
+  // 3GPP protectedHeaders "Resource-Priority: ..." values (RFC 8443: checked against rph).
+  std::vector<std::string> resource_priority;
 };
 VerificationInput ParseVerificationRequest(std::string_view body);
 
@@ -89,9 +95,18 @@ std::string SigningAnswer(Dialect dialect, std::string_view identity,
                           const std::optional<std::string>& request_id);
 // VerificationAnswer: the call's verdict (ATIS: verstat, and reasoncode, reasontext, reasondesc
 // when it failed) or, in 3GPP, verstatValue and one verifyResults entry per header.
+// CallExtras is what a 3GPP answer adds for rph, div and rcd: verstatPriority, divResult
+// ({div, verstatValue} per diverting identity) and displayName (only from verified rich call
+// data). Empty members are left out; the ATIS dialect has none of them.
+struct CallExtras {
+  std::string verstat_priority;
+  std::vector<std::pair<std::string, std::string>> div_results;  // div tn, verstat
+  std::string display_name;
+};
 std::string VerificationAnswer(Dialect dialect, const VerdictText& call,
                                const std::vector<VerdictText>& headers,
-                               const std::optional<std::string>& request_id);
+                               const std::optional<std::string>& request_id,
+                               const CallExtras& extras = {});
 // HeartbeatAnswer: the 428 No-TN-Validation answer to a request without Identity.
 std::string HeartbeatAnswer(Dialect dialect, const std::optional<std::string>& request_id);
 

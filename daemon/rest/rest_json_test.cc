@@ -35,13 +35,35 @@ TEST(RestJson, ThreeGppSigningRequestIsAnsweredInKind) {
   EXPECT_EQ(in.profile, "file");
   EXPECT_EQ(Json::parse(SigningAnswer(in.dialect, "jws", in.request_id)),
             Json::parse(R"({"signingResponse":{"identityHeader":"jws","requestId":"r-1"}})"));
-  for (const char* body :
-       {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"div"}})",
-        R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"rph":{}}})",
-        R"({"signingRequest":{"attest":"A","orig":{"uri":"sip:a@b"},"dest":{"tn":["2"]}}})"}) {
+  // ppt rph (RFC 8443): rph.auth and sph, no attest.
+  SigningInput rph = ParseSigningRequest(
+      R"({"signingRequest":{"orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"rph",)"
+      R"("rph":{"auth":["ets.0","wps.1"]},"sph":"psap-callback"}})");
+  ASSERT_FALSE(rph.error.has_value()) << rph.error->variables[0];
+  EXPECT_EQ(rph.rph_auth, (std::vector<std::string>{"ets.0", "wps.1"}));
+  EXPECT_EQ(rph.sph, "psap-callback");
+  EXPECT_EQ(rph.attest, "");
+  const std::pair<const char*, std::string_view> bad_bodies[] = {
+      {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"div"}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"rph":{}}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"rph","rph":[]}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"rph","rph":{}}})",
+       "SVC4001"},  // rph.auth missing
+      {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"sph":"x"}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"ppt":"rcd"}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"div":{}}})",
+       "SVC4005"},
+      {R"({"signingRequest":{"attest":"A","orig":{"uri":"sip:a@b"},"dest":{"tn":["2"]}}})",
+       "SVC4005"}};
+  for (const auto& [body, message_id] : bad_bodies) {
     SigningInput bad = ParseSigningRequest(body);
     ASSERT_TRUE(bad.error.has_value()) << body;
-    EXPECT_EQ(bad.error->message_id, "SVC4005") << body;
+    EXPECT_EQ(bad.error->message_id, message_id) << body;
   }
 }
 
@@ -115,6 +137,32 @@ TEST(RestJson, VerificationRequestsAndTheHeartbeat) {
   ASSERT_TRUE(no_time.error.has_value());
   EXPECT_EQ(no_time.error->message_id, "SVC4001");
   EXPECT_EQ(no_time.error->variables, std::vector<std::string>{"time"});
+}
+
+TEST(RestJson, ProtectedHeadersAndCallExtras) {
+  VerificationInput in = ParseVerificationRequest(
+      R"({"verificationRequest":{"identityHeader":"h","from":{"tn":"1"},"to":{"tn":"2"},)"
+      R"("time":1,"protectedHeaders":["Resource-Priority: ets.0, wps.1","Via: x",)"
+      R"(" RESOURCE-PRIORITY :esnet.0"]}})");
+  ASSERT_FALSE(in.error.has_value());
+  EXPECT_EQ(in.resource_priority, (std::vector<std::string>{"ets.0, wps.1", "esnet.0"}));
+  VerificationInput bad = ParseVerificationRequest(
+      R"({"verificationRequest":{"identityHeader":"h","from":{"tn":"1"},"to":{"tn":"2"},)"
+      R"("time":1,"protectedHeaders":["no colon"]}})");
+  ASSERT_TRUE(bad.error.has_value());
+  EXPECT_EQ(bad.error->variables.front(), "protectedHeaders");
+
+  VerdictText pass{.passed = true, .verstat = "TN-Validation-Passed", .ppt = "shaken"};
+  const CallExtras extras{.verstat_priority = "RPH-Validation-Passed",
+                          .div_results = {{"12155550131", "TN-Validation-Passed"}},
+                          .display_name = "Acme"};
+  const Json ms = Json::parse(VerificationAnswer(Dialect::k3gpp, pass, {pass}, "r", extras));
+  EXPECT_EQ(ms["verificationResponse"]["verstatPriority"], "RPH-Validation-Passed");
+  EXPECT_EQ(ms["verificationResponse"]["displayName"], "Acme");
+  EXPECT_EQ(ms["verificationResponse"]["divResult"][0]["div"]["tn"], "12155550131");
+  // The ATIS dialect has none of them.
+  EXPECT_EQ(Json::parse(VerificationAnswer(Dialect::kAtis, pass, {pass}, std::nullopt, extras)),
+            Json::parse(R"({"verificationResponse":{"verstat":"TN-Validation-Passed"}})"));
 }
 
 TEST(RestJson, VerificationAnswers) {

@@ -105,6 +105,18 @@ struct ClientOptions {
   std::string user_agent;
 };
 
+// RichCallData is rich call data (RFC 9795): to sign (SignParams::rcd; empty fields are left
+// out) or as verified (RcdResult). icn and jcl are URLs whose content the server fetches under
+// its x5u fetch policy and covers with SHA-256 digests (the rcdi claim).
+struct RichCallData {
+  std::string nam;   // display name
+  std::string apn;   // alternate presentation number (a TN)
+  std::string icn;   // icon URL
+  std::string jcl;   // jCard URL
+  std::string jcd;   // inline jCard, JSON text of a jCard array
+  std::string crn;   // call reason
+};
+
 // SignParams is one signing request (ATIS-1000082 signingRequest).
 struct SignParams {
   // Signing profile; empty: the server's default profile.
@@ -130,6 +142,16 @@ struct SignParams {
   std::string div_tn;
   // History-Info index of the diversion (RFC 7044), e.g. "1.2"; empty: none.
   std::string div_hi;
+  // The PASSporT type (3GPP Ms "ppt"): empty for div with div_original, rph with rph_auth, else
+  // shaken; "rcd" for a ppt=rcd PASSporT of `rcd` (attest and origid empty).
+  std::string ppt;
+  // rph_auth set: sign an rph PASSporT (RFC 8443, ppt=rph) for a priority call: the
+  // Resource-Priority r-values (e.g. "ets.0"), with the optional sph claim ("psap-callback").
+  // attest and origid must be empty.
+  std::vector<std::string> rph_auth;
+  std::string rph_sph;
+  // Rich call data, in the shaken PASSporT (ATIS-1000094) or, with ppt "rcd", in its own.
+  RichCallData rcd;
 };
 
 // SignResult is what was signed.
@@ -182,6 +204,20 @@ struct Verdict {
   std::string div_tn;
   std::string div_hi;
   std::optional<int> diverts;
+  // ppt=rph (RFC 8443): the rph.auth r-values and the sph claim, as signed.
+  std::vector<std::string> rph_auth;
+  std::string sph;
+};
+
+// RcdResult is the rich call data of one header that carries it (proto RcdResult): `rcd` is set
+// only when passed (the header verified and every rcdi digest matched the fetched content);
+// otherwise reason and detail say why it was dropped.
+struct RcdResult {
+  int identity = 0;              // index of the header in VerifyParams::identities
+  bool passed = false;
+  std::string reason;
+  std::string detail;
+  RichCallData rcd;
 };
 
 // DivResult is the verification of one diverting identity (a ppt=div header; 3GPP divResult):
@@ -207,6 +243,8 @@ struct VerifyParams {
   // The SIP Date header, seconds since the Unix epoch, when present.
   std::optional<int64_t> date;
   std::string request_id;
+  // The Resource-Priority header field value(s), when present (RFC 4412 r-values, "ets.0").
+  std::vector<std::string> resource_priority;
 };
 
 // VerifyResult: the call's verdict and one verdict per VerifyParams::identities, in order.
@@ -216,6 +254,12 @@ struct VerifyResult {
   std::string request_id;
   // For a call with ppt=div headers: one result per diverting identity, in header order.
   std::vector<DivResult> divs;
+  // "RPH-Validation-Passed" / "RPH-Validation-Failed" for a call with ppt=rph headers, else empty.
+  std::string verstat_priority;
+  // One result per header carrying rich call data, in header order.
+  std::vector<RcdResult> rcds;
+  // The nam of the first verified rich call data (3GPP displayName); empty when none.
+  std::string display_name;
 };
 
 // ProfileInfo describes one signing profile the server offers this client.

@@ -175,6 +175,69 @@ SHAKEN_CLIENT_EXPORT int shaken_verify(shaken_client *client, const shaken_verif
  * itself. NULL and zeroed results are ignored. */
 SHAKEN_CLIENT_EXPORT void shaken_verify_result_free(shaken_verify_result *result);
 
+/* ABI 1.2: PASSporT types beyond shaken and div (rph, RFC 8443; rcd, RFC 9795), through two new
+ * functions and structs; the structs above are unchanged. */
+
+/* shaken_ppt_request is what shaken_sign_ppt adds to a shaken_sign_request. Strings are borrowed
+ * for the call; NULL and "" mean absent. */
+typedef struct shaken_ppt_request {
+  const char *ppt;               /* NULL or "": rph when num_rph_auth > 0, else shaken; "rcd" */
+  const char *const *rph_auth;   /* Resource-Priority r-values ("ets.0"): an rph PASSporT */
+  size_t num_rph_auth;
+  const char *rph_sph;           /* the sph claim ("psap-callback") */
+  const char *rcd_nam;           /* rich call data: display name */
+  const char *rcd_apn;           /* alternate presentation number */
+  const char *rcd_icn;           /* icon URL (fetched by the server for its rcdi digest) */
+  const char *rcd_jcl;           /* jCard URL (likewise) */
+  const char *rcd_jcd;           /* inline jCard, JSON text */
+  const char *rcd_crn;           /* call reason */
+} shaken_ppt_request;
+
+/* shaken_sign_ppt is shaken_sign for a request that `ppt` extends: rich call data in a shaken
+ * PASSporT, an rcd PASSporT (ppt "rcd"), or an rph PASSporT (rph_auth). For rph and rcd,
+ * request->attest may be NULL (it must be empty). Returns as shaken_sign. */
+SHAKEN_CLIENT_EXPORT int shaken_sign_ppt(shaken_client *client, const shaken_sign_request *request,
+                                         const shaken_ppt_request *ppt, shaken_sign_result *result,
+                                         shaken_error *err);
+
+/* shaken_rcd_result is the rich call data of one header (proto RcdResult): the texts are set
+ * only when passed (the header verified and every rcdi digest matched the fetched content);
+ * otherwise reason and detail say why it was dropped. Every string is non-NULL. */
+typedef struct shaken_rcd_result {
+  size_t identity;  /* index of the header in the request's identities */
+  int passed;
+  char *reason;
+  char *detail;
+  char *nam;
+  char *apn;
+  char *icn;
+  char *jcl;
+  char *jcd;
+  char *crn;
+} shaken_rcd_result;
+
+/* shaken_verify_ppt_result is a shaken_verify_result (ABI 1.1 verdicts) with the results of rph
+ * and rcd headers. Released by shaken_verify_ppt_result_free. */
+typedef struct shaken_verify_ppt_result {
+  shaken_verify_result call;
+  char *verstat_priority;   /* "RPH-Validation-Passed" / "RPH-Validation-Failed" / "" */
+  char *display_name;       /* the nam of the first verified rich call data, or "" */
+  size_t num_rcds;
+  shaken_rcd_result *rcds;  /* array of num_rcds (NULL when 0) */
+} shaken_verify_ppt_result;
+
+/* shaken_verify_ppt is shaken_verify with the call's Resource-Priority header value(s)
+ * (num_resource_priority strings, RFC 4412 r-values; 0 when the request has none), checked
+ * against ppt=rph headers. Returns as shaken_verify. */
+SHAKEN_CLIENT_EXPORT int shaken_verify_ppt(shaken_client *client,
+                                           const shaken_verify_request *request,
+                                           const char *const *resource_priority,
+                                           size_t num_resource_priority,
+                                           shaken_verify_ppt_result *result, shaken_error *err);
+
+/* shaken_verify_ppt_result_free frees everything `result` points to and zeroes it. */
+SHAKEN_CLIENT_EXPORT void shaken_verify_ppt_result_free(shaken_verify_ppt_result *result);
+
 /* shaken_sign_stream is one SignStream call, for modules that sign at a high rate: requests go
  * out without waiting for answers, answers come back in request order. Thread-safety: send may
  * be called from several threads at once, and next from several threads at once (each answer is
