@@ -270,10 +270,14 @@ RestError ErrorFromStatus(const absl::Status& s) {
     }
     case absl::StatusCode::kPermissionDenied:
       return Forbidden(message);
+    case absl::StatusCode::kFailedPrecondition:
+      // An orig outside the profile's delegate certificate (ServiceCore, stir::CheckOrigInScope:
+      // "orig <tn> is outside ..."): the request's number, which no retry makes signable.
+      if (message.rfind("orig ", 0) == 0) return InvalidValue("orig.tn", message);
+      return Internal(503);
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kFailedPrecondition:
       return Internal(503);
     default:
       return Internal(500);
