@@ -77,9 +77,7 @@ absl::Status CheckSigningCertificate(const std::string& path, const LoadedKey& k
   }
   ASSIGN_OR_RETURN(stir::CertificateInfo info, stir::DescribeCertificate(leaf));
   if (orig.empty()) return absl::OkStatus();
-  absl::Status scope = stir::CheckOrigInScope(info.tn_auth_list, orig);
-  if (scope.code() != absl::StatusCode::kFailedPrecondition) return scope;
-  return absl::FailedPreconditionError(absl::StrCat(scope.message(), " of --cert ", path));
+  return stir::CheckOrigInScope(info.tn_auth_list, orig, absl::StrCat("--cert ", path));
 }
 
 int Create(const CreateFlags& f) {

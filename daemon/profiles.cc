@@ -308,11 +308,9 @@ hsm::Health SigningProfile::health() const {
 absl::Status SigningProfile::CheckOrigScope(std::string_view orig_tn) const {
   if (!delegate_.load(std::memory_order_relaxed)) return absl::OkStatus();
   const std::shared_ptr<const stir::CertificateInfo> cert = certificate();
-  absl::Status scope = stir::CheckOrigInScope(cert->tn_auth_list, orig_tn);
-  if (scope.code() != absl::StatusCode::kFailedPrecondition) return scope;
-  return absl::FailedPreconditionError(
-      absl::StrCat(scope.message(), " of profile ", config_.name, " (", config_.certificate_file,
-                   "): sign with a profile whose certificate covers this number"));
+  return stir::CheckOrigInScope(
+      cert->tn_auth_list, orig_tn,
+      absl::StrCat("profile ", config_.name, " (", config_.certificate_file, ")"));
 }
 
 absl::Status SigningProfile::CheckCertificateValidity() const {

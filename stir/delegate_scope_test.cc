@@ -94,16 +94,19 @@ TEST(EntriesOutsideScopeTest, AnSpcScopeEncompassesNumbers) {
 }
 
 TEST(CheckOrigInScopeTest, DelegateCertificatesSignTheirNumbersOnly) {
-  EXPECT_OK(CheckOrigInScope(kScope, "12155550149"));
-  EXPECT_OK(CheckOrigInScope(kScope, "+1 (215) 555-1000"));  // canonicalized first
-  EXPECT_THAT(CheckOrigInScope(kScope, "12155550199"),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       "orig 12155550199 is outside the delegate certificate's TNAuthList "
-                       "(12155550100-12155550149, 12155551000)"));
-  EXPECT_THAT(CheckOrigInScope(kScope, "not a number"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("orig tn")));
+  EXPECT_OK(CheckOrigInScope(kScope, "12155550149", "X"));
+  EXPECT_OK(CheckOrigInScope(kScope, "+1 (215) 555-1000", "X"));  // canonicalized first
+  const absl::Status outside = CheckOrigInScope(kScope, "12155550199", "profile X");
+  EXPECT_THAT(outside, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                "orig 12155550199 is outside the delegate certificate's "
+                                "TNAuthList (12155550100-12155550149, 12155551000) of profile X"));
+  EXPECT_TRUE(IsOrigOutsideScope(outside));
+  EXPECT_FALSE(IsOrigOutsideScope(absl::FailedPreconditionError(outside.message())));
+  const absl::Status bad = CheckOrigInScope(kScope, "not a number", "X");
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("orig tn")));
+  EXPECT_FALSE(IsOrigOutsideScope(bad));
   // An SPC-only certificate scopes nothing.
-  EXPECT_OK(CheckOrigInScope({Spc("709J")}, "19995550123"));
+  EXPECT_OK(CheckOrigInScope({Spc("709J")}, "19995550123", "X"));
 }
 
 // DL-3 through the validator: root -> STI-CA -> SP-CA (TNAuthList) -> delegate leaf.

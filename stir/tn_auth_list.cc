@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
@@ -336,16 +337,28 @@ std::vector<TnAuthEntry> EntriesOutsideScope(const std::vector<TnAuthEntry>& sco
   return outside;
 }
 
-absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn) {
+namespace {
+constexpr std::string_view kOrigOutsideScopePayload = "type.shaken/stir.OrigOutsideScope";
+}  // namespace
+
+absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn,
+                              std::string_view whose) {
   if (!TnAuthListHasTns(entries)) return absl::OkStatus();
   absl::StatusOr<std::string> orig = CanonicalizeTn(orig_tn);
   if (!orig.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("orig tn: ", orig.status().message()));
   }
   if (TnAuthListCovers(entries, *orig)) return absl::OkStatus();
-  return absl::FailedPreconditionError(
+  absl::Status s = absl::FailedPreconditionError(
       absl::StrCat("orig ", *orig, " is outside the delegate certificate's TNAuthList (",
-                   TnAuthScopeText(entries), ")"));
+                   TnAuthScopeText(entries), ") of ", ToAbsl(whose)));
+  s.SetPayload(ToAbsl(kOrigOutsideScopePayload), absl::Cord(*orig));
+  return s;
+}
+
+bool IsOrigOutsideScope(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition &&
+         status.GetPayload(ToAbsl(kOrigOutsideScopePayload)).has_value();
 }
 
 }  // namespace shaken::stir

@@ -80,10 +80,15 @@ std::vector<TnAuthEntry> EntriesOutsideScope(const std::vector<TnAuthEntry>& sco
 // ranges (a delegate certificate) may sign only for those numbers. OK when `entries` hold no TN
 // or range (an SPC-only list scopes nothing, SH-13) or when they cover the canonical form of
 // `orig_tn` (RFC 8224 §8.3). INVALID_ARGUMENT when `orig_tn` is not a TN; FAILED_PRECONDITION
-// otherwise, naming the number and the scope: "orig 12155550199 is outside the delegate
-// certificate's TNAuthList (12155550100-12155550149, 12155551000)". Callers append whose
-// certificate it is.
-absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn);
+// otherwise, naming the number, the scope and `whose` certificate it is: "orig 12155550199 is
+// outside the delegate certificate's TNAuthList (12155550100-12155550149, 12155551000) of
+// profile X"; IsOrigOutsideScope recognizes it.
+absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn,
+                              std::string_view whose);
+// IsOrigOutsideScope tells whether `status` is CheckOrigInScope's FAILED_PRECONDITION: the
+// request's own number, which no retry elsewhere makes signable (front ends answer it as a bad
+// request, not as "service unavailable").
+bool IsOrigOutsideScope(const absl::Status& status);
 
 }  // namespace shaken::stir
 

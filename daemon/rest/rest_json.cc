@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "stir/absl_compat.h"
 #include "stir/json.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::rest {
 namespace {
@@ -271,9 +272,9 @@ RestError ErrorFromStatus(const absl::Status& s) {
     case absl::StatusCode::kPermissionDenied:
       return Forbidden(message);
     case absl::StatusCode::kFailedPrecondition:
-      // An orig outside the profile's delegate certificate (ServiceCore, stir::CheckOrigInScope:
-      // "orig <tn> is outside ..."): the request's number, which no retry makes signable.
-      if (message.rfind("orig ", 0) == 0) return InvalidValue("orig.tn", message);
+      // An orig outside the profile's delegate certificate: the request's number, which no
+      // retry elsewhere makes signable.
+      if (stir::IsOrigOutsideScope(s)) return InvalidValue("orig.tn", message);
       return Internal(503);
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kResourceExhausted:
