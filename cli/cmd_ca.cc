@@ -1,4 +1,5 @@
-// cmd_ca.cc: `shakenctl ca`: init | issue-intermediate | issue | self-issue | crl. Every
+// cmd_ca.cc: `shakenctl ca`: init | issue-intermediate | issue-sp-ca | issue | self-issue | crl.
+// Every
 // signature goes through stir::Signer (cli/x509.h), so a CA key may live in a token or, for labs,
 // in a file.
 #include <openssl/err.h>
@@ -38,7 +39,27 @@ struct CaFlags {
   std::vector<std::string> policies;
   std::string crl_url;
   TokenOptions token;
+  TnAuthFlags tn;  // issue-sp-ca: the scope the SP-CA may delegate
 };
+
+// CheckIssuerScope refuses to certify `entries` under an issuer whose own TNAuthList (an SP-CA's
+// scope, RFC 9060) does not encompass them (stir::EntriesOutsideScope, the rule the verifier
+// applies as DL-3). An issuer without a TNAuthList (an STI-CA) limits nothing.
+absl::Status CheckIssuerScope(const X509* issuer, const std::vector<stir::TnAuthEntry>& entries) {
+  absl::StatusOr<stir::CertificateInfo> info = stir::DescribeCertificate(issuer);
+  if (!info.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the issuing CA certificate: ", info.status().message()));
+  }
+  if (info->tn_auth_list.empty()) return absl::OkStatus();
+  const std::vector<stir::TnAuthEntry> outside =
+      stir::EntriesOutsideScope(info->tn_auth_list, entries);
+  if (outside.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the requested TNAuthList holds ", stir::TnAuthScopeText(outside),
+      ", outside the issuing CA's TNAuthList (", stir::TnAuthScopeText(info->tn_auth_list),
+      "; RFC 9060): ask only for numbers within it, or issue from a CA whose scope covers them"));
+}
 
 absl::Status AddCaExtensions(X509* cert, X509* issuer, const CaFlags& f, bool root) {
   std::string bc = "critical,CA:TRUE";
@@ -74,8 +95,18 @@ absl::StatusOr<stir::X509Ptr> CaInit(const CaFlags& f) {
   return SignCertificate(cert.get(), *key.signer, key.public_key.get());
 }
 
-absl::StatusOr<stir::X509Ptr> CaIssueIntermediate(const CaFlags& f) {
+// CaIssueIntermediate issues an STI-CA intermediate, or with `sp_ca` an SP-CA: a CA operated by
+// a service provider whose TNAuthList (its SPC and/or TNs and ranges) is the scope it may
+// delegate to end-entity certificates (RFC 9060; ATIS-1000092).
+absl::StatusOr<stir::X509Ptr> CaIssueIntermediate(const CaFlags& f, bool sp_ca = false) {
+  std::vector<stir::TnAuthEntry> scope;
+  std::string tn_der;
+  if (sp_ca) {
+    ASSIGN_OR_RETURN(scope, TnAuthEntries(f.tn));  // refuses an empty scope
+    ASSIGN_OR_RETURN(tn_der, stir::EncodeTnAuthList(scope));
+  }
   ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.key, f.token));
+  if (sp_ca) RETURN_IF_ERROR(CheckIssuerScope(issuer.cert.get(), scope));
   ASSIGN_OR_RETURN(stir::EvpPkeyPtr subject_key, LoadPublicKey(f.subject_key, f.token));
   if (!stir::IsP256Key(subject_key.get())) {
     return absl::InvalidArgumentError(absl::StrCat(f.subject_key, " is not an EC P-256 key"));
@@ -86,6 +117,7 @@ absl::StatusOr<stir::X509Ptr> CaIssueIntermediate(const CaFlags& f) {
                    NewCertificate(subject.get(), X509_get_subject_name(issuer.cert.get()),
                                   subject_key.get(), window));
   RETURN_IF_ERROR(AddCaExtensions(cert.get(), issuer.cert.get(), f, /*root=*/false));
+  if (sp_ca) RETURN_IF_ERROR(AddRawExtension(cert.get(), stir::kTnAuthListOid, tn_der, false));
   return SignCertificate(cert.get(), *issuer.key.signer, issuer.key.public_key.get());
 }
 
@@ -128,6 +160,8 @@ absl::StatusOr<stir::X509Ptr> CaIssue(const IssueFlags& f) {
   // The CSR is checked before the CA key (maybe in a token) is opened.
   ASSIGN_OR_RETURN(std::string tn_der, CheckSpRequest(req.get(), f.sp, f.csr));
   ASSIGN_OR_RETURN(Issuer issuer, LoadIssuer(f.ca_cert, f.ca_key, f.token));
+  ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, stir::ParseTnAuthList(tn_der));
+  RETURN_IF_ERROR(CheckIssuerScope(issuer.cert.get(), entries));
   return IssueSpCertificate(req.get(), tn_der, issuer, f.sp);
 }
 
@@ -243,6 +277,46 @@ void AddCaCommands(CLI::App& root, Registry& registry) {
        "ica.key.pem --cn 'Example STI-CA' --org 'Example STI-CA' -o ica.pem"}));
   registry.push_back(
       {c_inter, Runner(inter, [](const CaFlags& f) { return MadeCert(CaIssueIntermediate(f)); })});
+
+  auto spca = std::make_shared<CaFlags>();
+  spca->path_len = 0;
+  spca->policies = {stir::kShakenPolicyV13};
+  CLI::App* c_spca = ca->add_subcommand(
+      "issue-sp-ca",
+      "Issue an SP-CA certificate: a CA run by a service provider, whose TNAuthList is the scope "
+      "it may delegate to delegate certificates (RFC 9060, ATIS-1000092)");
+  c_spca->add_option("--ca-cert", spca->ca_cert, "issuing CA certificate (PEM): the STI-CA")
+      ->required();
+  c_spca->add_option("--ca-key", spca->key, "issuing CA key: pkcs11: URI or PEM file")->required();
+  c_spca->add_option("--subject-key", spca->subject_key,
+                     "the SP-CA's key: pkcs11: URI, PEM private or public key")
+      ->required();
+  c_spca->add_option("--spc", spca->tn.spc, "scope: the SP's Service Provider Code (OCN)");
+  c_spca->add_option("--tn", spca->tn.tns, "scope: a single TN, repeatable")->allow_extra_args(false);
+  c_spca->add_option("--tn-range", spca->tn.ranges, "scope: START:COUNT, repeatable")
+      ->allow_extra_args(false);
+  AddSubjectFlags(c_spca, &spca->subject);
+  AddValidityFlags(c_spca, &spca->validity, 1825);
+  c_spca->add_option("--path-len", spca->path_len,
+                     "pathLenConstraint (0: issues end-entity certificates only; -1: none)")
+      ->capture_default_str();
+  c_spca->add_option("--policy", spca->policies, "certificate policy OIDs")
+      ->allow_extra_args(false)
+      ->capture_default_str();
+  c_spca->add_option("--crl-url", spca->crl_url, "CRL distribution point URL");
+  c_spca->add_flag("--no-crl-sign", spca->no_crl_sign, "KeyUsage keyCertSign only");
+  AddOutFlags(c_spca, &spca->out, "certificate file (PEM)");
+  AddTokenFlags(c_spca, &spca->token);
+  c_spca->footer(Examples(
+      {"shakenctl ca issue-sp-ca --ca-cert ica.pem --ca-key ica.key.pem --subject-key "
+       "spca.key.pem \\",
+       "    --cn 'Example SP-CA 709J' --org 'Example Carrier' --spc 709J -o spca.pem",
+       "shakenctl ca issue-sp-ca ... --tn-range 12155550100:50 --tn 12155551000 -o spca.pem",
+       "shakenctl ca issue --ca-cert spca.pem --ca-key spca.key.pem --csr ent.csr "
+       "--allow-delegate -o ent.pem"}));
+  registry.push_back({c_spca, Runner(spca, [](const CaFlags& f) {
+                        return MadeCert(CaIssueIntermediate(f, /*sp_ca=*/true));
+                      })});
 
   auto issue = std::make_shared<IssueFlags>();
   CLI::App* c_issue = ca->add_subcommand(

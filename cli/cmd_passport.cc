@@ -10,13 +10,17 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/file_cert_source.h"
+#include "cli/x509.h"
 #include "proto/verdict.h"
 #include "stir/absl_compat.h"
 #include "stir/clock.h"
 #include "stir/identity_header.h"
+#include "stir/cert_profile.h"
 #include "stir/passport.h"
 #include "stir/rcd.h"
+#include "stir/pem_chain.h"
 #include "stir/status_macros.h"
+#include "stir/tn_auth_list.h"
 #include "stir/verification_stack.h"
 #include "stir/x5u_fetcher.h"
 
@@ -58,6 +62,7 @@ struct CreateFlags {
   bool json = false;
   bool x5u_any_port = false;  // lab: as verifier.lab.allow_any_port
   bool allow_private = false;  // lab: fetch icn / jcl from loopback (tests)
+  std::string cert;  // the certificate published at x5u: its key and its scope are checked
   TokenOptions token;
 };
 
@@ -80,6 +85,26 @@ absl::StatusOr<stir::RcdSigning> RichCallData(const CreateFlags& f, const stir::
   return rcd;
 }
 
+// CheckSigningCertificate reads the PEM chain at `path` (leaf first) and checks that its leaf
+// certifies `key` and, for a delegate certificate, that its TNAuthList covers `orig` (the rule
+// shakend's profiles apply: stir::CheckOrigInScope).
+absl::Status CheckSigningCertificate(const std::string& path, const LoadedKey& key,
+                                     const std::string& orig) {
+  ASSIGN_OR_RETURN(std::string pem, ReadInput(path, 64 * 1024));
+  absl::StatusOr<std::vector<stir::X509Ptr>> chain = stir::ParsePemChain(pem);
+  if (!chain.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--cert ", path, ": ", chain.status().message()));
+  }
+  const X509* leaf = chain->front().get();
+  if (!SameKey(X509_get0_pubkey(leaf), key.public_key.get())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--cert ", path, " does not certify the --key ", key.where));
+  }
+  ASSIGN_OR_RETURN(stir::CertificateInfo info, stir::DescribeCertificate(leaf));
+  if (orig.empty()) return absl::OkStatus();
+  return stir::CheckOrigInScope(info.tn_auth_list, orig, absl::StrCat("--cert ", path));
+}
+
 int Create(const CreateFlags& f) {
   stir::X5uPolicy x5u_policy;  // the production x5u policy (CE-12)
   x5u_policy.allow_any_port = f.x5u_any_port;
@@ -100,6 +125,12 @@ int Create(const CreateFlags& f) {
   }
   absl::StatusOr<LoadedKey> key = LoadSigningKey(f.key, f.token);
   if (!key.ok()) return Fail(key.status());
+  if (!f.cert.empty()) {
+    if (absl::Status st = CheckSigningCertificate(f.cert, *key, f.ppt == "div" ? "" : f.orig);
+        !st.ok()) {
+      return Fail(st);
+    }
+  }
   stir::PassportSigner::Options options;
   options.x5u_policy = x5u_policy;
   // An explicit --iat is for test vectors: no freshness check against the clock.
@@ -462,6 +493,9 @@ void AddPassportCommands(CLI::App& root, Registry& registry) {
   create->add_flag("--x5u-any-port", c->x5u_any_port,
                    "lab: accept an x5u port other than 443 or 8443 (verifiers refuse it in "
                    "production, ATIS-1000080)");
+  create->add_option("--cert", c->cert,
+                     "the certificate chain published at --x5u (PEM, leaf first): it must "
+                     "certify --key, and a delegate certificate's TNAuthList must cover --orig");
   AddTokenFlags(create, &c->token);
   create->footer(Examples(
       {"shakenctl passport create --key 'pkcs11:token=shaken;object=sp-2024' --pin-source "

@@ -181,6 +181,13 @@ absl::StatusOr<TestCert> IssueCaseLeaf(Harness* h, const Json& spec) {
   o.not_before_offset = absl::Seconds(Int(spec, "not_before_offset_s", -3600));
   o.not_after_offset = absl::Seconds(Int(spec, "not_after_offset_s", 90 * 86400));
   const TestPki& issuer = Str(spec, "issuer") == "untrusted" ? *h->other_pki : h->env->pki();
+  // "sp_ca": issued by an SP-CA under the STI-CA whose TNAuthList is the given DER (RFC 9060).
+  if (auto it = spec.find("sp_ca"); it != spec.end() && it->is_object()) {
+    ASSIGN_OR_RETURN(TestCert sp_ca,
+                     issuer.IssueSpCa("conformance SP-CA", Unhex(Str(*it, "tn_auth_list_der_hex"))));
+    o.issuer = &sp_ca;
+    return issuer.IssueLeaf(o);
+  }
   return issuer.IssueLeaf(o);
 }
 

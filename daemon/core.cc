@@ -229,6 +229,12 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
   claims.dest_tns.assign(req.dest().tn().begin(), req.dest().tn().end());
   if (req.has_iat()) claims.iat = req.iat();
   if (!req.origid().empty()) claims.origid = req.origid();
+  // A delegate certificate signs for its own numbers only (RFC 9060): refused here, where the
+  // gRPC, REST and SIP front ends all pass, before the key is asked.
+  if (absl::Status scope = profile->CheckOrigScope(claims.orig_tn); !scope.ok()) {
+    CompleteSign(std::move(call), std::move(scope));
+    return;
+  }
   if (!req.has_rcd()) {
     profile->SignAsync(claims, deadline, SignDone(std::move(call), stir::kPptShaken));
     return;

@@ -120,10 +120,15 @@ void ServiceCore::StartSignRphOrRcd(std::unique_ptr<SignCall> call, std::string_
     CompleteSign(std::move(call), std::move(invalid));
     return;
   }
+  const SigningProfile* profile = call->profile;
+  // A delegate certificate's scope, as for shaken (ServiceCore::StartSign).
+  if (absl::Status scope = profile->CheckOrigScope(req.orig().tn()); !scope.ok()) {
+    CompleteSign(std::move(call), std::move(scope));
+    return;
+  }
   const std::vector<std::string> dest(req.dest().tn().begin(), req.dest().tn().end());
   std::optional<int64_t> iat;
   if (req.has_iat()) iat = req.iat();
-  const SigningProfile* profile = call->profile;
   if (ppt == stir::kPptRph) {
     stir::RphClaims claims{.orig_tn = req.orig().tn(), .dest_tns = dest,
                            .auth = {req.rph().auth().begin(), req.rph().auth().end()},

@@ -18,6 +18,7 @@
 #include "stir/cert_validator.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon {
 namespace {
@@ -194,6 +195,7 @@ void SigningProfile::SetCertificate(stir::CertificateInfo info) {
   cert_stamp_ = stamp;
   not_before_s_.store(absl::ToUnixSeconds(info.not_before), std::memory_order_relaxed);
   not_after_s_.store(absl::ToUnixSeconds(info.not_after), std::memory_order_relaxed);
+  delegate_.store(stir::TnAuthListHasTns(info.tn_auth_list), std::memory_order_relaxed);
   cert_ = std::make_shared<const stir::CertificateInfo>(std::move(info));
 }
 
@@ -301,6 +303,14 @@ hsm::Health SigningProfile::health() const {
   if (!CheckCertificateValidity().ok()) return hsm::Health::kDown;
   if (const hsm::KeyPool* pool = this->pool()) return pool->health();
   return late_ != nullptr ? hsm::Health::kDown : hsm::Health::kServing;  // not open yet
+}
+
+absl::Status SigningProfile::CheckOrigScope(std::string_view orig_tn) const {
+  if (!delegate_.load(std::memory_order_relaxed)) return absl::OkStatus();
+  const std::shared_ptr<const stir::CertificateInfo> cert = certificate();
+  return stir::CheckOrigInScope(
+      cert->tn_auth_list, orig_tn,
+      absl::StrCat("profile ", config_.name, " (", config_.certificate_file, ")"));
 }
 
 absl::Status SigningProfile::CheckCertificateValidity() const {

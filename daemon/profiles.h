@@ -91,6 +91,12 @@ class SigningProfile {
   // I/O): it runs before every signature, because a PASSporT signed under an expired or not yet
   // valid certificate fails every verifier (RFC 5280 §4.1.2.5).
   absl::Status CheckCertificateValidity() const;
+  // CheckOrigScope is stir::CheckOrigInScope for the profile certificate: a delegate certificate
+  // (its TNAuthList holds TNs or ranges: RFC 9060, ATIS-1000092) signs only for its numbers.
+  // FAILED_PRECONDITION names the number, the certificate's scope and the profile;
+  // INVALID_ARGUMENT when `orig_tn` is not a TN. Cheap for a profile whose certificate holds an
+  // SPC only (one atomic load); a delegate profile reads the certificate under the lock.
+  absl::Status CheckOrigScope(std::string_view orig_tn) const;
   // pool is the KeyPool of a token key, null for a file key and for a token key not open yet.
   const hsm::KeyPool* pool() const { return pool_.load(std::memory_order_acquire); }
   // signer signs digests with the profile's key (the pool, or the in-memory file key).
@@ -132,6 +138,7 @@ class SigningProfile {
   // one of the new, which decides at most the signatures of that instant.
   std::atomic<int64_t> not_before_s_{0};
   std::atomic<int64_t> not_after_s_{0};
+  std::atomic<bool> delegate_{false};  // cert_'s TNAuthList holds TNs or ranges
   mutable absl::Mutex mu_;
   std::shared_ptr<const stir::CertificateInfo> cert_ ABSL_GUARDED_BY(mu_);
   std::string cert_stamp_ ABSL_GUARDED_BY(mu_);  // FileStamp of the file when last read

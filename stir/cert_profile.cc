@@ -412,9 +412,9 @@ RuleResult TnAuthList(const ProfileSubject& s) {  // CE-10
       r.findings.push_back(Full(std::string(valid.message())));
     }
   }
-  // CA certificates must not carry a TNAuthList. In a delegate chain (RFC 9060) the delegating
-  // CA's certificate carries the scope it may delegate; DL-3 (that scope covers the leaf's) is not
-  // checked yet, so such a list neither helps nor is required.
+  // CA certificates must not carry a TNAuthList (ATIS-1000080 v005). A delegate chain (RFC 9060)
+  // follows its own profile: there the delegating CA's certificate carries the scope it may
+  // delegate, and the DL-3 rule checks that scope under both policies.
   Asn1ObjectPtr oid(OBJ_txt2obj(kTnAuthListOid, 1));
   for (int i = 1; !delegate && oid && s.chain != nullptr && i < sk_X509_num(s.chain); ++i) {
     if (X509_get_ext_by_OBJ(sk_X509_value(s.chain, i), oid.get(), -1) >= 0) {
@@ -424,6 +424,53 @@ RuleResult TnAuthList(const ProfileSubject& s) {  // CE-10
       break;
     }
   }
+  return r;
+}
+
+RuleResult ChainScope(const ProfileSubject& s) {  // DL-3 (RFC 9060 §4)
+  RuleResult r{"each CA's TNAuthList encompasses its subordinate's (RFC 9060)",
+               "no CA of the chain carries a TNAuthList"};
+  if (s.chain == nullptr) {
+    r.observed = "not checked: needs the verified chain";
+    r.info_only = true;
+    return r;
+  }
+  if (s.tn_auth_list_extensions != 1 || !s.tn_auth_list.ok()) return r;  // CE-10 decides
+  // Each CA that carries a TNAuthList must encompass the nearest certificate below it that
+  // carries one: a CA without a list in between neither widens nor narrows the scope.
+  std::vector<TnAuthEntry> below = *s.tn_auth_list;
+  std::string below_name = "the signing certificate";
+  std::vector<std::string> scopes;
+  for (int i = 1; i < sk_X509_num(s.chain); ++i) {
+    const X509* ca = sk_X509_value(s.chain, i);
+    ProfileSubject c = MakeProfileSubject(ca, CertRole::kIntermediate);
+    if (c.tn_auth_list_extensions == 0) continue;
+    const std::string name = absl::StrCat(
+        "the CA certificate at depth ", i, " (", NameText(X509_get_subject_name(ca), true), ")");
+    if (c.tn_auth_list_extensions > 1 || !c.tn_auth_list.ok()) {
+      r.findings.push_back(Finding(
+          Enforcement::kAlways, Reason::kCertInvalid,
+          absl::StrCat("the TNAuthList of ", name, " is ",
+                       c.tn_auth_list.ok() ? "repeated"
+                                           : absl::StrCat("malformed: ",
+                                                          c.tn_auth_list.status().message()))));
+      return r;
+    }
+    const std::vector<TnAuthEntry> outside = EntriesOutsideScope(*c.tn_auth_list, below);
+    if (!outside.empty()) {
+      r.observed = absl::StrCat("depth ", i, ": ", TnAuthScopeText(*c.tn_auth_list));
+      r.findings.push_back(Finding(
+          Enforcement::kAlways, Reason::kCertScopeExceeded,
+          absl::StrCat("the TNAuthList of ", below_name, " holds ", TnAuthScopeText(outside),
+                       ", outside the TNAuthList of its issuer, ", name, ": ",
+                       TnAuthScopeText(*c.tn_auth_list), " (RFC 9060)")));
+      return r;
+    }
+    scopes.push_back(absl::StrCat("depth ", i, ": ", TnAuthScopeText(*c.tn_auth_list)));
+    below = *std::move(c.tn_auth_list);
+    below_name = name;
+  }
+  if (!scopes.empty()) r.observed = absl::StrJoin(scopes, "; ");
   return r;
 }
 
@@ -478,6 +525,7 @@ constexpr ProfileRule kRules[] = {
     {"CE-8", Policies},
     {"CE-9", CrlDistributionPoints},
     {"CE-10", TnAuthList},
+    {"DL-3", ChainScope},
     {"CE-11", OtherExtensions},
     {"VALID", Validity},
     {"CE-14", ValidityPeriod},

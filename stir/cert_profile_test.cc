@@ -59,7 +59,7 @@ TEST_F(CertProfileTest, TableHoldsEachCeItemOnceInOrder) {
   }
   EXPECT_EQ(unique.size(), ids.size());
   EXPECT_THAT(ids, ::testing::ElementsAre("EXT", "CE-1", "CE-2", "CE-3", "CE-4", "CE-5", "CE-6", "CE-7",
-                               "CE-8", "CE-9", "CE-10", "CE-11", "VALID", "CE-14"));
+                               "CE-8", "CE-9", "CE-10", "DL-3", "CE-11", "VALID", "CE-14"));
 }
 
 TEST_F(CertProfileTest, GoodLeafMeetsEveryRuleAndFillsInfo) {

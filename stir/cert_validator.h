@@ -70,7 +70,8 @@ class CertValidator {
   // ValidatePem parses `pem` (leaf first, then intermediates), builds and verifies the chain at
   // time `now` and checks the SHAKEN profile of the leaf. On failure: kFetchNotPem (not a PEM
   // chain), kCertUntrusted, kCertExpired, kCertNotYetValid, kCertRevoked, kCertNoTnAuthList,
-  // kCertPolicy, kCertKeyUsage, kCertKeyType or kCertInvalid, with a detail sentence. Use this for
+  // kCertPolicy, kCertKeyUsage, kCertKeyType, kCertScopeExceeded (DL-3: a CA's TNAuthList does
+  // not encompass its subordinate's) or kCertInvalid, with a detail sentence. Use this for
   // `--cert FILE` verification as well as for fetched bodies.
   CertificateResult ValidatePem(std::string_view pem, absl::Time now) const;
 

@@ -1,13 +1,18 @@
 #include "stir/tn_auth_list.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "stir/absl_compat.h"
 #include "stir/der.h"
 #include "stir/status_macros.h"
+#include "stir/tn.h"
 
 namespace shaken::stir {
 namespace {
@@ -240,6 +245,120 @@ std::string FirstSpc(const std::vector<TnAuthEntry>& entries) {
     if (e.kind == TnAuthEntry::Kind::kSpc) return e.value;
   }
   return "";
+}
+
+namespace {
+
+// Numbers is the set of numbers an entry of digits covers: [first, end) among the numbers of
+// `digits` digits. nullopt for an SPC and for an entry with '#' or '*'.
+struct Numbers {
+  size_t digits = 0;
+  uint64_t first = 0;
+  uint64_t end = 0;
+};
+
+std::optional<Numbers> NumbersOf(const TnAuthEntry& e) {
+  if (e.kind == TnAuthEntry::Kind::kSpc) return std::nullopt;
+  std::optional<uint64_t> start = DigitsValue(e.value);
+  if (!start.has_value()) return std::nullopt;
+  uint64_t limit = 1;  // 10^digits; a TN has at most 15 digits, so no overflow
+  for (size_t i = 0; i < e.value.size(); ++i) limit *= 10;
+  const uint64_t count = e.kind == TnAuthEntry::Kind::kRange ? e.count : 1;
+  // start < 10^15 and count <= 2^63 (ParseTnAuthList): the sum fits in 64 bits.
+  return Numbers{e.value.size(), *start, std::min(*start + count, limit)};
+}
+
+// Encompassed tells whether `scope` encompasses the TN or range entry `e` (see the header).
+bool Encompassed(const std::vector<TnAuthEntry>& scope, const TnAuthEntry& e) {
+  std::optional<Numbers> want = NumbersOf(e);
+  if (!want.has_value()) {  // '#' or '*': only an equal entry
+    for (const TnAuthEntry& s : scope) {
+      if (s.kind == e.kind && s.value == e.value && s.count >= e.count) return true;
+    }
+    return false;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> have;
+  for (const TnAuthEntry& s : scope) {
+    std::optional<Numbers> n = NumbersOf(s);
+    if (n.has_value() && n->digits == want->digits) have.emplace_back(n->first, n->end);
+  }
+  std::sort(have.begin(), have.end());
+  uint64_t covered_to = want->first;  // [want->first, covered_to) lies in the union so far
+  for (const auto& [first, end] : have) {
+    if (covered_to >= want->end || first > covered_to) break;
+    covered_to = std::max(covered_to, end);
+  }
+  return covered_to >= want->end;
+}
+
+}  // namespace
+
+std::string TnAuthScopeText(const std::vector<TnAuthEntry>& entries) {
+  std::vector<std::string> parts;
+  for (const TnAuthEntry& e : entries) {
+    switch (e.kind) {
+      case TnAuthEntry::Kind::kSpc:
+        parts.push_back(absl::StrCat("SPC ", e.value));
+        break;
+      case TnAuthEntry::Kind::kOne:
+        parts.push_back(e.value);
+        break;
+      case TnAuthEntry::Kind::kRange: {
+        std::optional<Numbers> n = NumbersOf(e);
+        if (!n.has_value()) {
+          parts.push_back(absl::StrCat(e.value, " +", e.count));
+          break;
+        }
+        std::string last = absl::StrCat(n->end - 1);
+        if (last.size() < n->digits) last.insert(0, n->digits - last.size(), '0');
+        parts.push_back(absl::StrCat(e.value, "-", last));
+        break;
+      }
+    }
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+std::vector<TnAuthEntry> EntriesOutsideScope(const std::vector<TnAuthEntry>& scope,
+                                             const std::vector<TnAuthEntry>& subordinate) {
+  const bool scope_has_spc = !FirstSpc(scope).empty();
+  std::vector<TnAuthEntry> outside;
+  for (const TnAuthEntry& e : subordinate) {
+    bool ok = false;
+    if (e.kind == TnAuthEntry::Kind::kSpc) {
+      ok = std::any_of(scope.begin(), scope.end(), [&e](const TnAuthEntry& s) {
+        return s.kind == TnAuthEntry::Kind::kSpc && s.value == e.value;
+      });
+    } else {
+      ok = scope_has_spc || Encompassed(scope, e);
+    }
+    if (!ok) outside.push_back(e);
+  }
+  return outside;
+}
+
+namespace {
+constexpr std::string_view kOrigOutsideScopePayload = "type.shaken/stir.OrigOutsideScope";
+}  // namespace
+
+absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn,
+                              std::string_view whose) {
+  if (!TnAuthListHasTns(entries)) return absl::OkStatus();
+  absl::StatusOr<std::string> orig = CanonicalizeTn(orig_tn);
+  if (!orig.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("orig tn: ", orig.status().message()));
+  }
+  if (TnAuthListCovers(entries, *orig)) return absl::OkStatus();
+  absl::Status s = absl::FailedPreconditionError(
+      absl::StrCat("orig ", *orig, " is outside the delegate certificate's TNAuthList (",
+                   TnAuthScopeText(entries), ") of ", ToAbsl(whose)));
+  s.SetPayload(ToAbsl(kOrigOutsideScopePayload), absl::Cord(*orig));
+  return s;
+}
+
+bool IsOrigOutsideScope(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition &&
+         status.GetPayload(ToAbsl(kOrigOutsideScopePayload)).has_value();
 }
 
 }  // namespace shaken::stir

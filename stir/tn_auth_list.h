@@ -58,6 +58,38 @@ bool TnAuthListCovers(const std::vector<TnAuthEntry>& entries, std::string_view 
 // FirstSpc is the value of the first SPC entry of `entries`, or "" (a delegate list).
 std::string FirstSpc(const std::vector<TnAuthEntry>& entries);
 
+// TnAuthScopeText writes `entries` as an operator reads a scope: a TN as itself, a range as its
+// first and last numbers ("12155550100-12155550149"), an SPC as "SPC 709J"; comma-separated.
+std::string TnAuthScopeText(const std::vector<TnAuthEntry>& entries);
+
+// EntriesOutsideScope returns the entries of `subordinate` that `scope` (the TNAuthList of the
+// CA that issued it) does not encompass, in their order; empty when `scope` encompasses them all
+// (RFC 9060 §4, DL-3 in docs/standards.md):
+//   - an SPC entry is encompassed by an equal SPC entry of `scope`;
+//   - a TN or range entry is encompassed by any SPC entry of `scope` (the certificate does not
+//     list the numbers an SPC holds: the issuing CA vouches for them, as an SPC-only end-entity
+//     certificate may sign any orig, SH-13), or else when every number it covers lies in the
+//     union of the TN and range entries of `scope`. Numbers are compared exactly as digit strings
+//     of one length: a range covers the numbers of its start's length from start to
+//     start + count - 1 (none past 99...9). A TN or range with '#' or '*' is encompassed only by
+//     an equal TN, or by a range with the same start and at least its count.
+std::vector<TnAuthEntry> EntriesOutsideScope(const std::vector<TnAuthEntry>& scope,
+                                             const std::vector<TnAuthEntry>& subordinate);
+
+// CheckOrigInScope is the signer's side of DL-2: a certificate whose TNAuthList holds TNs or
+// ranges (a delegate certificate) may sign only for those numbers. OK when `entries` hold no TN
+// or range (an SPC-only list scopes nothing, SH-13) or when they cover the canonical form of
+// `orig_tn` (RFC 8224 §8.3). INVALID_ARGUMENT when `orig_tn` is not a TN; FAILED_PRECONDITION
+// otherwise, naming the number, the scope and `whose` certificate it is: "orig 12155550199 is
+// outside the delegate certificate's TNAuthList (12155550100-12155550149, 12155551000) of
+// profile X"; IsOrigOutsideScope recognizes it.
+absl::Status CheckOrigInScope(const std::vector<TnAuthEntry>& entries, std::string_view orig_tn,
+                              std::string_view whose);
+// IsOrigOutsideScope tells whether `status` is CheckOrigInScope's FAILED_PRECONDITION: the
+// request's own number, which no retry elsewhere makes signable (front ends answer it as a bad
+// request, not as "service unavailable").
+bool IsOrigOutsideScope(const absl::Status& status);
+
 }  // namespace shaken::stir
 
 #endif  // SHAKEN_STIR_TN_AUTH_LIST_H_

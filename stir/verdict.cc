@@ -74,6 +74,9 @@ constexpr std::array<ReasonRow, static_cast<size_t>(Reason::kCount_)> kReasonTab
     {Reason::kCertPolicy, "cert_policy", 437, kFail},
     {Reason::kCertKeyUsage, "cert_key_usage", 437, kFail},
     {Reason::kCertKeyType, "cert_key_type", 437, kFail},
+    // 437 like the other chain faults: the credential itself is unacceptable (RFC 9060: a CA
+    // vouched for numbers outside its own scope), whatever the PASSporT claims.
+    {Reason::kCertScopeExceeded, "cert_scope_exceeded", 437, kFail},
     {Reason::kCertInvalid, "cert_invalid", 437, kFail},
     {Reason::kDateStale, "date_stale", 403, kNo},
     {Reason::kIatStale, "iat_stale", 403, kNo},

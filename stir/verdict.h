@@ -81,6 +81,7 @@ enum class Reason : uint8_t {
   kCertPolicy,
   kCertKeyUsage,
   kCertKeyType,
+  kCertScopeExceeded,       // DL-3: a CA's TNAuthList does not encompass its subordinate's
   kCertInvalid,
   // 403: outside the freshness window.
   kDateStale,               // E3

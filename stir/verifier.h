@@ -24,7 +24,9 @@
 //  10. orig == From/PAI and dest == To after RFC 8224 §8.3 canonicalization (438); in a diverted
 //      call (one with an Identity ppt=div) dest is checked at step 14 instead; for rph, every
 //      Resource-Priority r-value of the call is among rph.auth (438 rph_mismatch, RFC 8443)
-//  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*)
+//  11. certificate: fetched and validated by the CertificateSource (436 fetch_*, 437 cert_*; a
+//      delegate chain whose CA scope does not encompass its subordinate's: 437
+//      cert_scope_exceeded, RFC 9060)
 //  12. signature over the received header.payload bytes (438 signature_invalid)
 //  13. orig.tn within the certificate's TNAuthList when it holds TNs or ranges (a delegate
 //      certificate, RFC 9060; 438 orig_not_in_tnauthlist); an SPC-only list scopes nothing

@@ -17,6 +17,7 @@
 #include "hsm/secret.h"
 #include "stir/openssl_util.h"
 #include "stir/status_macros.h"
+#include "stir/tn_auth_list.h"
 #include "tests/testing/softhsm_token.h"
 
 namespace shaken::testing {
@@ -58,6 +59,24 @@ absl::StatusOr<std::unique_ptr<DaemonEnv>> DaemonEnv::Create(DaemonEnvOptions op
   env->file_x5u_ = env->x5u_server_->Url("/file.pem");
 
   const TempDir& d = *env->dir_;
+  if (options.delegate_profile) {
+    using Kind = stir::TnAuthEntry::Kind;
+    ASSIGN_OR_RETURN(TestCert sp_ca,
+                     env->pki_->IssueSpCa("shakend test SP-CA",
+                                          stir::EncodeTnAuthListUnchecked(
+                                              {{Kind::kRange, "12155550100", 50},
+                                               {Kind::kOne, "12155551000", 0}})));
+    LeafOptions delegate_leaf;
+    delegate_leaf.common_name = "shakend test enterprise";
+    delegate_leaf.tn_auth_entries = {{Kind::kRange, "12155550120", 10},
+                                     {Kind::kOne, "12155551000", 0}};
+    delegate_leaf.issuer = &sp_ca;
+    ASSIGN_OR_RETURN(TestCert delegate_cert, env->pki_->IssueLeaf(delegate_leaf));
+    env->x5u_server_->SetRoute("/delegate.pem", {.body = env->pki_->ChainPem(delegate_cert)});
+    env->delegate_x5u_ = env->x5u_server_->Url("/delegate.pem");
+    d.Write("delegate-chain.pem", env->pki_->ChainPem(delegate_cert));
+    d.Write("delegate.key", delegate_cert.key_pem);
+  }
   d.Write("sti-root.pem", env->pki_->root().cert_pem);
   d.Write("token-chain.pem", env->pki_->ChainPem(token_cert));
   d.Write("file-chain.pem", env->pki_->ChainPem(file_cert));
@@ -141,7 +160,11 @@ profiles:
     x5u: )", file_x5u_, R"(
     certificate: )", p, R"(/file-chain.pem
     attest: [C]
-verifier:
+)", options.delegate_profile ? absl::StrCat(R"(  - name: delegate
+    key: file:)", p, R"(/delegate.key
+    x5u: )", delegate_x5u_, R"(
+    certificate: )", p, R"(/delegate-chain.pem
+)") : "", R"(verifier:
   ca_file: )", p, R"(/sti-root.pem
   tls_ca_file: )", p, R"(/tls-ca.pem
   lab: {allow_private_addresses: true, allow_any_port: true}

@@ -44,6 +44,10 @@ struct DaemonEnvOptions {
   absl::Duration drain_grace = absl::Seconds(5);
   // false: write the files and configuration but start no Daemon (e.g. to run the shakend binary).
   bool start_daemon = true;
+  // true: a third profile, "delegate" (a PEM key; attest A, B, C), whose certificate is a
+  // delegate certificate (TNAuthList 12155550120-12155550129, 12155551000) issued by an SP-CA
+  // (scope 12155550100-12155550149, 12155551000) under the STI-CA (RFC 9060), at delegate_x5u().
+  bool delegate_profile = false;
 };
 
 // DaemonEnv owns the files, servers and the Daemon. Not thread-safe to create; the Daemon and
@@ -76,6 +80,7 @@ class DaemonEnv {
   const std::string& token_key_uri() const { return token_key_uri_; }
   const std::string& token_x5u() const { return token_x5u_; }
   const std::string& file_x5u() const { return file_x5u_; }
+  const std::string& delegate_x5u() const { return delegate_x5u_; }
   HttpsServer& x5u_server() { return *x5u_server_; }
   TestPki& pki() { return *pki_; }
   const std::string& dir() const { return dir_->path(); }
@@ -98,7 +103,7 @@ class DaemonEnv {
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<TestPki> pki_;
   std::unique_ptr<HttpsServer> x5u_server_;
-  std::string token_key_uri_, token_x5u_, file_x5u_;
+  std::string token_key_uri_, token_x5u_, file_x5u_, delegate_x5u_;
   DaemonEnvOptions options_;
   std::string config_yaml_, config_path_;
   daemon::Config config_;

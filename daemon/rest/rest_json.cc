@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "stir/absl_compat.h"
 #include "stir/json.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::rest {
 namespace {
@@ -270,10 +271,14 @@ RestError ErrorFromStatus(const absl::Status& s) {
     }
     case absl::StatusCode::kPermissionDenied:
       return Forbidden(message);
+    case absl::StatusCode::kFailedPrecondition:
+      // An orig outside the profile's delegate certificate: the request's number, which no
+      // retry elsewhere makes signable.
+      if (stir::IsOrigOutsideScope(s)) return InvalidValue("orig.tn", message);
+      return Internal(503);
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kFailedPrecondition:
       return Internal(503);
     default:
       return Internal(500);

@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::rest {
 namespace {
@@ -200,6 +201,13 @@ TEST(RestJson, ErrorDocumentsAndStatusMapping) {
   EXPECT_EQ(ErrorFromStatus(absl::InvalidArgumentError("Weird: thing")).variables[0], "request");
   EXPECT_EQ(ErrorFromStatus(absl::PermissionDeniedError("no")).status, 403);
   EXPECT_EQ(ErrorFromStatus(absl::UnavailableError("token")).status, 503);
+  // A delegate profile's scope refusal is the request's number; other preconditions are ours.
+  const RestError scope = ErrorFromStatus(stir::CheckOrigInScope(
+      {{stir::TnAuthEntry::Kind::kOne, "12155551000", 0}}, "12155550199", "profile x"));
+  EXPECT_EQ(scope.status, 400);
+  EXPECT_EQ(scope.message_id, "SVC4005");
+  EXPECT_EQ(scope.variables[0], "orig.tn");
+  EXPECT_EQ(ErrorFromStatus(absl::FailedPreconditionError("certificate expired")).status, 503);
   EXPECT_EQ(ErrorFromStatus(absl::ResourceExhaustedError("queue")).status, 503);
   EXPECT_EQ(ErrorFromStatus(absl::InternalError("bug")).status, 500);
 }

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "stir/absl_compat.h"
 #include "stir/tn.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::sip {
 
@@ -15,6 +16,9 @@ absl::StatusOr<std::string> TnFromUriUser(std::string_view user) {
 }
 
 SipAnswer AnswerForRefusal(const absl::Status& status) {
+  // An orig outside the profile's delegate certificate: the request's number, as a calling
+  // number that is not a TN (400), not "try the next route" (503).
+  if (stir::IsOrigOutsideScope(status)) return {400, "Bad Request", false};
   switch (status.code()) {
     case absl::StatusCode::kPermissionDenied:
       return {403, "Forbidden", false};

@@ -1,6 +1,7 @@
 #include "daemon/sip/sip_rules.h"
 
 #include "gtest/gtest.h"
+#include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::sip {
 namespace {
@@ -30,6 +31,10 @@ TEST(AnswerForRefusal, OverloadIs503WithRetryAfter) {
   EXPECT_EQ(AnswerForRefusal(absl::InvalidArgumentError("x")).code, 400);
   EXPECT_EQ(AnswerForRefusal(absl::FailedPreconditionError("x")).code, 503);
   EXPECT_FALSE(AnswerForRefusal(absl::FailedPreconditionError("x")).retry_after);
+  EXPECT_EQ(AnswerForRefusal(stir::CheckOrigInScope({{stir::TnAuthEntry::Kind::kOne, "1", 0}},
+                                                    "2", "profile x"))
+                .code,
+            400);
   EXPECT_EQ(AnswerForRefusal(absl::InternalError("x")).code, 500);
 }
 

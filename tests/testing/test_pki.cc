@@ -219,6 +219,21 @@ absl::StatusOr<TestCert> TestPki::IssueIntermediate(const std::string& common_na
   return MakeCa(common_name, now_, &root_);
 }
 
+absl::StatusOr<TestCert> TestPki::IssueSpCa(const std::string& common_name,
+                                             const std::string& tn_auth_list_der) const {
+  ASSIGN_OR_RETURN(EvpPkeyPtr key, GenerateKey(LeafOptions::KeyType::kP256));
+  CertSpec spec{common_name, now_ - absl::Hours(24), now_ + absl::Hours(24 * 365 * 5), true};
+  ASSIGN_OR_RETURN(
+      X509Ptr cert,
+      BuildCert(spec, key.get(), intermediate_.cert.get(), intermediate_.key.get(),
+                [&](X509* c, X509* iss) -> absl::Status {
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
+                  RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign"));
+                  return AddRawExt(c, stir::kTnAuthListOid, tn_auth_list_der, /*critical=*/false);
+                }));
+  return Finish(std::move(cert), std::move(key));
+}
+
 absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
   EvpPkeyPtr key;
   if (o.subject_public_key != nullptr) {
@@ -229,8 +244,9 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
     ASSIGN_OR_RETURN(key, GenerateKey(o.key_type));
   }
   CertSpec spec{o.common_name, now_ + o.not_before_offset, now_ + o.not_after_offset, o.ca};
-  X509* issuer = o.self_signed ? nullptr : intermediate_.cert.get();
-  EVP_PKEY* issuer_key = o.self_signed ? nullptr : intermediate_.key.get();
+  const TestCert& from = o.issuer != nullptr ? *o.issuer : intermediate_;
+  X509* issuer = o.self_signed ? nullptr : from.cert.get();
+  EVP_PKEY* issuer_key = o.self_signed ? nullptr : from.key.get();
   ASSIGN_OR_RETURN(
       X509Ptr cert,
       BuildCert(spec, key.get(), issuer, issuer_key, [&](X509* c, X509* iss) -> absl::Status {
@@ -276,18 +292,23 @@ absl::StatusOr<TestCert> TestPki::IssueLeaf(const LeafOptions& o) const {
         }
         return absl::OkStatus();
       }));
+  const std::string issuers =
+      o.issuer != nullptr && !o.self_signed ? o.issuer->cert_pem + o.issuer->issuers_pem : "";
   if (o.subject_public_key != nullptr) {
     TestCert out;
     out.cert_pem = CertToPem(cert.get());
     out.cert = std::move(cert);
     out.key = std::move(key);
+    out.issuers_pem = issuers;
     return out;
   }
-  return Finish(std::move(cert), std::move(key));
+  ASSIGN_OR_RETURN(TestCert out, Finish(std::move(cert), std::move(key)));
+  out.issuers_pem = issuers;
+  return out;
 }
 
 std::string TestPki::ChainPem(const TestCert& leaf) const {
-  return absl::StrCat(leaf.cert_pem, intermediate_.cert_pem);
+  return absl::StrCat(leaf.cert_pem, leaf.issuers_pem, intermediate_.cert_pem);
 }
 
 absl::StatusOr<std::string> TestPki::CrlPem(const std::vector<const X509*>& revoked,

@@ -26,6 +26,9 @@ struct TestCert {
   stir::EvpPkeyPtr key;
   std::string cert_pem;
   std::string key_pem;  // PKCS#8
+  // The CA certificates between this leaf and the PKI's intermediate, its issuer first (an SP-CA
+  // for a delegate leaf, RFC 9060); TestPki::ChainPem puts them after the leaf.
+  std::string issuers_pem;
 };
 
 // LeafOptions describes the SP (end-entity) certificate to issue; defaults give a valid one.
@@ -58,6 +61,8 @@ struct LeafOptions {
   // Certify this public key (e.g. one that lives in a PKCS#11 token) instead of generating a key
   // pair; key_type is ignored and the TestCert has no private key PEM.
   const EVP_PKEY* subject_public_key = nullptr;
+  // Issue from this CA (an SP-CA from TestPki::IssueSpCa) instead of the intermediate.
+  const TestCert* issuer = nullptr;
 };
 
 // TestPki is a root and an intermediate CA able to issue leaves and CRLs. Not thread-safe.
@@ -69,8 +74,13 @@ class TestPki {
   absl::StatusOr<TestCert> IssueLeaf(const LeafOptions& options = {}) const;
   // Issue another intermediate under the root (e.g. to revoke it).
   absl::StatusOr<TestCert> IssueIntermediate(const std::string& common_name) const;
+  // IssueSpCa issues an SP-CA under the intermediate (RFC 9060, ATIS-1000092): CA:TRUE with
+  // pathlen 0, keyCertSign, and `tn_auth_list_der` (not checked) as the TNAuthList of the scope
+  // it may delegate. Leaves issued from it (LeafOptions::issuer) chain through it.
+  absl::StatusOr<TestCert> IssueSpCa(const std::string& common_name,
+                                     const std::string& tn_auth_list_der) const;
 
-  // ChainPem is the x5u body: the leaf followed by the intermediate.
+  // ChainPem is the x5u body: the leaf, its issuers_pem (an SP-CA), then the intermediate.
   std::string ChainPem(const TestCert& leaf) const;
 
   // CrlPem returns a CRL signed by the intermediate (issuer_is_root=false) or by the root,
