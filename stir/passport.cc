@@ -109,6 +109,26 @@ absl::Status ReadStringArray(const Json& v, std::string_view name,
   return absl::OkStatus();
 }
 
+// CheckTnClaims applies what every PASSporT type shares here: TNs only for orig and dest,
+// canonical (a div chain is linked by TN; rph and rcd are checked against the call's From and To
+// like shaken). RFC 8224 §8.3 (ID-6): the signer canonicalizes before signing, so a signed TN is
+// digits, '#' and '*' only; a '+' or a separator means it did not, and is refused rather than
+// silently repaired.
+absl::Status CheckTnClaims(const PassportClaims& c) {
+  if (!c.orig_tn) return ClaimMissing("orig.tn");
+  if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
+  if (!IsCanonicalTn(*c.orig_tn)) {
+    return ClaimInvalid("claim orig.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
+  }
+  for (const std::string& tn : c.dest_tns) {
+    if (!IsCanonicalTn(tn)) {
+      return ClaimInvalid(
+          "claim dest.tn holds a non-canonical TN (RFC 8224 §8.3: digits, # and * only)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // CheckShakenClaims applies RFC 8588 to typed claims.
 absl::Status CheckShakenClaims(const PassportClaims& c) {
   if (!c.attest) return ClaimMissing("attest");
@@ -123,19 +143,7 @@ absl::Status CheckShakenClaims(const PassportClaims& c) {
   if (!IsUuid(*c.origid)) {
     return ReasonError(Reason::kOrigidInvalid, "origid is not a UUID (RFC 8588 §5)");
   }
-  // RFC 8224 §8.3 (ID-6): the signer canonicalizes before signing, so a signed TN is digits,
-  // '#' and '*' only. A '+' or a separator means the signer did not, and is refused rather than
-  // silently repaired.
-  if (!IsCanonicalTn(*c.orig_tn)) {
-    return ClaimInvalid("claim orig.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
-  }
-  for (const std::string& tn : c.dest_tns) {
-    if (!IsCanonicalTn(tn)) {
-      return ClaimInvalid(
-          "claim dest.tn holds a non-canonical TN (RFC 8224 §8.3: digits, # and * only)");
-    }
-  }
-  return absl::OkStatus();
+  return CheckTnClaims(c);
 }
 
 // ReadDivClaim types the div claim (RFC 8946 §3): an object with one tn or uri string and an
@@ -166,23 +174,6 @@ absl::Status ReadDivClaim(const Json& v, PassportClaims* c) {
   return absl::OkStatus();
 }
 
-// CheckTnClaims applies what div, rph and rcd PASSporTs share here: TNs only for orig and dest,
-// canonical as for shaken (a div chain is linked by TN; rph and rcd are checked against the
-// call's From and To like shaken).
-absl::Status CheckTnClaims(const PassportClaims& c) {
-  if (!c.orig_tn) return ClaimMissing("orig.tn");
-  if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
-  if (!IsCanonicalTn(*c.orig_tn)) {
-    return ClaimInvalid("claim orig.tn is not a canonical TN (RFC 8224 §8.3: digits, # and * only)");
-  }
-  for (const std::string& tn : c.dest_tns) {
-    if (!IsCanonicalTn(tn)) {
-      return ClaimInvalid(
-          "claim dest.tn holds a non-canonical TN (RFC 8224 §8.3: digits, # and * only)");
-    }
-  }
-  return absl::OkStatus();
-}
 
 bool IsUrlChar(char c) {
   return absl::ascii_isgraph(static_cast<unsigned char>(c)) && c != '<' && c != '>' &&
