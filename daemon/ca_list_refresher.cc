@@ -34,7 +34,10 @@ absl::StatusOr<std::unique_ptr<CaListRefresher>> CaListRefresher::Start(
     absl::StatusOr<stir::CaList> list =
         cached.ok() ? stir::ParseCaList(*cached, absl::Now(), r->limits_) : cached.status();
     if (list.ok()) {
-      if (absl::Status applied = r->apply_(list->pem); !applied.ok()) return applied;
+      // Not put in force: reported below like an unreadable file; the first fetch tries again.
+      if (absl::Status applied = r->apply_(list->pem); !applied.ok()) list = applied;
+    }
+    if (list.ok()) {
       absl::MutexLock lock(&r->mu_);
       r->pem_ = list->pem;
       r->fingerprints_ = list->fingerprints;

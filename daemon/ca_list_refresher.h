@@ -39,8 +39,9 @@ class CaListRefresher {
   using Apply = std::function<absl::Status(const std::string& pem)>;
 
   // Start reads ca_list_cache_file and, when it holds an acceptable list, puts it in force with
-  // `apply` at once (so a restart during an STI-PA outage keeps the last list); then starts the
-  // thread, whose first fetch is immediate. `verifier` must have
+  // `apply` at once (so a restart during an STI-PA outage keeps the last list; a file that cannot
+  // be used is logged and left for the first fetch); then starts the thread, whose first fetch is
+  // immediate. `verifier` must have
   // ca_list_url. INVALID_ARGUMENT when the fetcher cannot be built.
   static absl::StatusOr<std::unique_ptr<CaListRefresher>> Start(const VerifierConfig& verifier,
                                                                 Apply apply);

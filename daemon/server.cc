@@ -547,7 +547,13 @@ void Daemon::Reap() {
 }
 
 void Daemon::Shutdown() {
-  if (state_ == nullptr || state_->api == nullptr) {
+  bool serving_started = false;
+  if (state_ != nullptr) {
+    // Under the lock MoveClientsAway swaps the API server with.
+    absl::MutexLock lock(&state_->shutdown_mu);
+    serving_started = state_->api != nullptr;
+  }
+  if (!serving_started) {
     // Start failed before serving: nothing to drain. Stop the monitor if it runs.
     stop_.Notify();
     if (monitor_.joinable()) monitor_.join();

@@ -317,18 +317,10 @@ RuleResult CrlDistributionPoints(const ProfileSubject& s) {  // CE-9
   }
   if (n != 1) r.findings.push_back(Full(absl::StrCat(n, " distribution points (expected one)")));
   const DIST_POINT* dp = sk_DIST_POINT_value(dps.get(), 0);
-  std::vector<std::string> urls;
+  std::vector<std::string> urls = DistributionPointUris(dp);
   bool http = false;
-  if (dp->distpoint != nullptr && dp->distpoint->type == 0) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); ++i) {
-      const GENERAL_NAME* g = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, i);
-      if (g->type != GEN_URI) continue;
-      const ASN1_IA5STRING* uri = g->d.uniformResourceIdentifier;
-      std::string url(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                      static_cast<size_t>(ASN1_STRING_length(uri)));
-      if (url.starts_with("http://") || url.starts_with("https://")) http = true;
-      urls.push_back(std::move(url));
-    }
+  for (const std::string& url : urls) {
+    if (url.starts_with("http://") || url.starts_with("https://")) http = true;
   }
   if (!http) r.findings.push_back(Full("no HTTP URL"));
   if (dp->CRLissuer == nullptr) {

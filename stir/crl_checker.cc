@@ -30,15 +30,8 @@ std::optional<std::string> CrlDistributionPointUrl(const X509* cert) {
       X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
   ERR_clear_error();
   if (!dps || sk_DIST_POINT_num(dps.get()) < 1) return std::nullopt;
-  const DIST_POINT* dp = sk_DIST_POINT_value(dps.get(), 0);
-  if (dp->distpoint == nullptr || dp->distpoint->type != 0) return std::nullopt;
-  for (int i = 0; i < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); ++i) {
-    const GENERAL_NAME* g = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, i);
-    if (g->type != GEN_URI) continue;
-    const ASN1_IA5STRING* uri = g->d.uniformResourceIdentifier;
-    std::string url(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                    static_cast<size_t>(ASN1_STRING_length(uri)));
-    if (url.starts_with("http://") || url.starts_with("https://")) return url;
+  for (std::string& url : DistributionPointUris(sk_DIST_POINT_value(dps.get(), 0))) {
+    if (url.starts_with("http://") || url.starts_with("https://")) return std::move(url);
   }
   return std::nullopt;
 }

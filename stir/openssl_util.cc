@@ -361,6 +361,19 @@ std::string CertificateDer(const X509* cert) {
   return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
 }
 
+std::vector<std::string> DistributionPointUris(const DIST_POINT* dp) {
+  std::vector<std::string> out;
+  if (dp == nullptr || dp->distpoint == nullptr || dp->distpoint->type != 0) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, i);
+    if (g->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = g->d.uniformResourceIdentifier;
+    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                     static_cast<size_t>(ASN1_STRING_length(uri)));
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   errno = 0;
   std::ifstream in(path, std::ios::binary);

@@ -140,6 +140,10 @@ std::string CertificateDer(const X509* cert);
 // when it holds none. Bound the size of `data` before calling (untrusted input).
 absl::StatusOr<std::vector<X509CrlPtr>> ParseCrls(std::string_view data);
 
+// DistributionPointUris lists the URIs of a CRL distribution point's fullName (none for a
+// relative name or no name), in order.
+std::vector<std::string> DistributionPointUris(const DIST_POINT* dp);
+
 // ReadFile reads a whole (small) file, at most `max_bytes`.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 1 << 20);
 
