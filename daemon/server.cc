@@ -253,6 +253,7 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       counter("shaken_x5u_fetches_total", cs.fetches);
       counter("shaken_x5u_fetch_errors_total", cs.fetch_errors);
       counter("shaken_x5u_validation_failures_total", cs.validation_failures);
+      counter("shaken_x5u_revocation_rechecks_total", cs.rechecks);
       auto entries = Family("shaken_x5u_cache_entries");
       AddSample(&entries, static_cast<double>(cs.entries));
       out.push_back(std::move(entries));
@@ -275,6 +276,9 @@ void RegisterCollectors(Daemon::State* s, const std::atomic<bool>* draining) {
       auto revoked = Family("shaken_crl_revoked_total");
       AddSample(&revoked, static_cast<double>(rs.revoked));
       out.push_back(std::move(revoked));
+      auto refreshes = Family("shaken_crl_refreshes_total");
+      AddSample(&refreshes, static_cast<double>(rs.refreshes));
+      out.push_back(std::move(refreshes));
       auto cached = Family("shaken_crl_cache_entries");
       AddSample(&cached, static_cast<double>(rs.cached));
       out.push_back(std::move(cached));

@@ -13,6 +13,9 @@ struct X5uCertificateSource::Entry {
   std::string pem;           // the fetched chain; empty when the fetch itself failed
   CertificateResult result;  // positive or negative
   absl::Time expires;
+  // When the revocation verdict runs out (the CRL's nextUpdate, or a soft failure's retry time):
+  // from then on the chain is checked against its CRL again, without fetching it again.
+  absl::Time recheck_at = absl::InfiniteFuture();
   uint64_t generation = 0;  // CertValidator::generation() at validation time
   size_t bytes = 0;
   mutable std::atomic<bool> referenced{false};  // set by readers (CLOCK eviction)
@@ -86,7 +89,8 @@ CertificateResult X5uCertificateSource::Lookup(std::string_view x5u, absl::Time 
 }
 
 std::optional<CertificateResult> X5uCertificateSource::Cached(
-    std::string_view x5u, absl::Time now, std::shared_ptr<const Entry>* stale_out) {
+    std::string_view x5u, absl::Time now, std::shared_ptr<const Entry>* stale_out,
+    bool* recheck_in_background) {
   const uint64_t generation = validator_->generation();
   std::shared_ptr<const Entry>& stale = *stale_out;
   {
@@ -98,8 +102,20 @@ std::optional<CertificateResult> X5uCertificateSource::Cached(
       if (e.result.ok()) {
         if (current && now >= e.result.cert->valid_from && now < e.result.cert->valid_until) {
           e.referenced.store(true, std::memory_order_relaxed);
-          counters_.hits.fetch_add(1, std::memory_order_relaxed);
-          return e.result;  // the hot path: a shared_ptr copy
+          if (now < e.recheck_at) {
+            counters_.hits.fetch_add(1, std::memory_order_relaxed);
+            return e.result;  // the hot path: a shared_ptr copy
+          }
+          // The revocation verdict ran out: check the CRL again. Under soft-fail the answer
+          // cannot get worse than "passed" for want of a CRL, so the call is answered now and
+          // the check runs in the background; under hard-fail the call waits for it.
+          stale = it->second;
+          if (crl_ != nullptr && crl_->soft_fail()) {
+            *recheck_in_background = true;
+            counters_.hits.fetch_add(1, std::memory_order_relaxed);
+            return e.result;
+          }
+          return std::nullopt;
         }
         if (current && now < e.result.cert->valid_from) {
           // A lookup "in the past" (e.g. verify --at): answer without disturbing the entry.
@@ -131,7 +147,22 @@ void X5uCertificateSource::LookupAsync(std::string_view x5u, absl::Time now, abs
     return;
   }
   std::shared_ptr<const Entry> stale;
-  if (std::optional<CertificateResult> hit = Cached(x5u, now, &stale)) {
+  bool recheck_in_background = false;
+  if (std::optional<CertificateResult> hit = Cached(x5u, now, &stale, &recheck_in_background)) {
+    if (recheck_in_background) {
+      // The CRL checker usually holds the next CRL already (refreshed ahead of nextUpdate): then
+      // the new verdict is local work. Otherwise answer from the cache and check behind it.
+      if (std::optional<RevocationResult> revocation = crl_->CheckCached(stale->pem, now)) {
+        counters_.rechecks.fetch_add(1, std::memory_order_relaxed);
+        std::move(done)(WithRevocation(stale->generation, std::string(x5u), now, stale->result,
+                                       stale->pem, std::nullopt, stale->expires,
+                                       *std::move(revocation)));
+        return;
+      }
+      std::move(done)(*std::move(hit));
+      RecheckInBackground(std::string(x5u), now, std::move(stale));
+      return;
+    }
     std::move(done)(*std::move(hit));
     return;
   }
@@ -166,6 +197,19 @@ void X5uCertificateSource::LookupAsync(std::string_view x5u, absl::Time now, abs
   Lead(url, now, deadline, std::move(stale));
 }
 
+void X5uCertificateSource::RecheckInBackground(std::string url, absl::Time now,
+                                               std::shared_ptr<const Entry> stale) {
+  {
+    absl::MutexLock lock(&flights_mu_);
+    auto [it, inserted] = flights_.try_emplace(url);
+    if (!inserted) return;  // already being looked up or rechecked
+    it->second = std::make_shared<Flight>();
+  }
+  counters_.rechecks.fetch_add(1, std::memory_order_relaxed);
+  // Nobody waits for it: the deadline only bounds the wait for a fetch slot.
+  Lead(url, now, now + kBackgroundDeadline, std::move(stale));
+}
+
 void X5uCertificateSource::Land(const std::string& url, const CertificateResult& result) {
   std::vector<std::shared_ptr<Waiter>> waiters;
   {
@@ -186,7 +230,15 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
                                 std::shared_ptr<const Entry> stale) {
   // Read before validating: a reload racing with us makes the entry look stale, never current.
   const uint64_t gen = validator_->generation();
-  // 1. A cached chain whose validation is out of date (trust reload): validate it again.
+  // 1. A cached chain whose revocation verdict ran out: check its CRL again (the chain itself
+  //    is still valid under the current trust).
+  if (stale != nullptr && stale->result.ok() && stale->generation == gen &&
+      now >= stale->result.cert->valid_from && now < stale->result.cert->valid_until &&
+      now >= stale->recheck_at && now < stale->expires) {
+    Conclude(gen, url, now, deadline, stale->result, stale->pem, std::nullopt, stale->expires);
+    return;
+  }
+  // 2. A cached chain whose validation is out of date (trust reload): validate it again.
   if (stale != nullptr && !stale->pem.empty()) {
     counters_.revalidations.fetch_add(1, std::memory_order_relaxed);
     CertificateResult r = validator_->ValidatePem(stale->pem, now);
@@ -194,7 +246,7 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
     Conclude(gen, url, now, deadline, std::move(r), stale->pem, std::nullopt, stale->expires);
     return;
   }
-  // 2. The operator's shared store.
+  // 3. The operator's shared store.
   if (store_ != nullptr) {
     absl::StatusOr<std::optional<CertificateStore::Entry>> stored = store_->Get(url);
     if (!stored.ok()) {
@@ -211,7 +263,7 @@ void X5uCertificateSource::Lead(const std::string& url, absl::Time now, absl::Ti
       // A store entry that no longer validates: fetch a fresh copy below.
     }
   }
-  // 3. The network.
+  // 4. The network.
   counters_.fetches.fetch_add(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&outstanding_->mu);
@@ -259,17 +311,25 @@ void X5uCertificateSource::Conclude(uint64_t generation, const std::string& url,
       std::move(checked), now, deadline,
       [this, generation, url, now, result = std::move(result), pem = std::move(pem), fresh_for,
        store_expires, outstanding = outstanding_](RevocationResult revocation) mutable {
-        if (revocation.reason != Reason::kPassed) {
-          counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
-          result = CertificateResult::Failure(revocation.reason, std::move(revocation.detail));
-        }
-        // A hit must not outlive the revocation verdict: past it, the next lookup validates the
-        // cached chain again, which checks the CRL again (refetched once past its nextUpdate).
-        Land(url, Remember(generation, url, now, std::move(result), std::move(pem), fresh_for,
-                           store_expires, revocation.check_until));
+        Land(url, WithRevocation(generation, url, now, std::move(result), std::move(pem),
+                                 fresh_for, store_expires, std::move(revocation)));
         absl::MutexLock lock(&outstanding->mu);  // the last use of this source
         --outstanding->fetches;
       });
+}
+
+CertificateResult X5uCertificateSource::WithRevocation(
+    uint64_t generation, const std::string& url, absl::Time now, CertificateResult result,
+    std::string pem, std::optional<absl::Duration> fresh_for,
+    std::optional<absl::Time> store_expires, RevocationResult revocation) {
+  if (revocation.reason != Reason::kPassed) {
+    counters_.validation_failures.fetch_add(1, std::memory_order_relaxed);
+    result = CertificateResult::Failure(revocation.reason, std::move(revocation.detail));
+  }
+  // A hit must not outlive the revocation verdict: past it, the next lookup checks the cached
+  // chain's CRL again (the CRL checker refreshes a CRL in use before its nextUpdate).
+  return Remember(generation, url, now, std::move(result), std::move(pem), fresh_for,
+                  store_expires, revocation.check_until);
 }
 
 CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std::string& url,
@@ -277,7 +337,7 @@ CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std:
                                                  std::string pem,
                                                  std::optional<absl::Duration> fresh_for,
                                                  std::optional<absl::Time> store_expires,
-                                                 absl::Time not_after) {
+                                                 absl::Time recheck_at) {
   absl::Time expires;
   if (result.ok()) {
     if (fresh_for.has_value()) {
@@ -286,8 +346,8 @@ CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std:
     } else {
       expires = std::min(store_expires.value_or(now), now + options_.max_ttl);
     }
-    // P14: never beyond the chain's validity (earliest notAfter, CRL nextUpdate).
-    expires = std::min({expires, result.cert->valid_until, not_after});
+    // P14: never beyond the chain's validity (earliest notAfter).
+    expires = std::min(expires, result.cert->valid_until);
   } else {
     expires = now + options_.negative_ttl;
   }
@@ -304,6 +364,7 @@ CertificateResult X5uCertificateSource::Remember(uint64_t generation, const std:
   entry->pem = std::move(pem);
   entry->result = result;
   entry->expires = expires;
+  entry->recheck_at = result.ok() ? recheck_at : absl::InfiniteFuture();
   entry->generation = generation;
   entry->bytes =
       entry->url.size() + entry->pem.size() + entry->result.detail.size() + kEntryOverheadBytes;
@@ -359,6 +420,7 @@ CertCacheStats X5uCertificateSource::Stats() const {
   s.fetch_errors = counters_.fetch_errors.load(std::memory_order_relaxed);
   s.validation_failures = counters_.validation_failures.load(std::memory_order_relaxed);
   s.revalidations = counters_.revalidations.load(std::memory_order_relaxed);
+  s.rechecks = counters_.rechecks.load(std::memory_order_relaxed);
   s.store_hits = counters_.store_hits.load(std::memory_order_relaxed);
   s.store_errors = counters_.store_errors.load(std::memory_order_relaxed);
   s.evictions = counters_.evictions.load(std::memory_order_relaxed);

@@ -72,6 +72,7 @@ struct CertCacheStats {
   uint64_t fetch_errors = 0;   // network fetches that failed
   uint64_t validation_failures = 0;
   uint64_t revalidations = 0;  // cached PEM validated again (trust reload, store hit)
+  uint64_t rechecks = 0;       // cached chains checked against their CRL again in the background
   uint64_t store_hits = 0;
   uint64_t store_errors = 0;
   uint64_t evictions = 0;
@@ -100,8 +101,10 @@ class X5uCertificateSource final : public CertificateSource {
 
   // New fails (INVALID_ARGUMENT) on missing collaborators or bad bounds. `store` may be null.
   // `crl`, when given, checks every chain that validates against its leaf's CRL distribution
-  // point before the result is cached or answered; the cached result then lives no longer than
-  // that check's verdict (the CRL's nextUpdate), so a hit never needs the network.
+  // point before the result is cached or answered. Past that check's verdict (the CRL's
+  // nextUpdate, kept in the checker's cache and refreshed ahead of it) the cached chain is checked
+  // again without being fetched again: in the background under soft-fail (the call is answered
+  // from the cache at once), before answering under hard-fail.
   static absl::StatusOr<std::unique_ptr<X5uCertificateSource>> New(
       std::shared_ptr<const CertificateFetcher> fetcher,
       std::shared_ptr<const CertValidator> validator, CertCacheOptions options = {},
@@ -131,18 +134,31 @@ class X5uCertificateSource final : public CertificateSource {
                 std::optional<absl::Time> store_expires);
 
   // Cached answers `x5u` from the map, or returns nullopt (and the stale entry to refresh).
+  // `recheck_in_background` is set when the answer is a hit whose revocation check is due
+  // (RecheckInBackground then runs it).
   std::optional<CertificateResult> Cached(std::string_view x5u, absl::Time now,
-                                          std::shared_ptr<const Entry>* stale);
+                                          std::shared_ptr<const Entry>* stale,
+                                          bool* recheck_in_background);
+  // RecheckInBackground checks `stale`'s chain against its CRL again with no caller waiting,
+  // unless a lookup of `url` is already in flight.
+  void RecheckInBackground(std::string url, absl::Time now, std::shared_ptr<const Entry> stale);
+  static constexpr absl::Duration kBackgroundDeadline = absl::Seconds(30);
   // Lead runs a miss for `url` (the single-flight leader) and lands its flight.
   void Lead(const std::string& url, absl::Time now, absl::Time deadline,
             std::shared_ptr<const Entry> stale);
+  // WithRevocation applies a CRL check's verdict to a validated chain's result and remembers it.
+  CertificateResult WithRevocation(uint64_t generation, const std::string& url, absl::Time now,
+                                   CertificateResult result, std::string pem,
+                                   std::optional<absl::Duration> fresh_for,
+                                   std::optional<absl::Time> store_expires,
+                                   RevocationResult revocation);
   // Land answers every waiter of `url`'s flight with `result`.
   void Land(const std::string& url, const CertificateResult& result);
   CertificateResult Remember(uint64_t generation, const std::string& url, absl::Time now,
                              CertificateResult result, std::string pem,
                              std::optional<absl::Duration> fresh_for,
                              std::optional<absl::Time> store_expires,
-                             absl::Time not_after = absl::InfiniteFuture());
+                             absl::Time recheck_at = absl::InfiniteFuture());
   void Insert(std::shared_ptr<Entry> entry) ABSL_LOCKS_EXCLUDED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -171,8 +187,8 @@ class X5uCertificateSource final : public CertificateSource {
 
   struct Counters {
     std::atomic<uint64_t> hits{0}, negative_hits{0}, misses{0}, coalesced{0}, fetches{0},
-        fetch_errors{0}, validation_failures{0}, revalidations{0}, store_hits{0}, store_errors{0},
-        evictions{0};
+        fetch_errors{0}, validation_failures{0}, revalidations{0}, rechecks{0}, store_hits{0},
+        store_errors{0}, evictions{0};
   };
   mutable Counters counters_;
 };

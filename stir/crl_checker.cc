@@ -16,6 +16,7 @@ struct CrlChecker::Entry {
   std::shared_ptr<X509_CRL> crl;  // null: the CRL could not be obtained (`failure` says why)
   std::string failure;
   absl::Time expires;  // the CRL's nextUpdate (capped), or when to try again after a failure
+  mutable std::atomic<bool> used{false};  // answered a check since it was fetched
 };
 
 // Waiter is one check waiting for its URL's fetch.
@@ -47,6 +48,9 @@ absl::StatusOr<std::unique_ptr<CrlChecker>> CrlChecker::New(
     return absl::InvalidArgumentError(
         "CRL cache bounds: max_entries, retry_after and max_ttl must be positive");
   }
+  if (!(options.refresh_at_fraction >= 0.0 && options.refresh_at_fraction <= 0.95)) {
+    return absl::InvalidArgumentError("CRL refresh_at_fraction must be within [0, 0.95]");
+  }
   return std::unique_ptr<CrlChecker>(
       new CrlChecker(std::move(fetcher), std::move(validator), std::move(options)));
 }
@@ -56,43 +60,59 @@ CrlChecker::CrlChecker(std::shared_ptr<const CertificateFetcher> fetcher,
     : fetcher_(std::move(fetcher)), validator_(std::move(validator)), options_(std::move(options)) {}
 
 CrlChecker::~CrlChecker() {
-  // Fetches in progress call back into this object (bounded by the fetcher's timeouts).
+  // Fetches in progress call back into this object (bounded by the fetcher's timeouts); no
+  // refresh starts once stopping_ is set.
   absl::MutexLock lock(&mu_);
+  stopping_ = true;
   mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &outstanding_));
+}
+
+absl::StatusOr<std::optional<std::string>> CrlChecker::LeafUrl(const std::string& pem) {
+  absl::StatusOr<std::vector<X509Ptr>> chain = ParsePemChain(pem);
+  if (!chain.ok()) return chain.status();
+  return CrlDistributionPointUrl((*chain)[0].get());
+}
+
+std::optional<RevocationResult> CrlChecker::CheckCached(const std::string& pem, absl::Time now) {
+  absl::StatusOr<std::optional<std::string>> url = LeafUrl(pem);
+  if (!url.ok()) return Unusable("(none)", std::string(url.status().message()), now);
+  if (!url->has_value()) return RevocationResult{};
+  std::shared_ptr<const Entry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(**url);
+    if (it == cache_.end() || now >= it->second->expires) return std::nullopt;
+    entry = it->second;
+  }
+  // The hot path: local work only.
+  if (!entry->used.load(std::memory_order_relaxed)) {
+    entry->used.store(true, std::memory_order_relaxed);
+  }
+  return Judge(pem, *entry, now);
 }
 
 void CrlChecker::CheckAsync(std::string pem, absl::Time now, absl::Time deadline,
                             CheckDone done) {
-  absl::StatusOr<std::vector<X509Ptr>> chain = ParsePemChain(pem);
-  if (!chain.ok()) {  // the validator accepted this chain: not expected
-    std::move(done)(Unusable("(none)", std::string(chain.status().message()), now));
+  if (std::optional<RevocationResult> cached = CheckCached(pem, now)) {
+    std::move(done)(*std::move(cached));
     return;
   }
-  std::optional<std::string> url = CrlDistributionPointUrl((*chain)[0].get());
-  if (!url.has_value()) {
-    std::move(done)(RevocationResult{});
+  absl::StatusOr<std::optional<std::string>> url = LeafUrl(pem);
+  if (!url.ok() || !url->has_value()) {  // answered by CheckCached: not expected here
+    std::move(done)(Unusable("(none)", "the certificate lost its distribution point", now));
     return;
   }
-  std::shared_ptr<const Entry> entry;
   bool leader = false;
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(*url);
-    if (it != cache_.end() && now < it->second->expires) {
-      entry = it->second;
-    } else {
-      auto [flight, inserted] = flights_.try_emplace(*url);
-      flight->second.push_back(Waiter{std::move(pem), now, std::move(done)});
-      leader = inserted;
-      if (leader) ++outstanding_;
-    }
-  }
-  if (entry != nullptr) {  // the hot path: local work only
-    std::move(done)(Judge(pem, *entry, now));
-    return;
+    auto [flight, inserted] = flights_.try_emplace(**url);
+    flight->second.push_back(Waiter{std::move(pem), now, std::move(done)});
+    leader = inserted;
+    if (leader) ++outstanding_;
   }
   if (!leader) return;
-  fetcher_->FetchCrlAsync(*url, deadline, [this, url = *url, now](FetchResult fetched) {
+  // A CRL that landed since CheckCached looked is fetched once more: harmless, and rare.
+  fetcher_->FetchCrlAsync(**url, deadline, [this, url = **url, now](FetchResult fetched) {
     Landed(url, now, std::move(fetched));
   });
 }
@@ -122,8 +142,8 @@ void CrlChecker::Landed(const std::string& url, absl::Time now, FetchResult fetc
       if (next_update > now) entry->expires = std::min(next_update, now + options_.max_ttl);
     }
   }
-  Store(entry);
   std::vector<Waiter> waiters;
+  std::shared_ptr<const Entry> kept;  // a CRL still in force that a failed refresh leaves in place
   {
     absl::MutexLock lock(&mu_);
     auto it = flights_.find(url);
@@ -131,10 +151,59 @@ void CrlChecker::Landed(const std::string& url, absl::Time now, FetchResult fetc
       waiters.swap(it->second);
       flights_.erase(it);
     }
+    if (entry->crl == nullptr) {
+      auto cached = cache_.find(url);
+      if (cached != cache_.end() && cached->second->crl != nullptr &&
+          now < cached->second->expires) {
+        kept = cached->second;
+      }
+    }
   }
-  for (Waiter& w : waiters) std::move(w.done)(Judge(w.pem, *entry, w.now));
+  if (kept != nullptr) {
+    // Only a background refresh fails while the cached CRL is in force (a check waits only for a
+    // missing or expired one): keep it, and try again after retry_after.
+    ScheduleRefresh(kept, now + options_.retry_after);
+  } else {
+    if (!waiters.empty()) entry->used.store(true, std::memory_order_relaxed);
+    Store(entry);
+    if (entry->crl != nullptr && options_.refresh_at_fraction > 0 &&
+        entry->expires < absl::InfiniteFuture()) {
+      ScheduleRefresh(entry, now + (entry->expires - now) * options_.refresh_at_fraction);
+    }
+  }
+  const Entry& answer = kept != nullptr ? *kept : *entry;
+  for (Waiter& w : waiters) std::move(w.done)(Judge(w.pem, answer, w.now));
   absl::MutexLock lock(&mu_);  // the last use of this object
   --outstanding_;
+}
+
+void CrlChecker::ScheduleRefresh(const std::shared_ptr<const Entry>& entry, absl::Time at) {
+  if (at >= entry->expires) return;  // past it a check fetches the CRL itself
+  timers_.Schedule(at, [this, weak = std::weak_ptr<const Entry>(entry)] {
+    if (std::shared_ptr<const Entry> e = weak.lock()) Refresh(e);
+  });
+}
+
+void CrlChecker::Refresh(const std::shared_ptr<const Entry>& entry) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    auto it = cache_.find(entry->url);
+    // Replaced, evicted or unused since its fetch: nothing to do (a check fetches it when due).
+    if (it == cache_.end() || it->second != entry ||
+        !entry->used.load(std::memory_order_relaxed)) {
+      return;
+    }
+    auto [flight, inserted] = flights_.try_emplace(entry->url);
+    if (!inserted) return;  // a check is already fetching it
+    ++outstanding_;
+  }
+  counters_.refreshes.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time now = absl::Now();
+  fetcher_->FetchCrlAsync(entry->url, now + options_.retry_after,
+                          [this, url = entry->url, now](FetchResult fetched) {
+                            Landed(url, now, std::move(fetched));
+                          });
 }
 
 RevocationResult CrlChecker::Judge(const std::string& pem, const Entry& entry, absl::Time now) {
@@ -193,6 +262,7 @@ CrlStats CrlChecker::Stats() const {
   s.soft_failed = counters_.soft_failed.load(std::memory_order_relaxed);
   s.hard_failed = counters_.hard_failed.load(std::memory_order_relaxed);
   s.revoked = counters_.revoked.load(std::memory_order_relaxed);
+  s.refreshes = counters_.refreshes.load(std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
   s.cached = cache_.size();
   return s;

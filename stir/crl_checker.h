@@ -1,7 +1,8 @@
 // crl_checker.h: revocation of the SHAKEN signing certificate through its CRL distribution point
 // (ATIS-1000080 §6.4.1, CE-9: one DP with an HTTP URL and a cRLIssuer; RFC 5280 §4.2.1.13, §6.3;
 // docs/standards.md#revocation). CRLs are fetched asynchronously by the x5u fetcher's event loop
-// under CrlPolicy, cached until their nextUpdate, and checked by the CertValidator (CheckCrl).
+// under CrlPolicy, cached until their nextUpdate, refreshed in the background before it while in
+// use, and checked by the CertValidator (CheckCrl).
 #ifndef SHAKEN_STIR_CRL_CHECKER_H_
 #define SHAKEN_STIR_CRL_CHECKER_H_
 
@@ -23,6 +24,7 @@
 #include "absl/time/time.h"
 #include "stir/cert_validator.h"
 #include "stir/openssl_util.h"
+#include "stir/timer_queue.h"
 #include "stir/verdict.h"
 #include "stir/x5u_fetcher.h"
 
@@ -47,6 +49,11 @@ struct CrlCheckerOptions {
   absl::Duration retry_after = absl::Seconds(30);
   // Upper bound on a CRL's cache lifetime, whatever its nextUpdate says (or without one).
   absl::Duration max_ttl = absl::Hours(24);
+  // A CRL that answered a check since it was fetched is fetched again in the background once
+  // this share of its cache lifetime has passed, so that checks find the next one in the cache
+  // (a failed refresh keeps the current CRL and is tried again after retry_after). 0 turns the
+  // background refresh off; at most 0.95.
+  double refresh_at_fraction = 0.8;
   // Called once per soft-failed check with a sentence naming the URL and what went wrong (a log
   // line). May be null. Runs on the thread that completed the check: must not block.
   std::function<void(std::string_view)> on_soft_fail;
@@ -60,6 +67,7 @@ struct CrlStats {
   uint64_t soft_failed = 0;    // checks that went on without a usable CRL
   uint64_t hard_failed = 0;    // checks refused for want of a usable CRL
   uint64_t revoked = 0;        // certificates found revoked
+  uint64_t refreshes = 0;      // background refreshes started (each also counts as a fetch)
   uint64_t cached = 0;         // CRLs in the cache now
 };
 
@@ -97,8 +105,13 @@ class CrlChecker {
   // exactly once: before CheckAsync returns when the CRL is cached (or known unavailable), else
   // on the fetcher's thread. `deadline` bounds only the wait for a fetch slot.
   void CheckAsync(std::string pem, absl::Time now, absl::Time deadline, CheckDone done);
+  // CheckCached answers from the cache alone (local work: no fetch is started), or nullopt when
+  // the CRL is not cached or past its nextUpdate.
+  std::optional<RevocationResult> CheckCached(const std::string& pem, absl::Time now);
 
   CrlStats Stats() const;
+  // soft_fail says whether an unusable CRL lets the check pass (CrlFailureMode::kSoftFail).
+  bool soft_fail() const { return options_.on_unavailable == CrlFailureMode::kSoftFail; }
 
  private:
   struct Entry;
@@ -108,8 +121,15 @@ class CrlChecker {
   // Judge checks `pem` against a cache entry (a CRL, or a remembered failure).
   RevocationResult Judge(const std::string& pem, const Entry& entry, absl::Time now);
   RevocationResult Unusable(const std::string& url, std::string why, absl::Time now);
+  // LeafUrl is the distribution point URL of the chain's leaf (nullopt: none).
+  static absl::StatusOr<std::optional<std::string>> LeafUrl(const std::string& pem);
   void Landed(const std::string& url, absl::Time now, FetchResult fetched);
   void Store(std::shared_ptr<const Entry> entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // ScheduleRefresh arranges the background refresh of a CRL just stored.
+  void ScheduleRefresh(const std::shared_ptr<const Entry>& entry, absl::Time at);
+  // Refresh runs on the timer thread: fetches `entry`'s URL again when it is still the cached
+  // CRL, was used since its fetch, and no fetch of it is in flight.
+  void Refresh(const std::shared_ptr<const Entry>& entry);
 
   const std::shared_ptr<const CertificateFetcher> fetcher_;
   const std::shared_ptr<const CertValidator> validator_;
@@ -119,12 +139,15 @@ class CrlChecker {
   absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> cache_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<Waiter>> flights_ ABSL_GUARDED_BY(mu_);
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   struct Counters {
     std::atomic<uint64_t> fetch_ok{0}, fetch_failed{0}, fetch_invalid{0}, soft_failed{0},
-        hard_failed{0}, revoked{0};
+        hard_failed{0}, revoked{0}, refreshes{0};
   };
   Counters counters_;
+  // Background refreshes. Last: destroyed (its thread joined) before anything its callbacks use.
+  TimerQueue timers_;
 };
 
 }  // namespace shaken::stir

@@ -111,17 +111,103 @@ TEST_F(CrlDpTest, GoodCertificatePassesAndACachedOneCostsNoCrlRequest) {
   EXPECT_EQ(s.soft_failed, 0u);
 }
 
-TEST_F(CrlDpTest, CrlPastNextUpdateIsFetchedAgain) {
+TEST_F(CrlDpTest, HardFailChecksACachedChainAgainPastNextUpdateWithoutRefetchingIt) {
+  settings_.crl.on_unavailable = CrlFailureMode::kHardFail;
   std::string x5u = Serve(crl_server_->Url("/sti.crl"));
   ServeCrl(/*revoke_leaf=*/false, /*next_update=*/absl::Hours(1));
   auto stack = Stack();
   ASSERT_TRUE(stack->certificates().Lookup(x5u, now_).ok());
-  // The chain's cache entry ends at the CRL's nextUpdate; past it, the next lookup is a miss that
-  // fetches a fresh CRL, which now revokes the certificate.
+  // Past the CRL's nextUpdate the cached chain's verdict has run out: the next lookup waits for a
+  // fresh CRL (hard-fail cannot answer without one), which now revokes the certificate. The
+  // chain itself is not fetched again.
   ServeCrl(/*revoke_leaf=*/true, absl::Hours(24));
   CertificateResult r = stack->certificates().Lookup(x5u, now_ + absl::Hours(2));
   EXPECT_EQ(r.reason, Reason::kCertRevoked) << r.detail;
   EXPECT_EQ(crl_server_->RequestCount("/sti.crl"), 2);
+  EXPECT_EQ(x5u_server_->RequestCount("/sp.pem"), 1);
+}
+
+// Polls `count` until it reaches `want` or 15 s pass (the background work runs on the fetcher's
+// and the timer's threads); returns the last value.
+template <typename F>
+int WaitForCount(F count, int want) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  int n = count();
+  while (n < want && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+    n = count();
+  }
+  return n;
+}
+
+TEST_F(CrlDpTest, SoftFailAnswersACachedChainAtOnceAndChecksItsCrlBehindTheCall) {
+  std::string x5u = Serve(crl_server_->Url("/sti.crl"));
+  ServeCrl(/*revoke_leaf=*/false, /*next_update=*/absl::Hours(1));
+  auto stack = Stack();
+  ASSERT_TRUE(stack->certificates().Lookup(x5u, now_).ok());
+  // Past nextUpdate: answered from the cache without waiting for the network (the CRL server
+  // holds its answer until released)...
+  auto revoking = pki_->CrlPem({leaf_.cert.get()}, /*issuer_is_root=*/false, absl::Hours(24));
+  ASSERT_TRUE(revoking.ok());
+  crl_server_->SetRoute("/sti.crl", {.body = *revoking, .hold_until_release = true});
+  CertificateResult r = stack->certificates().Lookup(x5u, now_ + absl::Hours(2));
+  EXPECT_TRUE(r.ok()) << r.detail;
+  // ...while the fresh CRL is fetched behind it; it revokes the certificate for later calls.
+  EXPECT_EQ(WaitForCount([&] { return crl_server_->HeldCount(); }, 1), 1);
+  crl_server_->ReleaseHeld("/sti.crl", /*stop_holding=*/true);
+  const absl::Time later = now_ + absl::Hours(2) + absl::Seconds(1);
+  CertificateResult after = stack->certificates().Lookup(x5u, later);
+  for (int i = 0; i < 100 && after.ok(); ++i) {  // the recheck lands just after the fetch
+    absl::SleepFor(absl::Milliseconds(20));
+    after = stack->certificates().Lookup(x5u, later);
+  }
+  EXPECT_EQ(after.reason, Reason::kCertRevoked) << after.detail;
+  EXPECT_EQ(x5u_server_->RequestCount("/sp.pem"), 1);
+  EXPECT_GE(stack->certificate_cache()->Stats().rechecks, 1u);
+}
+
+TEST_F(CrlDpTest, CrlInUseIsRefreshedBeforeItsNextUpdate) {
+  settings_.crl.on_unavailable = CrlFailureMode::kHardFail;  // a check would otherwise wait
+  std::string x5u = Serve(crl_server_->Url("/sti.crl"));
+  // nextUpdate in 5 s: refreshed in the background at 80 % of that, with no call asking.
+  ServeCrl(/*revoke_leaf=*/false, /*next_update=*/absl::Seconds(5));
+  auto stack = Stack();
+  ASSERT_TRUE(stack->certificates().Lookup(x5u, now_).ok());
+  ServeCrl(/*revoke_leaf=*/true, absl::Hours(24));
+  EXPECT_EQ(WaitForCount([&] { return crl_server_->RequestCount("/sti.crl"); }, 2), 2);
+  EXPECT_EQ(WaitForCount([&] { return static_cast<int>(stack->crl_checker()->Stats().fetch_ok); },
+                         2),
+            2);
+  EXPECT_EQ(stack->crl_checker()->Stats().refreshes, 1u);
+  // Past the first CRL's nextUpdate the cached chain is judged against the refreshed CRL from
+  // the cache: no request is made during the call.
+  crl_server_->SetRoute("/sti.crl", {.status = 503});
+  CertificateResult r = stack->certificates().Lookup(x5u, now_ + absl::Seconds(10));
+  EXPECT_EQ(r.reason, Reason::kCertRevoked) << r.detail;
+  EXPECT_EQ(crl_server_->RequestCount("/sti.crl"), 2);
+  EXPECT_EQ(x5u_server_->RequestCount("/sp.pem"), 1);
+}
+
+TEST_F(CrlDpTest, FailedRefreshKeepsTheCrlInForce) {
+  settings_.crl.on_unavailable = CrlFailureMode::kHardFail;
+  settings_.crl.retry_after = absl::Seconds(60);
+  std::string x5u = Serve(crl_server_->Url("/sti.crl"));
+  ServeCrl(/*revoke_leaf=*/false, /*next_update=*/absl::Seconds(4));
+  auto stack = Stack();
+  ASSERT_TRUE(stack->certificates().Lookup(x5u, now_).ok());
+  crl_server_->SetRoute("/sti.crl", {.status = 503});
+  EXPECT_EQ(WaitForCount([&] { return static_cast<int>(
+                                           stack->crl_checker()->Stats().fetch_failed); },
+                         1),
+            1);
+  // The CRL fetched first is still in force: checking the chain afresh before its nextUpdate
+  // uses it (under hard-fail, a failure entry would refuse the certificate).
+  const int crl_requests = crl_server_->RequestCount("/sti.crl");
+  stack->certificate_cache()->Clear();
+  CertificateResult r = stack->certificates().Lookup(x5u, now_ + absl::Seconds(1));
+  EXPECT_TRUE(r.ok()) << ReasonName(r.reason) << ": " << r.detail;
+  EXPECT_EQ(crl_server_->RequestCount("/sti.crl"), crl_requests);
+  EXPECT_EQ(x5u_server_->RequestCount("/sp.pem"), 2);
 }
 
 TEST_F(CrlDpTest, UnreachableCrlSoftFailsByDefault) {
