@@ -25,6 +25,7 @@
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/sip_messages.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 
@@ -105,21 +106,6 @@ struct SippResult {
   std::vector<std::string> responses;  // the responses SIPp received, in order
 };
 
-// Header returns the value of the first header `name` of a SIP message ("" when absent); All
-// every value.
-std::vector<std::string> AllHeaders(const std::string& message, std::string_view name) {
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(message, absl::ByAnyChar("\r\n"))) {
-    if (line.empty()) continue;
-    const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) continue;
-    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(line.substr(0, colon)),
-                               absl::string_view(name.data(), name.size()))) {
-      out.emplace_back(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-    }
-  }
-  return out;
-}
 // ReceivedMessages: the messages a SIPp message log (-trace_msg) shows as received, in order.
 // Each entry is a dashed line, "<TRANSPORT> message received [n] bytes :", a blank line, the
 // message.
@@ -136,10 +122,6 @@ std::vector<std::string> ReceivedMessages(const std::string& log) {
   return out;
 }
 
-std::string Header(const std::string& message, std::string_view name) {
-  auto all = AllHeaders(message, name);
-  return all.empty() ? "" : all.front();
-}
 
 class SipRedirectTest : public ::testing::Test {
  protected:
@@ -357,21 +339,6 @@ TEST_F(SipRedirectTest, SourceOutsideEveryRuleGets403) {
   Sipp(options, "u1", {}, "127.0.0.2");
 }
 
-// Received reads what arrives on `fd` within `wait` (nothing: "").
-std::string Received(int fd, absl::Duration wait) {
-  std::string out;
-  const absl::Time until = absl::Now() + wait;
-  for (int i = 0; i < 1000 && absl::Now() < until; ++i) {
-    pollfd p{fd, POLLIN, 0};
-    const int ms = static_cast<int>(absl::ToInt64Milliseconds(until - absl::Now()));
-    if (poll(&p, 1, std::max(ms, 0)) <= 0) break;
-    char buf[65536];
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
 
 TEST_F(SipRedirectTest, GarbageDatagramsGetNoAnswerAndTheServerGoesOn) {
   const int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -487,30 +454,6 @@ TEST_F(SipRedirectTest, RetransmittedInviteIsOneTransaction) {
   EXPECT_EQ(Metric(series), before + 1);
 }
 
-// AnswersOptions tells whether a SIP server on UDP 127.0.0.1:`port` answers an OPTIONS within
-// 200 ms.
-bool AnswersOptions(int port) {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
-  socklen_t len = sizeof local;
-  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-  sockaddr_in to = local;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  const std::string options = absl::StrCat(
-      "OPTIONS sip:127.0.0.1:", port, " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:",
-      ntohs(local.sin_port), ";branch=z9hG4bK-ready-", absl::ToUnixNanos(absl::Now()),
-      "\r\nMax-Forwards: 70\r\nFrom: <sip:test@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
-      "Call-ID: ready-", absl::ToUnixNanos(absl::Now()), "@test\r\nCSeq: 1 OPTIONS\r\n"
-      "Content-Length: 0\r\n\r\n");
-  sendto(fd, options.data(), options.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-  const bool answered = absl::StartsWith(Received(fd, absl::Milliseconds(200)), "SIP/2.0 200");
-  close(fd);
-  return answered;
-}
 
 // Kamailio as the SBC in front of shakend, with the configuration carriers copy
 // (deploy/kamailio/shakend-redirect.cfg): SIPp's INVITE goes to Kamailio, Kamailio asks shakend
