@@ -42,25 +42,6 @@ struct CaFlags {
   TnAuthFlags tn;  // issue-sp-ca: the scope the SP-CA may delegate
 };
 
-// CheckIssuerScope refuses to certify `entries` under an issuer whose own TNAuthList (an SP-CA's
-// scope, RFC 9060) does not encompass them (stir::EntriesOutsideScope, the rule the verifier
-// applies as DL-3). An issuer without a TNAuthList (an STI-CA) limits nothing.
-absl::Status CheckIssuerScope(const X509* issuer, const std::vector<stir::TnAuthEntry>& entries) {
-  absl::StatusOr<stir::CertificateInfo> info = stir::DescribeCertificate(issuer);
-  if (!info.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the issuing CA certificate: ", info.status().message()));
-  }
-  if (info->tn_auth_list.empty()) return absl::OkStatus();
-  const std::vector<stir::TnAuthEntry> outside =
-      stir::EntriesOutsideScope(info->tn_auth_list, entries);
-  if (outside.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the requested TNAuthList holds ", stir::TnAuthScopeText(outside),
-      ", outside the issuing CA's TNAuthList (", stir::TnAuthScopeText(info->tn_auth_list),
-      "; RFC 9060): ask only for numbers within it, or issue from a CA whose scope covers them"));
-}
-
 absl::Status AddCaExtensions(X509* cert, X509* issuer, const CaFlags& f, bool root) {
   std::string bc = "critical,CA:TRUE";
   if (f.path_len >= 0) absl::StrAppend(&bc, ",pathlen:", f.path_len);

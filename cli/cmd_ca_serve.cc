@@ -3,6 +3,7 @@
 // is cli/acme/ (engine, SQLite store, worker queue behind shaken::http::Server); this file binds
 // it to the CA's own issuing code (sp_cert.h) and key opener, and runs until SIGINT / SIGTERM.
 #include <signal.h>
+#include <openssl/x509v3.h>
 
 #include <iostream>
 
@@ -115,8 +116,8 @@ int Serve(const ServeFlags& f) {
   }
   const SpIssueOptions sp = f.sp;
   config.issue = [issuer, sp, chain_pem](
-                     X509_REQ* csr,
-                     std::string_view order_der) -> absl::StatusOr<acme::IssuedCertificate> {
+                     X509_REQ* csr, std::string_view order_der,
+                     bool ca) -> absl::StatusOr<acme::IssuedCertificate> {
     ASSIGN_OR_RETURN(std::string csr_der, CheckSpRequest(csr, sp, "in finalize"));
     // Both sides re-encoded canonically before they are compared.
     absl::StatusOr<std::vector<stir::TnAuthEntry>> ordered = stir::ParseTnAuthList(order_der);
@@ -127,7 +128,18 @@ int Serve(const ServeFlags& f) {
           "the CSR's TNAuthList (", absl::BytesToHexString(csr_der),
           ") is not the order's identifier (", absl::BytesToHexString(order_canonical), ")"));
     }
-    ASSIGN_OR_RETURN(stir::X509Ptr cert, IssueSpCertificate(csr, csr_der, *issuer, sp));
+    // An SP-CA (the engine checked that the order's Authority Token allows it) under an STI-CA
+    // that is itself an SP-CA must stay within its scope (RFC 9060).
+    if (ca && X509_get_pathlen(issuer->cert.get()) == 0) {
+      return absl::FailedPreconditionError(
+          "this STI-CA's certificate has pathLenConstraint 0: it cannot certify an SP-CA whose "
+          "delegate certificates would verify");
+    }
+    ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, stir::ParseTnAuthList(csr_der));
+    RETURN_IF_ERROR(CheckIssuerScope(issuer->cert.get(), entries));
+    ASSIGN_OR_RETURN(stir::X509Ptr cert,
+                     IssueSpCertificate(csr, csr_der, *issuer, sp,
+                                        ca ? SpCertKind::kSpCa : SpCertKind::kEndEntity));
     return acme::IssuedCertificate{CertificatePem(cert.get()) + chain_pem,
                                    stir::SerialHex(X509_get0_serialNumber(cert.get()))};
   };

@@ -15,7 +15,8 @@ using pki::ExtStackPtr;
 using pki::FreeExts;
 
 absl::StatusOr<X509ReqPtr> BuildShakenCsr(const std::vector<stir::TnAuthEntry>& tn_entries,
-                                          const X509_NAME* subject, const LoadedKey& key) {
+                                          const X509_NAME* subject, const LoadedKey& key,
+                                          SpCertKind kind) {
   ASSIGN_OR_RETURN(std::string tn_der, stir::EncodeTnAuthList(tn_entries));
   X509ReqPtr req(X509_REQ_new());
   if (!req || !X509_REQ_set_version(req.get(), 0) ||
@@ -24,12 +25,14 @@ absl::StatusOr<X509ReqPtr> BuildShakenCsr(const std::vector<stir::TnAuthEntry>& 
     return stir::OpenSslError(absl::StatusCode::kInternal, "CSR fields");
   }
   ExtStackPtr exts(sk_X509_EXTENSION_new_null(), FreeExts);
-  // RFC 8226 §9: TNAuthList, non-critical; BasicConstraints CA:FALSE, critical (CE-10, CE-5).
+  // RFC 8226 §9: TNAuthList, non-critical; BasicConstraints critical (CE-10, CE-5).
   ASSIGN_OR_RETURN(X509ExtPtr tn_ext, MakeRawExtension(stir::kTnAuthListOid, tn_der, false));
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
-  X509ExtPtr bc(X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+  X509ExtPtr bc(X509V3_EXT_conf_nid(
+      nullptr, &ctx, NID_basic_constraints,
+      kind == SpCertKind::kSpCa ? "critical,CA:TRUE" : "critical,CA:FALSE"));
   if (!bc) return stir::OpenSslError(absl::StatusCode::kInternal, "BasicConstraints");
   sk_X509_EXTENSION_push(exts.get(), bc.release());
   sk_X509_EXTENSION_push(exts.get(), tn_ext.release());
@@ -81,9 +84,25 @@ absl::StatusOr<std::string> CheckSpRequest(X509_REQ* req, const SpIssueOptions& 
   return stir::EncodeTnAuthList(entries);
 }
 
+absl::Status CheckIssuerScope(const X509* issuer, const std::vector<stir::TnAuthEntry>& entries) {
+  absl::StatusOr<stir::CertificateInfo> info = stir::DescribeCertificate(issuer);
+  if (!info.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the issuing CA certificate: ", info.status().message()));
+  }
+  if (info->tn_auth_list.empty()) return absl::OkStatus();
+  const std::vector<stir::TnAuthEntry> outside =
+      stir::EntriesOutsideScope(info->tn_auth_list, entries);
+  if (outside.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the requested TNAuthList holds ", stir::TnAuthScopeText(outside),
+      ", outside the issuing CA's TNAuthList (", stir::TnAuthScopeText(info->tn_auth_list),
+      "; RFC 9060): ask only for numbers within it, or issue from a CA whose scope covers them"));
+}
+
 absl::StatusOr<stir::X509Ptr> IssueSpCertificate(X509_REQ* req, std::string_view tn_der,
                                                  const pki::Issuer& issuer,
-                                                 const SpIssueOptions& f) {
+                                                 const SpIssueOptions& f, SpCertKind kind) {
   const X509_NAME* subject = X509_REQ_get_subject_name(req);
   ASSIGN_OR_RETURN(auto window, pki::Window(f.validity, issuer.cert.get()));
   ASSIGN_OR_RETURN(stir::X509Ptr cert,
@@ -91,8 +110,11 @@ absl::StatusOr<stir::X509Ptr> IssueSpCertificate(X509_REQ* req, std::string_view
                                        X509_REQ_get0_pubkey(req), window));
   X509* c = cert.get();
   X509* iss = issuer.cert.get();
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_basic_constraints, "critical,CA:FALSE"));
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_key_usage, "critical,digitalSignature"));
+  const bool ca = kind == SpCertKind::kSpCa;
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_basic_constraints,
+                                   ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE"));
+  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_key_usage,
+                                   ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"));
   RETURN_IF_ERROR(AddConfExtension(c, iss, NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(AddConfExtension(c, iss, NID_authority_key_identifier, "keyid:always"));
   if (!f.policies.empty()) {

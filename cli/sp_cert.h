@@ -18,10 +18,16 @@
 
 namespace shaken::cli {
 
+// SpCertKind: an SP's end-entity SHAKEN certificate, or an SP-CA certificate (RFC 9060: a CA
+// operated by the SP whose TNAuthList is the scope it may delegate; ATIS-1000092).
+enum class SpCertKind { kEndEntity, kSpCa };
+
 // BuildShakenCsr makes a CSR for `subject` carrying `tn_entries` as TNAuthList (RFC 8226,
-// non-critical) and BasicConstraints CA:FALSE (critical), signed by `key` (CE-10, CE-5).
+// non-critical) and BasicConstraints (critical) CA:FALSE, or CA:TRUE for an SP-CA, signed by
+// `key` (CE-10, CE-5).
 absl::StatusOr<X509ReqPtr> BuildShakenCsr(const std::vector<stir::TnAuthEntry>& tn_entries,
-                                          const X509_NAME* subject, const LoadedKey& key);
+                                          const X509_NAME* subject, const LoadedKey& key,
+                                          SpCertKind kind = SpCertKind::kEndEntity);
 
 // SpIssueOptions are the CA's choices for an SP certificate (`ca issue` flags, `ca serve`).
 struct SpIssueOptions {
@@ -42,14 +48,22 @@ struct SpIssueOptions {
 absl::StatusOr<std::string> CheckSpRequest(X509_REQ* req, const SpIssueOptions& options,
                                            std::string_view what);
 
+// CheckIssuerScope refuses (FAILED_PRECONDITION) to certify `entries` under an issuer whose own
+// TNAuthList (an SP-CA's scope, RFC 9060) does not encompass them (stir::EntriesOutsideScope,
+// the rule the verifier applies as DL-3). An issuer without a TNAuthList (an STI-CA) limits
+// nothing.
+absl::Status CheckIssuerScope(const X509* issuer, const std::vector<stir::TnAuthEntry>& entries);
+
 // IssueSpCertificate issues the ATIS-1000080 end-entity certificate for a CSR that passed
 // CheckSpRequest (`tn_der` is what it returned): BC CA:FALSE critical, KU digitalSignature
 // critical, SKI, AKI, the policies, the CRL DP (with cRLIssuer unless told not to), TNAuthList;
 // validity from options.validity clipped to the issuer. Signed through the issuer's Signer and
-// checked with the issuer's key.
+// checked with the issuer's key. kSpCa issues an SP-CA instead: BC CA:TRUE with pathlen 0 and KU
+// keyCertSign, cRLSign (both critical); its TNAuthList is the scope it may delegate.
 absl::StatusOr<stir::X509Ptr> IssueSpCertificate(X509_REQ* req, std::string_view tn_der,
                                                  const pki::Issuer& issuer,
-                                                 const SpIssueOptions& options);
+                                                 const SpIssueOptions& options,
+                                                 SpCertKind kind = SpCertKind::kEndEntity);
 
 }  // namespace shaken::cli
 

@@ -199,6 +199,47 @@ TEST_F(AcmeFlowTest, CaKilledBetweenOrderAndFinalizeKeepsItsStateAndTheFlowCompl
   EXPECT_THAT(std::string(replay.status().message()), HasSubstr("already used"));
 }
 
+// DL-4 (RFC 9448 §3, RFC 9060): an SP-CA certificate over ACME, only with an Authority Token
+// whose atc "ca" is true; the SP-CA then issues delegate certificates within its SPC's scope.
+TEST_F(AcmeFlowTest, SpCaCertificateOnlyWithATokenThatAllowsIt) {
+  ASSERT_TRUE(lab_->StartCa());
+  const std::string plain = lab_->PaToken("no-ca.atc", "709J", lab_->AccountKey());
+  RunResult refused =
+      lab_->Order(P("no-ca.pem"), {"--spc", "709J", "--sp-ca", "--pa-token", plain});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("unauthorized"));
+  EXPECT_THAT(refused.err, HasSubstr("\"ca\": true"));
+  EXPECT_FALSE(FileExists(P("no-ca.pem")));
+
+  const std::string token =
+      lab_->PaToken("ca.atc", "709J", lab_->AccountKey(), {"--ca"});
+  RunResult order =
+      lab_->Order(P("spca.pem"), {"--spc", "709J", "--sp-ca", "--pa-token", token, "--json"});
+  ASSERT_EQ(order.exit_code, 0) << order.output() << lab_->CaLog();
+  const std::string text = Stdout({"openssl", "x509", "-in", P("spca.pem"), "-noout", "-text"});
+  EXPECT_THAT(text, HasSubstr("CA:TRUE, pathlen:0"));
+  EXPECT_THAT(text, HasSubstr("Certificate Sign, CRL Sign"));
+  RunResult chain = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root.pem"),
+                                "-untrusted", P("ica.pem"), P("spca.pem")});
+  EXPECT_EQ(chain.exit_code, 0) << chain.output();
+
+  // The SP-CA (its key in the token) issues an enterprise's delegate certificate for TNs: inside
+  // its SPC's scope, and the chain root -> STI-CA -> SP-CA -> delegate verifies.
+  ASSERT_EQ(Shakenctl({"key", "generate", "--key", P("ent.key")}).exit_code, 0);
+  RunResult csr = Shakenctl({"csr", "create", "--key", P("ent.key"), "--cn", "Example Enterprise",
+                             "--org", "Example Enterprise", "--tn", "12155550121", "-o",
+                             P("ent.csr")});
+  ASSERT_EQ(csr.exit_code, 0) << csr.output();
+  RunResult issued = Shakenctl({"ca", "issue", "--ca-cert", P("spca.pem"), "--ca-key",
+                                lab_->SpKey(), "--pin-source", lab_->Pin(), "--allow-delegate",
+                                "--csr", P("ent.csr"), "-o", P("ent.pem")});
+  ASSERT_EQ(issued.exit_code, 0) << issued.output();
+  std::ofstream(P("untrusted.pem")) << ReadFileOrEmpty(P("spca.pem")) << ReadFileOrEmpty(P("ica.pem"));
+  RunResult delegate = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root.pem"),
+                                   "-untrusted", P("untrusted.pem"), P("ent.pem")});
+  EXPECT_EQ(delegate.exit_code, 0) << delegate.output();
+}
+
 TEST_F(AcmeFlowTest, RenewDoesNothingUntilDueThenRenewsWithTheSameOrANewKey) {
   ASSERT_TRUE(lab_->StartCa());
   RunResult first = lab_->Order(

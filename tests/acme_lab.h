@@ -182,7 +182,8 @@ class AcmeLab {
         Run({"key", "generate", "--key", P("ica.key")}) &&
         Run({"ca", "issue-intermediate", "--ca-cert", P("root.pem"), "--ca-key", P("root.key"),
              "--subject-key", P("ica.key"), "--cn", "Lab STI-CA", "--org", "Lab STI-CA",
-             "--crl-url", "http://crl.lab.test/root.crl", "-o", P("ica.pem")}) &&
+             // path length 1: this STI-CA also certifies SP-CAs (RFC 9060, DL-4)
+             "--path-len", "1", "--crl-url", "http://crl.lab.test/root.crl", "-o", P("ica.pem")}) &&
         Run({"key", "generate", "--key", P("pa-root.key")}) &&
         Run({"ca", "init", "--key", P("pa-root.key"), "--cn", "Lab STI-PA ROOT", "--org",
              "Lab STI-PA", "-o", P("pa-root.pem")}) &&

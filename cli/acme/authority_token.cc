@@ -122,6 +122,10 @@ absl::StatusOr<VerifiedToken> VerifyAuthorityToken(std::string_view token,
   if (StringMember(*atc, "fingerprint") != e.fingerprint) {
     return Denied("atc fingerprint is not that of this ACME account's key");
   }
+  if (auto ca = atc->find("ca"); ca != atc->end()) {
+    if (!ca->is_boolean()) return Denied("atc ca must be true or false (RFC 9448 §3)");
+    out.ca = ca->get<bool>();
+  }
   out.pa_subject = stir::NameText(X509_get_subject_name((*chain)[0].get()));
   return out;
 }

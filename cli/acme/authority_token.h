@@ -58,6 +58,7 @@ struct VerifiedToken {
   std::string iss;
   absl::Time exp;
   std::string pa_subject;  // the PA certificate's subject
+  bool ca = false;         // atc.ca: the holder may get a CA (SP-CA) certificate (RFC 9448 §3)
 };
 
 // VerifyAuthorityToken checks, in order: compact JWS syntax; alg ES256 and an x5u; the PA chain

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <optional>
 
@@ -453,6 +454,7 @@ absl::StatusOr<http::Response> Engine::Challenge(const Auth& a, std::string_view
   c["status"] = "valid";
   c["validated"] = Rfc3339(config_.now());
   authz["status"] = "valid";
+  authz["ca"] = verified->ca;  // what Finalize may issue
   RETURN_IF_ERROR(store_->Put("authz", id, authz));
   http::Response r = JsonResponse(200, AuthzView(id, authz)["challenges"][0]);
   r.headers.emplace_back("Link",
@@ -464,6 +466,20 @@ absl::StatusOr<http::Response> Engine::GetOrder(const Auth& a, std::string_view 
   ASSIGN_OR_RETURN(Json order, Load("order", id, a));
   ASSIGN_OR_RETURN(Json view, OrderView(std::string(id), order));
   return JsonResponse(200, view);
+}
+
+bool CsrRequestsCa(X509_REQ* csr) {
+  STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(csr);
+  bool ca = false;
+  if (exts != nullptr) {
+    auto* bc = static_cast<BASIC_CONSTRAINTS*>(
+        X509V3_get_d2i(exts, NID_basic_constraints, nullptr, nullptr));
+    ca = bc != nullptr && bc->ca != 0;
+    BASIC_CONSTRAINTS_free(bc);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  ERR_clear_error();
+  return ca;
 }
 
 absl::StatusOr<http::Response> Engine::Finalize(const Auth& a, std::string_view id_view) {
@@ -491,7 +507,14 @@ absl::StatusOr<http::Response> Engine::Finalize(const Auth& a, std::string_view 
       stir::Base64UrlDecode(authz.has_value() ? Str(*authz, "tnauthlist_der_b64") : "");
   if (!tn_der.ok()) return Problem("serverInternal", "stored identifier is damaged");
   if (!config_.issue) return Problem("serverInternal", "this server has no issuing CA");
-  absl::StatusOr<IssuedCertificate> issued = config_.issue(req.get(), *tn_der);
+  const bool ca = CsrRequestsCa(req.get());
+  if (ca && !(authz.has_value() && authz->value("ca", false))) {
+    return Problem("unauthorized",
+                   "the CSR asks for a CA certificate (BasicConstraints CA:TRUE), but the order's "
+                   "Authority Token does not allow one: an SP-CA certificate needs a token with "
+                   "atc \"ca\": true (RFC 9448 §3)");
+  }
+  absl::StatusOr<IssuedCertificate> issued = config_.issue(req.get(), *tn_der, ca);
   if (!issued.ok()) {
     const absl::StatusCode code = issued.status().code();
     if (code == absl::StatusCode::kInvalidArgument ||

@@ -37,10 +37,15 @@ struct IssuedCertificate {
 };
 
 // IssueFunction issues a certificate for a CSR whose signature and TNAuthList the engine has
-// checked against the order. INVALID_ARGUMENT / FAILED_PRECONDITION become badCSR (the message
-// says why the CSR is refused); any other error serverInternal. Called on a worker thread.
+// checked against the order: with `ca`, an SP-CA certificate (the CSR asked for BasicConstraints
+// CA:TRUE and the order's Authority Token allowed it, atc.ca), else an end-entity one.
+// INVALID_ARGUMENT / FAILED_PRECONDITION become badCSR (the message says why the CSR is refused);
+// any other error serverInternal. Called on a worker thread.
 using IssueFunction = std::function<absl::StatusOr<IssuedCertificate>(
-    X509_REQ* csr, std::string_view tnauthlist_der)>;
+    X509_REQ* csr, std::string_view tnauthlist_der, bool ca)>;
+
+// CsrRequestsCa tells whether a CSR's extension request holds BasicConstraints CA:TRUE.
+bool CsrRequestsCa(X509_REQ* csr);
 
 struct EngineConfig {
   std::string base_url;  // "https://127.0.0.1:8443", no trailing '/'
