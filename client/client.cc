@@ -319,7 +319,7 @@ std::string ServiceConfigJson(const RetryPolicy& r, const ClientOptions& options
   return absl::StrFormat(
       R"({%s"methodConfig":[{"name":%s,"retryPolicy":{"maxAttempts":%d,)"
       R"("initialBackoff":"%s","maxBackoff":"%s","backoffMultiplier":%.6g,)"
-      R"("retryableStatusCodes":["UNAVAILABLE"]}}]})",
+      R"("retryableStatusCodes":["UNAVAILABLE","CANCELLED"]}}]})",
       prefix, names, r.max_attempts, JsonDuration(r.initial_backoff), JsonDuration(r.max_backoff),
       r.backoff_multiplier);
 }

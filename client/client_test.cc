@@ -129,11 +129,11 @@ TEST(ClientOptionsTest, RetryAndTimeoutBounds) {
   EXPECT_OK(Client::New(o));
 }
 
-TEST(ClientOptionsTest, ServiceConfigRetriesUnaryMethodsOnUnavailableOnly) {
+TEST(ClientOptionsTest, ServiceConfigRetriesUnaryMethodsOnUnavailableAndCancelledOnly) {
   RetryPolicy r;
   std::string json = internal::ServiceConfigJson(r);
   EXPECT_THAT(json, HasSubstr(R"("maxAttempts":3)"));
-  EXPECT_THAT(json, HasSubstr(R"("retryableStatusCodes":["UNAVAILABLE"])"));
+  EXPECT_THAT(json, HasSubstr(R"("retryableStatusCodes":["UNAVAILABLE","CANCELLED"])"));
   EXPECT_THAT(json, HasSubstr(R"("initialBackoff":"0.020000000s")"));
   EXPECT_THAT(json, HasSubstr(R"("method":"Sign")"));
   EXPECT_THAT(json, Not(HasSubstr("SignStream")));
@@ -265,6 +265,12 @@ TEST_F(ClientServerTest, RetriesUnavailableThenSucceeds) {
   ASSERT_OK_AND_ASSIGN(SignResult s, client_->Sign(Call("flaky2", "flaky-2")));
   EXPECT_EQ(s.request_id, "flaky2");
   EXPECT_EQ(server_->Attempts("flaky2"), 3);
+}
+
+TEST_F(ClientServerTest, RetriesACallTheServerCancelled) {
+  ASSERT_OK_AND_ASSIGN(SignResult s, client_->Sign(Call("cancel2", "cancelled-2")));
+  EXPECT_EQ(s.request_id, "cancel2");
+  EXPECT_EQ(server_->Attempts("cancel2"), 3);
 }
 
 TEST_F(ClientServerTest, GivesUpAfterMaxAttemptsWithTheServersStatus) {

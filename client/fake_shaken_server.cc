@@ -82,6 +82,11 @@ struct FakeShakenServer::Service final : pb::Shaken::Service {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           absl::StrCat("token busy (attempt ", attempt, ")"));
     }
+    // What a server shutting down (or moving its clients away) does to a call it had not started.
+    if (absl::StartsWith(req->profile(), "cancelled-") &&
+        absl::SimpleAtoi(req->profile().substr(10), &fail_first) && attempt <= fail_first) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "Server Shutdown");
+    }
     return FakeSign(*req, resp);
   }
 

@@ -34,8 +34,12 @@
 
 namespace shaken::client {
 
-// RetryPolicy is how unary calls are retried on UNAVAILABLE (and only on UNAVAILABLE: every
-// other code, INVALID_ARGUMENT included, is returned at once). Implemented by gRPC's retry
+// RetryPolicy is how unary calls are retried on UNAVAILABLE and on CANCELLED from the server (a
+// shakend that drains on SIGTERM, or moves its clients away with GOAWAY when a profile goes
+// down, cancels calls that reached it as it stopped taking them; Sign, Verify and ListProfiles
+// change nothing on the server, so sending them again is safe). A call the client itself cancels
+// or whose deadline passes is never retried, and every other code, INVALID_ARGUMENT included, is
+// returned at once. Implemented by gRPC's retry
 // machinery (service config "retryPolicy"); attempt n waits a random time in
 // [0, min(initial_backoff * multiplier^(n-1), max_backoff)] before it starts.
 struct RetryPolicy {
