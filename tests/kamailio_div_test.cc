@@ -4,9 +4,6 @@
 // whose ppt=div Identity it signed with secsipid_sign; shakend verifies the pair and links the
 // chain. shakend -> Kamailio: secsipid_check accepts shakend's shaken PASSporTs but refuses any
 // div, its own included (libsecsipid checks ppt=shaken only): recorded in docs/standards.md.
-#include <signal.h>
-#include <sys/stat.h>
-
 #include <memory>
 #include <string>
 
@@ -17,6 +14,7 @@
 #include "shaken/client.h"
 #include "tests/daemon_fixture.h"
 #include "tests/daemon_test_base.h"
+#include "tests/testing/kamailio.h"
 #include "tests/testing/sip_messages.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
@@ -38,31 +36,19 @@ class KamailioDivTest : public DaemonTest {
                                 "-pubkey", "-out", pub_path_},
                                {.timeout = absl::Seconds(10)});
     ASSERT_EQ(pub.exit_code, 0) << pub.output();
-    port_ = FreeLoopbackPort();
-    const std::string runtime = absl::StrCat(env_->dir(), "/kamailio-div-", port_);
-    ::mkdir(runtime.c_str(), 0700);
-    auto k = Child::Start(
-        {"kamailio", "-DD", "-E", "-m", "32", "-M", "4", "-f",
-         std::string(SHAKEN_SOURCE_DIR) + "/tests/kamailio-secsipid-div.cfg", "-l",
-         absl::StrCat("udp:127.0.0.1:", port_), "-Y", runtime, "-P", runtime + "/kamailio.pid",
-         "-A", absl::StrCat("KEY_PATH=\"", env_->FileKeyPath(), "\""), "-A",
-         absl::StrCat("PUB_PATH=\"", pub_path_, "\""), "-A",
-         absl::StrCat("X5U=\"", env_->file_x5u(), "\""), "-A",
-         absl::StrCat("FORWARD_TO=\"", kForwardTo, "\"")},
-        runtime + "/kamailio.log");
+    auto k = Kamailio::Start(std::string(SHAKEN_SOURCE_DIR) + "/tests/kamailio-secsipid-div.cfg",
+                             env_->dir(),
+                             {{"KEY_PATH", env_->FileKeyPath()},
+                              {"PUB_PATH", pub_path_},
+                              {"X5U", env_->file_x5u()},
+                              {"FORWARD_TO", kForwardTo}});
     ASSERT_OK(k);
-    kamailio_ = std::make_unique<Child>(*std::move(k));
-    bool ready = false;
-    for (int i = 0; i < 50 && !ready && !kamailio_->Wait(absl::ZeroDuration()).has_value(); ++i) {
-      ready = AnswersOptions(port_);
-      if (!ready) absl::SleepFor(absl::Milliseconds(100));
-    }
-    ASSERT_TRUE(ready) << kamailio_->Log();
+    kamailio_ = *std::move(k);
+    port_ = kamailio_->port();
   }
   void TearDown() override {
     if (kamailio_ != nullptr) {
-      kamailio_->Signal(SIGTERM);
-      EXPECT_TRUE(kamailio_->Wait(absl::Seconds(10)).has_value());
+      EXPECT_TRUE(kamailio_->Stop());
     }
   }
 
@@ -83,7 +69,7 @@ class KamailioDivTest : public DaemonTest {
 
   std::string pub_path_;
   int port_ = 0;
-  std::unique_ptr<Child> kamailio_;
+  std::unique_ptr<Kamailio> kamailio_;
 };
 
 TEST_F(KamailioDivTest, ShakendLinksADivThatKamailioSigned) {

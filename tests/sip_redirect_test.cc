@@ -25,6 +25,7 @@
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
 #include "tests/daemon_fixture.h"
+#include "tests/testing/kamailio.h"
 #include "tests/testing/sip_messages.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
@@ -463,7 +464,6 @@ class KamailioTest : public SipRedirectTest {
  protected:
   void SetUp() override {
     uas_port_ = FreeLoopbackPort();
-    kamailio_port_ = FreeLoopbackPort();
     const std::string dir = env_->dir();
     std::ofstream(dir + "/uas.xml") << R"(<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uas">
@@ -490,29 +490,15 @@ class KamailioTest : public SipRedirectTest {
                             dir + "/uas.log");
     ASSERT_OK(uas);
     uas_ = std::make_unique<Child>(*std::move(uas));
-    const std::string runtime = dir + "/kamailio-run";
-    ::mkdir(runtime.c_str(), 0700);
-    auto k = Child::Start(
-        {"kamailio", "-DD", "-E", "-m", "32", "-M", "4", "-f",
-         std::string(SHAKEN_SOURCE_DIR) + "/deploy/kamailio/shakend-redirect.cfg", "-l",
-         absl::StrCat("udp:127.0.0.1:", kamailio_port_), "-Y", runtime, "-P",
-         runtime + "/kamailio.pid", "-A",
-         absl::StrCat("SHAKEND_URI=\"sip:127.0.0.1:", env_->daemon().sip_udp_port(), "\"")},
-        dir + "/kamailio.log");
+    auto k = Kamailio::Start(
+        std::string(SHAKEN_SOURCE_DIR) + "/deploy/kamailio/shakend-redirect.cfg", dir,
+        {{"SHAKEND_URI", absl::StrCat("sip:127.0.0.1:", env_->daemon().sip_udp_port())}});
     ASSERT_OK(k);
-    kamailio_ = std::make_unique<Child>(*std::move(k));
-    bool ready = false;
-    for (int i = 0; i < 50 && !ready && !kamailio_->Wait(absl::ZeroDuration()).has_value(); ++i) {
-      ready = AnswersOptions(kamailio_port_);
-      if (!ready) absl::SleepFor(absl::Milliseconds(100));
-    }
-    ASSERT_TRUE(ready) << kamailio_->Log();
+    kamailio_ = *std::move(k);
   }
   void TearDown() override {
-    // SIGTERM: Kamailio's main process stops its children too (SIGKILL would orphan them).
     if (kamailio_ != nullptr) {
-      kamailio_->Signal(SIGTERM);
-      EXPECT_TRUE(kamailio_->Wait(absl::Seconds(10)).has_value());
+      EXPECT_TRUE(kamailio_->Stop());
     }
   }
 
@@ -520,7 +506,7 @@ class KamailioTest : public SipRedirectTest {
   // the INVITE the UAS received.
   std::string Call(const std::string& extra, const std::vector<std::pair<std::string, std::string>>& keys = {}) {
     SippResult r = Sipp(Scenario(extra, 486, false, absl::StrCat("127.0.0.1:", uas_port_)), "u1",
-                        keys, "127.0.0.1", kamailio_port_);
+                        keys, "127.0.0.1", kamailio_->port());
     EXPECT_THAT(Final(r), HasSubstr("SIP/2.0 486"));
     std::optional<int> uas_exit = uas_->Wait(absl::Seconds(30));
     EXPECT_EQ(uas_exit, 0) << uas_->Log() << kamailio_->Log();
@@ -533,9 +519,8 @@ class KamailioTest : public SipRedirectTest {
   }
 
   int uas_port_ = 0;
-  int kamailio_port_ = 0;
   std::unique_ptr<Child> uas_;
-  std::unique_ptr<Child> kamailio_;
+  std::unique_ptr<Kamailio> kamailio_;
 };
 
 TEST_F(KamailioTest, AddsTheIdentityShakendSignedAndTheUasGetsIt) {
