@@ -145,6 +145,7 @@ void CrlChecker::Landed(const std::string& url, absl::Time now, FetchResult fetc
   std::vector<Waiter> waiters;
   std::shared_ptr<const Entry> kept;  // a CRL still in force that a failed refresh leaves in place
   {
+    // One critical section: a check never finds the flight gone and the new entry not yet stored.
     absl::MutexLock lock(&mu_);
     auto it = flights_.find(url);
     if (it != flights_.end()) {
@@ -158,18 +159,18 @@ void CrlChecker::Landed(const std::string& url, absl::Time now, FetchResult fetc
         kept = cached->second;
       }
     }
+    if (kept == nullptr) {
+      if (!waiters.empty()) entry->used.store(true, std::memory_order_relaxed);
+      StoreLocked(entry);
+    }
   }
   if (kept != nullptr) {
     // Only a background refresh fails while the cached CRL is in force (a check waits only for a
     // missing or expired one): keep it, and try again after retry_after.
     ScheduleRefresh(kept, now + options_.retry_after);
-  } else {
-    if (!waiters.empty()) entry->used.store(true, std::memory_order_relaxed);
-    Store(entry);
-    if (entry->crl != nullptr && options_.refresh_at_fraction > 0 &&
-        entry->expires < absl::InfiniteFuture()) {
-      ScheduleRefresh(entry, now + (entry->expires - now) * options_.refresh_at_fraction);
-    }
+  } else if (entry->crl != nullptr && options_.refresh_at_fraction > 0 &&
+             entry->expires < absl::InfiniteFuture()) {
+    ScheduleRefresh(entry, now + (entry->expires - now) * options_.refresh_at_fraction);
   }
   const Entry& answer = kept != nullptr ? *kept : *entry;
   for (Waiter& w : waiters) std::move(w.done)(Judge(w.pem, answer, w.now));
@@ -242,8 +243,7 @@ RevocationResult CrlChecker::Unusable(const std::string& url, std::string why, a
   return out;
 }
 
-void CrlChecker::Store(std::shared_ptr<const Entry> entry) {
-  absl::MutexLock lock(&mu_);
+void CrlChecker::StoreLocked(std::shared_ptr<const Entry> entry) {
   if (!cache_.contains(entry->url) && cache_.size() >= options_.max_entries) {
     // Bounded: the entry due soonest goes (linear, but only when a fetch lands).
     auto victim = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {

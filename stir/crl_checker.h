@@ -124,7 +124,7 @@ class CrlChecker {
   // LeafUrl is the distribution point URL of the chain's leaf (nullopt: none).
   static absl::StatusOr<std::optional<std::string>> LeafUrl(const std::string& pem);
   void Landed(const std::string& url, absl::Time now, FetchResult fetched);
-  void Store(std::shared_ptr<const Entry> entry) ABSL_LOCKS_EXCLUDED(mu_);
+  void StoreLocked(std::shared_ptr<const Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ScheduleRefresh arranges the background refresh of a CRL just stored.
   void ScheduleRefresh(const std::shared_ptr<const Entry>& entry, absl::Time at);
   // Refresh runs on the timer thread: fetches `entry`'s URL again when it is still the cached
