@@ -282,8 +282,9 @@ absl::StatusOr<nlohmann::json> Order(const OrderFlags& f) {
     pki::SubjectFlags s = f.subject;
     if (s.cn.empty()) s.cn = absl::StrCat("SHAKEN ", f.spc);  // ATIS-1000080 v004+
     ASSIGN_OR_RETURN(X509NamePtr subject, pki::SubjectFrom(s));
+    const SpCertKind kind = f.sp_ca ? SpCertKind::kSpCa : SpCertKind::kEndEntity;
     ASSIGN_OR_RETURN(csr, BuildShakenCsr({{stir::TnAuthEntry::Kind::kSpc, f.spc}}, subject.get(),
-                                         key, f.sp_ca ? SpCertKind::kSpCa : SpCertKind::kEndEntity));
+                                         key, kind));
   }
   if (acme::StringMember(ready, "status") == "ready") {
     RETURN_IF_ERROR(

@@ -113,8 +113,8 @@ absl::StatusOr<stir::X509Ptr> IssueSpCertificate(X509_REQ* req, std::string_view
   const bool ca = kind == SpCertKind::kSpCa;
   RETURN_IF_ERROR(AddConfExtension(c, iss, NID_basic_constraints,
                                    ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE"));
-  RETURN_IF_ERROR(AddConfExtension(c, iss, NID_key_usage,
-                                   ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"));
+  RETURN_IF_ERROR(AddConfExtension(
+      c, iss, NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"));
   RETURN_IF_ERROR(AddConfExtension(c, iss, NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(AddConfExtension(c, iss, NID_authority_key_identifier, "keyid:always"));
   if (!f.policies.empty()) {

@@ -234,7 +234,8 @@ TEST_F(AcmeFlowTest, SpCaCertificateOnlyWithATokenThatAllowsIt) {
                                 lab_->SpKey(), "--pin-source", lab_->Pin(), "--allow-delegate",
                                 "--csr", P("ent.csr"), "-o", P("ent.pem")});
   ASSERT_EQ(issued.exit_code, 0) << issued.output();
-  std::ofstream(P("untrusted.pem")) << ReadFileOrEmpty(P("spca.pem")) << ReadFileOrEmpty(P("ica.pem"));
+  std::ofstream(P("untrusted.pem"))
+      << ReadFileOrEmpty(P("spca.pem")) << ReadFileOrEmpty(P("ica.pem"));
   RunResult delegate = RunProgram({"openssl", "verify", "-x509_strict", "-CAfile", P("root.pem"),
                                    "-untrusted", P("untrusted.pem"), P("ent.pem")});
   EXPECT_EQ(delegate.exit_code, 0) << delegate.output();

@@ -60,10 +60,11 @@ class KamailioDivTest : public DaemonTest {
     const std::string uri = absl::StrCat("sip:", kDest, "@127.0.0.1:", port_);
     return UdpRequest(
         port_,
-        absl::StrCat(method, " ", uri, " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:[local_port];branch=z9hG4bK-",
-                     id, "\r\nMax-Forwards: 70\r\nFrom: <sip:", kOrigDigits,
-                     "@127.0.0.1>;tag=", id, "\r\nTo: <", uri, ">\r\nCall-ID: ", id,
-                     "@test\r\nCSeq: 1 ", method, "\r\n", extra, "Content-Length: 0\r\n\r\n"),
+        absl::StrCat(method, " ", uri,
+                     " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:[local_port];branch=z9hG4bK-", id,
+                     "\r\nMax-Forwards: 70\r\nFrom: <sip:", kOrigDigits, "@127.0.0.1>;tag=", id,
+                     "\r\nTo: <", uri, ">\r\nCall-ID: ", id, "@test\r\nCSeq: 1 ", method, "\r\n",
+                     extra, "Content-Length: 0\r\n\r\n"),
         absl::Seconds(5));
   }
 

@@ -22,8 +22,8 @@ std::string Header(const std::string& message, std::string_view name);
 std::string Received(int fd, absl::Duration wait);
 
 // UdpRequest sends `message` in one datagram from an ephemeral 127.0.0.1 port to 127.0.0.1:`port`
-// and returns what comes back until a final (non-1xx) answer arrives or `wait` passes. "[local_port]" in `message` is replaced by the port
-// it is sent from (for the Via header).
+// and returns what comes back until a final (non-1xx) answer arrives or `wait` passes.
+// "[local_port]" in `message` is replaced by the port it is sent from (for the Via header).
 std::string UdpRequest(int port, std::string message, absl::Duration wait);
 
 // AnswersOptions tells whether a SIP server on UDP 127.0.0.1:`port` answers an OPTIONS with 200
