@@ -150,17 +150,28 @@ void X5uCertificateSource::LookupAsync(std::string_view x5u, absl::Time now, abs
   bool recheck_in_background = false;
   if (std::optional<CertificateResult> hit = Cached(x5u, now, &stale, &recheck_in_background)) {
     if (recheck_in_background) {
-      // The CRL checker usually holds the next CRL already (refreshed ahead of nextUpdate): then
-      // the new verdict is local work. Otherwise answer from the cache and check behind it.
-      if (std::optional<RevocationResult> revocation = crl_->CheckCached(stale->pem, now)) {
-        counters_.rechecks.fetch_add(1, std::memory_order_relaxed);
-        std::move(done)(WithRevocation(stale->generation, std::string(x5u), now, stale->result,
-                                       stale->pem, std::nullopt, stale->expires,
-                                       *std::move(revocation)));
+      std::string url(x5u);
+      // One recheck per URL at a time; the calls meanwhile are answered from the cache, with no
+      // work beyond the lookup.
+      if (!StartBackgroundFlight(url)) {
+        std::move(done)(*std::move(hit));
         return;
       }
+      counters_.rechecks.fetch_add(1, std::memory_order_relaxed);
+      // The CRL checker usually holds the next CRL already (refreshed ahead of nextUpdate): then
+      // the new verdict is local work, and this call gets it.
+      if (std::optional<RevocationResult> revocation = crl_->CheckCached(stale->pem, now)) {
+        CertificateResult result =
+            WithRevocation(stale->generation, url, now, stale->result, stale->pem, std::nullopt,
+                           stale->expires, *std::move(revocation));
+        Land(url, result);  // ends the flight
+        std::move(done)(std::move(result));
+        return;
+      }
+      // Otherwise this call is answered from the cache and the CRL is fetched behind it (the
+      // deadline only bounds the wait for a fetch slot).
       std::move(done)(*std::move(hit));
-      RecheckInBackground(std::string(x5u), now, std::move(stale));
+      Lead(url, now, now + kBackgroundDeadline, std::move(stale));
       return;
     }
     std::move(done)(*std::move(hit));
@@ -197,17 +208,11 @@ void X5uCertificateSource::LookupAsync(std::string_view x5u, absl::Time now, abs
   Lead(url, now, deadline, std::move(stale));
 }
 
-void X5uCertificateSource::RecheckInBackground(std::string url, absl::Time now,
-                                               std::shared_ptr<const Entry> stale) {
-  {
-    absl::MutexLock lock(&flights_mu_);
-    auto [it, inserted] = flights_.try_emplace(url);
-    if (!inserted) return;  // already being looked up or rechecked
-    it->second = std::make_shared<Flight>();
-  }
-  counters_.rechecks.fetch_add(1, std::memory_order_relaxed);
-  // Nobody waits for it: the deadline only bounds the wait for a fetch slot.
-  Lead(url, now, now + kBackgroundDeadline, std::move(stale));
+bool X5uCertificateSource::StartBackgroundFlight(const std::string& url) {
+  absl::MutexLock lock(&flights_mu_);
+  auto [it, inserted] = flights_.try_emplace(url);
+  if (inserted) it->second = std::make_shared<Flight>();
+  return inserted;
 }
 
 void X5uCertificateSource::Land(const std::string& url, const CertificateResult& result) {

@@ -135,13 +135,13 @@ class X5uCertificateSource final : public CertificateSource {
 
   // Cached answers `x5u` from the map, or returns nullopt (and the stale entry to refresh).
   // `recheck_in_background` is set when the answer is a hit whose revocation check is due
-  // (RecheckInBackground then runs it).
+  // (LookupAsync then runs it).
   std::optional<CertificateResult> Cached(std::string_view x5u, absl::Time now,
                                           std::shared_ptr<const Entry>* stale,
                                           bool* recheck_in_background);
-  // RecheckInBackground checks `stale`'s chain against its CRL again with no caller waiting,
-  // unless a lookup of `url` is already in flight.
-  void RecheckInBackground(std::string url, absl::Time now, std::shared_ptr<const Entry> stale);
+  // StartBackgroundFlight opens a flight for `url` that no caller waits on (a revocation
+  // recheck); false when a lookup or recheck of `url` is already in flight.
+  bool StartBackgroundFlight(const std::string& url) ABSL_LOCKS_EXCLUDED(flights_mu_);
   static constexpr absl::Duration kBackgroundDeadline = absl::Seconds(30);
   // Lead runs a miss for `url` (the single-flight leader) and lands its flight.
   void Lead(const std::string& url, absl::Time now, absl::Time deadline,
