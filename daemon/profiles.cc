@@ -179,6 +179,7 @@ SigningProfile::SigningProfile(ProfileConfig config, std::unique_ptr<stir::Signe
                                std::unique_ptr<stir::PassportSigner> passport_signer,
                                const stir::Clock* clock)
     : config_(std::move(config)),
+      scope_owner_(absl::StrCat("profile ", config_.name, " (", config_.certificate_file, ")")),
       signer_(std::move(signer)),
       pool_(pool),
       passport_signer_(std::move(passport_signer)),
@@ -308,9 +309,7 @@ hsm::Health SigningProfile::health() const {
 absl::Status SigningProfile::CheckOrigScope(std::string_view orig_tn) const {
   if (!delegate_.load(std::memory_order_relaxed)) return absl::OkStatus();
   const std::shared_ptr<const stir::CertificateInfo> cert = certificate();
-  return stir::CheckOrigInScope(
-      cert->tn_auth_list, orig_tn,
-      absl::StrCat("profile ", config_.name, " (", config_.certificate_file, ")"));
+  return stir::CheckOrigInScope(cert->tn_auth_list, orig_tn, scope_owner_);
 }
 
 absl::Status SigningProfile::CheckCertificateValidity() const {

@@ -126,6 +126,7 @@ class SigningProfile {
   void OpenLater(Config daemon_config, std::function<void(absl::Duration)> on_queue_wait);
 
   const ProfileConfig config_;
+  const std::string scope_owner_;  // "profile NAME (CERT FILE)": names it in scope refusals
   const std::unique_ptr<stir::Signer> signer_;
   LateSigner* late_ = nullptr;  // signer_, when the key is opened in the background
   std::atomic<const hsm::KeyPool*> pool_;
