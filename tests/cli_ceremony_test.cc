@@ -23,26 +23,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CeremonyTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto t = SoftHsmToken::Create({"cli-sp"});
-    ASSERT_TRUE(t.ok()) << t.status();
-    token_ = t->release();
-  }
-  static void TearDownTestSuite() {
-    delete token_;
-    token_ = nullptr;
-  }
-
-  std::string Pin() const { return "file:" + token_->pin_file(); }
-  std::string P(const std::string& name) const { return dir_.path() + "/" + name; }
-
-  static SoftHsmToken* token_;
-  TempDir dir_;
+class CeremonyTest : public CliTokenTest<CeremonyTest> {
+ public:
+  static constexpr char kTokenLabel[] = "cli-sp";
 };
-
-SoftHsmToken* CeremonyTest::token_ = nullptr;
 
 TEST_F(CeremonyTest, TokenInitThenKeyInTheNewToken) {
   const std::string so = dir_.Write("so.pin", "24681357\n");

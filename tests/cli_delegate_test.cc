@@ -19,21 +19,11 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class DelegateCliTest : public ::testing::Test {
+class DelegateCliTest : public CliTokenTest<DelegateCliTest> {
+ public:
+  static constexpr char kTokenLabel[] = "cli-spca";
+
  protected:
-  static void SetUpTestSuite() {
-    auto t = SoftHsmToken::Create({"cli-spca"});
-    ASSERT_TRUE(t.ok()) << t.status();
-    token_ = t->release();
-  }
-  static void TearDownTestSuite() {
-    delete token_;
-    token_ = nullptr;
-  }
-
-  std::string Pin() const { return "file:" + token_->pin_file(); }
-  std::string P(const std::string& name) const { return dir_.path() + "/" + name; }
-
   // EnterpriseCsr makes a key file `name`.key and a delegate CSR `name`.csr for `tn_flags`.
   void EnterpriseCsr(const std::string& name, std::vector<std::string> tn_flags) {
     ASSERT_EQ(Shakenctl({"key", "generate", "--key", P(name + ".key")}).exit_code, 0);
@@ -44,12 +34,7 @@ class DelegateCliTest : public ::testing::Test {
     auto csr = Shakenctl(args);
     ASSERT_EQ(csr.exit_code, 0) << csr.err;
   }
-
-  static SoftHsmToken* token_;
-  TempDir dir_;
 };
-
-SoftHsmToken* DelegateCliTest::token_ = nullptr;
 
 TEST_F(DelegateCliTest, RootStiCaSpCaDelegateAndScopeRefusals) {
   // Root and STI-CA in files.

@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
+#include "tests/testing/softhsm_token.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_pki.h"
 
 namespace shaken::testing {
 
@@ -28,6 +31,29 @@ inline RunResult Shakenctl(std::vector<std::string> args, const std::string& std
   args.insert(args.begin(), SHAKENCTL_PATH);
   return RunProgram(std::move(args), stdin_file);
 }
+
+// CliTokenTest is the fixture of shakenctl tests that keep keys in a SoftHSM2 token of their own
+// (labelled Derived::kTokenLabel, one per test suite) and write files in a fresh directory per
+// test: class MyTest : public CliTokenTest<MyTest> { static constexpr char kTokenLabel[] = ...; }.
+template <typename Derived>
+class CliTokenTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto t = SoftHsmToken::Create({Derived::kTokenLabel});
+    ASSERT_TRUE(t.ok()) << t.status();
+    token_ = t->release();
+  }
+  static void TearDownTestSuite() {
+    delete token_;
+    token_ = nullptr;
+  }
+
+  std::string Pin() const { return "file:" + token_->pin_file(); }
+  std::string P(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  static inline SoftHsmToken* token_ = nullptr;
+  TempDir dir_;
+};
 
 }  // namespace shaken::testing
 
