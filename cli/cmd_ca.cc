@@ -1,7 +1,6 @@
 // cmd_ca.cc: `shakenctl ca`: init | issue-intermediate | issue-sp-ca | issue | self-issue | crl.
-// Every
-// signature goes through stir::Signer (cli/x509.h), so a CA key may live in a token or, for labs,
-// in a file.
+// Every signature goes through stir::Signer (cli/x509.h), so a CA key may live in a token or, for
+// labs, in a file.
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 

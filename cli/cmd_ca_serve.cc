@@ -128,13 +128,14 @@ int Serve(const ServeFlags& f) {
           "the CSR's TNAuthList (", absl::BytesToHexString(csr_der),
           ") is not the order's identifier (", absl::BytesToHexString(order_canonical), ")"));
     }
-    // An SP-CA (the engine checked that the order's Authority Token allows it) under an STI-CA
-    // that is itself an SP-CA must stay within its scope (RFC 9060).
+    // An SP-CA (the engine checked that the order's Authority Token allows it) needs an issuer
+    // whose path length allows one more CA below it.
     if (ca && X509_get_pathlen(issuer->cert.get()) == 0) {
       return absl::FailedPreconditionError(
           "this STI-CA's certificate has pathLenConstraint 0: it cannot certify an SP-CA whose "
           "delegate certificates would verify");
     }
+    // Under an issuer that is itself an SP-CA, the certificate stays within its scope (RFC 9060).
     ASSIGN_OR_RETURN(std::vector<stir::TnAuthEntry> entries, stir::ParseTnAuthList(csr_der));
     RETURN_IF_ERROR(CheckIssuerScope(issuer->cert.get(), entries));
     ASSIGN_OR_RETURN(stir::X509Ptr cert,

@@ -61,7 +61,7 @@ TEST_F(CaListTest, OutOfValidityCertificatesAreDroppedAndAnEmptyListRefused) {
 }
 
 TEST_F(CaListTest, NotAPemBundleIsRefused) {
-  for (const std::string body : {std::string(""), std::string("<html>no</html>"),
+  for (const std::string& body : {std::string(""), std::string("<html>no</html>"),
                                  pki1_->root().cert_pem + "trailing text"}) {
     EXPECT_THAT(ParseCaList(body, kNow),
                 testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("PEM bundle")))

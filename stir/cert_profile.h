@@ -39,7 +39,8 @@ inline constexpr char kShakenPolicyV14[] = "2.16.840.1.114569.1.1.4";
 //   kStrict: ATIS-1000080 v005 as the zlint SHAKEN lints read it: exactly one TNAuthList entry, an
 //     SPC of digits and upper-case letters, or else a delegate certificate's TNAuthList (RFC 9060,
 //     ATIS-1000092): TN and range entries only, no SPC (CA certificates of a delegate chain may
-//     then carry a TNAuthList too, which the DL-3 rule reads); exactly one SHAKEN policy OID, .3 or .4 (.1 rejected);
+//     then carry a TNAuthList too, which the DL-3 rule reads); exactly one SHAKEN policy OID, .3
+//     or .4 (.1 rejected);
 //     KeyUsage present, critical, digitalSignature only; BasicConstraints critical; X.509 v3;
 //     ecdsa-with-SHA256; OpenSSL's X509_V_FLAG_X509_STRICT chain checks.
 // Both: EC P-256 leaf key, leaf not a CA, chain to a configured trust anchor, validity at `now`;

@@ -174,7 +174,6 @@ absl::Status ReadDivClaim(const Json& v, PassportClaims* c) {
   return absl::OkStatus();
 }
 
-
 bool IsUrlChar(char c) {
   return absl::ascii_isgraph(static_cast<unsigned char>(c)) && c != '<' && c != '>' &&
          c != '"' && c != '\\';

@@ -227,7 +227,8 @@ absl::StatusOr<TestCert> TestPki::IssueSpCa(const std::string& common_name,
       X509Ptr cert,
       BuildCert(spec, key.get(), intermediate_.cert.get(), intermediate_.key.get(),
                 [&](X509* c, X509* iss) -> absl::Status {
-                  RETURN_IF_ERROR(AddExt(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
+                  RETURN_IF_ERROR(
+                      AddExt(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
                   RETURN_IF_ERROR(AddExt(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign"));
                   return AddRawExt(c, stir::kTnAuthListOid, tn_auth_list_der, /*critical=*/false);
                 }));
