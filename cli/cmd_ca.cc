@@ -271,10 +271,7 @@ void AddCaCommands(CLI::App& root, Registry& registry) {
   c_spca->add_option("--subject-key", spca->subject_key,
                      "the SP-CA's key: pkcs11: URI, PEM private or public key")
       ->required();
-  c_spca->add_option("--spc", spca->tn.spc, "scope: the SP's Service Provider Code (OCN)");
-  c_spca->add_option("--tn", spca->tn.tns, "scope: a single TN, repeatable")->allow_extra_args(false);
-  c_spca->add_option("--tn-range", spca->tn.ranges, "scope: START:COUNT, repeatable")
-      ->allow_extra_args(false);
+  AddTnAuthFlags(c_spca, &spca->tn, "scope");
   AddSubjectFlags(c_spca, &spca->subject);
   AddValidityFlags(c_spca, &spca->validity, 1825);
   c_spca->add_option("--path-len", spca->path_len,

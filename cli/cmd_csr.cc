@@ -117,9 +117,7 @@ void AddCsrCommands(CLI::App& root, Registry& registry) {
       "Create a CSR signed by the token key (or a file key) carrying TNAuthList (RFC 8226) and "
       "subject C / O / CN \"SHAKEN <SPC>\"");
   c_create->add_option("--key", cc->key, "SP key: pkcs11: URI or PEM file")->required();
-  c_create->add_option("--spc", cc->tn.spc, "Service Provider Code (OCN), digits/upper-case");
-  c_create->add_option("--tn", cc->tn.tns, "delegate: a single TN entry, repeatable")->allow_extra_args(false);
-  c_create->add_option("--tn-range", cc->tn.ranges, "delegate: START:COUNT, repeatable")->allow_extra_args(false);
+  AddTnAuthFlags(c_create, &cc->tn, "");
   AddSubjectFlags(c_create, &cc->subject);
   AddOutFlags(c_create, &cc->out, "CSR file (PEM)");
   AddTokenFlags(c_create, &cc->token);

@@ -126,6 +126,15 @@ absl::StatusOr<stir::X509Ptr> NewCertificate(const X509_NAME* subject, const X50
 }
 
 
+void AddTnAuthFlags(CLI::App* app, TnAuthFlags* f, const std::string& role) {
+  const std::string prefix = role.empty() ? "" : role + ": ";
+  app->add_option("--spc", f->spc, prefix + "Service Provider Code (OCN), digits/upper-case");
+  app->add_option("--tn", f->tns, prefix + "a single TN entry (delegate), repeatable")
+      ->allow_extra_args(false);
+  app->add_option("--tn-range", f->ranges, prefix + "START:COUNT (delegate), repeatable")
+      ->allow_extra_args(false);
+}
+
 void AddSubjectFlags(CLI::App* app, SubjectFlags* f) {
   app->add_option("--subject", f->subject, "full subject DN, e.g. 'C=US,O=Example,CN=...'");
   app->add_option("--cn", f->cn, "subject common name");

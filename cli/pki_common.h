@@ -79,6 +79,9 @@ std::string TimeText(absl::Time t);
 void AddOutFlags(CLI::App* app, OutFlags* f, const char* what);
 void AddValidityFlags(CLI::App* app, ValidityFlags* f, int64_t default_days);
 void AddSubjectFlags(CLI::App* app, SubjectFlags* f);
+// AddTnAuthFlags adds --spc, --tn and --tn-range (repeatable): a TNAuthList, described as
+// `role` ("" for an SP's certificate request, "scope" for the SP-CA's delegable numbers).
+void AddTnAuthFlags(CLI::App* app, TnAuthFlags* f, const std::string& role);
 
 // CheckOut fails when --out names a file that exists and --force is not given.
 absl::Status CheckOut(const OutFlags& f);
