@@ -186,6 +186,12 @@ struct SipConfig {
   absl::Duration timeout = absl::Seconds(2);      // a request's budget in the core
   absl::Duration retry_after = absl::Seconds(5);  // Retry-After of a 503
   size_t max_message_bytes = 64 * 1024;           // larger messages are refused by the stack
+  // RFC 3261 Timer I: how long an answered INVITE's transaction stays after its ACK, to absorb
+  // retransmitted ACKs (T4, 5 s, in the RFC). Memory grows with calls per second x timer_i; an
+  // ACK that comes later is dropped as a stray ACK, as the transaction would have dropped it.
+  absl::Duration timer_i = absl::Milliseconds(500);
+  // SO_RCVBUF of the UDP socket: what absorbs a burst of INVITEs; 0: the kernel's default.
+  size_t udp_receive_buffer = 4 * 1024 * 1024;
 
   friend bool operator==(const SipConfig&, const SipConfig&) = default;
 };

@@ -82,6 +82,9 @@ absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
   RETURN_IF_ERROR(n.Duration("retry_after", &sip.retry_after));
   RETURN_IF_ERROR(n.Number("max_message_bytes", &sip.max_message_bytes, size_t{4096},
                            size_t{1} << 20));
+  RETURN_IF_ERROR(n.Duration("timer_i", &sip.timer_i));
+  RETURN_IF_ERROR(n.Number("udp_receive_buffer", &sip.udp_receive_buffer, size_t{0},
+                           size_t{256} << 20));
   RETURN_IF_ERROR(n.Finish());
   if (sip.udp.empty() && sip.tcp.empty()) {
     return Node::Error(n.Path("udp"), "or tcp is required: the address to listen on");
@@ -108,6 +111,9 @@ absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
   }
   if (sip.timeout < absl::Milliseconds(10) || sip.timeout > absl::Seconds(30)) {
     return Node::Error(n.Path("timeout"), "must be from 10ms to 30s");
+  }
+  if (sip.timer_i < absl::Milliseconds(10) || sip.timer_i > absl::Seconds(32)) {
+    return Node::Error(n.Path("timer_i"), "must be from 10ms to 32s (RFC 3261's T4 is 5s)");
   }
   if (sip.retry_after < absl::Seconds(1)) {
     return Node::Error(n.Path("retry_after"), "must be at least 1s (Retry-After counts seconds)");

@@ -111,7 +111,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
   yaml.replace(yaml.find("  allow_insecure"), 0,
                "  sip:\n    udp: 0.0.0.0:5060\n    tcp: 127.0.0.1:0\n    role: sign\n"
                "    dest: request-uri\n    attestation_headers: [X-Attestation-Info]\n"
-               "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n");
+               "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n"
+               "    timer_i: 2s\n    udp_receive_buffer: 1048576\n");
   yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
           "\"2001:db8::/32\"], sip_role: verify}\n";
   auto c = ParseConfig(yaml, "t.yaml");
@@ -125,6 +126,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
   EXPECT_EQ(c->sip->default_attest, "C");
   EXPECT_TRUE(c->sip->decline_failed);
   EXPECT_EQ(c->sip->retry_after, absl::Seconds(30));
+  EXPECT_EQ(c->sip->timer_i, absl::Seconds(2));
+  EXPECT_EQ(c->sip->udp_receive_buffer, 1048576u);
   ASSERT_EQ(c->clients.size(), 1u);
   EXPECT_EQ(c->clients[0].sources.size(), 2u);
   EXPECT_EQ(c->clients[0].sip_role, SipRole::kVerify);
@@ -136,6 +139,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
   EXPECT_EQ(defaults.role, SipRole::kAuto);
   EXPECT_EQ(defaults.attestation_headers.size(), 4u);
   EXPECT_FALSE(defaults.decline_failed);
+  EXPECT_EQ(defaults.timer_i, absl::Milliseconds(500));
+  EXPECT_EQ(defaults.udp_receive_buffer, 4u << 20);
 }
 
 TEST(ConfigTest, SipErrorsNameTheKey) {
@@ -153,6 +158,10 @@ TEST(ConfigTest, SipErrorsNameTheKey) {
       {"  sip: {udp: \"127.0.0.1:5060\", retry_after: 0s}\n", "listen.sip.retry_after"},
       {"  sip: {udp: \"127.0.0.1:5060\", max_message_bytes: 10}\n",
        "listen.sip.max_message_bytes"},
+      {"  sip: {udp: \"127.0.0.1:5060\", timer_i: 0s}\n", "listen.sip.timer_i"},
+      {"  sip: {udp: \"127.0.0.1:5060\", timer_i: 1m}\n", "listen.sip.timer_i"},
+      {"  sip: {udp: \"127.0.0.1:5060\", udp_receive_buffer: -1}\n",
+       "listen.sip.udp_receive_buffer"},
       {"  sip: {udp: \"127.0.0.1:5060\", tls: x}\n", "listen.sip.tls is not a known setting"},
       {"  sip: {udp: \"127.0.0.1:5060\", profile: nope}\n", "listen.sip.profile names profile"},
   };

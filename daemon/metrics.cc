@@ -45,6 +45,8 @@ constexpr MetricSpec kMetrics[] = {
      "SIP requests answered by the redirect server, by role and final status code"},
     {"shaken_sip_duration_seconds", kHistogram, "role",
      "SIP redirect server: request received to final answer, by role"},
+    {"shaken_sip_transactions", kGauge, "",
+     "SIP server transactions the redirect server holds (answered ones until Timer I)"},
     // Token pools and signing queues, per profile (collector in daemon/server.cc).
     {"shaken_hsm_sessions", kGauge, "profile,state", "Token sessions of a profile's pool"},
     {"shaken_hsm_health", kGauge, "profile", "0 serving, 1 degraded, 2 down"},
@@ -123,6 +125,14 @@ prometheus::Family<prometheus::Counter>& Counters(std::string_view name,
                                                  prometheus::Registry& registry) {
   const MetricSpec& spec = Declared(name);
   return prometheus::BuildCounter()
+      .Name(std::string(spec.name))
+      .Help(std::string(spec.help))
+      .Register(registry);
+}
+prometheus::Family<prometheus::Gauge>& Gauges(std::string_view name,
+                                             prometheus::Registry& registry) {
+  const MetricSpec& spec = Declared(name);
+  return prometheus::BuildGauge()
       .Name(std::string(spec.name))
       .Help(std::string(spec.help))
       .Register(registry);
@@ -271,6 +281,7 @@ Metrics::Metrics(const std::vector<std::string>& profiles)
     }
     sip_latency_[r] = &sip_latency.Add({{"role", kSipRoleNames[r]}}, LatencyBuckets());
   }
+  sip_transactions_ = &Gauges("shaken_sip_transactions", *registry_).Add({});
   AddCollector(AuditFamilies);
 }
 
@@ -282,6 +293,8 @@ void Metrics::RecordSip(SipRequestRole role, int code, absl::Duration latency) {
   sip_[r][c]->Increment();
   sip_latency_[r]->Observe(absl::ToDoubleSeconds(latency));
 }
+
+void Metrics::SetSipTransactions(size_t n) { sip_transactions_->Set(static_cast<double>(n)); }
 
 void Metrics::RecordFetch(bool ok, absl::Duration latency) {
   (ok ? fetch_ok_ : fetch_error_)->Observe(absl::ToDoubleSeconds(latency));

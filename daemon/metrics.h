@@ -9,6 +9,7 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -86,6 +87,8 @@ class Metrics {
   // RecordRest counts one REST answer; a status outside the documented set counts as "other".
   void RecordRest(RestEndpoint endpoint, int http_status, absl::Duration latency);
   void RecordSip(SipRequestRole role, int code, absl::Duration latency);
+  // SetSipTransactions: the SIP stack's server transactions now (the redirect server's loop).
+  void SetSipTransactions(size_t n);
 
   // AddCollector registers a function called at every scrape that returns gauge/counter
   // families computed from live state (pool stats, cache counters, certificate expiry).
@@ -117,6 +120,7 @@ class Metrics {
   // [role][index in kSipCodes, or its size for "other"]
   std::array<std::array<prometheus::Counter*, std::size(kSipCodes) + 1>, kSipRoles> sip_;
   std::array<prometheus::Histogram*, kSipRoles> sip_latency_;
+  prometheus::Gauge* sip_transactions_ = nullptr;
   std::shared_ptr<prometheus::Collectable> live_;
 };
 

@@ -456,6 +456,68 @@ TEST_F(SipRedirectTest, RetransmittedInviteIsOneTransaction) {
 }
 
 
+// listen.sip.timer_i (500 ms by default here, RFC 3261's T4 is 5 s): an answered INVITE keeps
+// its server transaction until the ACK (the 302 is retransmitted meanwhile), then only Timer I,
+// so that the memory the stack holds follows calls per second x timer_i. The gauge
+// shaken_sip_transactions shows it.
+TEST_F(SipRedirectTest, AnsweredTransactionIsReleasedTimerIAfterItsAck) {
+  const std::string gauge = "shaken_sip_transactions";
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+  socklen_t len = sizeof local;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len), 0);
+  sockaddr_in to = local;
+  to.sin_port = htons(static_cast<uint16_t>(env_->daemon().sip_udp_port()));
+  const std::string common = absl::StrCat(
+      "Via: SIP/2.0/UDP 127.0.0.1:", ntohs(local.sin_port), ";branch=z9hG4bK-timer-i\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:+12155550121@127.0.0.1>;tag=t1\r\n"
+      "To: <sip:+12155550131@127.0.0.1>");
+  const std::string invite = absl::StrCat(
+      "INVITE sip:+12155550131@127.0.0.1 SIP/2.0\r\n", common,
+      "\r\nCall-ID: timer-i@test\r\nCSeq: 1 INVITE\r\nAttestation-Info: B\r\n"
+      "Content-Length: 0\r\n\r\n");
+  auto send = [&](const std::string& m) {
+    ASSERT_EQ(sendto(fd, m.data(), m.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(m.size()));
+  };
+  send(invite);
+  std::string answer;
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 5000) == 1) {
+    char buf[65536];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) answer.assign(buf, static_cast<size_t>(n));
+  }
+  ASSERT_TRUE(absl::StartsWith(answer, "SIP/2.0 302")) << answer;
+  // Waits (bounded) for the gauge to reach `want`; returns what it last read.
+  auto wait_for = [&](auto want, absl::Duration limit) {
+    const absl::Time until = absl::Now() + limit;
+    double v = Metric(gauge);
+    while (!want(v) && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(50));
+      v = Metric(gauge);
+    }
+    return v;
+  };
+  // Not yet ACKed: the transaction stays (Timer H, 32 s).
+  EXPECT_GE(wait_for([](double v) { return v >= 1; }, absl::Seconds(2)), 1);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_GE(Metric(gauge), 1);
+  // The ACK carries the 302's To tag (RFC 3261 §17.1.1.3).
+  (void)Received(fd, absl::ZeroDuration());  // the 302's retransmissions so far
+  send(absl::StrCat("ACK sip:+12155550131@127.0.0.1 SIP/2.0\r\n",
+                    common.substr(0, common.rfind("\r\n") + 2), "To: ", Header(answer, "To"),
+                    "\r\nCall-ID: timer-i@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+  // Gone within Timer I (500 ms) and a tick of the gauge; T4's 5 s would still hold it.
+  EXPECT_EQ(wait_for([](double v) { return v == 0; }, absl::Seconds(3)), 0);
+  close(fd);
+}
+
+
 // Kamailio as the SBC in front of shakend, with the configuration carriers copy
 // (deploy/kamailio/shakend-redirect.cfg): SIPp's INVITE goes to Kamailio, Kamailio asks shakend
 // and forwards the INVITE with what the 302 carried to a SIPp UAS, which answers 486 (the call

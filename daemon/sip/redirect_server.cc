@@ -6,6 +6,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
 #include "absl/container/flat_hash_map.h"
@@ -57,6 +59,10 @@ constexpr int64_t kNtpToUnixSeconds = 2208988800LL;
 constexpr absl::Duration kTryingAfter = absl::Milliseconds(100);
 constexpr int kTickMs = 50;
 constexpr char kAllow[] = "Allow: INVITE, ACK, CANCEL, OPTIONS";
+// Each message's memory starts as one block of its size plus this (sofia-sip's preload): the
+// parsed headers of a request, and the answer built from them, come out of it instead of a
+// malloc each (sip_bench: about a tenth less CPU per call).
+constexpr unsigned kMessagePreload = 4096;
 
 // Sofia writes its diagnostics through su_log; they go to our log stream at debug level.
 void SofiaLog(void* /*stream*/, char const* fmt, va_list ap) {
@@ -84,6 +90,27 @@ std::string SofiaUrl(const std::string& hostport, const char* transport) {
   std::string port = hostport.substr(colon + 1);
   if (port == "0") port = "*";  // sofia: any free port
   return absl::StrCat("sip:", hostport.substr(0, colon), ":", port, ";transport=", transport);
+}
+
+// WarnIfReceiveBufferCapped: Linux caps SO_RCVBUF at net.core.rmem_max for a process without
+// CAP_NET_ADMIN, silently; say so at start-up, since the smaller buffer drops INVITE bursts.
+void WarnIfReceiveBufferCapped(size_t wanted) {
+  size_t max = 0;
+  std::ifstream("/proc/sys/net/core/rmem_max") >> max;
+  if (wanted == 0 || max == 0 || wanted <= max) return;
+  std::ifstream status("/proc/self/status");
+  constexpr uint64_t kCapNetAdmin = uint64_t{1} << 12;
+  for (std::string line; std::getline(status, line);) {
+    uint64_t caps = 0;
+    if (line.rfind("CapEff:", 0) == 0 && absl::SimpleHexAtoi(line.substr(7), &caps) &&
+        (caps & kCapNetAdmin) != 0) {
+      return;  // sofia-sip sets it with SO_RCVBUFFORCE
+    }
+  }
+  LogWarn("sip_receive_buffer_capped",
+          {{"listen.sip.udp_receive_buffer", absl::StrCat(wanted)},
+           {"net.core.rmem_max", absl::StrCat(max)},
+           {"fix", "raise net.core.rmem_max (sysctl) to at least udp_receive_buffer"}});
 }
 
 // FindHeader: the first extension header named `name` (case-insensitive), or null.
@@ -260,8 +287,17 @@ class RedirectServer::Loop {
                      root_, URL_STRING_MAKE(url.c_str()), nullptr, nullptr,
                      NTATAG_MAXSIZE(config_.max_message_bytes),
                      // Answer a CANCEL of an INVITE still in the core with 487 ourselves.
-                     NTATAG_CANCEL_487(1), NTATAG_UA(0), TAG_END())) != nullptr
-              : nta_agent_add_tport(agent_, URL_STRING_MAKE(url.c_str()), TAG_END()) == 0;
+                     NTATAG_CANCEL_487(1), NTATAG_UA(0), NTATAG_PRELOAD(kMessagePreload),
+                     // T4 sets Timer I, the Confirmed state of our INVITE transactions (and
+                     // client timers a redirect server never runs).
+                     NTATAG_SIP_T4(static_cast<unsigned>(absl::ToInt64Milliseconds(
+                         config_.timer_i))),
+                     TPTAG_UDP_RMEM(static_cast<unsigned>(config_.udp_receive_buffer)),
+                     TAG_END())) != nullptr
+              : nta_agent_add_tport(
+                    agent_, URL_STRING_MAKE(url.c_str()),
+                    TPTAG_UDP_RMEM(static_cast<unsigned>(config_.udp_receive_buffer)),
+                    TAG_END()) == 0;
       if (!bound) {
         return absl::UnavailableError(absl::StrCat("cannot listen on ", b.key, " ", *b.address,
                                                    " (address in use, or not of this host?)"));
@@ -278,6 +314,7 @@ class RedirectServer::Loop {
       if (strcasecmp(name->tpn_proto, "udp") == 0) udp_port_ = port;
       if (strcasecmp(name->tpn_proto, "tcp") == 0) tcp_port_ = port;
     }
+    if (udp_port_ != 0) WarnIfReceiveBufferCapped(config_.udp_receive_buffer);
     // The default leg: every request outside a dialog comes here (a redirect server has none).
     leg_ = nta_leg_tcreate(agent_, &Loop::OnRequest, this, NTATAG_NO_DIALOG(1), TAG_END());
     if (leg_ == nullptr) return absl::InternalError("sofia-sip: nta_leg_tcreate failed");
@@ -320,6 +357,9 @@ class RedirectServer::Loop {
   }
 
   static void OnTick(Loop* self, su_timer_t* /*t*/, Loop* /*arg*/) {
+    usize_t transactions = 0;
+    nta_agent_get_stats(self->agent_, NTATAG_S_IRQ_HASH_USED_REF(transactions), TAG_END());
+    self->deps_.core->metrics()->SetSipTransactions(transactions);
     const absl::Time now = absl::Now();
     for (auto& [id, f] : self->in_flight_) {
       if (!f.trying_sent && now - f.start >= kTryingAfter) {
