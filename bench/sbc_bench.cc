@@ -173,9 +173,10 @@ int main(int argc, char** argv) {
   bool sip_ok = true;
   if (sip) {
     testing::RunOptions o;
-    o.timeout = absl::Seconds(16 * seconds + 120);  // three phases, SIPp's own time-outs
-    const testing::RunResult r =
-        testing::RunCommand({sip_bench, absl::StrCat("--seconds=", seconds)}, o);
+    // Its warm-up, `rounds` rounds of two phases, the ceiling; SIPp's own time-outs.
+    o.timeout = absl::Seconds(8 * seconds * (rounds + 1) + 180);
+    const testing::RunResult r = testing::RunCommand(
+        {sip_bench, absl::StrCat("--seconds=", seconds), absl::StrCat("--rounds=", rounds)}, o);
     std::fputs(r.out.c_str(), stdout);
     if (!r.err.empty()) std::fputs(r.err.c_str(), stderr);
     sip_ok = r.exit_code == 0;
