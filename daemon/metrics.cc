@@ -120,30 +120,24 @@ const MetricSpec& Declared(std::string_view name) {
   return *spec;
 }
 
-// Counters and Histograms register the declared metric `name` in `registry`.
+// Counters, Gauges and Histograms register the declared metric `name` in `registry`, through
+// the builder of its type.
+template <typename Builder>
+auto& Registered(Builder builder, std::string_view name, prometheus::Registry& registry) {
+  const MetricSpec& spec = Declared(name);
+  return builder.Name(std::string(spec.name)).Help(std::string(spec.help)).Register(registry);
+}
 prometheus::Family<prometheus::Counter>& Counters(std::string_view name,
                                                  prometheus::Registry& registry) {
-  const MetricSpec& spec = Declared(name);
-  return prometheus::BuildCounter()
-      .Name(std::string(spec.name))
-      .Help(std::string(spec.help))
-      .Register(registry);
+  return Registered(prometheus::BuildCounter(), name, registry);
 }
 prometheus::Family<prometheus::Gauge>& Gauges(std::string_view name,
                                              prometheus::Registry& registry) {
-  const MetricSpec& spec = Declared(name);
-  return prometheus::BuildGauge()
-      .Name(std::string(spec.name))
-      .Help(std::string(spec.help))
-      .Register(registry);
+  return Registered(prometheus::BuildGauge(), name, registry);
 }
 prometheus::Family<prometheus::Histogram>& Histograms(std::string_view name,
                                                      prometheus::Registry& registry) {
-  const MetricSpec& spec = Declared(name);
-  return prometheus::BuildHistogram()
-      .Name(std::string(spec.name))
-      .Help(std::string(spec.help))
-      .Register(registry);
+  return Registered(prometheus::BuildHistogram(), name, registry);
 }
 
 }  // namespace

@@ -342,20 +342,14 @@ TEST_F(SipRedirectTest, SourceOutsideEveryRuleGets403) {
 
 
 TEST_F(SipRedirectTest, GarbageDatagramsGetNoAnswerAndTheServerGoesOn) {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int local_port = 0;
+  const int fd = LoopbackUdpSocket(&local_port);
   ASSERT_GE(fd, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(env_->daemon().sip_udp_port()));
-  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
   const std::vector<std::string> garbage = {
       std::string("\x00\x01\x02\xff", 4), "hello", "INVITE", "INVITE sip: SIP/2.0\r\n\r\n",
       "SIP/2.0 200 OK\r\n\r\n", std::string(1400, 'A'), "\r\n\r\n",
       "INVITE sip:1@x SIP/2.0\r\nVia: nonsense\r\nContent-Length: 99999\r\n\r\n"};
-  for (const std::string& g : garbage) {
-    ASSERT_EQ(sendto(fd, g.data(), g.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-              static_cast<ssize_t>(g.size()));
-  }
+  for (const std::string& g : garbage) ASSERT_TRUE(SendUdp(fd, env_->daemon().sip_udp_port(), g));
   // None of these is a request that can be answered (no usable Via): nothing comes back.
   EXPECT_EQ(Received(fd, absl::Milliseconds(500)), "");
   close(fd);
@@ -405,27 +399,17 @@ TEST_F(SipRedirectTest, OneMegabyteTcpMessageIsRefusedAndTheServerGoesOn) {
 TEST_F(SipRedirectTest, RetransmittedInviteIsOneTransaction) {
   const std::string series = R"(shaken_sip_requests_total{code="302",role="sign"})";
   const double before = Metric(series);
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int local_port = 0;
+  const int fd = LoopbackUdpSocket(&local_port);
   ASSERT_GE(fd, 0);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-  socklen_t len = sizeof local;
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len), 0);
-  sockaddr_in to = local;
-  to.sin_port = htons(static_cast<uint16_t>(env_->daemon().sip_udp_port()));
   const std::string invite = absl::StrCat(
       "INVITE sip:+12155550131@127.0.0.1 SIP/2.0\r\n"
-      "Via: SIP/2.0/UDP 127.0.0.1:", ntohs(local.sin_port), ";branch=z9hG4bK-retransmitted\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:", local_port, ";branch=z9hG4bK-retransmitted\r\n"
       "Max-Forwards: 70\r\nFrom: <sip:+12155550121@127.0.0.1>;tag=r1\r\n"
       "To: <sip:+12155550131@127.0.0.1>\r\nCall-ID: retransmitted@test\r\nCSeq: 1 INVITE\r\n"
       "Attestation-Info: B\r\nContent-Length: 0\r\n\r\n");
-  auto send_invite = [&] {
-    ASSERT_EQ(sendto(fd, invite.data(), invite.size(), 0, reinterpret_cast<sockaddr*>(&to),
-                     sizeof to),
-              static_cast<ssize_t>(invite.size()));
-  };
+  const int server = env_->daemon().sip_udp_port();
+  auto send_invite = [&] { ASSERT_TRUE(SendUdp(fd, server, invite)); };
   send_invite();
   send_invite();
   std::vector<std::string> answers;
@@ -462,28 +446,19 @@ TEST_F(SipRedirectTest, RetransmittedInviteIsOneTransaction) {
 // shaken_sip_transactions shows it.
 TEST_F(SipRedirectTest, AnsweredTransactionIsReleasedTimerIAfterItsAck) {
   const std::string gauge = "shaken_sip_transactions";
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int local_port = 0;
+  const int fd = LoopbackUdpSocket(&local_port);
   ASSERT_GE(fd, 0);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-  socklen_t len = sizeof local;
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len), 0);
-  sockaddr_in to = local;
-  to.sin_port = htons(static_cast<uint16_t>(env_->daemon().sip_udp_port()));
   const std::string common = absl::StrCat(
-      "Via: SIP/2.0/UDP 127.0.0.1:", ntohs(local.sin_port), ";branch=z9hG4bK-timer-i\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:", local_port, ";branch=z9hG4bK-timer-i\r\n"
       "Max-Forwards: 70\r\nFrom: <sip:+12155550121@127.0.0.1>;tag=t1\r\n"
       "To: <sip:+12155550131@127.0.0.1>");
   const std::string invite = absl::StrCat(
       "INVITE sip:+12155550131@127.0.0.1 SIP/2.0\r\n", common,
       "\r\nCall-ID: timer-i@test\r\nCSeq: 1 INVITE\r\nAttestation-Info: B\r\n"
       "Content-Length: 0\r\n\r\n");
-  auto send = [&](const std::string& m) {
-    ASSERT_EQ(sendto(fd, m.data(), m.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-              static_cast<ssize_t>(m.size()));
-  };
+  const int server = env_->daemon().sip_udp_port();
+  auto send = [&](const std::string& m) { ASSERT_TRUE(SendUdp(fd, server, m)); };
   send(invite);
   std::string answer;
   pollfd p{fd, POLLIN, 0};

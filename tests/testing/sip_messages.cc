@@ -51,19 +51,37 @@ std::string Received(int fd, absl::Duration wait) {
   return out;
 }
 
-std::string UdpRequest(int port, std::string message, absl::Duration wait) {
+int LoopbackUdpSocket(int* port) {
   const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return -1;
   sockaddr_in local{};
   local.sin_family = AF_INET;
   inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
   socklen_t len = sizeof local;
-  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-  absl::StrReplaceAll({{"[local_port]", absl::StrCat(ntohs(local.sin_port))}}, &message);
-  sockaddr_in to = local;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(local.sin_port);
+  return fd;
+}
+
+bool SendUdp(int fd, int port, std::string_view message) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
   to.sin_port = htons(static_cast<uint16_t>(port));
-  sendto(fd, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  return sendto(fd, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                sizeof to) == static_cast<ssize_t>(message.size());
+}
+
+std::string UdpRequest(int port, std::string message, absl::Duration wait) {
+  int local_port = 0;
+  const int fd = LoopbackUdpSocket(&local_port);
+  if (fd < 0) return "";
+  absl::StrReplaceAll({{"[local_port]", absl::StrCat(local_port)}}, &message);
+  SendUdp(fd, port, message);
   // Until the final answer (a UDP datagram holds one whole message) or `wait`.
   std::string answer;
   const absl::Time until = absl::Now() + wait;

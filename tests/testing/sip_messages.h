@@ -21,6 +21,11 @@ std::string Header(const std::string& message, std::string_view name);
 // Received reads what arrives on `fd` within `wait` (nothing: "").
 std::string Received(int fd, absl::Duration wait);
 
+// LoopbackUdpSocket: a UDP socket bound to an ephemeral 127.0.0.1 port, which *port receives
+// (-1 when it cannot be made). SendUdp sends `message` in one datagram to 127.0.0.1:`port`.
+int LoopbackUdpSocket(int* port);
+bool SendUdp(int fd, int port, std::string_view message);
+
 // UdpRequest sends `message` in one datagram from an ephemeral 127.0.0.1 port to 127.0.0.1:`port`
 // and returns what comes back until a final (non-1xx) answer arrives or `wait` passes.
 // "[local_port]" in `message` is replaced by the port it is sent from (for the Via header).
