@@ -3,7 +3,7 @@
 //
 //   1. Starts the `shakend` binary (mTLS API; profile "token": a SoftHSM2 key, pool 2 x cores;
 //      listen.sip on UDP; audit records to /dev/null) and waits for its health listener.
-//   2. Warm-up: 1 s of gRPC, then SIP calls for about 6 s at that rate, so that the redirect
+//   2. Warm-up: 1 s of gRPC, then SIP calls for about 2 s at that rate, so that the redirect
 //      server is in its steady state (an answered INVITE keeps its transaction for Timer I after
 //      the ACK; the table and the heap under it grow until then).
 //   3. --rounds rounds, each: unary Sign (token, attest A) closed-loop on one mTLS channel,
@@ -238,9 +238,10 @@ int Main(int argc, char** argv) {
   const auto target = bench::SignTarget(stub.get(), sign);
   const bench::LatencyRecorder warm = bench::RunClosed("warm-up", target, flags.inflight, 1.0);
   // The SIP warm-up runs until the redirect server is in its steady state: an answered INVITE
-  // keeps its transaction for T4 (5 s) after the ACK, so the table (and the heap under it) grows
-  // for the first T4 of any run; measuring inside that ramp would charge it to every call.
-  const uint64_t warm_calls = std::max<uint64_t>(1000, static_cast<uint64_t>(warm.rate() * 6));
+  // keeps its transaction for Timer I (listen.sip.timer_i, 500 ms) after the ACK, so the table
+  // (and the heap under it) grows for the first Timer I of any run; measuring inside that ramp
+  // would charge it to every call. Two seconds of calls cover it four times.
+  const uint64_t warm_calls = std::max<uint64_t>(1000, static_cast<uint64_t>(warm.rate() * 2));
   const SippResult warm_sip = Sipp(dir, sip_port, flags.inflight, warm_calls, flags.sipp, 90);
   if (warm_sip.failed > 0) Die("SIP warm-up: calls failed:\n" + warm_sip.errors);
 
@@ -291,7 +292,7 @@ int Main(int argc, char** argv) {
   std::printf("%-28s %9.0f /s  (SIPp against an instant 302: the load generator's limit)\n",
               "SIPp ceiling", ceiling.rate);
 
-  // The redirect server's memory: answered transactions are kept T4 after their ACK.
+  // The redirect server's memory: answered transactions are kept Timer I after their ACK.
   for (absl::string_view line : absl::StrSplit(
            testing::ReadFileOrEmpty(absl::StrCat("/proc/", shakend.pid(), "/status")), '\n')) {
     if (absl::ConsumePrefix(&line, "VmHWM:")) {
