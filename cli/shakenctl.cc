@@ -52,7 +52,7 @@ int RunShakenctl(int argc, char** argv) {
   AddAcmeCommands(app, registry);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help, --help-all, --version
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     (void)app.exit(e);
