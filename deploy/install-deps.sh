@@ -27,7 +27,8 @@ PACKAGES=(
   # interop peers (independent SHAKEN implementation)
   secsipidx libsecsipid-dev
   # SIP peers of the listen.sip tests and benchmark: SIPp, and Kamailio as the SBC in front
-  sip-tester kamailio kamailio-secsipid-modules
+  # (its tls module reaches shakend over SIP TLS)
+  sip-tester kamailio kamailio-secsipid-modules kamailio-tls-modules
   # an independent ACME (RFC 8555) server the ACME client is tested against
   pebble
   # helper tools used by scripts and tests
