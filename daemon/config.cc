@@ -105,9 +105,20 @@ absl::Status ReadClients(Node& root, Config* c) {
       RETURN_IF_ERROR(ReadSipRole(n, "sip_role", &role));
       rule.sip_role = role;
     }
+    RETURN_IF_ERROR(n.String("sip_profile", &rule.sip_profile));
+    RETURN_IF_ERROR(n.String("sip_default_attest", &rule.sip_default_attest));
     RETURN_IF_ERROR(n.Finish());
-    if (rule.sip_role.has_value() && rule.sources.empty()) {
-      return Node::Error(n.Path("sip_role"), "applies to SIP clients only: set sources too");
+    for (const auto& [key, set] :
+         {std::pair{"sip_role", rule.sip_role.has_value()},
+          std::pair{"sip_profile", !rule.sip_profile.empty()},
+          std::pair{"sip_default_attest", !rule.sip_default_attest.empty()}}) {
+      if (set && rule.sources.empty()) {
+        return Node::Error(n.Path(key), "applies to SIP clients only: set sources too");
+      }
+    }
+    if (!rule.sip_default_attest.empty() && rule.sip_default_attest != "A" &&
+        rule.sip_default_attest != "B" && rule.sip_default_attest != "C") {
+      return Node::Error(n.Path("sip_default_attest"), "must be A, B or C");
     }
     if (rule.identity.empty()) return Node::Error(n.Path("identity"), "is required");
     if (rule.methods.empty()) return Node::Error(n.Path("methods"), "needs at least one method");
@@ -428,11 +439,20 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
           "listen.tls.client_ca_file (mTLS)"));
     }
   }
-  if (c.sip.has_value() && !c.sip->profile.empty() &&
-      std::none_of(c.profiles.begin(), c.profiles.end(),
-                   [&](const ProfileConfig& p) { return p.name == c.sip->profile; })) {
+  auto no_profile = [&](const std::string& name) {
+    return !name.empty() && std::none_of(c.profiles.begin(), c.profiles.end(),
+                                         [&](const ProfileConfig& p) { return p.name == name; });
+  };
+  if (c.sip.has_value() && no_profile(c.sip->profile)) {
     return with_origin(absl::InvalidArgumentError(absl::StrCat(
         "listen.sip.profile names profile \"", c.sip->profile, "\", which is not in profiles")));
+  }
+  for (size_t i = 0; i < c.clients.size(); ++i) {
+    if (no_profile(c.clients[i].sip_profile)) {
+      return with_origin(absl::InvalidArgumentError(
+          absl::StrCat("clients[", i, "].sip_profile names profile \"", c.clients[i].sip_profile,
+                       "\", which is not in profiles")));
+    }
   }
   return c;
 }

@@ -45,6 +45,11 @@ struct ClientRule {
   std::vector<stir::IpCidr> sources;
   // SIP: what this client's INVITEs get; unset: listen.sip.role.
   std::optional<SipRole> sip_role;
+  // SIP: the profile this client's INVITEs are signed with, and the attestation level of one
+  // that carries none (A, B or C); empty: listen.sip.profile / listen.sip.default_attest. One
+  // shakend so serves SBCs of several service providers, or of different trust.
+  std::string sip_profile;
+  std::string sip_default_attest;
 
   friend bool operator==(const ClientRule&, const ClientRule&) = default;
 };

@@ -116,7 +116,7 @@ TEST(ConfigTest, SipListenerAndClientSources) {
                "    tls: {address: \"[::]:5061\", cert_file: /etc/shakend/sip.pem,\n"
                "          key_file: /etc/shakend/sip.key, client_ca_file: /etc/shakend/sbc-ca.pem}\n");
   yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
-          "\"2001:db8::/32\"], sip_role: verify}\n";
+          "\"2001:db8::/32\"], sip_role: verify, sip_profile: lab, sip_default_attest: B}\n";
   auto c = ParseConfig(yaml, "t.yaml");
   ASSERT_OK(c);
   ASSERT_TRUE(c->sip.has_value());
@@ -137,6 +137,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
   ASSERT_EQ(c->clients.size(), 1u);
   EXPECT_EQ(c->clients[0].sources.size(), 2u);
   EXPECT_EQ(c->clients[0].sip_role, SipRole::kVerify);
+  EXPECT_EQ(c->clients[0].sip_profile, "lab");
+  EXPECT_EQ(c->clients[0].sip_default_attest, "B");
   // Without listen.sip there is no SIP server; the defaults are the documented ones.
   auto none = ParseConfig(kMinimal, "t.yaml");
   ASSERT_OK(none);
@@ -191,6 +193,14 @@ TEST(ConfigTest, SipErrorsNameTheKey) {
       {"{identity: a, methods: [Sign], sip_role: verify}", "clients[0].sip_role"},
       {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], sip_role: x}",
        "clients[0].sip_role"},
+      {"{identity: a, methods: [Sign], sip_profile: lab}",
+       "clients[0].sip_profile applies to SIP clients only"},
+      {"{identity: a, methods: [Sign], sip_default_attest: A}",
+       "clients[0].sip_default_attest applies to SIP clients only"},
+      {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], sip_default_attest: D}",
+       "clients[0].sip_default_attest must be A, B or C"},
+      {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], sip_profile: nope}",
+       "clients[0].sip_profile names profile \"nope\", which is not in profiles"},
   };
   for (const auto& [rule, key] : rules) {
     EXPECT_THAT(ParseConfig(absl::StrCat(kMinimal, "clients:\n  - ", rule, "\n"), "t.yaml"),

@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "stir/base64url.h"
 #include "stir/clock.h"
 #include "stir/memory_signer.h"
 #include "stir/passport.h"
@@ -140,7 +141,10 @@ class SipRedirectTest : public ::testing::Test {
         "      cert_file: ", d, "/server.pem\n      key_file: ", d, "/server.key\n",
         "      client_ca_file: ", d, "/tls-ca.pem\n");
     o.clients_extra_yaml = "  - {identity: sbc-sip, methods: [Sign, Verify], "
-                           "profiles: [token], sources: [127.0.0.1/32]}\n";
+                           "profiles: [token], sources: [127.0.0.1/32]}\n"
+                           // Another service provider's SBC: its own profile and attestation.
+                           "  - {identity: sbc-other-sp, methods: [Sign], profiles: [file], "
+                           "sources: [127.0.0.3/32], sip_profile: file, sip_default_attest: C}\n";
     ASSERT_OK(env_->RestartWith(o));
     ASSERT_GT(env_->daemon().sip_udp_port(), 0);
     ASSERT_GT(env_->daemon().sip_tcp_port(), 0);
@@ -259,6 +263,21 @@ TEST_F(SipRedirectTest, InviteIsSignedInA302ThatShakenctlAndSecsipidxAccept) {
 TEST_F(SipRedirectTest, InviteOverTcpIsSigned) {
   SippResult r = Sipp(Scenario(kSignHeaders, 302), "t1");
   EXPECT_THAT(Header(Final(r), "Identity"), HasSubstr(";ppt=shaken"));
+}
+
+TEST_F(SipRedirectTest, ClientRuleChoosesTheProfileAndTheDefaultAttestation) {
+  // From 127.0.0.3: the rule signs with profile "file" and attests C when no header says.
+  SippResult r = Sipp(Scenario("      X-Nothing: 1", 302), "u1", {}, "127.0.0.3");
+  const std::string identity = Header(Final(r), "Identity");
+  ASSERT_THAT(identity, HasSubstr(";info=<" + env_->file_x5u() + ">;alg=ES256;ppt=shaken"));
+  const std::vector<std::string> parts = absl::StrSplit(identity.substr(0, identity.find(';')), '.');
+  ASSERT_EQ(parts.size(), 3u) << identity;
+  absl::StatusOr<std::string> payload = stir::Base64UrlDecode(parts[1]);
+  ASSERT_OK(payload);
+  EXPECT_THAT(*payload, HasSubstr("\"attest\":\"C\""));
+  // The listener's profile and the caller's header still apply to the other SBC.
+  SippResult token = Sipp(Scenario(kSignHeaders, 302));
+  EXPECT_THAT(Header(Final(token), "Identity"), HasSubstr(env_->token_x5u()));
 }
 
 TEST_F(SipRedirectTest, InviteWithoutAttestationIsABadRequest) {

@@ -444,12 +444,14 @@ class RedirectServer::Loop {
       return;
     }
     const bool has_identity = FindHeader(sip, "Identity") != nullptr || FindHeader(sip, "y");
+    // The caller's rules may say what the listener says otherwise: the first that does wins.
     SipRole role = config_.role;
-    for (const ClientRule* rule : caller.rules) {
-      if (rule->sip_role.has_value()) {
-        role = *rule->sip_role;
-        break;
-      }
+    const std::string* profile = &config_.profile;
+    const std::string* default_attest = &config_.default_attest;
+    for (auto it = caller.rules.rbegin(); it != caller.rules.rend(); ++it) {
+      if ((*it)->sip_role.has_value()) role = *(*it)->sip_role;
+      if (!(*it)->sip_profile.empty()) profile = &(*it)->sip_profile;
+      if (!(*it)->sip_default_attest.empty()) default_attest = &(*it)->sip_default_attest;
     }
     if (role == SipRole::kAuto) role = has_identity ? SipRole::kVerify : SipRole::kSign;
 
@@ -471,7 +473,7 @@ class RedirectServer::Loop {
     }
     absl::Status invalid;
     if (p->role == SipRequestRole::kSign) {
-      invalid = BuildSign(sip, called, date, p.get());
+      invalid = BuildSign(sip, called, date, *profile, *default_attest, p.get());
       // RFC 8224 §6.1: no PASSporT for a Date outside the freshness policy: 403 Stale Date.
       if (invalid.ok() && date.has_value() &&
           absl::AbsDuration(absl::FromUnixSeconds(*date) - start) >
@@ -490,6 +492,7 @@ class RedirectServer::Loop {
   }
 
   absl::Status BuildSign(const sip_t* sip, const url_t* called, std::optional<int64_t> date,
+                         const std::string& profile, const std::string& default_attest,
                          Pending* p) const {
     shaken::v1::SignRequest& r = p->sign_request;
     absl::StatusOr<std::string> orig = CallingTn(sip);
@@ -519,12 +522,12 @@ class RedirectServer::Loop {
       }
       break;
     }
-    if (attest.empty()) attest = config_.default_attest;
+    if (attest.empty()) attest = default_attest;
     if (attest.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("no attestation level: send one of the headers ",
                        absl::StrJoin(config_.attestation_headers, ", "),
-                       " (or set listen.sip.default_attest)"));
+                       " (or set listen.sip.default_attest, or the client's sip_default_attest)"));
     }
     r.set_attest(attest);
     for (const char* name : {"Origination-ID", "P-Origination-ID"}) {
@@ -534,7 +537,7 @@ class RedirectServer::Loop {
       }
     }
     if (date.has_value()) r.set_iat(*date);
-    r.set_profile(config_.profile);
+    r.set_profile(profile);
     if (sip->sip_call_id != nullptr && sip->sip_call_id->i_id != nullptr) {
       r.set_request_id(std::string(sip->sip_call_id->i_id).substr(0, 128));
     }
