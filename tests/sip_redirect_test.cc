@@ -129,23 +129,17 @@ std::vector<std::string> ReceivedMessages(const std::string& log) {
 class SipRedirectTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto env = DaemonEnv::Create({.start_daemon = false});
+    auto env = DaemonEnv::Create({
+        .sip_listener = true,
+        .clients_extra_yaml =
+            "  - {identity: sbc-sip, methods: [Sign, Verify], profiles: [token], "
+            "sources: [127.0.0.1/32]}\n"
+            // Another service provider's SBC: its own profile and attestation.
+            "  - {identity: sbc-other-sp, methods: [Sign], profiles: [file], "
+            "sources: [127.0.0.3/32], sip_profile: file, sip_default_attest: C}\n",
+    });
     ASSERT_OK(env);
     env_ = env->release();
-    // UDP, TCP, and TLS with client certificates from the test CA (for Kamailio over TLS).
-    const std::string& d = env_->dir();
-    DaemonEnvOptions o = env_->options();
-    o.start_daemon = true;
-    o.listen_extra_yaml = absl::StrCat(
-        "  sip:\n    udp: 127.0.0.1:0\n    tcp: 127.0.0.1:0\n    tls:\n      address: 127.0.0.1:0\n",
-        "      cert_file: ", d, "/server.pem\n      key_file: ", d, "/server.key\n",
-        "      client_ca_file: ", d, "/tls-ca.pem\n");
-    o.clients_extra_yaml = "  - {identity: sbc-sip, methods: [Sign, Verify], "
-                           "profiles: [token], sources: [127.0.0.1/32]}\n"
-                           // Another service provider's SBC: its own profile and attestation.
-                           "  - {identity: sbc-other-sp, methods: [Sign], profiles: [file], "
-                           "sources: [127.0.0.3/32], sip_profile: file, sip_default_attest: C}\n";
-    ASSERT_OK(env_->RestartWith(o));
     ASSERT_GT(env_->daemon().sip_udp_port(), 0);
     ASSERT_GT(env_->daemon().sip_tcp_port(), 0);
     ASSERT_GT(env_->daemon().sip_tls_port(), 0);

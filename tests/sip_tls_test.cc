@@ -125,19 +125,13 @@ TlsResult TlsInvite(int port, const std::string& ca_file, const std::string& cer
 class SipTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto env = DaemonEnv::Create({.start_daemon = false});
+    auto env = DaemonEnv::Create({
+        .sip_listener = true,
+        .clients_extra_yaml = "  - {identity: sbc-sip, methods: [Sign, Verify], "
+                              "profiles: [token], sources: [127.0.0.1/32]}\n",
+    });
     ASSERT_OK(env);
     env_ = env->release();
-    const std::string& d = env_->dir();
-    DaemonEnvOptions o = env_->options();
-    o.start_daemon = true;
-    o.listen_extra_yaml = absl::StrCat(
-        "  sip:\n    udp: 127.0.0.1:0\n    tls:\n      address: 127.0.0.1:0\n",
-        "      cert_file: ", d, "/server.pem\n      key_file: ", d, "/server.key\n",
-        "      client_ca_file: ", d, "/tls-ca.pem\n");
-    o.clients_extra_yaml = "  - {identity: sbc-sip, methods: [Sign, Verify], profiles: [token], "
-                           "sources: [127.0.0.1/32]}\n";
-    ASSERT_OK(env_->RestartWith(o));
     ASSERT_GT(env_->daemon().sip_tls_port(), 0);
   }
   static void TearDownTestSuite() {
