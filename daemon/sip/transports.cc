@@ -84,6 +84,11 @@ void WarnIfReceiveBufferCapped(size_t wanted) {
 }
 
 absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const TlsConfig& tls) {
+  // What the PEM readers leave in this thread's OpenSSL error queue (an end of file, a refused
+  // key) must not reach the TLS stack that runs on the same thread later.
+  struct ClearErrors {
+    ~ClearErrors() { ERR_clear_error(); }
+  } clear_errors;
   ASSIGN_OR_RETURN(std::string cert_pem, stir::ReadFile(tls.cert_file));
   Secret key_pem;
   ASSIGN_OR_RETURN(key_pem.data, stir::ReadFile(tls.key_file));
@@ -100,7 +105,6 @@ absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const
              {"fix", "issue the SIP certificate from a CA the SBCs trust directly, or give the "
                      "SBCs the intermediate CAs"}});
   }
-  ERR_clear_error();  // the PEM reader's end of file
   stir::BioPtr key_bio(BIO_new_mem_buf(key_pem.data.data(), static_cast<int>(key_pem.data.size())));
   stir::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
