@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -176,6 +177,29 @@ TEST_F(SipTlsTest, TrustedCertificateFromASourceOutsideTheRulesGets403) {
   ASSERT_TRUE(r.handshake);
   EXPECT_THAT(r.answer, StartsWith("SIP/2.0 403"));
   EXPECT_EQ(Header(r.answer, "Identity"), "");
+}
+
+TEST_F(SipTlsTest, StalledHandshakesDoNotStopTheListener) {
+  // Connections that never finish a handshake (silent, or half a ClientHello) wait on the SIP
+  // thread's event loop without blocking it: a well-behaved SBC is served meanwhile.
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(env_->daemon().sip_tls_port()));
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  std::vector<int> stalled;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+    if (i % 2 == 1) {
+      const unsigned char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00};  // 7 of 517
+      ASSERT_EQ(write(fd, partial, sizeof partial), static_cast<ssize_t>(sizeof partial));
+    }
+    stalled.push_back(fd);
+  }
+  TlsResult r = Invite("sbc1.test");
+  EXPECT_THAT(r.answer, StartsWith("SIP/2.0 302"));
+  EXPECT_TRUE(AnswersOptions(env_->daemon().sip_udp_port()));
+  for (int fd : stalled) close(fd);
 }
 
 TEST_F(SipTlsTest, UdpBesideTlsStillServes) {
