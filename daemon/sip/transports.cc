@@ -83,29 +83,30 @@ void WarnIfReceiveBufferCapped(size_t wanted) {
            {"fix", "raise net.core.rmem_max (sysctl) to at least udp_receive_buffer"}});
 }
 
-absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const TlsConfig& tls) {
+namespace {
+
+// TlsPem is listen.sip.tls's files, read and checked.
+struct TlsPem {
+  std::string cert;
+  Secret key;
+  std::string ca;  // empty: no client_ca_file
+  bool chain = false;  // cert holds more than one certificate
+};
+
+absl::StatusOr<TlsPem> ReadTlsPem(const TlsConfig& tls) {
   // What the PEM readers leave in this thread's OpenSSL error queue (an end of file, a refused
   // key) must not reach the TLS stack that runs on the same thread later.
   struct ClearErrors {
     ~ClearErrors() { ERR_clear_error(); }
   } clear_errors;
-  ASSIGN_OR_RETURN(std::string cert_pem, stir::ReadFile(tls.cert_file));
-  Secret key_pem;
-  ASSIGN_OR_RETURN(key_pem.data, stir::ReadFile(tls.key_file));
-  stir::BioPtr cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  TlsPem pem;
+  ASSIGN_OR_RETURN(pem.cert, stir::ReadFile(tls.cert_file));
+  ASSIGN_OR_RETURN(pem.key.data, stir::ReadFile(tls.key_file));
+  stir::BioPtr cert_bio(BIO_new_mem_buf(pem.cert.data(), static_cast<int>(pem.cert.size())));
   stir::X509Ptr cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) return Invalid("cert_file", tls.cert_file, "holds no PEM certificate");
-  if (stir::X509Ptr next(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-      next != nullptr) {
-    // sofia-sip 1.12 loads the first certificate of the file only.
-    LogWarn("sip_tls_chain_not_sent",
-            {{"listen.sip.tls.cert_file", tls.cert_file},
-             {"why", "SIP over TLS sends only the first certificate of the file, not the "
-                     "intermediate CAs after it"},
-             {"fix", "issue the SIP certificate from a CA the SBCs trust directly, or give the "
-                     "SBCs the intermediate CAs"}});
-  }
-  stir::BioPtr key_bio(BIO_new_mem_buf(key_pem.data.data(), static_cast<int>(key_pem.data.size())));
+  pem.chain = stir::X509Ptr(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)) != nullptr;
+  stir::BioPtr key_bio(BIO_new_mem_buf(pem.key.data.data(), static_cast<int>(pem.key.data.size())));
   stir::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
     return Invalid("key_file", tls.key_file,
@@ -116,14 +117,30 @@ absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const
     return Invalid("key_file", tls.key_file,
                    absl::StrCat("is not the key of the certificate in ", tls.cert_file));
   }
-  std::string ca_pem;
   if (!tls.client_ca_file.empty()) {
-    ASSIGN_OR_RETURN(ca_pem, stir::ReadFile(tls.client_ca_file));
-    stir::BioPtr ca_bio(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())));
-    stir::X509Ptr first(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
-    if (first == nullptr) {
+    ASSIGN_OR_RETURN(pem.ca, stir::ReadFile(tls.client_ca_file));
+    stir::BioPtr ca_bio(BIO_new_mem_buf(pem.ca.data(), static_cast<int>(pem.ca.size())));
+    if (stir::X509Ptr(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr)) == nullptr) {
       return Invalid("client_ca_file", tls.client_ca_file, "holds no PEM certificate");
     }
+  }
+  return pem;
+}
+
+}  // namespace
+
+absl::Status CheckTlsFiles(const TlsConfig& tls) { return ReadTlsPem(tls).status(); }
+
+absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const TlsConfig& tls) {
+  ASSIGN_OR_RETURN(TlsPem pem, ReadTlsPem(tls));
+  if (pem.chain) {
+    // sofia-sip 1.12 loads the first certificate of the file only.
+    LogWarn("sip_tls_chain_not_sent",
+            {{"listen.sip.tls.cert_file", tls.cert_file},
+             {"why", "SIP over TLS sends only the first certificate of the file, not the "
+                     "intermediate CAs after it"},
+             {"fix", "issue the SIP certificate from a CA the SBCs trust directly, or give the "
+                     "SBCs the intermediate CAs"}});
   }
   std::string base = "/tmp";
   for (const char* env : {"RUNTIME_DIRECTORY", "TMPDIR"}) {
@@ -142,10 +159,10 @@ absl::StatusOr<std::unique_ptr<TlsFileDirectory>> TlsFileDirectory::Create(const
   }
   std::unique_ptr<TlsFileDirectory> dir(new TlsFileDirectory(tmpl));
   Secret agent;
-  agent.data = absl::StrCat(cert_pem, "\n", key_pem.data);
+  agent.data = absl::StrCat(pem.cert, "\n", pem.key.data);
   RETURN_IF_ERROR(WritePrivateFile(absl::StrCat(dir->path_, "/", kAgentFile), agent.data));
-  if (!ca_pem.empty()) {
-    RETURN_IF_ERROR(WritePrivateFile(absl::StrCat(dir->path_, "/", kCaFile), ca_pem));
+  if (!pem.ca.empty()) {
+    RETURN_IF_ERROR(WritePrivateFile(absl::StrCat(dir->path_, "/", kCaFile), pem.ca));
   }
   return dir;
 }

@@ -24,6 +24,12 @@ std::string SofiaUrl(const std::string& hostport, const char* transport);
 // CAP_NET_ADMIN, silently; say so at start-up, since the smaller buffer drops INVITE bursts.
 void WarnIfReceiveBufferCapped(size_t wanted);
 
+// CheckTlsFiles checks listen.sip.tls's files as start-up does (TlsFileDirectory::Create):
+// INVALID_ARGUMENT naming the setting and the file when the certificate or key does not parse,
+// the key is not the certificate's or is encrypted, or the client CA file holds no certificate.
+// For `shakend --check-config`.
+absl::Status CheckTlsFiles(const TlsConfig& tls);
+
 // TlsFileDirectory holds listen.sip.tls's certificate, key and client CAs laid out as sofia-sip
 // 1.12's TLS transport reads them: a directory with agent.pem (certificate and key in one file)
 // and cafile.pem. The directory is private (0700, files 0600) and is removed with the object:
