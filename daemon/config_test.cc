@@ -114,7 +114,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
                "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n"
                "    timer_i: 2s\n    udp_receive_buffer: 1048576\n"
                "    tls: {address: \"[::]:5061\", cert_file: /etc/shakend/sip.pem,\n"
-               "          key_file: /etc/shakend/sip.key, client_ca_file: /etc/shakend/sbc-ca.pem}\n");
+               "          key_file: /etc/shakend/sip.key,\n"
+               "          client_ca_file: /etc/shakend/sbc-ca.pem}\n");
   yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
           "\"2001:db8::/32\"], sip_role: verify, sip_profile: lab, sip_default_attest: B}\n";
   auto c = ParseConfig(yaml, "t.yaml");

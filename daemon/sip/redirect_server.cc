@@ -263,7 +263,8 @@ class RedirectServer::Loop {
     }
     const unsigned verify_policy =
         config_.tls.client_ca_file.empty() ? TPTLS_VERIFY_NONE : TPTLS_VERIFY_INCOMING;
-    const tagi_t tls_tags[] = {{TPTAG_CERTIFICATE(tls_dir != nullptr ? tls_dir->path().c_str() : "")},
+    const char* tls_files = tls_dir != nullptr ? tls_dir->path().c_str() : "";
+    const tagi_t tls_tags[] = {{TPTAG_CERTIFICATE(tls_files)},
                                {TPTAG_TLS_VERSION(0)},
                                {TPTAG_TLS_VERIFY_POLICY(verify_policy)},
                                {TAG_END()}};

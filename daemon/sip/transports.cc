@@ -105,7 +105,8 @@ absl::StatusOr<TlsPem> ReadTlsPem(const TlsConfig& tls) {
   stir::BioPtr cert_bio(BIO_new_mem_buf(pem.cert.data(), static_cast<int>(pem.cert.size())));
   stir::X509Ptr cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) return Invalid("cert_file", tls.cert_file, "holds no PEM certificate");
-  pem.chain = stir::X509Ptr(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)) != nullptr;
+  stir::X509Ptr next(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  pem.chain = next != nullptr;
   stir::BioPtr key_bio(BIO_new_mem_buf(pem.key.data.data(), static_cast<int>(pem.key.data.size())));
   stir::EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
