@@ -526,11 +526,6 @@ std::vector<std::string> CheckReferencedFiles(const Config& config) {
     file("listen.rest.tls.key_file", config.rest->tls->key_file);
     file("listen.rest.tls.client_ca_file", config.rest->tls->client_ca_file);
   }
-  if (config.sip.has_value() && !config.sip->tls_address.empty()) {
-    file("listen.sip.tls.cert_file", config.sip->tls.cert_file);
-    file("listen.sip.tls.key_file", config.sip->tls.key_file);
-    file("listen.sip.tls.client_ca_file", config.sip->tls.client_ca_file);
-  }
   if (config.pkcs11.has_value()) {
     file("pkcs11.module", config.pkcs11->module);
     secret("pkcs11.pin_source", config.pkcs11->pin_source);

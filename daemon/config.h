@@ -180,11 +180,6 @@ struct VerifierConfig {
 struct SipConfig {
   std::string udp;  // "host:port" to listen on over UDP; empty: no UDP
   std::string tcp;  // "host:port" to listen on over TCP; empty: no TCP
-  // SIP over TLS (listen.sip.tls): "host:port" (empty: no TLS) and its files. With
-  // tls.client_ca_file, a connection must present a client certificate from those CAs; its
-  // requests are then authorized by source address (`sources`), as over UDP and TCP.
-  std::string tls_address;
-  TlsConfig tls;
   SipRole role = SipRole::kAuto;
   bool dest_from_request_uri = false;  // dest: to | request-uri (the called number's header)
   // Headers that carry the attestation level, first present wins.

@@ -10,31 +10,18 @@
 namespace shaken::daemon::config_internal {
 namespace {
 
-// ReadTlsFiles reads a TLS section's files; `address`, when not null, reads its "address" too
-// (listen.sip.tls).
-absl::Status ReadTlsFiles(Node& parent, TlsConfig* out, std::string* address = nullptr) {
+absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
+  if (!parent.Has("tls")) return absl::OkStatus();
   Node n(parent.Get("tls"), parent.Path("tls"));
   RETURN_IF_ERROR(n.CheckMap());
   TlsConfig tls;
-  if (address != nullptr) RETURN_IF_ERROR(n.String("address", address));
   RETURN_IF_ERROR(n.String("cert_file", &tls.cert_file));
   RETURN_IF_ERROR(n.String("key_file", &tls.key_file));
   RETURN_IF_ERROR(n.String("client_ca_file", &tls.client_ca_file));
   RETURN_IF_ERROR(n.Finish());
-  if (address != nullptr && address->empty()) {
-    return Node::Error(n.Path("address"), "is required (host:port, e.g. 0.0.0.0:5061)");
-  }
   if (tls.cert_file.empty() || tls.key_file.empty()) {
     return Node::Error(n.Path("cert_file"), "and key_file are both required for TLS");
   }
-  *out = std::move(tls);
-  return absl::OkStatus();
-}
-
-absl::Status ReadTls(Node& parent, std::optional<TlsConfig>* out) {
-  if (!parent.Has("tls")) return absl::OkStatus();
-  TlsConfig tls;
-  RETURN_IF_ERROR(ReadTlsFiles(parent, &tls));
   *out = std::move(tls);
   return absl::OkStatus();
 }
@@ -83,7 +70,6 @@ absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
   SipConfig sip;
   RETURN_IF_ERROR(n.String("udp", &sip.udp));
   RETURN_IF_ERROR(n.String("tcp", &sip.tcp));
-  if (n.Has("tls")) RETURN_IF_ERROR(ReadTlsFiles(n, &sip.tls, &sip.tls_address));
   RETURN_IF_ERROR(ReadSipRole(n, "role", &sip.role));
   RETURN_IF_ERROR(n.Choice("dest", {{"to", false}, {"request-uri", true}},
                            &sip.dest_from_request_uri, "must be to or request-uri"));
@@ -100,11 +86,10 @@ absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
   RETURN_IF_ERROR(n.Number("udp_receive_buffer", &sip.udp_receive_buffer, size_t{0},
                            size_t{256} << 20));
   RETURN_IF_ERROR(n.Finish());
-  if (sip.udp.empty() && sip.tcp.empty() && sip.tls_address.empty()) {
-    return Node::Error("listen.sip:", "udp, tcp or tls is required: an address to listen on");
+  if (sip.udp.empty() && sip.tcp.empty()) {
+    return Node::Error(n.Path("udp"), "or tcp is required: the address to listen on");
   }
-  for (const auto& [key, addr] : {std::pair{"udp", &sip.udp}, std::pair{"tcp", &sip.tcp},
-                                  std::pair{"tls.address", &sip.tls_address}}) {
+  for (const auto& [key, addr] : {std::pair{"udp", &sip.udp}, std::pair{"tcp", &sip.tcp}}) {
     const size_t colon = addr->rfind(':');
     int port = -1;
     if (!addr->empty() && (colon == std::string::npos || colon == 0 ||

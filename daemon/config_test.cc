@@ -112,10 +112,7 @@ TEST(ConfigTest, SipListenerAndClientSources) {
                "  sip:\n    udp: 0.0.0.0:5060\n    tcp: 127.0.0.1:0\n    role: sign\n"
                "    dest: request-uri\n    attestation_headers: [X-Attestation-Info]\n"
                "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n"
-               "    timer_i: 2s\n    udp_receive_buffer: 1048576\n"
-               "    tls: {address: \"[::]:5061\", cert_file: /etc/shakend/sip.pem,\n"
-               "          key_file: /etc/shakend/sip.key,\n"
-               "          client_ca_file: /etc/shakend/sbc-ca.pem}\n");
+               "    timer_i: 2s\n    udp_receive_buffer: 1048576\n");
   yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
           "\"2001:db8::/32\"], sip_role: verify, sip_profile: lab, sip_default_attest: B}\n";
   auto c = ParseConfig(yaml, "t.yaml");
@@ -131,10 +128,6 @@ TEST(ConfigTest, SipListenerAndClientSources) {
   EXPECT_EQ(c->sip->retry_after, absl::Seconds(30));
   EXPECT_EQ(c->sip->timer_i, absl::Seconds(2));
   EXPECT_EQ(c->sip->udp_receive_buffer, 1048576u);
-  EXPECT_EQ(c->sip->tls_address, "[::]:5061");
-  EXPECT_EQ(c->sip->tls.cert_file, "/etc/shakend/sip.pem");
-  EXPECT_EQ(c->sip->tls.key_file, "/etc/shakend/sip.key");
-  EXPECT_EQ(c->sip->tls.client_ca_file, "/etc/shakend/sbc-ca.pem");
   ASSERT_EQ(c->clients.size(), 1u);
   EXPECT_EQ(c->clients[0].sources.size(), 2u);
   EXPECT_EQ(c->clients[0].sip_role, SipRole::kVerify);
@@ -154,7 +147,7 @@ TEST(ConfigTest, SipListenerAndClientSources) {
 
 TEST(ConfigTest, SipErrorsNameTheKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"  sip: {}\n", "listen.sip: udp, tcp or tls is required"},
+      {"  sip: {}\n", "listen.sip.udp or tcp is required"},
       {"  sip: {udp: 5060}\n", "listen.sip.udp"},
       {"  sip: {tcp: \"127.0.0.1:99999\"}\n", "listen.sip.tcp"},
       {"  sip: {udp: \"127.0.0.1:5060\", role: both}\n", "listen.sip.role"},
@@ -171,14 +164,7 @@ TEST(ConfigTest, SipErrorsNameTheKey) {
       {"  sip: {udp: \"127.0.0.1:5060\", timer_i: 1m}\n", "listen.sip.timer_i"},
       {"  sip: {udp: \"127.0.0.1:5060\", udp_receive_buffer: -1}\n",
        "listen.sip.udp_receive_buffer"},
-      {"  sip: {udp: \"127.0.0.1:5060\", tls: x}\n", "listen.sip.tls must be a mapping"},
-      {"  sip: {tls: {cert_file: a, key_file: b}}\n", "listen.sip.tls.address is required"},
-      {"  sip: {tls: {address: \"127.0.0.1:5061\", cert_file: a}}\n",
-       "listen.sip.tls.cert_file and key_file are both required"},
-      {"  sip: {tls: {address: \"5061\", cert_file: a, key_file: b}}\n",
-       "listen.sip.tls.address \"5061\" must be host:port"},
-      {"  sip: {tls: {address: \"127.0.0.1:5061\", cert_file: a, key_file: b, ca: c}}\n",
-       "listen.sip.tls.ca is not a known setting"},
+      {"  sip: {udp: \"127.0.0.1:5060\", tls: x}\n", "listen.sip.tls is not a known setting"},
       {"  sip: {udp: \"127.0.0.1:5060\", profile: nope}\n", "listen.sip.profile names profile"},
   };
   for (const auto& [sip, key] : cases) {

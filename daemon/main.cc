@@ -32,7 +32,6 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/server.h"
-#include "daemon/sip/transports.h"
 #include "hsm/module.h"
 
 namespace {
@@ -77,13 +76,6 @@ int Run(int argc, char** argv) {
           check_path, shaken::daemon::CheckReferencedFiles(*c));
       for (const std::string& p : problems) std::fprintf(stderr, "shakend: %s\n", p.c_str());
       if (!problems.empty()) return 1;
-      // The SIP TLS files as start-up reads them (sofia-sip would only log a bad pair).
-      if (c->sip.has_value() && !c->sip->tls_address.empty()) {
-        if (absl::Status st = shaken::daemon::sip::CheckTlsFiles(c->sip->tls); !st.ok()) {
-          std::fprintf(stderr, "shakend: %s\n", std::string(st.message()).c_str());
-          return 1;
-        }
-      }
     }
     const std::vector<std::string> warnings =
         shaken::daemon::LocateInConfigFile(check_path, shaken::daemon::ConfigWarnings(*c));

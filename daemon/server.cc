@@ -442,7 +442,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                                               config.max_iat_skew}));
     d->sip_udp_port_ = s.sip->udp_port();
     d->sip_tcp_port_ = s.sip->tcp_port();
-    d->sip_tls_port_ = s.sip->tls_port();
   }
   d->MonitorHealth();  // set the first status before anyone probes
   d->monitor_ = std::thread([raw = d.get(), check = config.certificate_check_interval] {
@@ -466,8 +465,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config,
                       {"health_port", absl::StrCat(d->health_port_)},
                       {"metrics_port", absl::StrCat(d->metrics_port_)},
                       {"rest_port", absl::StrCat(d->rest_port_)},
-                      {"sip", absl::StrCat("udp ", d->sip_udp_port_, ", tcp ", d->sip_tcp_port_,
-                                           ", tls ", d->sip_tls_port_)},
+                      {"sip", absl::StrCat("udp ", d->sip_udp_port_, ", tcp ", d->sip_tcp_port_)},
                       {"reflection", config.reflection},
                       {"profiles", absl::StrCat(config.profiles.size())},
                       {"verifier", config.verifier.enabled ? "on" : "off"}});

@@ -33,7 +33,6 @@ class Daemon {
   int rest_port() const { return rest_port_; }  // listen.rest
   int sip_udp_port() const { return sip_udp_port_; }  // listen.sip
   int sip_tcp_port() const { return sip_tcp_port_; }
-  int sip_tls_port() const { return sip_tls_port_; }
 
   // Shutdown: health NOT_SERVING at once, refuse new calls, let in-flight calls finish for at
   // most drain_grace, then cancel what is left and stop. Idempotent. (SIGTERM)
@@ -90,7 +89,6 @@ class Daemon {
   int rest_port_ = 0;
   int sip_udp_port_ = 0;
   int sip_tcp_port_ = 0;
-  int sip_tls_port_ = 0;
   std::atomic<bool> draining_{false};
   absl::Notification stop_;
   absl::Notification stopped_;

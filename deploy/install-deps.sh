@@ -27,8 +27,7 @@ PACKAGES=(
   # interop peers (independent SHAKEN implementation)
   secsipidx libsecsipid-dev
   # SIP peers of the listen.sip tests and benchmark: SIPp, and Kamailio as the SBC in front
-  # (its tls module reaches shakend over SIP TLS)
-  sip-tester kamailio kamailio-secsipid-modules kamailio-tls-modules
+  sip-tester kamailio kamailio-secsipid-modules
   # an independent ACME (RFC 8555) server the ACME client is tested against
   pebble
   # helper tools used by scripts and tests

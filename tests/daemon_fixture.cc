@@ -143,11 +143,7 @@ listen:
                           : "",
                       options.listen_extra_yaml,
                       options.sip_listener
-                          ? absl::StrCat("  sip:\n    udp: 127.0.0.1:0\n    tcp: 127.0.0.1:0\n",
-                                         "    tls:\n      address: 127.0.0.1:0\n",
-                                         "      cert_file: ", p, "/server.pem\n",
-                                         "      key_file: ", p, "/server.key\n",
-                                         "      client_ca_file: ", p, "/tls-ca.pem\n")
+                          ? "  sip:\n    udp: 127.0.0.1:0\n    tcp: 127.0.0.1:0\n"
                           : "",
                       tls_and_clients, R"(pkcs11:
   module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(

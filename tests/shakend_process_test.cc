@@ -167,27 +167,6 @@ TEST_F(ShakendProcessTest, CheckConfigChecksTheFilesItNames) {
   EXPECT_EQ(r.exit_code, 0) << r.output();
 }
 
-// The SIP TLS files are checked as start-up reads them: a key that is not the certificate's is
-// an error naming the setting and the file (sofia-sip itself would only log it).
-TEST_F(ShakendProcessTest, CheckConfigChecksTheSipTlsKeyPair) {
-  auto yaml = [&](const std::string& key) {
-    std::string base = Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5));
-    base.replace(base.find("  tls: {"), 0,
-                 absl::StrCat("  sip:\n    tls: {address: \"127.0.0.1:0\", cert_file: ",
-                              env_->dir(), "/server.pem, key_file: ", key, "}\n"));
-    return base;
-  };
-  RunResult r = RunCommand(
-      {Shakend(), "--check-config", Write("sip-tls-good.yaml", yaml(env_->dir() + "/server.key"))},
-      {.timeout = absl::Seconds(20)});
-  EXPECT_EQ(r.exit_code, 0) << r.output();
-  const std::string wrong = env_->ClientKeyFile("sbc1.test");
-  r = RunCommand({Shakend(), "--check-config", Write("sip-tls-bad.yaml", yaml(wrong))},
-                 {.timeout = absl::Seconds(20)});
-  EXPECT_EQ(r.exit_code, 1) << r.output();
-  EXPECT_THAT(r.err, HasSubstr("listen.sip.tls.key_file: " + wrong + ": is not the key of"));
-}
-
 // A client rule naming a profile that does not exist is valid but warned about.
 TEST_F(ShakendProcessTest, CheckConfigWarnsAboutRulesNamingUnknownProfiles) {
   const std::string yaml = Config(FreeLoopbackPort(), FreeLoopbackPort(), absl::Seconds(5)) +

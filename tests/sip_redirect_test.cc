@@ -2,8 +2,7 @@
 // loopback whose token is SoftHSM2: INVITE -> 302 with an Identity that shakenctl and secsipidx
 // accept; INVITEs with a valid, tampered or stale Identity -> 302 with verstat and Reason; a
 // retransmitted INVITE is one transaction; OPTIONS; a source outside the rules gets 403; garbage
-// datagrams and an oversized TCP message get nothing beyond what SIP says, and the server goes on;
-// Kamailio in front, over UDP and over TLS.
+// datagrams and an oversized TCP message get nothing beyond what SIP says, and the server goes on.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -142,7 +141,6 @@ class SipRedirectTest : public ::testing::Test {
     env_ = env->release();
     ASSERT_GT(env_->daemon().sip_udp_port(), 0);
     ASSERT_GT(env_->daemon().sip_tcp_port(), 0);
-    ASSERT_GT(env_->daemon().sip_tls_port(), 0);
   }
   static void TearDownTestSuite() {
     delete env_;
@@ -524,9 +522,6 @@ TEST_F(SipRedirectTest, AnsweredTransactionIsReleasedTimerIAfterItsAck) {
 // ends there) and records what it received.
 class KamailioTest : public SipRedirectTest {
  protected:
-  // OverTls: Kamailio reaches shakend over TLS (listen.sip.tls), with a client certificate.
-  virtual bool OverTls() const { return false; }
-
   void SetUp() override {
     uas_port_ = FreeLoopbackPort();
     const std::string dir = env_->dir();
@@ -555,26 +550,9 @@ class KamailioTest : public SipRedirectTest {
                             dir + "/uas.log");
     ASSERT_OK(uas);
     uas_ = std::make_unique<Child>(*std::move(uas));
-    std::vector<std::pair<std::string, std::string>> defines = {
-        {"SHAKEND_URI", absl::StrCat("sip:127.0.0.1:", env_->daemon().sip_udp_port())}};
-    std::vector<std::string> listen;
-    if (OverTls()) {
-      // The tls module's file as deploy/kamailio/shakend-redirect.cfg shows it.
-      std::ofstream(dir + "/kamailio-tls.cfg") << absl::StrCat(
-          "[server:default]\nmethod = TLSv1.2+\ncertificate = ", dir, "/sbc1.test.pem\n",
-          "private_key = ", dir, "/sbc1.test.key\n\n",
-          "[client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\n",
-          "require_certificate = yes\nca_list = ", dir, "/tls-ca.pem\n",
-          "certificate = ", dir, "/sbc1.test.pem\nprivate_key = ", dir, "/sbc1.test.key\n");
-      defines = {{"SHAKEND_URI", absl::StrCat("sip:127.0.0.1:", env_->daemon().sip_tls_port(),
-                                              ";transport=tls")},
-                 {"WITH_TLS", ""},
-                 {"TLS_CONFIG", dir + "/kamailio-tls.cfg"}};
-      listen = {absl::StrCat("tls:127.0.0.1:", FreeLoopbackPort())};
-    }
     auto k = Kamailio::Start(
-        std::string(SHAKEN_SOURCE_DIR) + "/deploy/kamailio/shakend-redirect.cfg", dir, defines,
-        listen);
+        std::string(SHAKEN_SOURCE_DIR) + "/deploy/kamailio/shakend-redirect.cfg", dir,
+        {{"SHAKEND_URI", absl::StrCat("sip:127.0.0.1:", env_->daemon().sip_udp_port())}});
     ASSERT_OK(k);
     kamailio_ = *std::move(k);
   }
@@ -615,20 +593,6 @@ TEST_F(KamailioTest, AddsTheIdentityShakendSignedAndTheUasGetsIt) {
                             "--allow-private-x5u", "--from", kOrig, "--to", kDest, identity},
                            {.timeout = absl::Seconds(30)});
   EXPECT_EQ(v.exit_code, 0) << v.output();
-}
-
-class KamailioTlsTest : public KamailioTest {
- protected:
-  bool OverTls() const override { return true; }
-};
-
-// The same example configuration with WITH_TLS: Kamailio reaches shakend only over TLS (the
-// URI names the TLS listener), presenting sbc1.test's certificate, which listen.sip.tls's
-// client_ca_file requires (with another CA's certificate this fails: checked).
-TEST_F(KamailioTlsTest, AddsTheIdentityShakendSignedOverTls) {
-  const std::string invite = Call(kSignHeaders);
-  EXPECT_THAT(Header(invite, "Identity"),
-              HasSubstr(";info=<" + env_->token_x5u() + ">;alg=ES256;ppt=shaken"));
 }
 
 TEST_F(KamailioTest, ReplacesTheAssertedIdentityWithTheVerdictsAndTheUasGetsIt) {

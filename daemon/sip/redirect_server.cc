@@ -41,7 +41,6 @@
 #include "daemon/log.h"
 #include "daemon/sip/sip_rules.h"
 #include "daemon/sip/transports.h"
-#include "stir/status_macros.h"
 #include "stir/absl_compat.h"
 
 extern "C" {
@@ -190,7 +189,7 @@ class RedirectServer::Loop {
   }
 
   // Start runs the loop on its own thread and returns once the transports are bound (or not).
-  absl::Status Start(int* udp_port, int* tcp_port, int* tls_port) {
+  absl::Status Start(int* udp_port, int* tcp_port) {
     thread_ = std::thread([this] { Main(); });
     started_.WaitForNotification();
     if (!start_status_.ok()) {
@@ -199,7 +198,6 @@ class RedirectServer::Loop {
     }
     *udp_port = udp_port_;
     *tcp_port = tcp_port_;
-    *tls_port = tls_port_;
     return absl::OkStatus();
   }
 
@@ -252,25 +250,8 @@ class RedirectServer::Loop {
     std::vector<Bind> binds;
     if (!config_.udp.empty()) binds.push_back({&config_.udp, "udp", "listen.sip.udp"});
     if (!config_.tcp.empty()) binds.push_back({&config_.tcp, "tcp", "listen.sip.tcp"});
-    // SIP over TLS: sofia-sip reads the files from a directory when the transport is bound; the
-    // directory goes when Open returns. Any TLS version OpenSSL allows (TLS_method: version 0;
-    // sofia's default, 1, is TLS 1.0 only). With client CAs, a client without a certificate they
-    // verify fails the handshake.
-    std::unique_ptr<TlsFileDirectory> tls_dir;
-    if (!config_.tls_address.empty()) {
-      ASSIGN_OR_RETURN(tls_dir, TlsFileDirectory::Create(config_.tls));
-      binds.push_back({&config_.tls_address, "tls", "listen.sip.tls.address"});
-    }
-    const unsigned verify_policy =
-        config_.tls.client_ca_file.empty() ? TPTLS_VERIFY_NONE : TPTLS_VERIFY_INCOMING;
-    const char* tls_files = tls_dir != nullptr ? tls_dir->path().c_str() : "";
-    const tagi_t tls_tags[] = {{TPTAG_CERTIFICATE(tls_files)},
-                               {TPTAG_TLS_VERSION(0)},
-                               {TPTAG_TLS_VERIFY_POLICY(verify_policy)},
-                               {TAG_END()}};
     for (const Bind& b : binds) {
       const std::string url = SofiaUrl(*b.address, b.transport);
-      const tagi_t* more = std::string_view(b.transport) == "tls" ? tls_tags : nullptr;
       const bool bound =
           agent_ == nullptr
               ? (agent_ = nta_agent_create(
@@ -283,11 +264,11 @@ class RedirectServer::Loop {
                      NTATAG_SIP_T4(static_cast<unsigned>(absl::ToInt64Milliseconds(
                          config_.timer_i))),
                      TPTAG_UDP_RMEM(static_cast<unsigned>(config_.udp_receive_buffer)),
-                     TAG_NEXT(more))) != nullptr
+                     TAG_END())) != nullptr
               : nta_agent_add_tport(
                     agent_, URL_STRING_MAKE(url.c_str()),
                     TPTAG_UDP_RMEM(static_cast<unsigned>(config_.udp_receive_buffer)),
-                    TAG_NEXT(more)) == 0;
+                    TAG_END()) == 0;
       if (!bound) {
         return absl::UnavailableError(absl::StrCat("cannot listen on ", b.key, " ", *b.address,
                                                    " (address in use, or not of this host?)"));
@@ -303,7 +284,6 @@ class RedirectServer::Loop {
       }
       if (strcasecmp(name->tpn_proto, "udp") == 0) udp_port_ = port;
       if (strcasecmp(name->tpn_proto, "tcp") == 0) tcp_port_ = port;
-      if (strcasecmp(name->tpn_proto, "tls") == 0) tls_port_ = port;
     }
     if (udp_port_ != 0) WarnIfReceiveBufferCapped(config_.udp_receive_buffer);
     // The default leg: every request outside a dialog comes here (a redirect server has none).
@@ -387,8 +367,7 @@ class RedirectServer::Loop {
     Reply(irq, role, start, answer.code, answer.phrase, headers);
   }
 
-  // Identify names the caller by the source address of its request (over TLS with client CAs,
-  // the handshake has already refused a connection without a certificate they verify).
+  // Identify names the caller by the source address of its request.
   Caller Identify(nta_incoming_t* irq) const {
     msg_t* msg = nta_incoming_getrequest(irq);
     const su_addrinfo_t* ai = msg != nullptr ? msg_addrinfo(msg) : nullptr;
@@ -646,7 +625,6 @@ class RedirectServer::Loop {
   absl::Status start_status_;
   int udp_port_ = 0;
   int tcp_port_ = 0;
-  int tls_port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_count_{0};
@@ -666,7 +644,7 @@ absl::StatusOr<std::unique_ptr<RedirectServer>> RedirectServer::Start(const SipC
                                                                       RedirectServerDeps deps) {
   std::unique_ptr<RedirectServer> s(new RedirectServer());
   s->loop_ = std::make_unique<Loop>(config, std::move(deps));
-  absl::Status st = s->loop_->Start(&s->udp_port_, &s->tcp_port_, &s->tls_port_);
+  absl::Status st = s->loop_->Start(&s->udp_port_, &s->tcp_port_);
   if (!st.ok()) return st;
   return s;
 }

@@ -35,9 +35,8 @@ struct RedirectServerDeps {
 // RedirectServer serves listen.sip. Thread-safe; destroying it is Shutdown(now).
 class RedirectServer {
  public:
-  // Start binds the configured UDP, TCP and TLS addresses (port 0: a free one each) and starts
-  // the loop. Fails naming listen.sip.udp / tcp / tls.address when an address cannot be bound,
-  // or the listen.sip.tls file that is wrong.
+  // Start binds the configured UDP and TCP addresses (port 0: a free one each) and starts the
+  // loop. Fails naming listen.sip.udp / tcp when an address cannot be bound.
   static absl::StatusOr<std::unique_ptr<RedirectServer>> Start(const SipConfig& config,
                                                                RedirectServerDeps deps);
   ~RedirectServer();
@@ -45,7 +44,6 @@ class RedirectServer {
   // Bound ports (0: that transport is not configured).
   int udp_port() const { return udp_port_; }
   int tcp_port() const { return tcp_port_; }
-  int tls_port() const { return tls_port_; }
 
   // Shutdown answers new INVITEs 503 (and OPTIONS 503), lets the ones in progress be answered
   // until `deadline`, then closes the transports; answers that come later are dropped (the SBC's
@@ -62,7 +60,6 @@ class RedirectServer {
   std::unique_ptr<Loop> loop_;
   int udp_port_ = 0;
   int tcp_port_ = 0;
-  int tls_port_ = 0;
 };
 
 }  // namespace shaken::daemon::sip

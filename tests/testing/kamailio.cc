@@ -11,21 +11,16 @@ namespace shaken::testing {
 
 absl::StatusOr<std::unique_ptr<Kamailio>> Kamailio::Start(
     const std::string& cfg, const std::string& dir,
-    const std::vector<std::pair<std::string, std::string>>& defines,
-    const std::vector<std::string>& more_listen) {
+    const std::vector<std::pair<std::string, std::string>>& defines) {
   const int port = FreeLoopbackPort();
   const std::string runtime = absl::StrCat(dir, "/kamailio-", port);
   ::mkdir(runtime.c_str(), 0700);
   std::vector<std::string> argv = {"kamailio", "-DD", "-E", "-m", "32", "-M", "4", "-f", cfg,
                                    "-l", absl::StrCat("udp:127.0.0.1:", port), "-Y", runtime,
                                    "-P", runtime + "/kamailio.pid"};
-  for (const std::string& listen : more_listen) {
-    argv.push_back("-l");
-    argv.push_back(listen);
-  }
   for (const auto& [name, value] : defines) {
     argv.push_back("-A");
-    argv.push_back(value.empty() ? name : absl::StrCat(name, "=\"", value, "\""));
+    argv.push_back(absl::StrCat(name, "=\"", value, "\""));
   }
   absl::StatusOr<Child> child = Child::Start(argv, runtime + "/kamailio.log");
   if (!child.ok()) return child.status();

@@ -15,14 +15,12 @@ namespace shaken::testing {
 
 class Kamailio {
  public:
-  // Start runs `kamailio -f cfg` listening on udp:127.0.0.1:<a free port> (and on each of
-  // `more_listen`, e.g. "tls:127.0.0.1:0"), its runtime files and log under `dir`, each define
-  // passed as -A NAME="value" (-A NAME when value is empty); it returns once Kamailio answers an
+  // Start runs `kamailio -f cfg` listening on udp:127.0.0.1:<a free port>, its runtime files and
+  // log under `dir`, each define passed as -A NAME="value"; it returns once Kamailio answers an
   // OPTIONS with 200 (FAILED_PRECONDITION with its log when it does not within 5 s).
   static absl::StatusOr<std::unique_ptr<Kamailio>> Start(
       const std::string& cfg, const std::string& dir,
-      const std::vector<std::pair<std::string, std::string>>& defines,
-      const std::vector<std::string>& more_listen = {});
+      const std::vector<std::pair<std::string, std::string>>& defines);
   // Stop sends SIGTERM (Kamailio's main process stops its children; SIGKILL would orphan them)
   // and tells whether it exited within 10 s. The destructor stops it too.
   bool Stop();
