@@ -116,8 +116,7 @@ absl::Status ReadClients(Node& root, Config* c) {
         return Node::Error(n.Path(key), "applies to SIP clients only: set sources too");
       }
     }
-    if (!rule.sip_default_attest.empty() && rule.sip_default_attest != "A" &&
-        rule.sip_default_attest != "B" && rule.sip_default_attest != "C") {
+    if (!rule.sip_default_attest.empty() && !stir::IsAttestLevel(rule.sip_default_attest)) {
       return Node::Error(n.Path("sip_default_attest"), "must be A, B or C");
     }
     if (rule.identity.empty()) return Node::Error(n.Path("identity"), "is required");
@@ -242,7 +241,7 @@ absl::Status ReadProfiles(Node& root, Config* c) {
     }
     if (p.attest.empty()) return Node::Error(n.Path("attest"), "needs at least one level");
     for (const auto& a : p.attest) {
-      if (a != "A" && a != "B" && a != "C") {
+      if (!stir::IsAttestLevel(a)) {
         return Node::Error(n.Path("attest"), absl::StrCat("has \"", a, "\"; levels are A, B, C"));
       }
     }

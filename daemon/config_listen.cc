@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/config_node.h"
+#include "stir/passport.h"
 #include "stir/status_macros.h"
 
 namespace shaken::daemon::config_internal {
@@ -99,8 +100,7 @@ absl::Status ReadSip(Node& parent, std::optional<SipConfig>* out) {
                                                    "\" must be host:port (port 0: any free one)"));
     }
   }
-  if (!sip.default_attest.empty() && sip.default_attest != "A" && sip.default_attest != "B" &&
-      sip.default_attest != "C") {
+  if (!sip.default_attest.empty() && !stir::IsAttestLevel(sip.default_attest)) {
     return Node::Error(n.Path("default_attest"), "must be A, B or C");
   }
   for (const std::string& h : sip.attestation_headers) {

@@ -209,7 +209,7 @@ void ServiceCore::StartSign(const CallContext& ctx, const SignRequest& req, Sign
     return;
   }
   absl::Status invalid;
-  if (req.attest() != "A" && req.attest() != "B" && req.attest() != "C") {
+  if (!stir::IsAttestLevel(req.attest())) {
     invalid = Invalid(absl::StrCat("attest \"", req.attest().substr(0, 8),
                                    "\" must be A, B or C (RFC 8588 §4)"));
   } else if (!profile->AllowsAttest(req.attest())) {

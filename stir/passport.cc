@@ -135,7 +135,7 @@ absl::Status CheckShakenClaims(const PassportClaims& c) {
   if (!c.origid) return ClaimMissing("origid");
   if (!c.orig_tn) return ClaimMissing("orig.tn");
   if (c.dest_tns.empty()) return ClaimMissing("dest.tn");
-  if (*c.attest != "A" && *c.attest != "B" && *c.attest != "C") {
+  if (!IsAttestLevel(*c.attest)) {
     return ReasonError(Reason::kAttestInvalid,
                        absl::StrCat("attest \"", c.attest->substr(0, 16),
                                     "\" is not A, B or C (RFC 8588 §4)"));
@@ -326,6 +326,10 @@ absl::StatusOr<PassportClaims> ExtractClaims(const Json& payload, std::string_vi
                                   "and rcd"));
 }
 
+bool IsAttestLevel(std::string_view attest) {
+  return attest == "A" || attest == "B" || attest == "C";
+}
+
 bool IsSupportedPpt(std::string_view ppt) {
   return ppt == kPptShaken || ppt == kPptDiv || ppt == kPptRph || ppt == kPptRcd;
 }
@@ -443,7 +447,7 @@ absl::StatusOr<std::unique_ptr<PassportSigner>> PassportSigner::Create(const Sig
 }
 
 absl::StatusOr<SignedPassport> PassportSigner::Prepare(const ShakenClaims& claims) const {
-  if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
+  if (!IsAttestLevel(claims.attest)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "attest \"", claims.attest.substr(0, 16), "\" must be A, B or C (RFC 8588 §4)"));
   }

@@ -36,6 +36,11 @@ inline constexpr std::string_view kPptRcd = "rcd";
 // div, rph, rcd). Other types (div-o, ...) are ignored by the verifier (RFC 8224, 428).
 bool IsSupportedPpt(std::string_view ppt);
 
+// IsAttestLevel tells whether `attest` is a SHAKEN attestation level: "A", "B" or "C" (RFC 8588
+// §4), exactly. The one definition every reader of a level (API, REST, SIP, configuration)
+// applies.
+bool IsAttestLevel(std::string_view attest);
+
 // Limits on untrusted PASSporTs. A SHAKEN PASSporT is ~400 bytes; rich call data can be larger.
 inline constexpr size_t kMaxPassportBytes = 6144;
 inline constexpr size_t kMaxDestTns = 32;

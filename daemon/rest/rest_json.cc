@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "stir/absl_compat.h"
 #include "stir/json.h"
+#include "stir/passport.h"
 #include "stir/tn_auth_list.h"
 
 namespace shaken::daemon::rest {
@@ -305,7 +306,7 @@ SigningInput ParseSigningRequest(std::string_view body) {
     if (f.Has(key)) in.dialect = Dialect::k3gpp;
   }
   std::optional<std::string> attest = f.String("attest", !f.Has("rph"));
-  if (attest.has_value() && *attest != "A" && *attest != "B" && *attest != "C") {
+  if (attest.has_value() && !stir::IsAttestLevel(*attest)) {
     f.Fail(InvalidValue("attest", "must be A, B or C"));
   }
   std::vector<std::string> orig = ReadTns(f, "orig", /*many=*/false);

@@ -42,6 +42,7 @@
 #include "daemon/sip/sip_rules.h"
 #include "daemon/sip/transports.h"
 #include "stir/absl_compat.h"
+#include "stir/passport.h"
 
 extern "C" {
 // sofia-sip's per-module log objects (not declared in its public headers).
@@ -496,7 +497,7 @@ class RedirectServer::Loop {
       std::string_view v = h->un_value;
       v = v.substr(0, v.find(';'));
       attest = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(ToAbsl(v)));
-      if (attest != "A" && attest != "B" && attest != "C") {
+      if (!stir::IsAttestLevel(attest)) {
         return absl::InvalidArgumentError(
             absl::StrCat(name, " must be A, B or C; got \"", attest.substr(0, 8), "\""));
       }
