@@ -373,6 +373,55 @@ absl::Status ReadLogging(Node& root, Config* c) {
 
 }  // namespace
 
+namespace {
+
+// CheckSipSigning refuses SIP signing choices that would refuse every INVITE they apply to: a
+// SIP client's signing profile (its rule's sip_profile, else listen.sip.profile, else the default
+// profile) that its rule does not allow, and a default attestation level (sip_default_attest,
+// else listen.sip.default_attest) that profile may not sign. Profile names exist (checked first).
+absl::Status CheckSipSigning(const Config& c) {
+  if (!c.sip.has_value()) return absl::OkStatus();
+  auto profile = [&](const std::string& name) -> const ProfileConfig& {
+    for (const ProfileConfig& p : c.profiles) {
+      if (name.empty() ? p.is_default : p.name == name) return p;
+    }
+    return c.profiles.front();  // unreachable: names are checked and one profile is default
+  };
+  auto allows = [](const std::vector<std::string>& list, const std::string& v) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const std::string& s) { return s == "*" || s == v; });
+  };
+  auto check = [&](const std::string& where, const ProfileConfig& p, const std::string& attest,
+                   const std::string& attest_key) {
+    if (attest.empty() || allows(p.attest, attest)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": ", attest_key, " ", attest, " is not a level profile \"", p.name,
+        "\" may sign (its attest: ", absl::StrJoin(p.attest, ", "),
+        "): every INVITE without an attestation header would be refused"));
+  };
+  if (c.clients.empty()) {
+    return check("listen.sip", profile(c.sip->profile), c.sip->default_attest, "default_attest");
+  }
+  for (size_t i = 0; i < c.clients.size(); ++i) {
+    const ClientRule& r = c.clients[i];
+    if (r.sources.empty() || !allows(r.methods, "Sign")) continue;  // not a SIP signer
+    const std::string where = absl::StrCat("clients[", i, "]");
+    const ProfileConfig& p = profile(r.sip_profile.empty() ? c.sip->profile : r.sip_profile);
+    if (!allows(r.profiles, p.name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": its INVITEs are signed with profile \"", p.name, "\" (",
+          r.sip_profile.empty() ? "listen.sip.profile, or the default profile" : "sip_profile",
+          "), which its profiles do not allow: every one would be refused 403"));
+    }
+    const bool own = !r.sip_default_attest.empty();
+    RETURN_IF_ERROR(check(where, p, own ? r.sip_default_attest : c.sip->default_attest,
+                          own ? "sip_default_attest" : "listen.sip.default_attest"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& origin) {
   YAML::Node doc;
   try {
@@ -453,6 +502,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml, const std::string& o
                        "\", which is not in profiles")));
     }
   }
+  if (absl::Status st = CheckSipSigning(c); !st.ok()) return with_origin(st);
   return c;
 }
 

@@ -114,7 +114,8 @@ TEST(ConfigTest, SipListenerAndClientSources) {
                "    default_attest: C\n    verify_failure: decline\n    retry_after: 30s\n"
                "    timer_i: 2s\n    udp_receive_buffer: 1048576\n");
   yaml += "clients:\n  - {identity: sbc-east, methods: [Sign, Verify], sources: [10.1.0.0/16, "
-          "\"2001:db8::/32\"], sip_role: verify, sip_profile: lab, sip_default_attest: B}\n";
+          "\"2001:db8::/32\"], profiles: [lab], sip_role: verify, sip_profile: lab, "
+          "sip_default_attest: B}\n";
   auto c = ParseConfig(yaml, "t.yaml");
   ASSERT_OK(c);
   ASSERT_TRUE(c->sip.has_value());
@@ -193,6 +194,40 @@ TEST(ConfigTest, SipErrorsNameTheKey) {
     EXPECT_THAT(ParseConfig(absl::StrCat(kMinimal, "clients:\n  - ", rule, "\n"), "t.yaml"),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
         << rule;
+  }
+}
+
+// SIP signing choices that would refuse every INVITE they apply to are configuration errors.
+TEST(ConfigTest, SipSigningThatCouldNeverSucceedIsRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("  allow_insecure"), 0, "  sip: {udp: \"127.0.0.1:5060\"}\n");
+  yaml.replace(yaml.find("    certificate: /etc/shakend/sp.pem\n"), 0, "    attest: [C]\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // The rule's profiles do not allow the profile its INVITEs are signed with.
+      {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], profiles: [other]}",
+       "clients[0]: its INVITEs are signed with profile \"lab\" (listen.sip.profile"},
+      // The profile may not sign the rule's default level.
+      {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], profiles: [lab], "
+       "sip_default_attest: A}",
+       "clients[0]: sip_default_attest A is not a level profile \"lab\" may sign (its attest: C)"},
+  };
+  for (const auto& [rule, want] : cases) {
+    EXPECT_THAT(ParseConfig(absl::StrCat(yaml, "clients:\n  - ", rule, "\n"), "t.yaml"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(want)))
+        << rule;
+  }
+  // Without rules, the listener's own default level against its profile.
+  std::string listener = yaml;
+  listener.replace(listener.find("127.0.0.1:5060\"}"), 16, "127.0.0.1:5060\", default_attest: B}");
+  EXPECT_THAT(ParseConfig(listener, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("listen.sip: default_attest B is not a level profile \"lab\"")));
+  // Allowed choices pass; a Verify-only SIP client signs nothing, so nothing is checked.
+  for (const std::string& rule :
+       {"{identity: a, methods: [Sign], sources: [10.0.0.0/8], profiles: [\"*\"], "
+        "sip_default_attest: C}",
+        "{identity: a, methods: [Verify], sources: [10.0.0.0/8]}"}) {
+    EXPECT_OK(ParseConfig(absl::StrCat(yaml, "clients:\n  - ", rule, "\n"), "t.yaml")) << rule;
   }
 }
 
