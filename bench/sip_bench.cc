@@ -248,7 +248,7 @@ int Main(int argc, char** argv) {
   // Rounds alternate the two phases, so that the machine's changing speed (a shared virtual
   // machine) hits both alike; the figure is the median of the rounds' ratios.
   std::vector<double> ratios;
-  uint64_t sip_failed = 0, grpc_errors = 0;
+  uint64_t sip_failed = 0, failed_calls = 0, grpc_errors = 0;
   double last_sip_rate = 0;
   uint64_t last_calls = 1000;
   for (int round = 1; round <= flags.rounds; ++round) {
@@ -272,6 +272,7 @@ int Main(int argc, char** argv) {
                 1e6 * (RusageSeconds(RUSAGE_CHILDREN) - client0) / sip_calls);
     if (sip.failed > 0) std::printf("SIPp's errors:\n%s\n", sip.errors.c_str());
     sip_failed += sip.failed + sip.retransmissions;
+    failed_calls += sip.failed;
     last_sip_rate = sip.rate;
     ratios.push_back(grpc.rate() > 0 ? sip.rate / grpc.rate() : 0.0);
   }
@@ -304,8 +305,9 @@ int Main(int argc, char** argv) {
   std::printf("sip_bench: sip_vs_grpc=%.2f sip_failed=%llu sip_vs_sipp_ceiling=%.2f\n",
               ratios[ratios.size() / 2], static_cast<unsigned long long>(sip_failed),
               ceiling.rate > 0 ? last_sip_rate / ceiling.rate : 0.0);
-  // A failed call is a bug whatever the speed (the smoke test relies on it).
-  return grpc_errors == 0 && sip_failed == 0 ? 0 : 1;
+  // A failed call is a bug whatever the speed (the smoke test relies on it); a retransmission
+  // on a loaded machine is not, and only counts against the figure.
+  return grpc_errors == 0 && failed_calls == 0 ? 0 : 1;
 }
 
 }  // namespace
