@@ -141,11 +141,7 @@ listen:
                       options.metrics_listener
                           ? absl::StrCat("  metrics: 127.0.0.1:", options.metrics_port, "\n")
                           : "",
-                      options.listen_extra_yaml,
-                      options.sip_listener
-                          ? "  sip:\n    udp: 127.0.0.1:0\n    tcp: 127.0.0.1:0\n"
-                          : "",
-                      tls_and_clients, R"(pkcs11:
+                      options.listen_extra_yaml, tls_and_clients, R"(pkcs11:
   module: )", options.pkcs11_module.empty() ? token.module_path() : options.pkcs11_module, R"(
   pin_source: file:)", token.pin_file(), R"(
   pool_size: )", options.pool_size, R"(

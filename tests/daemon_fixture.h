@@ -36,9 +36,6 @@ struct DaemonEnvOptions {
   bool plaintext = false;
   std::string extra_yaml;  // appended to the generated configuration
   std::string listen_extra_yaml;  // lines added to the listen section ("  reflection: off\n")
-  // true: listen.sip on UDP and TCP, port 0 each. Its SIP clients are rules with sources in
-  // clients_extra_yaml.
-  bool sip_listener = false;
   std::string clients_extra_yaml;  // rules added to the clients list ("  - {identity: ...}\n")
   // The PKCS#11 module; empty: SoftHSM2's. E.g. the fault-injecting module (fault_pkcs11.h).
   std::string pkcs11_module;

@@ -129,7 +129,7 @@ class SipRedirectTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     auto env = DaemonEnv::Create({
-        .sip_listener = true,
+        .listen_extra_yaml = "  sip: {udp: 127.0.0.1:0, tcp: 127.0.0.1:0}\n",
         .clients_extra_yaml =
             "  - {identity: sbc-sip, methods: [Sign, Verify], profiles: [token], "
             "sources: [127.0.0.1/32]}\n"

@@ -645,8 +645,7 @@ absl::StatusOr<std::unique_ptr<RedirectServer>> RedirectServer::Start(const SipC
                                                                       RedirectServerDeps deps) {
   std::unique_ptr<RedirectServer> s(new RedirectServer());
   s->loop_ = std::make_unique<Loop>(config, std::move(deps));
-  absl::Status st = s->loop_->Start(&s->udp_port_, &s->tcp_port_);
-  if (!st.ok()) return st;
+  if (absl::Status st = s->loop_->Start(&s->udp_port_, &s->tcp_port_); !st.ok()) return st;
   return s;
 }
 
