@@ -16,8 +16,8 @@
 //      concurrency (HTTP/1.1 keep-alive connections, one epoll thread), the same 2 cores.
 //   6. The floor: the same phases against a server that does nothing but the gRPC call and the
 //      cryptographic operation, with shakend's keys, pool options, verifier and TLS settings
-//      (bench/floor_server.cc, the load_bench_floor binary). Its figures bound what any shaken.v1 server can
-//      reach on this machine; shakend's are read as a share of them.
+//      (bench/floor_server.cc, the load_bench_floor binary), each phase in alternating shakend /
+//      floor pairs (--floor-rounds). It bounds what any shaken.v1 server can reach here.
 //   7. VmRSS of the shakend process after the first second of load and at the end (--soak adds
 //      five minutes of mixed Sign / SignStream / Verify load).
 // Every loop is bounded in count and time. Ends with the floor's ratios and then one line:
@@ -27,7 +27,7 @@
 // Flags: --seconds=N (each measured phase, default 8), --inflight=N (unary and Verify, 16),
 // --streams=N --window=N (SignStream, 4 x 8), --pool=N (token sessions, default 2 x cores),
 // --soft-inflight=N (file profile and secsipidx, 8), --inproc-seconds=N (4), --soak,
-// --soak-seconds=N (300), --only=PHASES (comma-separated: sign, paced, stream, verify, file,
+// --soak-seconds=N (300), --floor-rounds=N (3), --only=PHASES (comma-separated: sign, paced, stream, verify, file,
 // secsipidx, floor, slowhsm, storm; default all), --plaintext (API listener without TLS),
 // --shakend, --floor-server, --secsipidx (the binaries; --help shows the defaults).
 //
@@ -57,6 +57,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/grpc_load.h"
@@ -90,6 +92,7 @@ struct Flags {
   bool soak = false;
   bool plaintext = false;  // no TLS on the API listener: splits TLS from gRPC in the figures
   int soak_seconds = 300;
+  int floor_rounds = 3;  // alternating shakend / floor pairs per phase
   std::string shakend = SHAKEND_BINARY;
   std::string floor_server = FLOOR_SERVER_BINARY;
   std::string secsipidx = "/usr/bin/secsipidx";
@@ -216,6 +219,81 @@ Suite RunSuite(const std::string& who, shaken::v1::Shaken::Stub* stub, const Fla
   return s;
 }
 
+// A server the gRPC phases run against: shakend or the floor.
+struct Target {
+  std::string who;
+  shaken::v1::Shaken::Stub* stub;
+  pid_t pid;
+  std::string note;
+};
+
+// FloorShares: shakend's rate as a share of the floor's, per phase, one figure per round.
+struct FloorShares {
+  std::vector<double> sign, stream, verify, file;
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// RunAgainstFloor runs each selected gRPC phase against shakend and the floor in `floor_rounds`
+// adjacent pairs, shakend first in odd rounds and the floor first in even ones: this virtual
+// machine's speed drifts by tens of percent over minutes, which a whole suite against one server
+// and then the other reads as a difference between them. The open-loop phase (a latency figure)
+// runs once. `ours` and `floor` get each phase's first round; every round's failed calls count.
+FloorShares RunAgainstFloor(const Flags& flags, const Target& shakend, const Target& floor_target,
+                            const std::function<const std::vector<VerifyRequest>&()>& fresh_verify,
+                            Suite* ours, Suite* floor, uint64_t* errors) {
+  FloorShares shares;
+  const std::string phases[] = {"sign", "paced", "stream", "verify", "file"};
+  for (const std::string& phase : phases) {
+    if (!flags.Runs(phase)) continue;
+    Flags one = flags;
+    one.only = phase;
+    const int rounds = phase == "paced" ? 1 : flags.floor_rounds;
+    for (int r = 0; r < rounds; ++r) {
+      Suite got[2] = {Suite(shakend.who), Suite(floor_target.who)};
+      for (int k = 0; k < 2; ++k) {
+        const int i = r % 2 == 0 ? k : 1 - k;
+        const Target& t = i == 0 ? shakend : floor_target;
+        ChargeServerCpuTo(t.pid);
+        got[i] = RunSuite(t.who, t.stub, one, fresh_verify, t.note);
+        *errors += got[i].errors();
+      }
+      auto pick = [&phase](Suite& s) -> LatencyRecorder& {
+        return phase == "sign"     ? s.unary
+               : phase == "paced"  ? s.paced
+               : phase == "stream" ? s.stream
+               : phase == "verify" ? s.verify
+                                   : s.soft;
+      };
+      if (r == 0) {
+        pick(*ours) = pick(got[0]);
+        pick(*floor) = pick(got[1]);
+      }
+      const double floor_rate = pick(got[1]).rate();
+      const double share = floor_rate > 0 ? pick(got[0]).rate() / floor_rate : 0;
+      if (phase == "sign") shares.sign.push_back(share);
+      if (phase == "stream") shares.stream.push_back(share);
+      if (phase == "verify") shares.verify.push_back(share);
+      if (phase == "file") shares.file.push_back(share);
+    }
+  }
+  ChargeServerCpuTo(shakend.pid);
+  return shares;
+}
+
+// Shares prints "M % (r1, r2, ...)": the median share and each round's, in percent.
+std::string Shares(const std::vector<double>& v) {
+  std::vector<std::string> each;
+  for (double x : v) each.push_back(absl::StrFormat("%.0f", 100 * x));
+  return absl::StrCat(absl::StrFormat("%.0f %%", 100 * Median(v)), " (",
+                      absl::StrJoin(each, ", "), ")");
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const testing::DaemonEnv& env, const std::string& target,
                                            bool plaintext) {
   if (plaintext) {
@@ -281,6 +359,11 @@ Flags ParseFlags(int argc, char** argv) {
   app.add_option("--floor-server", f.floor_server, "the load_bench_floor binary")
       ->capture_default_str();
   app.add_option("--secsipidx", f.secsipidx, "the secsipidx binary")->capture_default_str();
+  app.add_option("--floor-rounds", f.floor_rounds,
+                 "shakend / floor pairs per gRPC phase, in alternating order (the share is their "
+                 "median)")
+      ->check(positive)
+      ->capture_default_str();
   app.add_option("--only", f.only,
                  "comma-separated phases: sign, paced, stream, verify, file, secsipidx, floor, "
                  "slowhsm, storm (default all)");
@@ -426,9 +509,40 @@ int main(int argc, char** argv) {
   const auto token_t = SignTarget(stub.get(), token_sign);
   const auto verify_target = VerifyTarget(stub.get(), verify_reqs);
 
+  // The floor: the same keys and verifier behind a server that does nothing else. It runs beside
+  // shakend so that their phases can alternate.
+  std::unique_ptr<testing::Child> floor_server;
+  std::shared_ptr<grpc::Channel> fchannel;
+  std::unique_ptr<shaken::v1::Shaken::Stub> fstub;
+  if (flags.Runs("floor")) {
+    const int fport = testing::FreeLoopbackPort();
+    floor_server =
+        StartChild({flags.floor_server, "--config", config, "--port", absl::StrCat(fport)},
+                   dir + "/floor.log");
+    WaitListening(*floor_server, fport, "the floor server");
+    fchannel = MakeChannel(*env, absl::StrCat("127.0.0.1:", fport), flags.plaintext);
+    fstub = shaken::v1::Shaken::NewStub(fchannel);
+    ChargeServerCpuTo(floor_server->pid());
+    RunClosed("warm-up", SignTarget(fstub.get(), token_sign), flags.inflight, 1.0);
+    ChargeServerCpuTo(shakend->pid());
+  }
+
   RunClosed("warm-up", token_t, flags.inflight, 1.0);
   const long rss_start = RssKb(shakend->pid());
-  Suite grpc = RunSuite("grpc", stub.get(), flags, refresh_verify, "");
+  Suite grpc("grpc");
+  Suite floor("floor");
+  FloorShares shares;
+  uint64_t floor_round_errors = 0;
+  if (fstub == nullptr) {
+    grpc = RunSuite("grpc", stub.get(), flags, refresh_verify, "");
+  } else {
+    shares = RunAgainstFloor(flags, {"grpc", stub.get(), shakend->pid(), ""},
+                             {"floor", fstub.get(), floor_server->pid(), "; floor server"},
+                             refresh_verify, &grpc, &floor, &floor_round_errors);
+    fstub.reset();
+    fchannel.reset();
+    StopChild(floor_server, SIGTERM);
+  }
   LatencyRecorder& unary = grpc.unary;
   LatencyRecorder& paced = grpc.paced;
   LatencyRecorder& stream = grpc.stream;
@@ -453,25 +567,6 @@ int main(int argc, char** argv) {
     peer.Print(absl::StrCat(flags.soft_inflight, " keep-alive connections"));
     ChargeServerCpuTo(shakend->pid());
     StopChild(secsipidx, SIGTERM);
-  }
-
-  // --- the floor: the same keys and verifier behind a server that does nothing else ---
-  Suite floor("floor");
-  if (flags.Runs("floor")) {
-    const int fport = testing::FreeLoopbackPort();
-    std::unique_ptr<testing::Child> floor_server =
-        StartChild({flags.floor_server, "--config", config, "--port", absl::StrCat(fport)},
-                   dir + "/floor.log");
-    WaitListening(*floor_server, fport, "the floor server");
-    auto fchannel = MakeChannel(*env, absl::StrCat("127.0.0.1:", fport), flags.plaintext);
-    auto fstub = shaken::v1::Shaken::NewStub(fchannel);
-    ChargeServerCpuTo(floor_server->pid());
-    RunClosed("warm-up", SignTarget(fstub.get(), token_sign), flags.inflight, 1.0);
-    floor = RunSuite("floor", fstub.get(), flags, refresh_verify, "; floor server");
-    ChargeServerCpuTo(shakend->pid());
-    fstub.reset();
-    fchannel.reset();
-    StopChild(floor_server, SIGTERM);
   }
 
   // --- production latency ---
@@ -550,8 +645,10 @@ int main(int argc, char** argv) {
   std::printf("soft: shakend file key %.0f /s p99 %.3f ms; secsipidx %.0f /s p99 %.3f ms\n",
               soft.rate(), soft.PercentileMs(99), peer.rate(), peer.PercentileMs(99));
   std::printf("load average at the end: %s", load_after.c_str());
-  const uint64_t errors = grpc.errors() + peer.errors() + floor.errors() + slowhsm.errors() +
-                         calm.errors() + stormy.errors() + storm_verify_errors;
+  // With the floor, grpc and floor hold first rounds only: floor_round_errors counts them all.
+  const uint64_t errors = (flags.Runs("floor") ? floor_round_errors : grpc.errors()) +
+                          peer.errors() + slowhsm.errors() + calm.errors() + stormy.errors() +
+                          storm_verify_errors;
   if (errors > 0) std::printf("load_bench: %llu failed calls (see above)\n",
                               static_cast<unsigned long long>(errors));
   if (flags.soak) {
@@ -563,12 +660,12 @@ int main(int argc, char** argv) {
                 growth(rss_start, rss_end));
   }
   if (flags.Runs("floor")) {
-    std::printf("floor: shakend's rate as a share of the floor's: Sign %.0f %%, Sign @80%% p99 "
-                "%.2f vs %.2f ms, SignStream %.0f %%, Verify %.0f %%, Sign (file key) %.0f %%\n",
-                100 * ratio(unary.rate(), floor.unary.rate()), paced.PercentileMs(99),
-                floor.paced.PercentileMs(99), 100 * ratio(stream.rate(), floor.stream.rate()),
-                100 * ratio(verify.rate(), floor.verify.rate()),
-                100 * ratio(soft.rate(), floor.soft.rate()));
+    std::printf("floor: shakend's rate as a share of the floor's, median of %d alternating rounds "
+                "(each round): Sign %s, SignStream %s, Verify %s, Sign (file key) %s; Sign @80%% "
+                "p99 %.2f vs %.2f ms\n",
+                flags.floor_rounds, Shares(shares.sign).c_str(), Shares(shares.stream).c_str(),
+                Shares(shares.verify).c_str(), Shares(shares.file).c_str(),
+                paced.PercentileMs(99), floor.paced.PercentileMs(99));
     std::printf(
         "load_bench_floor: sign_vs_pool=%.2f stream_vs_pool=%.2f verify_vs_inproc=%.2f "
         "sign_p99_ms=%.2f soft_vs_secsipidx=%.2f\n",
