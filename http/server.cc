@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "http/listener.h"
 
 namespace shaken::http {
 namespace {
@@ -107,6 +108,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   Handler* handler = nullptr;
   MHD_Daemon* daemon = nullptr;
+  std::unique_ptr<Listener> listener;  // accepts; libmicrohttpd has no listening socket
   std::unique_ptr<X509_STORE, StoreFree> client_ca;
   std::string key_pem, cert_pem, trust_pem;  // libmicrohttpd reads them at start
   int port = 0;
@@ -439,10 +441,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   if (!addr.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(o.address, ": ", addr.status().message()));
   }
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-  if (addr->first.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  absl::StatusOr<std::unique_ptr<Listener>> listener =
+      Listener::Listen(reinterpret_cast<const sockaddr*>(&addr->first), addr->second);
+  if (!listener.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve HTTP on ", o.address, ": ", listener.status().message()));
+  }
+  impl->listener = *std::move(listener);
+  // Connections come from the Listener (listener.h says why), through the inter-thread channel
+  // that wakes the worker they are given to.
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                       MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
   std::vector<MHD_OptionItem> opts;
-  opts.push_back({MHD_OPTION_SOCK_ADDR, 0, &addr->first});
   opts.push_back({MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(o.max_connections), nullptr});
   opts.push_back({MHD_OPTION_CONNECTION_TIMEOUT,
                   static_cast<intptr_t>(std::max<int64_t>(1, absl::ToInt64Seconds(o.idle_timeout))),
@@ -479,11 +489,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   if (impl->daemon == nullptr) {
     return absl::UnavailableError(absl::StrCat(
         "cannot serve HTTP on ", o.address,
-        o.tls.has_value() ? " (address in use, or the TLS certificate or key is not usable?)"
-                          : " (address in use, or not an address of this host?)"));
+        o.tls.has_value() ? " (is the TLS certificate or key usable?)" : ""));
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(impl->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  impl->port = info != nullptr ? info->port : 0;
+  impl->port = impl->listener->port();
+  // MHD_add_connection gives a connection to the worker its descriptor names (modulo the pool
+  // size, the next one with room when that one is full), and closes it when none has room.
+  impl->listener->Start([daemon = impl->daemon](int fd, const sockaddr* peer, socklen_t len) {
+    (void)MHD_add_connection(daemon, fd, peer, len);
+  });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -531,6 +544,7 @@ void Server::Stop(absl::Time deadline) {
     impl_->mu.AwaitWithTimeout(absl::Condition(&resumed), absl::Seconds(2));
     impl_->stopped = true;
   }
+  impl_->listener->Stop();  // no connection is added to a stopping libmicrohttpd
   MHD_stop_daemon(impl_->daemon);
   impl_->daemon = nullptr;
 }

@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -163,6 +165,65 @@ TEST(HttpServer, GarbageAndOversizedHeadersGetAnAnswerAndTheServerGoesOn) {
                            "Connection: close\r\n\r\nok")
                 .substr(0, 12),
             "HTTP/1.1 200");
+}
+
+// ThreadRecorder notes which server thread took each request.
+class ThreadRecorder : public EchoHandler {
+ public:
+  void OnRequest(std::unique_ptr<Exchange> ex) override {
+    {
+      absl::MutexLock lock(&mu_);
+      threads_.insert(std::this_thread::get_id());
+    }
+    EchoHandler::OnRequest(std::move(ex));
+  }
+  size_t threads() {
+    absl::MutexLock lock(&mu_);
+    return threads_.size();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<std::thread::id> threads_;
+};
+
+// An SBC opens its keep-alive connections together at start-up. They must land on different
+// event threads: a thread serves its connections one request at a time, so connections all on
+// one thread leave the others idle however busy the SBC is.
+TEST(HttpServer, ConnectionsOpenedTogetherAreSpreadOverTheThreads) {
+  ThreadRecorder h;
+  auto server = Server::Start({.address = "127.0.0.1:0", .threads = 2}, &h);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    fds.push_back(fd);
+  }
+  const std::string request =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  for (int fd : fds) {
+    ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  }
+  for (int fd : fds) {
+    timeval tv{.tv_sec = 10, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char buf[512];
+    while (got.find("\r\n\r\nhi") == std::string::npos) {
+      const ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
+    close(fd);
+  }
+  EXPECT_EQ(h.threads(), 2u);
 }
 
 TEST(HttpServer, RefusesAnAddressItCannotUse) {
