@@ -187,6 +187,40 @@ class ThreadRecorder : public EchoHandler {
   std::set<std::thread::id> threads_;
 };
 
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// EchoOn sends one POST /echo on `fd` and returns what came back until the echoed body, the
+// end of the stream or 10 s.
+std::string EchoOn(int fd) {
+  const std::string request =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return "";
+  }
+  timeval tv{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[512];
+  while (got.find("\r\n\r\nhi") == std::string::npos) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
 // An SBC opens its keep-alive connections together at start-up. They must land on different
 // event threads: a thread serves its connections one request at a time, so connections all on
 // one thread leave the others idle however busy the SBC is.
@@ -196,34 +230,35 @@ TEST(HttpServer, ConnectionsOpenedTogetherAreSpreadOverTheThreads) {
   ASSERT_TRUE(server.ok()) << server.status();
   std::vector<int> fds;
   for (int i = 0; i < 4; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(fd, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>((*server)->port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    fds.push_back(fd);
-  }
-  const std::string request =
-      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
-  for (int fd : fds) {
-    ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    fds.push_back(ConnectLoopback((*server)->port()));
+    ASSERT_GE(fds.back(), 0);
   }
   for (int fd : fds) {
-    timeval tv{.tv_sec = 10, .tv_usec = 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string got;
-    char buf[512];
-    while (got.find("\r\n\r\nhi") == std::string::npos) {
-      const ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
-    }
+    const std::string got = EchoOn(fd);
     EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
     close(fd);
   }
   EXPECT_EQ(h.threads(), 2u);
+}
+
+// A connection beyond max_connections is closed at once; those within it are served.
+TEST(HttpServer, AConnectionBeyondTheLimitIsClosed) {
+  EchoHandler h;
+  auto server = Server::Start({.address = "127.0.0.1:0", .max_connections = 2}, &h);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int a = ConnectLoopback((*server)->port());
+  const int b = ConnectLoopback((*server)->port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_EQ(EchoOn(a).substr(0, 12), "HTTP/1.1 200");  // both are in before the third comes
+  EXPECT_EQ(EchoOn(b).substr(0, 12), "HTTP/1.1 200");
+  const int c = ConnectLoopback((*server)->port());
+  ASSERT_GE(c, 0);
+  EXPECT_EQ(EchoOn(c), "");  // closed without an answer
+  close(c);
+  EXPECT_EQ(EchoOn(a).substr(0, 12), "HTTP/1.1 200");  // the others go on
+  close(a);
+  close(b);
 }
 
 TEST(HttpServer, RefusesAnAddressItCannotUse) {
