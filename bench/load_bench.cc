@@ -27,8 +27,9 @@
 // Flags: --seconds=N (each measured phase, default 8), --inflight=N (unary and Verify, 16),
 // --streams=N --window=N (SignStream, 4 x 8), --pool=N (token sessions, default 2 x cores),
 // --soft-inflight=N (file profile and secsipidx, 8), --inproc-seconds=N (4), --soak,
-// --soak-seconds=N (300), --floor-rounds=N (3), --only=PHASES (comma-separated: sign, paced, stream, verify, file,
-// secsipidx, floor, slowhsm, storm; default all), --plaintext (API listener without TLS),
+// --soak-seconds=N (300), --floor-rounds=N (3), --only=PHASES (comma-separated: sign, paced,
+// stream, verify, file, secsipidx, floor, slowhsm, storm; default all), --plaintext (API listener
+// without TLS),
 // --shakend, --floor-server, --secsipidx (the binaries; --help shows the defaults).
 //
 // Files: this one (flags, phases, main); latency_recorder.h (the per-phase recorder);
