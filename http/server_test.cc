@@ -261,6 +261,25 @@ TEST(HttpServer, AConnectionBeyondTheLimitIsClosed) {
   close(b);
 }
 
+// An IPv6 listener: the socket the Listener binds serves IPv6 clients, and the peer address
+// reaches the handler.
+TEST(HttpServer, ServesOnTheIpv6Loopback) {
+  EchoHandler h;
+  auto server = Server::Start({.address = "[::1]:0"}, &h);
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<uint16_t>((*server)->port()));
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string got = EchoOn(fd);
+  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
+  EXPECT_NE(got.find("X-Peer-Known: yes"), std::string::npos) << got;
+  close(fd);
+}
+
 TEST(HttpServer, RefusesAnAddressItCannotUse) {
   EchoHandler h;
   EXPECT_FALSE(Server::Start({.address = "no-port"}, &h).ok());
