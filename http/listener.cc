@@ -60,11 +60,12 @@ void Listener::Stop() {
 void Listener::Run(const OnAccept& on_accept) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
   while (true) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+      if (Pause()) return;
+      continue;
     }
     if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     const int c =
@@ -73,14 +74,21 @@ void Listener::Run(const OnAccept& on_accept) {
       on_accept(c, reinterpret_cast<const sockaddr*>(&peer), peer_len);
       continue;
     }
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-      // Out of descriptors or memory: the connection waits in the backlog. Try again in 100 ms
-      // rather than spin on a socket that stays readable; Stop still ends the wait at once.
-      pollfd stop = {stop_fd_, POLLIN, 0};
-      if (poll(&stop, 1, 100) > 0) return;
+    // A connection that went away before it was taken, or none after all: poll again.
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
+        errno == EPROTO) {
+      continue;
     }
-    // EAGAIN, EINTR, ECONNABORTED and the like: the next poll tells.
+    // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or anything else: the
+    // connection waits in the backlog. Try again in 100 ms rather than spin on a socket that
+    // stays readable.
+    if (Pause()) return;
   }
+}
+
+bool Listener::Pause() const {
+  pollfd stop = {stop_fd_, POLLIN, 0};
+  return poll(&stop, 1, 100) > 0;
 }
 
 }  // namespace shaken::http

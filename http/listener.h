@@ -36,6 +36,8 @@ class Listener {
  private:
   Listener(int fd, int stop_fd, int port) : fd_(fd), stop_fd_(stop_fd), port_(port) {}
   void Run(const OnAccept& on_accept);
+  // Pause waits 100 ms after an error; true when Stop asked to end meanwhile.
+  bool Pause() const;
 
   int fd_;
   int stop_fd_;  // an eventfd: written by Stop

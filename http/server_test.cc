@@ -125,17 +125,24 @@ TEST(HttpServer, StopAnswersWhatIsStillHeld) {
   EXPECT_EQ(held.status, 503);
 }
 
-// Raw bytes on a socket: what libmicrohttpd answers to what is not HTTP, or too big.
-std::string RawExchange(int port, const std::string& bytes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// ConnectLoopback opens a TCP connection to 127.0.0.1:`port`; -1 when it cannot.
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+// Raw bytes on a socket: what libmicrohttpd answers to what is not HTTP, or too big.
+std::string RawExchange(int port, const std::string& bytes) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
   timeval tv{.tv_sec = 5, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -186,19 +193,6 @@ class ThreadRecorder : public EchoHandler {
   absl::Mutex mu_;
   std::set<std::thread::id> threads_;
 };
-
-int ConnectLoopback(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // EchoOn sends one POST /echo on `fd` and returns what came back until the echoed body, the
 // end of the stream or 10 s.
